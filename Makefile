@@ -1,0 +1,42 @@
+# The two set-up commands: `make run` and `make test`. Everything else is a convenience.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= config.example.toml
+
+.PHONY: run test lint types unit bench clean check-config
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## Start the fake providers and the gateway (embedded Redis) with config.example.toml.
+run: $(STAMP)
+	$(BIN)/python -m gateway dev --config $(CONFIG)
+
+## Lint, type-check and run the whole suite.
+test: $(STAMP) lint types
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check gateway fake_providers tests benchmarks
+	$(BIN)/ruff format --check gateway fake_providers tests benchmarks
+
+types: $(STAMP)
+	$(BIN)/mypy --strict gateway fake_providers
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+check-config: $(STAMP)
+	$(BIN)/gateway check-config $(CONFIG)
+
+## Gateway vs direct upstream: req/s, latency, CPU per request, RSS.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .data

@@ -1,0 +1,214 @@
+"""Time, injected.
+
+Everything in the gateway that waits on time takes a :class:`Clock`. Production uses
+:class:`RealClock`; tests use :class:`ManualClock`, whose named timers can be awaited
+("trapped") and fired by advancing time, so no test sleeps for real.
+
+The manual clock is thread-safe: a test may drive it from its own thread or event loop
+while the gateway under test runs on another loop in a background thread. Callbacks and
+wake-ups are always delivered on the loop that armed them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+class Clock(Protocol):
+    """What the gateway needs from time."""
+
+    def now(self) -> float:
+        """Wall-clock time, seconds since the epoch."""
+        ...
+
+    def monotonic(self) -> float:
+        """A monotonic reading in seconds, for durations."""
+        ...
+
+    async def sleep(self, seconds: float, *, name: str = "sleep") -> None:
+        """Wait ``seconds``; ``name`` lets tests find the wait."""
+        ...
+
+    def call_later(self, seconds: float, callback: Callable[[], None], *, name: str) -> TimerHandle:
+        """Run ``callback`` on the current event loop after ``seconds`` (a named timer)."""
+        ...
+
+
+class _RealTimer:
+    __slots__ = ("_handle", "_name")
+
+    def __init__(self, handle: asyncio.TimerHandle, name: str) -> None:
+        self._handle = handle
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+
+class RealClock:
+    """The system clock and the running event loop's timers."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float, *, name: str = "sleep") -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    def call_later(self, seconds: float, callback: Callable[[], None], *, name: str) -> TimerHandle:
+        loop = asyncio.get_running_loop()
+        return _RealTimer(loop.call_later(max(0.0, seconds), callback), name)
+
+
+@dataclass(eq=False)
+class ManualTimer:
+    """A timer armed on a :class:`ManualClock`."""
+
+    clock: ManualClock
+    name: str
+    deadline: float
+    callback: Callable[[], None]
+    loop: asyncio.AbstractEventLoop
+    seq: int
+    cancelled: bool = False
+    fired: bool = False
+    armed_at: float = field(default=0.0)
+
+    def cancel(self) -> None:
+        self.clock._cancel(self)
+
+
+class ManualClock:
+    """A clock that moves only when told to.
+
+    ``advance(seconds)`` moves time forward and fires every timer that became due, in
+    deadline order. ``wait_for_timer(name)`` waits (with a real-time deadline) until a
+    timer of that name is armed: the "trap" that lets a test know the code under test
+    reached the point where it waits.
+    """
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self._now = start
+        self._mono = 0.0
+        self._lock = threading.Lock()
+        self._timers: list[ManualTimer] = []
+        self._seq = itertools.count()
+        self._history: list[tuple[str, str]] = []  # (name, "armed"|"fired"|"cancelled")
+        self._changed = threading.Condition(self._lock)
+
+    # -- Clock protocol --------------------------------------------------------------
+    def now(self) -> float:
+        with self._lock:
+            return self._now
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._mono
+
+    async def sleep(self, seconds: float, *, name: str = "sleep") -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        timer = self.call_later(seconds, wake, name=name)
+        try:
+            await done
+        finally:
+            timer.cancel()
+
+    def call_later(self, seconds: float, callback: Callable[[], None], *, name: str) -> ManualTimer:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            timer = ManualTimer(
+                clock=self,
+                name=name,
+                deadline=self._mono + max(0.0, seconds),
+                callback=callback,
+                loop=loop,
+                seq=next(self._seq),
+                armed_at=self._mono,
+            )
+            self._timers.append(timer)
+            self._history.append((name, "armed"))
+            self._changed.notify_all()
+        return timer
+
+    # -- test controls ---------------------------------------------------------------
+    def advance(self, seconds: float) -> list[str]:
+        """Move time forward; fire due timers. Returns the names of the timers fired."""
+        with self._lock:
+            target = self._mono + seconds
+            fired: list[ManualTimer] = []
+            while True:
+                due = [t for t in self._timers if t.deadline <= target]
+                if not due:
+                    break
+                due.sort(key=lambda t: (t.deadline, t.seq))
+                timer = due[0]
+                self._timers.remove(timer)
+                self._now += timer.deadline - self._mono
+                self._mono = timer.deadline
+                timer.fired = True
+                self._history.append((timer.name, "fired"))
+                fired.append(timer)
+            self._now += target - self._mono
+            self._mono = target
+            self._changed.notify_all()
+        for timer in fired:
+            if timer.loop.is_closed():
+                continue
+            timer.loop.call_soon_threadsafe(timer.callback)
+        return [t.name for t in fired]
+
+    def pending(self, name: str | None = None) -> list[ManualTimer]:
+        with self._lock:
+            return [t for t in self._timers if name is None or t.name == name]
+
+    def history(self, name: str | None = None) -> list[str]:
+        """Events seen for timers (of ``name``): "armed", "fired", "cancelled"."""
+        with self._lock:
+            return [event for n, event in self._history if name is None or n == name]
+
+    async def wait_for_timer(self, name: str, *, timeout: float = 10.0) -> ManualTimer:
+        """Wait until a timer called ``name`` is pending (polls with a real deadline)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            timers = self.pending(name)
+            if timers:
+                return timers[0]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no timer named {name!r} was armed within {timeout}s")
+            await asyncio.sleep(0.005)
+
+    def _cancel(self, timer: ManualTimer) -> None:
+        with self._lock:
+            if timer in self._timers:
+                self._timers.remove(timer)
+                timer.cancelled = True
+                self._history.append((timer.name, "cancelled"))
+                self._changed.notify_all()
