@@ -1,0 +1,142 @@
+"""Raw ASGI plumbing for the proxy routes: read the body, answer, watch for disconnects.
+
+The proxy routes are ASGI handlers so that the gateway decides exactly when response headers
+go out (the stream commit point) and pays nothing for framework layers it does not use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from litestar.types import Receive, Scope, Send
+
+from gateway.errors.client import GatewayError, PayloadTooLarge
+from gateway.policy.auth import presented_key
+
+JSON_HEADERS: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)
+SSE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+)
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the answer was complete."""
+
+
+def new_request_id() -> str:
+    return "req_" + uuid.uuid4().hex
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body, refusing more than ``limit`` bytes with a 413."""
+    declared = header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.", code="request_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"Request body is larger than the limit of {limit} bytes.", code="request_too_large"
+                )
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _raw_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+async def send_bytes(
+    send: Send,
+    status: int,
+    body: bytes,
+    *,
+    base: Iterable[tuple[bytes, bytes]] = JSON_HEADERS,
+    headers: Iterable[tuple[str, str]] = (),
+) -> None:
+    raw = [*base, *_raw_headers(headers), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def send_error(send: Send, error: GatewayError, *, headers: Iterable[tuple[str, str]] = ()) -> None:
+    await send_bytes(send, error.status_code, error.body(), headers=[*error.headers.items(), *headers])
+
+
+async def start_stream(send: Send, *, headers: Iterable[tuple[str, str]] = ()) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *_raw_headers(headers)]})
+
+
+async def send_chunk(send: Send, chunk: bytes) -> None:
+    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+
+async def end_stream(send: Send) -> None:
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+@contextlib.asynccontextmanager
+async def cancel_on_disconnect(receive: Receive) -> AsyncIterator[asyncio.Event]:
+    """Cancel the enclosed work when the client disconnects.
+
+    Runs a watcher on ``receive``; on ``http.disconnect`` it cancels the task that entered the
+    block, which then sees :class:`ClientDisconnected`. The yielded event is set when the
+    client is gone.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    gone = asyncio.Event()
+
+    async def watch() -> None:
+        while True:
+            message: Any = await receive()
+            if message["type"] == "http.disconnect":
+                gone.set()
+                task.cancel()
+                return
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield gone
+    except asyncio.CancelledError:
+        if gone.is_set():
+            task.uncancel()
+            raise ClientDisconnected from None
+        raise
+    finally:
+        watcher.cancel()
+
+
+def presented_key_from_scope(scope: Scope) -> str | None:
+    """The gateway key from ``Authorization: Bearer``, ``api-key`` or ``x-api-key`` (one pass)."""
+    authorization = api_key = x_api_key = None
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            authorization = bytes(value).decode("latin-1")
+        elif key == b"api-key":
+            api_key = bytes(value).decode("latin-1")
+        elif key == b"x-api-key":
+            x_api_key = bytes(value).decode("latin-1")
+    return presented_key(authorization, api_key, x_api_key)

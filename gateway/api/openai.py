@@ -1,0 +1,100 @@
+"""The OpenAI-compatible surface. Proxy routes are raw ASGI (see ``asgi_io``); listings are plain."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Request, Response, get
+from litestar.handlers import asgi
+from litestar.types import Receive, Scope, Send
+
+from gateway.api import asgi_io
+from gateway.errors.client import GatewayError, MethodNotAllowed, NotFound
+from gateway.proxy import chat_completions
+from gateway.services import Services
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def services_of(scope: Scope) -> Services:
+    services: Services = scope["litestar_app"].state.services
+    return services
+
+
+class ModelCard(msgspec.Struct):
+    id: str
+    object: str = "model"
+    created: int = 0
+    owned_by: str = "gateway"
+    context_window: int | None = None
+
+
+class ModelList(msgspec.Struct):
+    data: list[ModelCard]
+    object: str = "list"
+
+
+def _card(services: Services, name: str) -> ModelCard:
+    deployment = services.router.deployments(name)[0]
+    windows = [d.settings.context_window for d in services.router.deployments(name) if d.settings.context_window]
+    return ModelCard(
+        id=name,
+        owned_by=deployment.settings.owned_by or deployment.provider,
+        context_window=min(windows) if windows else None,
+    )
+
+
+def _json(status: int, value: object, request_id: str) -> Response[bytes]:
+    return Response(
+        _ENCODER.encode(value),
+        status_code=status,
+        media_type="application/json",
+        headers={"x-request-id": request_id},
+    )
+
+
+def _authenticate(request: Request[object, object, object]) -> None:
+    services_of(request.scope).keys.authenticate(asgi_io.presented_key_from_scope(request.scope))
+
+
+@get("/v1/models", sync_to_thread=False)
+def list_models(request: Request[object, object, object]) -> Response[bytes]:
+    request_id = asgi_io.new_request_id()
+    try:
+        _authenticate(request)
+    except GatewayError as exc:
+        return Response(exc.body(), status_code=exc.status_code, media_type="application/json")
+    services = services_of(request.scope)
+    return _json(200, ModelList(data=[_card(services, m) for m in services.router.models]), request_id)
+
+
+@get("/v1/models/{model_id:path}", sync_to_thread=False)
+def get_model(request: Request[object, object, object], model_id: str) -> Response[bytes]:
+    request_id = asgi_io.new_request_id()
+    services = services_of(request.scope)
+    model_id = model_id.lstrip("/")
+    try:
+        _authenticate(request)
+        if not services.router.knows(model_id):
+            raise NotFound(
+                f"The model `{model_id}` does not exist or you do not have access to it.", code="model_not_found"
+            )
+    except GatewayError as exc:
+        return Response(
+            exc.body(), status_code=exc.status_code, media_type="application/json", headers={"x-request-id": request_id}
+        )
+    return _json(200, _card(services, model_id), request_id)
+
+
+@asgi("/v1/chat/completions")
+async def chat_completions_route(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["method"] != "POST":
+        await asgi_io.send_error(send, _method_not_allowed(scope))
+        return
+    await chat_completions.handle(services_of(scope), scope, receive, send)
+
+
+def _method_not_allowed(scope: Scope) -> MethodNotAllowed:
+    return MethodNotAllowed(f"Invalid URL ({scope['method']} {scope['path']})", code="method_not_allowed")
+
+
+ROUTES = [list_models, get_model, chat_completions_route]

@@ -1,0 +1,72 @@
+"""Build the Litestar app from a :class:`Settings` object. No globals: the lifespan creates the
+Redis client, the upstream clients and the clock, and hangs them on ``app.state.services``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+from litestar import Litestar
+
+from gateway.api import health, openai
+from gateway.clock import Clock, RealClock
+from gateway.config import Settings
+from gateway.policy.auth import KeyRing
+from gateway.providers import Router, build_upstreams
+from gateway.services import Services
+from gateway.store.connection import redis_client
+from gateway.store.embedded import EmbeddedRedis
+
+log = logging.getLogger("gateway")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> Litestar:
+    """The gateway as an ASGI app.
+
+    ``clock`` defaults to the real clock; tests pass a ``ManualClock``. ``transports`` replaces
+    the HTTP transport of named providers (unit tests use ``httpx.MockTransport`` or respx).
+    """
+    the_clock = clock or RealClock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        embedded: EmbeddedRedis | None = None
+        url = settings.redis.url
+        if url is None:
+            embedded = EmbeddedRedis(settings.redis.data_dir)
+            embedded.start()
+            url = embedded.url
+            log.info("embedded redis-server started with data in %s", embedded.data_dir)
+        redis = redis_client(url)
+        upstreams = build_upstreams(settings, transports)
+        try:
+            app.state.services = Services(
+                settings=settings,
+                clock=the_clock,
+                redis=redis,
+                upstreams=upstreams,
+                router=Router(settings, upstreams),
+                keys=KeyRing(settings.auth.keys),
+            )
+            yield
+        finally:
+            for upstream in upstreams.values():
+                await upstream.client.aclose()
+            await redis.aclose()
+            if embedded is not None:
+                embedded.stop()
+
+    return Litestar(
+        route_handlers=[*openai.ROUTES, *health.ROUTES],
+        lifespan=[lifespan],
+        openapi_config=None,
+        debug=False,
+    )

