@@ -1,0 +1,53 @@
+"""Conversions between API dialects: Responses <-> Chat Completions <-> Anthropic Messages.
+
+Two translator pairs, composed for the third route:
+
+* :mod:`.responses_chat` / :mod:`.responses_stream`: the Responses API over a Chat upstream;
+* :mod:`.anthropic_chat` / :mod:`.anthropic_stream`: Chat Completions over an Anthropic upstream;
+* :mod:`.compose`: the Responses API over an Anthropic upstream (Responses -> Chat -> Anthropic
+  and back).
+
+Everything here is pure: no I/O, no clock; ids come from an injected :class:`Ids`.
+"""
+
+from gateway.translate.anthropic_chat import (
+    AnthropicContext,
+    ToolIdMap,
+    anthropic_request_from_chat,
+    chat_completion_from_anthropic,
+)
+from gateway.translate.anthropic_stream import AnthropicToChatStream, InbandError
+from gateway.translate.compose import (
+    AnthropicToResponsesStream,
+    anthropic_request_from_responses,
+    response_from_anthropic_message,
+)
+from gateway.translate.errors import TranslationError
+from gateway.translate.ids import Ids, RandomIds, SequentialIds
+from gateway.translate.responses_chat import (
+    chat_request_from_responses,
+    input_items_from_input,
+    response_from_chat_completion,
+)
+from gateway.translate.responses_stream import ChatToResponsesStream, encode_event
+
+__all__ = [
+    "AnthropicContext",
+    "AnthropicToChatStream",
+    "AnthropicToResponsesStream",
+    "ChatToResponsesStream",
+    "Ids",
+    "InbandError",
+    "RandomIds",
+    "SequentialIds",
+    "ToolIdMap",
+    "TranslationError",
+    "anthropic_request_from_chat",
+    "anthropic_request_from_responses",
+    "chat_completion_from_anthropic",
+    "chat_request_from_responses",
+    "encode_event",
+    "input_items_from_input",
+    "response_from_anthropic_message",
+    "response_from_chat_completion",
+]

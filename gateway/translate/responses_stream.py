@@ -1,0 +1,392 @@
+"""Streaming Chat Completions chunks -> Responses API events.
+
+:class:`ChatToResponsesStream` is fed one decoded Chat chunk at a time and returns the Responses
+events to send for it. It keeps at most one output item open: a new kind of output (reasoning,
+text, a new tool call) closes the open item first, so every item's events are contiguous, as in
+OpenAI's own streams:
+
+    response.created, response.in_progress,
+    [reasoning item]   output_item.added, content_part.added, reasoning_text.delta..., (closed:)
+                       reasoning_text.done, content_part.done, output_item.done
+    [message item]     output_item.added, content_part.added, output_text.delta...,
+                       output_text.done, content_part.done, output_item.done
+                       (a refusal is a second part with refusal.delta / refusal.done)
+    [function_call]    output_item.added, function_call_arguments.delta...,
+                       function_call_arguments.done, output_item.done      (one per call)
+    response.completed | response.incomplete          (from finish())
+    error, response.failed                            (from fail())
+
+Tool-call fragments are keyed by ``index``; a fragment that carries a new ``id`` at an index
+already in use starts a new call (Ollama, LM Studio and Kimi reuse index 0). A fragment for a
+call that was already closed (a server interleaving calls) still lands in the final Response
+object, but no event is sent for it.
+
+The ``error`` event carries the error both nested (``error: {...}``, the form the live API sends
+and the OpenAI SDK raises on) and flat (``code``, ``message``, ``param``, the spec's schema), so
+either kind of parser reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from gateway.translate.ids import Ids
+from gateway.translate.responses_chat import (
+    message_text_part,
+    reasoning_text,
+    response_error,
+    response_shell,
+    terminal_status,
+    usage_from_chat,
+)
+
+Event = dict[str, Any]
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    """One Responses SSE frame: ``event: <type>\\ndata: <json>\\n\\n``."""
+    return b"event: " + str(event["type"]).encode() + b"\ndata: " + _ENCODER.encode(event) + b"\n\n"
+
+
+class _Item:
+    """The open output item and what has been streamed into it."""
+
+    __slots__ = ("buffer", "index", "item", "part_kind", "parts")
+
+    def __init__(self, item: dict[str, Any], index: int) -> None:
+        self.item = item  # the dict that ends up in response.output
+        self.index = index
+        self.buffer: list[str] = []  # text of the open part, or the call's arguments
+        self.part_kind: str | None = None  # "output_text" | "refusal" | "reasoning_text" | None
+        self.parts: list[dict[str, Any]] = []  # closed content parts
+
+
+class ChatToResponsesStream:
+    """Translate one streamed Chat completion into Responses events.
+
+    Call :meth:`start` once (or let the first :meth:`feed` do it), :meth:`feed` per decoded chunk,
+    then :meth:`finish` at the end of the upstream stream, or :meth:`fail` on an error. After
+    either, :attr:`response` holds the final Response object to store.
+    """
+
+    def __init__(
+        self,
+        *,
+        request: Mapping[str, Any],
+        response_id: str,
+        created_at: int,
+        ids: Ids,
+        previous_response_id: str | None,
+    ) -> None:
+        self._shell = response_shell(
+            request, response_id=response_id, created_at=created_at, previous_response_id=previous_response_id
+        )
+        self._ids = ids
+        self._seq = 0
+        self._started = False
+        self._done = False
+        self._output: list[dict[str, Any]] = []
+        self._open: _Item | None = None
+        self._calls: dict[int, _Item] = {}  # tool-call index -> latest call at that index
+        self._usage: Mapping[str, Any] | None = None
+        self.finish_reason: str | None = None
+        """The upstream's finish_reason, once seen (None: the stream has not finished)."""
+        self.response: dict[str, Any] | None = None
+        """The final Response object, set by :meth:`finish` or :meth:`fail`."""
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def start(self) -> list[Event]:
+        """``response.created`` and ``response.in_progress``."""
+        events: list[Event] = []
+        self._start(events)
+        return events
+
+    def feed(self, chunk: Mapping[str, Any]) -> list[Event]:
+        """The events for one decoded ``chat.completion.chunk`` (possibly none)."""
+        self._check_open()
+        events: list[Event] = []
+        if not self._started:
+            self._start(events)
+        usage = chunk.get("usage")
+        if usage:
+            self._usage = usage
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta")
+            if delta:
+                thought = reasoning_text(delta)
+                if thought is not None:
+                    self._part_delta("reasoning", "reasoning_text", thought, events)
+                content = delta.get("content")
+                if content:
+                    self._part_delta("message", "output_text", content, events)
+                refusal = delta.get("refusal")
+                if refusal:
+                    self._part_delta("message", "refusal", refusal, events)
+                for call in delta.get("tool_calls") or ():
+                    self._tool_delta(call, events)
+            finish_reason = choice.get("finish_reason")
+            if finish_reason:
+                self.finish_reason = finish_reason
+        return events
+
+    def finish(self, *, completed_at: int | None = None) -> list[Event]:
+        """Close the open item; ``response.completed`` (or ``response.incomplete``)."""
+        self._check_open()
+        events: list[Event] = []
+        if not self._started:
+            self._start(events)
+        status, incomplete = terminal_status(self.finish_reason)
+        self._close(events, "incomplete" if status == "incomplete" else "completed")
+        response = dict(self._shell)
+        response["status"] = status
+        response["incomplete_details"] = incomplete
+        response["completed_at"] = completed_at if status == "completed" else None
+        response["output"] = self._output
+        response["usage"] = usage_from_chat(self._usage)
+        self.response = response
+        self._done = True
+        self._emit(events, {"type": f"response.{status}", "response": response})
+        return events
+
+    def fail(self, error_object: Mapping[str, Any]) -> list[Event]:
+        """The ``error`` event, then ``response.failed``. ``error_object`` is OpenAI-shaped."""
+        self._check_open()
+        events: list[Event] = []
+        if not self._started:
+            self._start(events)
+        if self._open is not None:
+            self._open.item["status"] = "incomplete"
+            self._finalize_item(self._open)
+            self._open = None
+        self._emit(
+            events,
+            {
+                "type": "error",
+                "code": error_object.get("code"),
+                "message": str(error_object.get("message") or ""),
+                "param": error_object.get("param"),
+                "error": dict(error_object),
+            },
+        )
+        response = dict(self._shell)
+        response["status"] = "failed"
+        response["error"] = response_error(error_object)
+        response["output"] = self._output
+        self.response = response
+        self._done = True
+        self._emit(events, {"type": "response.failed", "response": response})
+        return events
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._done:
+            raise RuntimeError("the stream has already finished")
+
+    def _emit(self, events: list[Event], event: Event) -> None:
+        event["sequence_number"] = self._seq
+        self._seq += 1
+        events.append(event)
+
+    def _start(self, events: list[Event]) -> None:
+        self._started = True
+        self._emit(events, {"type": "response.created", "response": dict(self._shell)})
+        self._emit(events, {"type": "response.in_progress", "response": dict(self._shell)})
+
+    def _open_item(self, item: dict[str, Any], events: list[Event]) -> _Item:
+        opened = _Item(item, len(self._output))
+        self._output.append(item)
+        self._open = opened
+        self._emit(
+            events, {"type": "response.output_item.added", "output_index": opened.index, "item": dict(item)}
+        )
+        return opened
+
+    def _part_delta(self, item_type: str, part_kind: str, text: str, events: list[Event]) -> None:
+        current = self._open
+        if current is None or current.item["type"] != item_type:
+            self._close(events, "completed")
+            if item_type == "reasoning":
+                item = {
+                    "id": self._ids.reasoning(),
+                    "type": "reasoning",
+                    "summary": [],
+                    "status": "in_progress",
+                }
+            else:
+                item = {
+                    "id": self._ids.message(),
+                    "type": "message",
+                    "status": "in_progress",
+                    "role": "assistant",
+                    "content": [],
+                }
+            current = self._open_item(item, events)
+        item_id = current.item["id"]
+        if current.part_kind != part_kind:
+            self._close_part(current, events)
+            current.part_kind = part_kind
+            self._emit(
+                events,
+                {
+                    "type": "response.content_part.added",
+                    "item_id": item_id,
+                    "output_index": current.index,
+                    "content_index": len(current.parts),
+                    "part": _empty_part(part_kind),
+                },
+            )
+        current.buffer.append(text)
+        event: Event = {
+            "type": _DELTA_EVENT[part_kind],
+            "item_id": item_id,
+            "output_index": current.index,
+            "content_index": len(current.parts),
+            "delta": text,
+        }
+        if part_kind == "output_text":
+            event["logprobs"] = []
+        self._emit(events, event)
+
+    def _close_part(self, current: _Item, events: list[Event]) -> None:
+        kind = current.part_kind
+        if kind is None:
+            return
+        text = "".join(current.buffer)
+        current.buffer.clear()
+        current.part_kind = None
+        item_id = current.item["id"]
+        index = len(current.parts)
+        done: Event = {
+            "type": _DONE_EVENT[kind],
+            "item_id": item_id,
+            "output_index": current.index,
+            "content_index": index,
+        }
+        if kind == "output_text":
+            part = message_text_part(text)
+            done["text"] = text
+            done["logprobs"] = []
+        elif kind == "refusal":
+            part = {"type": "refusal", "refusal": text}
+            done["refusal"] = text
+        else:
+            part = {"type": "reasoning_text", "text": text}
+            done["text"] = text
+        current.parts.append(part)
+        self._emit(events, done)
+        self._emit(
+            events,
+            {
+                "type": "response.content_part.done",
+                "item_id": item_id,
+                "output_index": current.index,
+                "content_index": index,
+                "part": part,
+            },
+        )
+
+    def _tool_delta(self, fragment: Mapping[str, Any], events: list[Event]) -> None:
+        index = fragment.get("index") or 0
+        call_id = fragment.get("id")
+        function = fragment.get("function") or {}
+        call = self._calls.get(index)
+        if call is None or (call_id and call_id != call.item["call_id"]):
+            self._close(events, "completed")
+            call = self._open_item(
+                {
+                    "id": self._ids.function_call(),
+                    "type": "function_call",
+                    "status": "in_progress",
+                    "call_id": call_id or self._ids.call(),
+                    "name": function.get("name") or "",
+                    "arguments": "",
+                },
+                events,
+            )
+            self._calls[index] = call
+        elif function.get("name") and not call.item["name"]:
+            call.item["name"] = function["name"]
+        arguments = function.get("arguments")
+        if not arguments:
+            return
+        if call is self._open:
+            call.buffer.append(arguments)
+            self._emit(
+                events,
+                {
+                    "type": "response.function_call_arguments.delta",
+                    "item_id": call.item["id"],
+                    "output_index": call.index,
+                    "delta": arguments,
+                },
+            )
+        else:  # a late fragment for a closed call: keep it in the final object only
+            call.item["arguments"] += arguments
+
+    def _close(self, events: list[Event], status: str) -> None:
+        current = self._open
+        if current is None:
+            return
+        self._open = None
+        item = current.item
+        if item["type"] == "function_call":
+            item["arguments"] = "".join(current.buffer)
+            self._emit(
+                events,
+                {
+                    "type": "response.function_call_arguments.done",
+                    "item_id": item["id"],
+                    "output_index": current.index,
+                    "name": item["name"],
+                    "arguments": item["arguments"],
+                },
+            )
+        else:
+            self._close_part(current, events)
+        item["status"] = status
+        self._finalize_item(current)
+        self._emit(
+            events, {"type": "response.output_item.done", "output_index": current.index, "item": dict(item)}
+        )
+
+    def _finalize_item(self, current: _Item) -> None:
+        item = current.item
+        if item["type"] == "function_call":
+            item["arguments"] = "".join(current.buffer)
+            return
+        if current.part_kind is not None:  # only on failure: keep what was streamed
+            text = "".join(current.buffer)
+            kind = current.part_kind
+            current.parts.append(
+                message_text_part(text) if kind == "output_text" else {"type": kind, _PART_FIELD[kind]: text}
+            )
+            current.part_kind = None
+        item["content"] = list(current.parts)
+
+
+_DELTA_EVENT = {
+    "output_text": "response.output_text.delta",
+    "refusal": "response.refusal.delta",
+    "reasoning_text": "response.reasoning_text.delta",
+}
+_DONE_EVENT = {
+    "output_text": "response.output_text.done",
+    "refusal": "response.refusal.done",
+    "reasoning_text": "response.reasoning_text.done",
+}
+_PART_FIELD = {"refusal": "refusal", "reasoning_text": "text"}
+
+
+def _empty_part(kind: str) -> dict[str, Any]:
+    if kind == "output_text":
+        return message_text_part("")
+    return {"type": kind, _PART_FIELD[kind]: ""}
