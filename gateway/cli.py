@@ -29,9 +29,9 @@ def _load(path: str) -> Settings:
 
 
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
-    import uvicorn  # noqa: PLC0415
+    import uvicorn
 
-    from gateway.app import create_app  # noqa: PLC0415
+    from gateway.app import create_app
 
     uvicorn.run(
         create_app(settings),
@@ -109,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p_dev.add_argument("--fake-port", type=int, default=int(os.environ.get("FAKE_PROVIDERS_PORT", "9100")))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream request is too costly
 
     if args.command == "check-config":
         settings = _load(args.path)

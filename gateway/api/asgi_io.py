@@ -44,14 +44,16 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The whole request body, refusing more than ``limit`` bytes with a 413."""
     declared = header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.", code="request_too_large")
+        raise PayloadTooLarge(
+            f"Request body is larger than the limit of {limit} bytes.", code="request_too_large"
+        )
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        message: Any = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnected
-        chunk = message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
         if chunk:
             size += len(chunk)
             if size > limit:
@@ -86,7 +88,9 @@ async def send_error(send: Send, error: GatewayError, *, headers: Iterable[tuple
 
 
 async def start_stream(send: Send, *, headers: Iterable[tuple[str, str]] = ()) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *_raw_headers(headers)]})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *_raw_headers(headers)]}
+    )
 
 
 async def send_chunk(send: Send, chunk: bytes) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Request, Response, get
 
 from gateway.api.openai import services_of
@@ -14,7 +16,7 @@ def healthz() -> Response[dict[str, str]]:
 
 
 @get("/readyz")
-async def readyz(request: Request[object, object, object]) -> Response[dict[str, object]]:
+async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, object]]:
     services = services_of(request.scope)
     redis_ok = await ping(services.redis)
     body: dict[str, object] = {

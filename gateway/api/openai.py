@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import msgspec
 from litestar import Request, Response, get
 from litestar.handlers import asgi
-from litestar.types import Receive, Scope, Send
+from litestar.types import Message, Receive, Scope, Send
 
 from gateway.api import asgi_io
-from gateway.errors.client import GatewayError, MethodNotAllowed, NotFound
+from gateway.errors.client import GatewayError, InternalError, MethodNotAllowed, NotFound
 from gateway.proxy import chat_completions
 from gateway.services import Services
 
 _ENCODER = msgspec.json.Encoder()
+log = logging.getLogger("gateway.api")
+Handler = Callable[[Services, Scope, Receive, Send], Awaitable[None]]
 
 
 def services_of(scope: Scope) -> Services:
@@ -35,7 +41,9 @@ class ModelList(msgspec.Struct):
 
 def _card(services: Services, name: str) -> ModelCard:
     deployment = services.router.deployments(name)[0]
-    windows = [d.settings.context_window for d in services.router.deployments(name) if d.settings.context_window]
+    windows = [
+        d.settings.context_window for d in services.router.deployments(name) if d.settings.context_window
+    ]
     return ModelCard(
         id=name,
         owned_by=deployment.settings.owned_by or deployment.provider,
@@ -52,12 +60,12 @@ def _json(status: int, value: object, request_id: str) -> Response[bytes]:
     )
 
 
-def _authenticate(request: Request[object, object, object]) -> None:
+def _authenticate(request: Request[Any, Any, Any]) -> None:
     services_of(request.scope).keys.authenticate(asgi_io.presented_key_from_scope(request.scope))
 
 
 @get("/v1/models", sync_to_thread=False)
-def list_models(request: Request[object, object, object]) -> Response[bytes]:
+def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
     request_id = asgi_io.new_request_id()
     try:
         _authenticate(request)
@@ -68,7 +76,7 @@ def list_models(request: Request[object, object, object]) -> Response[bytes]:
 
 
 @get("/v1/models/{model_id:path}", sync_to_thread=False)
-def get_model(request: Request[object, object, object], model_id: str) -> Response[bytes]:
+def get_model(request: Request[Any, Any, Any], model_id: str) -> Response[bytes]:
     request_id = asgi_io.new_request_id()
     services = services_of(request.scope)
     model_id = model_id.lstrip("/")
@@ -76,25 +84,49 @@ def get_model(request: Request[object, object, object], model_id: str) -> Respon
         _authenticate(request)
         if not services.router.knows(model_id):
             raise NotFound(
-                f"The model `{model_id}` does not exist or you do not have access to it.", code="model_not_found"
+                f"The model `{model_id}` does not exist or you do not have access to it.",
+                code="model_not_found",
             )
     except GatewayError as exc:
         return Response(
-            exc.body(), status_code=exc.status_code, media_type="application/json", headers={"x-request-id": request_id}
+            exc.body(),
+            status_code=exc.status_code,
+            media_type="application/json",
+            headers={"x-request-id": request_id},
         )
     return _json(200, _card(services, model_id), request_id)
 
 
 @asgi("/v1/chat/completions")
 async def chat_completions_route(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["method"] != "POST":
+    if scope.get("method") != "POST":
         await asgi_io.send_error(send, _method_not_allowed(scope))
         return
-    await chat_completions.handle(services_of(scope), scope, receive, send)
+    await guarded(chat_completions.handle, scope, receive, send)
+
+
+async def guarded(handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run a proxy handler; a bug becomes a logged 500 in OpenAI's shape, never a bare crash."""
+    started = False
+
+    async def tracking_send(message: Message) -> None:
+        nonlocal started
+        if message["type"] == "http.response.start":
+            started = True
+        await send(message)
+
+    try:
+        await handler(services_of(scope), scope, receive, tracking_send)
+    except Exception:
+        log.exception("unhandled error in %s", scope["path"])
+        if not started:
+            await asgi_io.send_error(
+                send, InternalError("The server had an error while processing your request.")
+            )
 
 
 def _method_not_allowed(scope: Scope) -> MethodNotAllowed:
-    return MethodNotAllowed(f"Invalid URL ({scope['method']} {scope['path']})", code="method_not_allowed")
+    return MethodNotAllowed(f"Invalid URL ({scope.get('method')} {scope['path']})", code="method_not_allowed")
 
 
 ROUTES = [list_models, get_model, chat_completions_route]

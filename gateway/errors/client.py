@@ -47,7 +47,9 @@ class GatewayError(Exception):
 
     def body(self) -> bytes:
         return _ENCODER.encode(
-            ErrorEnvelope(ErrorObject(message=self.message, type=self.error_type, param=self.param, code=self.code))
+            ErrorEnvelope(
+                ErrorObject(message=self.message, type=self.error_type, param=self.param, code=self.code)
+            )
         )
 
 
@@ -94,3 +96,8 @@ class ServiceUnavailable(GatewayError):
 class MethodNotAllowed(GatewayError):
     status_code = 405
     error_type = "invalid_request_error"
+
+
+class InternalError(GatewayError):
+    status_code = 500
+    error_type = "server_error"

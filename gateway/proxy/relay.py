@@ -15,7 +15,12 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from gateway.clock import Clock
-from gateway.errors import ClassifiedError, classify_exception, classify_stream_error, stream_idle_timeout_error
+from gateway.errors import (
+    ClassifiedError,
+    classify_exception,
+    classify_stream_error,
+    stream_idle_timeout_error,
+)
 from gateway.proxy.sse import SSEDecoder
 from gateway.proxy.upstream_call import EventRole, OpenedStream, StreamDialect
 from gateway.proxy.watchdog import STREAM_IDLE, Watchdog
@@ -25,7 +30,9 @@ ErrorFrames = Callable[[ClassifiedError], bytes]
 
 
 def closed_unexpectedly(provider: str) -> ClassifiedError:
-    return classify_exception(httpx.RemoteProtocolError("upstream stream closed before its terminal event"), provider=provider)
+    return classify_exception(
+        httpx.RemoteProtocolError("upstream stream closed before its terminal event"), provider=provider
+    )
 
 
 class PassthroughRelay:

@@ -70,7 +70,12 @@ class ChatStreamDialect:
             if choice.get("finish_reason"):
                 return EventRole.MEANINGFUL, chunk
             delta = choice.get("delta") or {}
-            if delta.get("content") or delta.get("tool_calls") or delta.get("refusal") or delta.get("function_call"):
+            if (
+                delta.get("content")
+                or delta.get("tool_calls")
+                or delta.get("refusal")
+                or delta.get("function_call")
+            ):
                 return EventRole.MEANINGFUL, chunk
             if delta.get("reasoning_content") or delta.get("reasoning"):
                 return EventRole.MEANINGFUL, chunk
@@ -124,6 +129,17 @@ def malformed_event(provider: str) -> ClassifiedError:
 
 def closed_early(provider: str) -> ClassifiedError:
     return classify_text("upstream stream closed before the response started (eof)", provider=provider)
+
+
+async def _already_read(content: bytes) -> AsyncIterator[bytes]:
+    yield content
+
+
+def raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body as it arrives, without decoding. (Mock transports may hand over a read body.)"""
+    if response.is_stream_consumed:
+        return _already_read(response.content)
+    return response.aiter_raw().__aiter__()
 
 
 class OpenedStream:
@@ -186,14 +202,18 @@ async def call_json(attempt: Attempt, request: httpx.Request, clock: Clock) -> h
             payload = _decode(response.content.decode("utf-8", "replace"))
             if payload is not None and "error" in payload and "choices" not in payload:
                 raise AttemptFailed(
-                    classify_stream_error(payload, provider=upstream.classifier_key, status_code=response.status_code)
+                    classify_stream_error(
+                        payload, provider=upstream.classifier_key, status_code=response.status_code
+                    )
                 )
         return response
     except asyncio.CancelledError:
         if guard.absorb():
             if response is not None:
                 await response.aclose()
-            raise AttemptFailed(classify_text("request timed out", provider=upstream.classifier_key)) from None
+            raise AttemptFailed(
+                classify_text("request timed out", provider=upstream.classifier_key)
+            ) from None
         raise
     except httpx.HTTPError as exc:
         raise AttemptFailed(classify_exception(exc, provider=upstream.classifier_key)) from None
@@ -216,7 +236,7 @@ async def open_stream(
         response = await upstream.send(request, stream=True)
         if response.status_code >= 400:
             raise await _error_from_response(response, attempt, clock)
-        chunks = response.aiter_raw().__aiter__()
+        chunks = raw_chunks(response)
         decoder = SSEDecoder()
         buffered: list[bytes] = []
         seen: list[tuple[SSEEvent, EventRole, dict[str, Any] | None]] = []

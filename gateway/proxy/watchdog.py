@@ -22,7 +22,9 @@ class Watchdog:
 
     __slots__ = ("_clock", "_handle", "_last", "_name", "_task", "_timeout", "fired")
 
-    def __init__(self, clock: Clock, timeout: float, *, name: str, task: asyncio.Task[object] | None = None) -> None:
+    def __init__(
+        self, clock: Clock, timeout: float, *, name: str, task: asyncio.Task[object] | None = None
+    ) -> None:
         self._clock = clock
         self._timeout = timeout
         self._name = name
