@@ -19,7 +19,9 @@ from gateway.errors._signals import (
     extract_status_code,
 )
 
-AUTH_MESSAGE = "Authentication with the AI provider failed. Check the API key, permissions, and billing settings."
+AUTH_MESSAGE = (
+    "Authentication with the AI provider failed. Check the API key, permissions, and billing settings."
+)
 CONFIG_MESSAGE = (
     "The AI provider rejected the model configuration. Check the selected model and provider settings."
 )
@@ -113,7 +115,11 @@ def _literal_cases() -> list[object]:
         (GENERIC_RETRYABLE, ErrorKind.GENERIC, True),
         (INTERRUPTED, ErrorKind.CANCELED, False),
     ]
-    return [pytest.param(literal, kind, retry, id=literal) for needles, kind, retry in groups for literal in needles]
+    return [
+        pytest.param(literal, kind, retry, id=literal)
+        for needles, kind, retry in groups
+        for literal in needles
+    ]
 
 
 def test_the_spec_literal_lists_are_complete() -> None:
