@@ -1,0 +1,341 @@
+"""Pass 1: structural repairs (every target).
+
+Turns shapes that are not valid JSON Schema, or that a provider's meta-validation
+rejects, into equivalent or wider valid shapes. Rules that only some targets need are
+switched by :class:`StructuralRules`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._common import (
+    ANNOTATIONS,
+    KNOWN_TYPES,
+    MAX_DEPTH,
+    SCHEMA_KEYWORDS,
+    SCHEMA_LIST_KEYWORDS,
+    SCHEMA_MAP_KEYWORDS,
+    Ctx,
+    Edit,
+    JSONDict,
+    Path,
+    describe,
+    resolve_pointer,
+    split_type_union,
+    union_schema,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StructuralRules:
+    # `"type": [..]` -> `anyOf` of single types (chatd / fantasy `schema.Normalize`).
+    type_lists_to_any_of: bool
+    # `"type": "array"` without `items` gets `items: {}`.
+    add_array_items: bool
+    # `required` names that `properties` does not declare are removed.
+    prune_required: bool
+    # The root object always carries `properties` (`{}` when absent).
+    root_properties: bool
+    # Draft-7 tuple `items: [..]`: True keeps exact 2020-12 `prefixItems` + `items` for the
+    # rest; False also widens `items` to the union of all positions (for validators that
+    # ignore `prefixItems`).
+    exact_tuples: bool
+
+
+def repair_root(schema: object, rules: StructuralRules, ctx: Ctx) -> object:
+    """Repair a tool's parameter schema; the root must end up an object schema."""
+    if not isinstance(schema, dict):
+        ctx.note((), f"parameters schema is {describe(schema)}; replaced by an empty object schema")
+        out: JSONDict = {"type": "object", "properties": {}}
+        return out
+
+    ed = Edit(schema)
+    _inline_root_ref(ed, schema, ctx)
+
+    root_type = ed.get("type")
+    if root_type != "object":
+        if isinstance(root_type, list) and "object" in root_type:
+            ctx.note((), f"root type list {root_type!r} reduced to 'object' (tool arguments are objects)")
+        elif "type" not in ed:
+            ctx.note((), "root has no type; set to 'object'")
+        else:
+            ctx.note((), f"root type {describe(root_type)} replaced by 'object' (tool arguments are objects)")
+        if "type" in ed:
+            ed.set("type", "object")
+        else:
+            typed: JSONDict = {"type": "object"}
+            typed.update(ed.data)
+            ed.replace(typed)
+    if rules.root_properties and "properties" not in ed:
+        ctx.note((), "root object without properties; added properties: {}")
+        ed.set("properties", {})
+    return _Structural(rules, ctx).node(ed.result(), (), 0)
+
+
+def _inline_root_ref(ed: Edit, schema: JSONDict, ctx: Ctx) -> None:
+    """A root that is only a pointer (`{"$ref": "#/$defs/Args", "$defs": ...}`) is inlined.
+
+    Only done when the root declares neither `type` nor `properties` (so it has to be
+    touched anyway) and the target's keywords do not conflict with the root's own.
+    """
+    ref = schema.get("$ref")
+    if not isinstance(ref, str) or "type" in schema or "properties" in schema:
+        return
+    target = resolve_pointer(schema, ref)
+    if not isinstance(target, dict) or target is schema:
+        return
+    for key, value in schema.items():
+        if key == "$ref" or key in ANNOTATIONS:
+            continue
+        if key in target and target[key] != value:
+            return
+    merged: JSONDict = dict(target)
+    for key, value in schema.items():
+        if key != "$ref":
+            merged[key] = value
+    ed.replace(merged)
+    ctx.note((), f"root $ref {ref!r} inlined")
+
+
+class _Structural:
+    __slots__ = ("ctx", "rules")
+
+    def __init__(self, rules: StructuralRules, ctx: Ctx) -> None:
+        self.rules = rules
+        self.ctx = ctx
+
+    def node(self, node: object, path: Path, depth: int) -> object:
+        if isinstance(node, bool):
+            return node
+        if not isinstance(node, dict):
+            self.ctx.note(path, f"{describe(node)} is not a schema; replaced by {{}} (accepts anything)")
+            return {}
+        if depth > MAX_DEPTH:
+            self.ctx.note(path, "nesting too deep; left unchanged")
+            return node
+        ed = Edit(node)
+        self._type(ed, path)
+        self._exclusive_bounds(ed, path)
+        hoisted = self._properties(ed, path, depth)
+        self._required(ed, path, hoisted)
+        self._items(ed, path, depth)
+        for key in SCHEMA_KEYWORDS:
+            if key in ed:
+                self._subschema(ed, key, path, depth)
+        for key in SCHEMA_LIST_KEYWORDS:
+            if key in ed:
+                self._schema_list(ed, key, path, depth)
+        for key in SCHEMA_MAP_KEYWORDS:
+            if key in ed:
+                self._schema_map(ed, key, path, depth)
+        if self.rules.add_array_items and ed.get("type") == "array" and "items" not in ed:
+            self.ctx.note(path, "array without items; added items: {}")
+            ed.set("items", {})
+        type_value = ed.get("type")
+        if self.rules.type_lists_to_any_of and isinstance(type_value, list):
+            types = [t for t in type_value if isinstance(t, str)]
+            return split_type_union(
+                ed.result(), types, add_array_items=self.rules.add_array_items, path=path, ctx=self.ctx
+            )
+        return ed.result()
+
+    # -- keywords ---------------------------------------------------------------------
+
+    def _type(self, ed: Edit, path: Path) -> None:
+        if "type" not in ed:
+            return
+        value = ed.get("type")
+        if isinstance(value, str):
+            lowered = value.lower()
+            if lowered not in KNOWN_TYPES:
+                self.ctx.note(path, f"unknown type {value!r} removed")
+                ed.pop("type")
+            elif lowered != value:
+                self.ctx.note(path, f"type {value!r} lower-cased")
+                ed.set("type", lowered)
+            return
+        if isinstance(value, list):
+            cleaned: list[str] = []
+            for item in value:
+                if isinstance(item, str) and item.lower() in KNOWN_TYPES and item.lower() not in cleaned:
+                    cleaned.append(item.lower())
+            if not cleaned:
+                self.ctx.note(path, f"type list {value!r} names no known type; removed")
+                ed.pop("type")
+            elif len(cleaned) == 1:
+                self.ctx.note(path, f"single-entry type list {value!r} replaced by {cleaned[0]!r}")
+                ed.set("type", cleaned[0])
+            elif cleaned != value:
+                self.ctx.note(path, f"type list {value!r} cleaned to {cleaned!r}")
+                ed.set("type", cleaned)
+            return
+        self.ctx.note(path, f"type {describe(value)} removed")
+        ed.pop("type")
+
+    def _exclusive_bounds(self, ed: Edit, path: Path) -> None:
+        # Draft 4 wrote `exclusiveMinimum: true` next to `minimum`; later drafts (and the
+        # providers' validators) want the bound itself.
+        for flag, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+            value = ed.get(flag)
+            if not isinstance(value, bool):
+                continue
+            limit = ed.get(bound)
+            if value and isinstance(limit, int | float) and not isinstance(limit, bool):
+                ed.pop(bound)
+                ed.set(flag, limit)
+                self.ctx.note(path, f"draft-4 {flag}: true rewritten as {flag}: {limit!r}")
+            else:
+                ed.pop(flag)
+                self.ctx.note(path, f"boolean {flag}: {describe(value)} removed")
+
+    def _properties(self, ed: Edit, path: Path, depth: int) -> list[str]:
+        """Repair `properties`; returns names whose schema carried draft-3 `required: true`."""
+        if "properties" not in ed:
+            return []
+        props = ed.get("properties")
+        if not isinstance(props, dict):
+            self.ctx.note(path, f"properties {describe(props)} replaced by {{}}")
+            ed.set("properties", {})
+            return []
+        hoisted: list[str] = []
+        new_props: JSONDict | None = None
+        for name, child in props.items():
+            if isinstance(child, dict) and child.get("required") is True:
+                hoisted.append(name)
+            fixed = self.node(child, (*path, "properties", name), depth + 1)
+            if fixed is not child:
+                if new_props is None:
+                    new_props = dict(props)
+                new_props[name] = fixed
+        if new_props is not None:
+            ed.set("properties", new_props)
+        return hoisted
+
+    def _required(self, ed: Edit, path: Path, hoisted: list[str]) -> None:
+        present = "required" in ed
+        value = ed.get("required")
+        names: list[str]
+        if not present:
+            names = []
+        elif isinstance(value, list):
+            names = []
+            for item in value:
+                if isinstance(item, str) and item not in names:
+                    names.append(item)
+            if len(names) != len(value):
+                self.ctx.note(path, "required: non-string or duplicate entries removed")
+        else:
+            if isinstance(value, bool):
+                self.ctx.note(path, f"draft-3 required: {describe(value)} moved to the parent object")
+            else:
+                self.ctx.note(path, f"required: {describe(value)} removed")
+            names = []
+        for name in hoisted:
+            if name not in names:
+                names.append(name)
+        props = ed.get("properties")
+        if self.rules.prune_required and isinstance(props, dict):
+            absent = [name for name in names if name not in props]
+            if absent:
+                self.ctx.note(path, f"required names not in properties removed: {', '.join(absent)}")
+                names = [name for name in names if name in props]
+
+        if present and isinstance(value, list) and names == value:
+            return
+        if names:
+            ed.set("required", names)
+        elif present:
+            ed.pop("required")
+
+    def _items(self, ed: Edit, path: Path, depth: int) -> None:
+        if "prefixItems" in ed:
+            prefix = ed.get("prefixItems")
+            if isinstance(prefix, list) and prefix:
+                self._schema_list(ed, "prefixItems", path, depth)
+            else:
+                self.ctx.note(path, f"prefixItems {describe(prefix)} removed")
+                ed.pop("prefixItems")
+        if "items" not in ed:
+            return
+        items = ed.get("items")
+        if isinstance(items, dict | bool):
+            fixed = self.node(items, (*path, "items"), depth + 1)
+            if fixed is not items:
+                ed.set("items", fixed)
+            return
+        if not isinstance(items, list):
+            self.ctx.note(path, f"items {describe(items)} removed")
+            ed.pop("items")
+            return
+        self._tuple_items(ed, items, path, depth)
+
+    def _tuple_items(self, ed: Edit, items: list[object], path: Path, depth: int) -> None:
+        # Draft-7 tuple form `items: [A, B]` (+ `additionalItems`) is not valid 2020-12.
+        positions = [self.node(item, (*path, "items", str(i)), depth + 1) for i, item in enumerate(items)]
+        rest: object = True
+        if "additionalItems" in ed:
+            extra = ed.pop("additionalItems")
+            if isinstance(extra, dict | bool):
+                rest = self.node(extra, (*path, "additionalItems"), depth + 1)
+        if positions and "prefixItems" not in ed:
+            ed.set("prefixItems", positions)
+        if self.rules.exact_tuples:
+            if rest is True:
+                ed.pop("items")
+            else:
+                ed.set("items", rest)
+            self.ctx.note(path, "tuple items rewritten as prefixItems")
+        else:
+            tail = [] if rest is False else [rest]
+            ed.set("items", union_schema([*positions, *tail]) if positions or tail else {})
+            self.ctx.note(path, "tuple items rewritten as prefixItems plus items accepting any position")
+        if rest is False:
+            bound = ed.get("maxItems")
+            if not (isinstance(bound, int) and not isinstance(bound, bool) and bound <= len(positions)):
+                ed.set("maxItems", len(positions))
+
+    def _subschema(self, ed: Edit, key: str, path: Path, depth: int) -> None:
+        value = ed.get(key)
+        if isinstance(value, dict | bool):
+            fixed = self.node(value, (*path, key), depth + 1)
+            if fixed is not value:
+                ed.set(key, fixed)
+            return
+        self.ctx.note(path, f"{key} {describe(value)} removed")
+        ed.pop(key)
+
+    def _schema_list(self, ed: Edit, key: str, path: Path, depth: int) -> None:
+        value = ed.get(key)
+        if not isinstance(value, list) or not value:
+            self.ctx.note(path, f"{key} {describe(value)} removed")
+            ed.pop(key)
+            return
+        new_list: list[object] | None = None
+        for i, item in enumerate(value):
+            fixed = self.node(item, (*path, key, str(i)), depth + 1)
+            if fixed is not item:
+                if new_list is None:
+                    new_list = list(value)
+                new_list[i] = fixed
+        if new_list is not None:
+            ed.set(key, new_list)
+
+    def _schema_map(self, ed: Edit, key: str, path: Path, depth: int) -> None:
+        value = ed.get(key)
+        if not isinstance(value, dict):
+            self.ctx.note(path, f"{key} {describe(value)} removed")
+            ed.pop(key)
+            return
+        new_map: JSONDict | None = None
+        for name, item in value.items():
+            fixed = self.node(item, (*path, key, name), depth + 1)
+            if fixed is not item:
+                if new_map is None:
+                    new_map = dict(value)
+                new_map[name] = fixed
+        if new_map is not None:
+            ed.set(key, new_map)
+
+
+__all__ = ["StructuralRules", "repair_root"]
