@@ -101,6 +101,11 @@ class ChatToResponsesStream:
 
     # -- public API ---------------------------------------------------------------------------
 
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The Responses ``usage`` reported so far (None until the upstream sent usage)."""
+        return usage_from_chat(self._usage)
+
     def start(self) -> list[Event]:
         """``response.created`` and ``response.in_progress``."""
         events: list[Event] = []
