@@ -42,8 +42,8 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     budget_seconds: float | None = 120.0
 
     def __post_init__(self) -> None:
-        if not (self.initial_delay > 0 and math.isfinite(self.initial_delay)):
-            raise ValueError("initial_delay must be a positive number of seconds")
+        if not (self.initial_delay >= 0 and math.isfinite(self.initial_delay)):
+            raise ValueError("initial_delay must be a non-negative number of seconds (0: retry at once)")
         if not (self.max_delay >= self.initial_delay and math.isfinite(self.max_delay)):
             raise ValueError("max_delay must be at least initial_delay")
         if not (self.multiplier >= 1 and math.isfinite(self.multiplier)):

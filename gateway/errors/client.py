@@ -84,8 +84,9 @@ class PayloadTooLarge(GatewayError):
 
 
 class RateLimited(GatewayError):
+    # OpenAI's own values: type `requests` (or `tokens`), code `rate_limit_exceeded`.
     status_code = 429
-    error_type = "rate_limit_exceeded"
+    error_type = "requests"
 
 
 class ServiceUnavailable(GatewayError):

@@ -80,10 +80,10 @@ class PassthroughRelay:
                 await send(chunk)
                 tail = chunk[-keep:]
             if not clean:
-                await self._fail(closed_unexpectedly(self._provider), send)
+                await self._fail(stream_truncated_error(self._provider), send)
         except asyncio.CancelledError:
             if idle.absorb():
-                await self._fail(stream_idle_timeout_error(self._provider), send)
+                await self._fail(stream_idle_timeout_error(self._provider, idle_seconds=self._idle_timeout), send)
                 return
             raise
         except httpx.HTTPError as exc:

@@ -103,13 +103,19 @@ def test_startup_timeouts_are_retried() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"initial_delay": 0.0}, "initial_delay must be a positive number of seconds"),
+        ({"initial_delay": -1.0}, "initial_delay must be a non-negative number of seconds"),
         ({"initial_delay": 2.0, "max_delay": 1.0}, "max_delay must be at least initial_delay"),
         ({"multiplier": 0.5}, "multiplier must be at least 1"),
         ({"max_attempts": 0}, "max_attempts must be at least 1"),
         ({"budget_seconds": -1.0}, "budget_seconds must be non-negative"),
     ],
 )
+def test_zero_initial_delay_retries_at_once() -> None:
+    policy = RetryPolicy(initial_delay=0.0, max_delay=0.0)
+    assert [policy.delay(n) for n in range(3)] == [0.0, 0.0, 0.0]
+    assert policy.delay(0, retry_after=2.5) == 2.5
+
+
 def test_invalid_policies_are_refused(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
