@@ -47,7 +47,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.translate.errors import TranslationError
+from gateway.translate.errors import TranslationError, rejects_malformed_input
 
 SchemaRepair = Callable[[object], object]
 
@@ -113,6 +113,7 @@ class AnthropicContext:
 # --------------------------------------------------------------------------------------------
 
 
+@rejects_malformed_input
 def anthropic_request_from_chat(
     body: Mapping[str, Any],
     *,

@@ -27,7 +27,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gateway.translate.errors import TranslationError
+import msgspec
+
+from gateway.translate.errors import TranslationError, rejects_malformed_input
 from gateway.translate.ids import Ids
 
 # Request fields whose meaning and shape are the same in both dialects.
@@ -42,6 +44,7 @@ _SAME_FIELDS = (
     "service_tier",
 )
 
+_ENCODER = msgspec.json.Encoder()
 _TEXT_PART_TYPES = frozenset({"input_text", "output_text", "text"})
 
 # ResponseErrorCode values (the SDK validates `response.error.code` against this set).
@@ -85,6 +88,7 @@ def input_items_from_input(value: str | Sequence[Mapping[str, Any]] | None) -> l
     return [dict(item) for item in value]
 
 
+@rejects_malformed_input
 def chat_request_from_responses(
     request: Mapping[str, Any], input_items: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
@@ -266,6 +270,8 @@ def _tool_output_text(output: Any) -> str:
         return ""
     if isinstance(output, str):
         return output
+    if not isinstance(output, list):  # not in the spec, but some clients send the JSON value itself
+        return _ENCODER.encode(output).decode()
     texts: list[str] = []
     for part in output:
         if part.get("type") not in _TEXT_PART_TYPES:

@@ -596,3 +596,18 @@ def test_caller_body_is_not_mutated() -> None:
     before = copy.deepcopy(body)
     translate(body)
     assert body == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"messages": "hello"},
+        {"messages": [{"role": "user", "content": [7]}]},
+        {"messages": [{"role": "user", "content": "x"}], "temperature": "hot"},
+        {"messages": [{"role": "user", "content": "x"}], "tools": ["get_weather"]},
+    ],
+)
+def test_malformed_bodies_are_translation_errors(body: dict[str, Any]) -> None:
+    with pytest.raises(TranslationError) as err:
+        translate(body)
+    assert err.value.message.startswith("The request is malformed")

@@ -344,3 +344,27 @@ def test_caller_objects_are_not_mutated() -> None:
     before = copy.deepcopy((request, items))
     chat_request_from_responses(request, items)
     assert (request, items) == before
+
+
+def test_function_call_output_given_as_a_json_value_is_encoded() -> None:
+    items = [
+        {"type": "function_call", "call_id": "c", "name": "a", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c", "output": {"temp": 21}},
+    ]
+    body = chat_request_from_responses({"model": "m"}, items)
+    assert body["messages"][-1] == {"role": "tool", "tool_call_id": "c", "content": '{"temp":21}'}
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        ["just a string"],
+        [{"role": "user", "content": ["not a part"]}],
+        [{"role": "user", "content": 42}],
+    ],
+)
+def test_malformed_input_is_a_translation_error(items: list[Any]) -> None:
+    with pytest.raises(TranslationError) as err:
+        chat_request_from_responses({"model": "m"}, items)
+    assert err.value.message == "The request is malformed: a field does not have the expected type or shape."
+    assert err.value.__cause__ is not None
