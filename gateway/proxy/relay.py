@@ -20,6 +20,7 @@ from gateway.errors import (
     classify_exception,
     classify_stream_error,
     stream_idle_timeout_error,
+    stream_truncated_error,
 )
 from gateway.proxy.sse import SSEDecoder
 from gateway.proxy.upstream_call import EventRole, OpenedStream, StreamDialect

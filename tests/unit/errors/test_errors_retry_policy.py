@@ -100,6 +100,12 @@ def test_startup_timeouts_are_retried() -> None:
     assert RetryPolicy().should_retry(startup_timeout_error("openai"), 2, 61.0) == 2.0
 
 
+def test_zero_initial_delay_retries_at_once() -> None:
+    policy = RetryPolicy(initial_delay=0.0, max_delay=0.0)
+    assert [policy.delay(n) for n in range(3)] == [0.0, 0.0, 0.0]
+    assert policy.delay(0, retry_after=2.5) == 2.5
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -110,12 +116,6 @@ def test_startup_timeouts_are_retried() -> None:
         ({"budget_seconds": -1.0}, "budget_seconds must be non-negative"),
     ],
 )
-def test_zero_initial_delay_retries_at_once() -> None:
-    policy = RetryPolicy(initial_delay=0.0, max_delay=0.0)
-    assert [policy.delay(n) for n in range(3)] == [0.0, 0.0, 0.0]
-    assert policy.delay(0, retry_after=2.5) == 2.5
-
-
 def test_invalid_policies_are_refused(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
