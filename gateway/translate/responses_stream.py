@@ -344,7 +344,7 @@ class ChatToResponsesStream:
         self._open = None
         item = current.item
         if item["type"] == "function_call":
-            item["arguments"] = "".join(current.buffer)
+            self._finalize_item(current)
             self._emit(
                 events,
                 {
@@ -357,8 +357,8 @@ class ChatToResponsesStream:
             )
         else:
             self._close_part(current, events)
+            self._finalize_item(current)
         item["status"] = status
-        self._finalize_item(current)
         self._emit(
             events, {"type": "response.output_item.done", "output_index": current.index, "item": dict(item)}
         )
