@@ -3,25 +3,49 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
-import httpx
 import msgspec
 
 from gateway.api import asgi_io
 from gateway.api.asgi_io import ClientDisconnected
 from gateway.config import UpstreamApi
 from gateway.errors import chat_stream_error_frame, error_response
-from gateway.errors.client import GatewayError, NotFound
+from gateway.errors.client import GatewayError, InvalidRequest, NotFound
 from gateway.proxy.attempts import Attempt, AttemptFailed, Failover, Trace
+from gateway.proxy.chat_over_anthropic import AnthropicToChatTranslator, anthropic_body, chat_completion_body
 from gateway.proxy.chat_request import ChatRequest, parse_chat_request
 from gateway.proxy.relay import PassthroughRelay
 from gateway.proxy.sse import DONE_FRAME
-from gateway.proxy.upstream_call import ChatStreamDialect, OpenedStream, call_json, open_stream
+from gateway.proxy.translating_relay import TranslatingRelay
+from gateway.proxy.upstream_call import (
+    AnthropicStreamDialect,
+    ChatStreamDialect,
+    OpenedStream,
+    call_json,
+    open_stream,
+)
 from gateway.services import Services
+from gateway.translate import AnthropicContext, TranslationError
 
 _ENCODER = msgspec.json.Encoder()
 _CHAT_DIALECT = ChatStreamDialect()
+_ANTHROPIC_DIALECT = AnthropicStreamDialect()
+DONE_MARKER = DONE_FRAME[:-2]
+T = TypeVar("T")
+
+
+class Relay(Protocol):
+    async def run(self, opened: OpenedStream, send: Callable[[bytes], Awaitable[None]]) -> None: ...
+
+
+def translated(build: Callable[[], T]) -> T:
+    """Run a dialect translation; a request it cannot express is the client's 400."""
+    try:
+        return build()
+    except TranslationError as exc:
+        raise InvalidRequest(exc.message, param=exc.param, code=exc.code) from exc
 
 
 def model_not_found(model: str) -> NotFound:
@@ -55,7 +79,6 @@ async def handle(services: Services, scope: Any, receive: Any, send: Any) -> Non
     except ClientDisconnected:
         return
 
-    failover: Failover[Any] = Failover(services.router, services.clock, trace)
     clock = services.clock
 
     def headers_now(extra: dict[str, str] | None = None) -> list[tuple[str, str]]:
@@ -64,51 +87,74 @@ async def handle(services: Services, scope: Any, receive: Any, send: Any) -> Non
             out += trace.headers(time.perf_counter() - started)
         return out
 
-    async def try_json(attempt: Attempt) -> httpx.Response:
-        if attempt.deployment.api is UpstreamApi.ANTHROPIC:
-            raise NotImplementedError("anthropic upstream")
-        req = attempt.upstream.request("POST", "/chat/completions", upstream_chat_body(request, attempt))
-        return await call_json(attempt, req, clock)
+    async def try_json(attempt: Attempt) -> bytes:
+        upstream, deployment = attempt.upstream, attempt.deployment
+        if deployment.api is UpstreamApi.ANTHROPIC:
+            context = AnthropicContext()
+            body = translated(lambda: anthropic_body(request.data, deployment.upstream_model, context))
+            response = await call_json(attempt, upstream.request("POST", "/messages", body), clock)
+            return chat_completion_body(
+                response.content, model=deployment.upstream_model, created=int(clock.now()), context=context
+            )
+        req = upstream.request("POST", "/chat/completions", upstream_chat_body(request, attempt))
+        return (await call_json(attempt, req, clock)).content
 
-    async def try_stream(attempt: Attempt) -> OpenedStream:
-        if attempt.deployment.api is UpstreamApi.ANTHROPIC:
-            raise NotImplementedError("anthropic upstream")
-        req = attempt.upstream.request("POST", "/chat/completions", upstream_chat_body(request, attempt))
-        return await open_stream(attempt, req, _CHAT_DIALECT, clock)
+    async def try_stream(attempt: Attempt) -> tuple[OpenedStream, Relay]:
+        upstream, deployment = attempt.upstream, attempt.deployment
+        timeouts = upstream.settings.timeouts
+        if deployment.api is UpstreamApi.ANTHROPIC:
+            context = AnthropicContext()
+            body = translated(lambda: anthropic_body(request.data, deployment.upstream_model, context))
+            opened = await open_stream(
+                attempt, upstream.request("POST", "/messages", body), _ANTHROPIC_DIALECT, clock
+            )
+            translator = AnthropicToChatTranslator(
+                model=deployment.upstream_model,
+                created=int(clock.now()),
+                include_usage=request.include_usage,
+                provider=upstream.classifier_key,
+                context=context,
+            )
+            relay: Relay = TranslatingRelay(
+                translator=translator,
+                provider=upstream.classifier_key,
+                clock=clock,
+                idle_timeout=timeouts.idle,
+            )
+            return opened, relay
+        req = upstream.request("POST", "/chat/completions", upstream_chat_body(request, attempt))
+        opened = await open_stream(attempt, req, _CHAT_DIALECT, clock)
+        relay = PassthroughRelay(
+            dialect=_CHAT_DIALECT,
+            done_marker=DONE_MARKER,
+            error_frames=chat_stream_error_frame,
+            provider=upstream.classifier_key,
+            clock=clock,
+            idle_timeout=timeouts.idle,
+        )
+        return opened, relay
+
+    async def forward(chunk: bytes) -> None:
+        await asgi_io.send_chunk(send, chunk)
 
     try:
         async with asgi_io.cancel_on_disconnect(receive):
-            if not request.stream:
-                try:
-                    response = await failover.run(plan, try_json)
-                except AttemptFailed as failed:
-                    status, headers, payload = error_response(failed.classified)
-                    await asgi_io.send_bytes(send, status, payload, headers=headers_now(headers))
-                    return
-                await asgi_io.send_bytes(send, 200, response.content, headers=headers_now())
-                return
-
             try:
-                opened = await failover.run(plan, try_stream)
+                if not request.stream:
+                    content = await Failover[bytes](services.router, clock, trace).run(plan, try_json)
+                    await asgi_io.send_bytes(send, 200, content, headers=headers_now())
+                    return
+                opened, relay = await Failover[tuple[OpenedStream, Relay]](services.router, clock, trace).run(
+                    plan, try_stream
+                )
             except AttemptFailed as failed:
                 status, headers, payload = error_response(failed.classified)
                 await asgi_io.send_bytes(send, status, payload, headers=headers_now(headers))
                 return
+            except GatewayError as exc:
+                await asgi_io.send_error(send, exc, headers=headers_now())
+                return
             await asgi_io.start_stream(send, headers=headers_now())
-            provider = trace.attempts[-1].provider
-            upstream = services.upstreams[provider]
-            relay = PassthroughRelay(
-                dialect=_CHAT_DIALECT,
-                done_marker=DONE_FRAME[:-2],
-                error_frames=chat_stream_error_frame,
-                provider=upstream.classifier_key,
-                clock=clock,
-                idle_timeout=upstream.settings.timeouts.idle,
-            )
-
-            async def forward(chunk: bytes) -> None:
-                await asgi_io.send_chunk(send, chunk)
-
             await relay.run(opened, forward)
             await asgi_io.end_stream(send)
     except ClientDisconnected:

@@ -84,7 +84,9 @@ class PassthroughRelay:
                 await self._fail(stream_truncated_error(self._provider), send)
         except asyncio.CancelledError:
             if idle.absorb():
-                await self._fail(stream_idle_timeout_error(self._provider, idle_seconds=self._idle_timeout), send)
+                await self._fail(
+                    stream_idle_timeout_error(self._provider, idle_seconds=self._idle_timeout), send
+                )
                 return
             raise
         except httpx.HTTPError as exc:

@@ -251,17 +251,20 @@ async def open_stream(
             else:
                 buffered.append(chunk)
                 events = decoder.feed(chunk)
+            committed = False
             for event in events:
                 role, payload = dialect.role(event)
                 if role is EventRole.ERROR:
+                    # An error in the same read as the first meaningful event is still pre-commit.
                     if payload is None:
                         raise AttemptFailed(malformed_event(provider))
                     raise AttemptFailed(classify_stream_error(payload, provider=provider))
                 seen.append((event, role, payload))
-                if role is not EventRole.HARMLESS:
-                    guard.cancel()
-                    handed_over = True
-                    return OpenedStream(response, chunks, buffered, seen, decoder)
+                committed = committed or role is not EventRole.HARMLESS
+            if committed:
+                guard.cancel()
+                handed_over = True
+                return OpenedStream(response, chunks, buffered, seen, decoder)
             if not chunk:
                 raise AttemptFailed(closed_early(provider))
     except asyncio.CancelledError:

@@ -1,0 +1,101 @@
+"""After the commit point, for streams that change dialect on the way (e.g. Anthropic -> Chat).
+
+Upstream events are decoded once, handed to an :class:`EventTranslator`, and the frames it
+returns for one upstream chunk are sent together. The same guarantees as the passthrough
+relay hold: an in-band failure, a stall past the idle timeout, a broken connection or a stream
+that ends before its terminal event all end with the translator's classified error frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import httpx
+
+from gateway.clock import Clock
+from gateway.errors import (
+    ClassifiedError,
+    classify_exception,
+    stream_idle_timeout_error,
+    stream_truncated_error,
+)
+from gateway.proxy.sse import SSEEvent
+from gateway.proxy.upstream_call import OpenedStream
+from gateway.proxy.watchdog import STREAM_IDLE, Watchdog
+
+SendChunk = Callable[[bytes], Awaitable[None]]
+
+
+class StreamFailure(Exception):
+    """Raised by a translator for an in-band failure (already classified)."""
+
+    def __init__(self, classified: ClassifiedError) -> None:
+        super().__init__(classified.message)
+        self.classified = classified
+
+
+class StreamTruncated(Exception):
+    """Raised by :meth:`EventTranslator.end` when the upstream never reached its terminal event."""
+
+
+class EventTranslator(Protocol):
+    def event(self, event: SSEEvent) -> bytes:
+        """Frames for one upstream event (b"" for none). May raise :class:`StreamFailure`."""
+        ...
+
+    def end(self) -> bytes:
+        """Frames after the upstream ended. Raises :class:`StreamTruncated` if it ended early."""
+        ...
+
+    def failure(self, classified: ClassifiedError) -> bytes:
+        """The in-band error frames of the client's dialect."""
+        ...
+
+
+class TranslatingRelay:
+    def __init__(
+        self, *, translator: EventTranslator, provider: str, clock: Clock, idle_timeout: float
+    ) -> None:
+        self._translator = translator
+        self._provider = provider
+        self._clock = clock
+        self._idle_timeout = idle_timeout
+        self.failure: ClassifiedError | None = None
+
+    async def run(self, opened: OpenedStream, send: SendChunk) -> None:
+        translator = self._translator
+        idle = Watchdog(self._clock, self._idle_timeout, name=STREAM_IDLE)
+        try:
+            try:
+                out = b"".join(translator.event(event) for event, _, _ in opened.events)
+                if out:
+                    await send(out)
+                async for chunk in opened.chunks:
+                    idle.touch()
+                    out = b"".join(translator.event(event) for event in opened.decoder.feed(chunk))
+                    if out:
+                        await send(out)
+                out = b"".join(translator.event(event) for event in opened.decoder.flush())
+                await send(out + translator.end())
+            except StreamTruncated:
+                await self._fail(stream_truncated_error(self._provider), send)
+            except StreamFailure as failed:
+                await self._fail(failed.classified, send)
+        except asyncio.CancelledError:
+            if idle.absorb():
+                await self._fail(
+                    stream_idle_timeout_error(self._provider, idle_seconds=self._idle_timeout), send
+                )
+                return
+            raise
+        except httpx.HTTPError as exc:
+            await self._fail(classify_exception(exc, provider=self._provider), send)
+        finally:
+            idle.cancel()
+            await opened.aclose()
+
+    async def _fail(self, failure: ClassifiedError, send: SendChunk) -> None:
+        self.failure = failure
+        await send(self._translator.failure(failure))
