@@ -1,0 +1,47 @@
+"""`create_app`: one fake-provider server, every dialect under its own prefix, all state inside."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException
+
+from fake_providers.control import control_handlers
+from fake_providers.openai.service import OpenAIService
+from fake_providers.options import FakeOptions
+from fake_providers.routes import OPENAI_COMPATIBLE_PREFIXES, dialect_handlers
+from fake_providers.state import FakeState
+
+STATE_KEY = "fake_providers"
+
+
+def create_app(options: FakeOptions | None = None) -> Litestar:
+    """A Litestar app serving the fakes. Its `FakeState` is at `app.state["fake_providers"]`."""
+    state = FakeState(options or FakeOptions())
+    openai = OpenAIService(state)
+
+    def unknown_route(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+        path = request.url.path
+        if not path.startswith(OPENAI_COMPATIBLE_PREFIXES):
+            return Response(
+                b'{"status_code":%d,"detail":"%s"}' % (exc.status_code, exc.detail.encode()),
+                status_code=exc.status_code,
+                media_type="application/json",
+            )
+        plan = openai.invalid_url(request.method, "/" + path.lstrip("/").partition("/")[2])
+        return Response(
+            plan.parts[0],
+            status_code=plan.status,
+            headers=dict(plan.headers[1:]),
+            media_type="application/json",
+        )
+
+    return Litestar(
+        route_handlers=[*dialect_handlers(state, openai), *control_handlers(state)],
+        exception_handlers={NotFoundException: unknown_route, MethodNotAllowedException: unknown_route},
+        state=State({STATE_KEY: state}),
+        openapi_config=None,
+        logging_config=None,
+    )

@@ -1,0 +1,82 @@
+"""The control API under `/_fake`: the journal, the script queue, reset, status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, delete, get, post
+from litestar.handlers import HTTPRouteHandler
+
+from fake_providers.journal import JournalPage
+from fake_providers.script import InvalidScript, ScriptRequest
+from fake_providers.state import FakeState
+
+_ENCODER = msgspec.json.Encoder()
+_SCRIPT_DECODER = msgspec.json.Decoder(ScriptRequest)
+JSON = "application/json"
+
+
+class Status(msgspec.Struct):
+    active_replies: int  # answers still being sent (hanging faults included)
+    journal_size: int
+    last_seq: int
+    queued_steps: int
+
+
+def _json(value: Any, status: int = 200) -> Response[bytes]:
+    return Response(_ENCODER.encode(value), status_code=status, media_type=JSON)
+
+
+def _problem(message: str) -> Response[bytes]:
+    return _json({"error": {"message": message}}, status=400)
+
+
+def control_handlers(state: FakeState) -> list[HTTPRouteHandler]:
+    @get("/_fake/requests", sync_to_thread=False)
+    def list_requests(
+        path: str | None = None, model: str | None = None, since: int | None = None, limit: int | None = None
+    ) -> Response[bytes]:
+        entries = state.journal.select(path=path, model=model, since=since, limit=limit)
+        return _json(JournalPage(data=entries, last_seq=state.journal.last_seq))
+
+    @delete("/_fake/requests", status_code=200, sync_to_thread=False)
+    def clear_requests() -> Response[bytes]:
+        return _json({"cleared": state.journal.clear()})
+
+    @post("/_fake/script", status_code=200)
+    async def add_script(request: Request[Any, Any, Any]) -> Response[bytes]:
+        try:
+            script = _SCRIPT_DECODER.decode(await request.body())
+            state.scripts.add(script)
+        except (msgspec.ValidationError, msgspec.DecodeError, InvalidScript) as problem:
+            return _problem(str(problem))
+        return _json(state.scripts.view())
+
+    @get("/_fake/script", sync_to_thread=False)
+    def show_script() -> Response[bytes]:
+        return _json(state.scripts.view())
+
+    @delete("/_fake/script", status_code=200, sync_to_thread=False)
+    def clear_script() -> Response[bytes]:
+        state.scripts.clear()
+        return _json(state.scripts.view())
+
+    @post("/_fake/reset", status_code=200, sync_to_thread=False)
+    def reset() -> Response[bytes]:
+        state.reset()
+        return _json({"reset": True})
+
+    @get("/_fake/status", sync_to_thread=False)
+    def status() -> Response[bytes]:
+        view = state.scripts.view()
+        return _json(
+            Status(
+                active_replies=state.replies.active,
+                journal_size=len(state.journal),
+                last_seq=state.journal.last_seq,
+                queued_steps=sum(len(queue.steps) for queue in view.queues),
+            )
+        )
+
+    return [list_requests, clear_requests, add_script, show_script, clear_script, reset, status]

@@ -1,0 +1,1 @@
+"""The OpenAI dialect: Chat Completions, model listing, errors and headers."""

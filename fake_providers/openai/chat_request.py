@@ -1,0 +1,326 @@
+"""Reading a Chat Completions request the way OpenAI does: the same checks, the same 400 bodies.
+
+Unknown fields are accepted and ignored. Checks, in order: the body is a JSON object; `model`;
+`messages` (shape, roles, contents, tool calls); `tools` (names and parameter schemas, strict mode
+when `strict: true`); `tool_choice`; `max_completion_tokens`/`max_tokens`; `stream_options`; and
+last the pairing of tool calls with tool messages.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from fake_providers.conversation import (
+    ChoiceMode,
+    Conversation,
+    Role,
+    ToolCallRecord,
+    ToolChoice,
+    ToolSpec,
+    Turn,
+)
+from fake_providers.openai.errors import (
+    UNPARSEABLE_BODY_MESSAGE,
+    OpenAIError,
+    invalid_type,
+    invalid_value,
+    missing_parameter,
+)
+from fake_providers.validation.openai_schema import openai_tool_schema_error
+
+ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+_ROLE_MAP = {
+    "system": Role.SYSTEM,
+    "developer": Role.SYSTEM,
+    "user": Role.USER,
+    "assistant": Role.ASSISTANT,
+    "tool": Role.TOOL,
+    "function": Role.TOOL,
+}
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+MAX_TOOL_NAME = 64
+
+
+class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
+    model: str
+    conversation: Conversation
+    stream: bool
+    include_usage: bool
+
+
+def unparseable_body() -> OpenAIError:
+    return OpenAIError(UNPARSEABLE_BODY_MESSAGE)
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [part.get("text") for part in content if isinstance(part, dict)]
+        return " ".join(part for part in parts if isinstance(part, str))
+    return ""
+
+
+def _tool_calls(index: int, raw: Any) -> tuple[ToolCallRecord, ...]:
+    if raw is None:
+        return ()
+    param = f"messages[{index}].tool_calls"
+    if not isinstance(raw, list):
+        raise invalid_type(param, "an array", raw)
+    calls = []
+    for position, call in enumerate(raw):
+        where = f"{param}[{position}]"
+        if not isinstance(call, dict):
+            raise invalid_type(where, "an object", call)
+        if not isinstance(call.get("id"), str):
+            raise (
+                missing_parameter(f"{where}.id")
+                if call.get("id") is None
+                else invalid_type(f"{where}.id", "a string", call["id"])
+            )
+        function = call.get("function")
+        if not isinstance(function, dict):
+            raise missing_parameter(f"{where}.function")
+        name = function.get("name")
+        if not isinstance(name, str):
+            raise missing_parameter(f"{where}.function.name")
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            raise missing_parameter(f"{where}.function.arguments")
+        calls.append(ToolCallRecord(id=call["id"], name=name, arguments=arguments))
+    return tuple(calls)
+
+
+def _turn(index: int, message: Any) -> tuple[Turn, str]:
+    if not isinstance(message, dict):
+        raise invalid_type(f"messages[{index}]", "an object", message)
+    role = message.get("role")
+    if role is None:
+        raise missing_parameter(f"messages[{index}].role")
+    if role not in ROLES:
+        raise invalid_value(f"messages[{index}].role", str(role), ROLES)
+    content = message.get("content")
+    if role != "assistant":
+        if "content" not in message:
+            raise missing_parameter(f"messages[{index}].content")
+        if content is None:
+            raise OpenAIError(
+                "Invalid value for 'content': expected a string, got null.",
+                param=f"messages.[{index}].content",
+            )
+    if content is not None and not isinstance(content, str | list):
+        raise invalid_type(f"messages[{index}].content", "one of a string or array of objects", content)
+    tool_call_id = None
+    if role == "tool":
+        tool_call_id = message.get("tool_call_id")
+        if tool_call_id is None:
+            raise missing_parameter(f"messages[{index}].tool_call_id")
+        if not isinstance(tool_call_id, str):
+            raise invalid_type(f"messages[{index}].tool_call_id", "a string", tool_call_id)
+    if role == "function":  # the legacy form of a tool result, answering a call by name
+        name = message.get("name")
+        tool_call_id = name if isinstance(name, str) else None
+    calls = _tool_calls(index, message.get("tool_calls")) if role == "assistant" else ()
+    turn = Turn(role=_ROLE_MAP[role], text=_text(content), tool_calls=calls, tool_call_id=tool_call_id)
+    return turn, role
+
+
+def _tool(index: int, tool: Any) -> ToolSpec | None:
+    if not isinstance(tool, dict):
+        raise invalid_type(f"tools[{index}]", "an object", tool)
+    if tool.get("type", "function") != "function":
+        return None  # custom tools and others: accepted, never called by the fake
+    function = tool.get("function")
+    if function is None:
+        raise missing_parameter(f"tools[{index}].function")
+    if not isinstance(function, dict):
+        raise invalid_type(f"tools[{index}].function", "an object", function)
+    name = function.get("name")
+    where = f"tools[{index}].function.name"
+    if name is None:
+        raise missing_parameter(where)
+    if not isinstance(name, str):
+        raise invalid_type(where, "a string", name)
+    if len(name) > MAX_TOOL_NAME:
+        raise OpenAIError(
+            f"Invalid '{where}': string too long. Expected a string with maximum length {MAX_TOOL_NAME}, "
+            f"but got a string with length {len(name)} instead.",
+            param=where,
+            code="string_above_max_length",
+        )
+    if not _TOOL_NAME.match(name):
+        raise OpenAIError(
+            f"Invalid '{where}': string does not match pattern. Expected a string that matches the pattern "
+            "'^[a-zA-Z0-9_-]+$'.",
+            param=where,
+            code="invalid_value",
+        )
+    parameters = function.get("parameters")
+    if "parameters" in function:
+        problem = openai_tool_schema_error(parameters, strict=function.get("strict") is True)
+        if problem is not None:
+            raise OpenAIError(
+                f"Invalid schema for function '{name}': {problem}",
+                param=f"tools[{index}].function.parameters",
+                code="invalid_function_parameters",
+            )
+    description = function.get("description")
+    return ToolSpec(
+        name=name, description=description if isinstance(description, str) else "", parameters=parameters
+    )
+
+
+def _tools(raw: Any) -> tuple[ToolSpec, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise invalid_type("tools", "an array", raw)
+    return tuple(spec for index, tool in enumerate(raw) if (spec := _tool(index, tool)) is not None)
+
+
+def _named(raw: dict[str, Any]) -> str | None:
+    function = raw.get("function")
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _tool_choice(raw: Any, tools: tuple[ToolSpec, ...], declared_tools: bool) -> ToolChoice:
+    if raw is None:
+        return ToolChoice(ChoiceMode.AUTO if tools else ChoiceMode.NONE)
+    if not declared_tools:
+        raise OpenAIError(
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+            param="tool_choice",
+        )
+    if isinstance(raw, str):
+        if raw not in ("none", "auto", "required"):
+            raise invalid_value("tool_choice", raw, ("none", "auto", "required"))
+        return ToolChoice(ChoiceMode(raw))
+    if not isinstance(raw, dict):
+        raise invalid_type("tool_choice", "one of a string or object", raw)
+    if raw.get("type") == "allowed_tools":
+        allowed = raw.get("allowed_tools")
+        if not isinstance(allowed, dict):
+            allowed = {}
+        names = [_named(entry) for entry in allowed.get("tools") or [] if isinstance(entry, dict)]
+        if allowed.get("mode") == "required" and names and names[0] is not None:
+            return ToolChoice(ChoiceMode.FUNCTION, names[0])
+        return ToolChoice(ChoiceMode.AUTO)
+    name = _named(raw)
+    if name is None:
+        raise missing_parameter("tool_choice.function.name")
+    if all(tool.name != name for tool in tools):
+        # Our wording: the exact OpenAI text for an unknown forced function is not known.
+        raise OpenAIError(
+            f"Invalid value for 'tool_choice': function '{name}' is not among the provided tools.",
+            param="tool_choice",
+        )
+    return ToolChoice(ChoiceMode.FUNCTION, name)
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = body.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise invalid_type(key, "an integer", value)
+        if value < 1:
+            raise OpenAIError(
+                f"Invalid '{key}': integer below minimum value. Expected a value >= 1, but got {value} instead.",
+                param=key,
+                code="integer_below_min_value",
+            )
+        return value
+    return None
+
+
+def check_tool_pairing(turns: list[Turn], roles: list[str]) -> None:
+    """Every tool message answers a call of the assistant message before it; every call is answered."""
+    open_index: int | None = None
+    unanswered: list[str] = []
+
+    def unanswered_error() -> OpenAIError:
+        return OpenAIError(
+            "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+            "'tool_call_id'. The following tool_call_ids did not have response messages: "
+            + ", ".join(unanswered),
+            param=f"messages.[{open_index}].role",
+        )
+
+    calls_of_open: set[str] = set()
+    for index, (turn, role) in enumerate(zip(turns, roles, strict=True)):
+        if role == "tool":
+            if open_index is None:
+                raise OpenAIError(
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
+                    "with 'tool_calls'.",
+                    param=f"messages.[{index}].role",
+                )
+            if turn.tool_call_id not in calls_of_open:
+                raise OpenAIError(
+                    f"Invalid parameter: 'tool_call_id' of '{turn.tool_call_id}' not found in 'tool_calls' of "
+                    "previous message.",
+                    param=f"messages.[{index}].tool_call_id",
+                )
+            if turn.tool_call_id in unanswered:
+                unanswered.remove(turn.tool_call_id)
+            continue
+        if unanswered:
+            raise unanswered_error()
+        open_index = None
+        if role == "assistant" and turn.tool_calls:
+            open_index = index
+            calls_of_open = {call.id for call in turn.tool_calls}
+            unanswered = [call.id for call in turn.tool_calls]
+    if unanswered:
+        raise unanswered_error()
+
+
+def parse_chat_request(body: Any) -> ChatRequest:
+    """Raises OpenAIError with OpenAI's 400 for anything OpenAI would refuse."""
+    if not isinstance(body, dict):
+        raise unparseable_body()
+    model = body.get("model")
+    if model is None or model == "":
+        raise OpenAIError("you must provide a model parameter")
+    if not isinstance(model, str):
+        raise invalid_type("model", "a string", model)
+    messages = body.get("messages")
+    if messages is None:
+        raise missing_parameter("messages")
+    if not isinstance(messages, list):
+        raise invalid_type("messages", "an array", messages)
+    if not messages:
+        raise OpenAIError(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty "
+            "array instead.",
+            param="messages",
+            code="empty_array",
+        )
+    parsed = [_turn(index, message) for index, message in enumerate(messages)]
+    turns = [turn for turn, _ in parsed]
+    roles = [role for _, role in parsed]
+    tools = _tools(body.get("tools"))
+    tool_choice = _tool_choice(body.get("tool_choice"), tools, bool(body.get("tools")))
+    max_tokens = _max_tokens(body)
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise invalid_type("stream", "a boolean", stream)
+    options = body.get("stream_options")
+    if options is not None and stream is not True:
+        raise OpenAIError(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.", param="stream_options"
+        )
+    check_tool_pairing(turns, roles)
+    return ChatRequest(
+        model=model,
+        conversation=Conversation(
+            turns=tuple(turns), tools=tools, tool_choice=tool_choice, max_output_tokens=max_tokens
+        ),
+        stream=stream is True,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+    )

@@ -1,0 +1,114 @@
+"""The dialect routes: one prefix per provider, each journaled, each OpenAI-compatible one with chat."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.middleware import DefineMiddleware
+from litestar.types import ASGIApp, Middleware
+
+from fake_providers.listings import gemini, groq, lmstudio, mistral, openrouter, vllm
+from fake_providers.openai.service import OpenAIService
+from fake_providers.recording import RecordingMiddleware
+from fake_providers.state import FakeState
+
+JSON = "application/json"
+
+# Prefixes whose routes speak OpenAI's wire format (errors included), for the unknown-URL answer.
+OPENAI_COMPATIBLE_PREFIXES = (
+    "/openai/",
+    "/openrouter/",
+    "/vllm/",
+    "/groq/",
+    "/mistral/",
+    "/lmstudio/",
+    "/gemini/",
+)
+
+
+def _chat(service: OpenAIService, prefix: str, middleware: list[Middleware]) -> HTTPRouteHandler:
+    @post(prefix + "/chat/completions", status_code=200, middleware=middleware)
+    async def chat_completions(request: Request[Any, Any, Any]) -> ASGIApp:
+        return await service.chat_completions(request)
+
+    return chat_completions
+
+
+def _listing(path: str, render: Callable[[], bytes], middleware: list[Middleware]) -> HTTPRouteHandler:
+    body = render()
+
+    @get(path, sync_to_thread=False, middleware=middleware)
+    def listing() -> Response[bytes]:
+        return Response(body, media_type=JSON)
+
+    return listing
+
+
+def _single(
+    path: str,
+    render: Callable[[str], bytes | None],
+    missing: Callable[[str], bytes],
+    middleware: list[Middleware],
+) -> HTTPRouteHandler:
+    @get(path, sync_to_thread=False, middleware=middleware)
+    def single(model_id: str) -> Response[bytes]:
+        body = render(model_id)
+        if body is None:
+            return Response(missing(model_id), status_code=404, media_type=JSON)
+        return Response(body, media_type=JSON)
+
+    return single
+
+
+def _openai_models(
+    service: OpenAIService, prefix: str, middleware: list[Middleware]
+) -> list[HTTPRouteHandler]:
+    @get(prefix + "/models", sync_to_thread=False, middleware=middleware)
+    def list_models(request: Request[Any, Any, Any]) -> ASGIApp:
+        return service.list_models(request)
+
+    @get(prefix + "/models/{model_id:str}", sync_to_thread=False, middleware=middleware)
+    def get_model(request: Request[Any, Any, Any], model_id: str) -> ASGIApp:
+        return service.get_model(request, model_id)
+
+    return [list_models, get_model]
+
+
+def _gemini_missing(name: str) -> bytes:
+    return (
+        b'{"error":{"code":404,"message":"models/'
+        + name.removeprefix("models/").encode()
+        + b" is not found for API version v1beta, or is not supported for generateContent. Call ListModels "
+        b'to see the list of available models and their supported methods.","status":"NOT_FOUND"}}'
+    )
+
+
+def _lmstudio_missing(model_id: str) -> bytes:
+    return b'{"error":"Model \'' + model_id.encode() + b"' not found\"}"
+
+
+def dialect_handlers(state: FakeState, service: OpenAIService) -> list[HTTPRouteHandler]:
+    """Every dialect route, journaled. (Plain handlers with full paths: Litestar deep-copies Routers
+    when registering them, which would copy the journal the middleware writes to.)"""
+    journaled: list[Middleware] = [DefineMiddleware(RecordingMiddleware, journal=state.journal)]
+    return [
+        _chat(service, "/openai/v1", journaled),
+        *_openai_models(service, "/openai/v1", journaled),
+        _chat(service, "/openrouter/api/v1", journaled),
+        _listing("/openrouter/api/v1/models", openrouter.render_list, journaled),
+        _chat(service, "/vllm/v1", journaled),
+        _listing("/vllm/v1/models", vllm.render_list, journaled),
+        _chat(service, "/groq/openai/v1", journaled),
+        _listing("/groq/openai/v1/models", groq.render_list, journaled),
+        _chat(service, "/mistral/v1", journaled),
+        _listing("/mistral/v1/models", mistral.render_list, journaled),
+        _chat(service, "/lmstudio/api/v0", journaled),
+        _listing("/lmstudio/api/v0/models", lmstudio.render_list, journaled),
+        _single("/lmstudio/api/v0/models/{model_id:str}", lmstudio.render_one, _lmstudio_missing, journaled),
+        _chat(service, "/gemini/v1beta/openai", journaled),
+        _listing("/gemini/v1beta/models", gemini.render_list, journaled),
+        _single("/gemini/v1beta/models/{model_id:str}", gemini.render_one, _gemini_missing, journaled),
+    ]

@@ -1,0 +1,23 @@
+"""Everything one fake-provider app remembers; created by `create_app`, never shared between apps."""
+
+from __future__ import annotations
+
+from fake_providers.ids import IdSource
+from fake_providers.journal import Journal
+from fake_providers.options import FakeOptions
+from fake_providers.reply import ReplyTracker
+from fake_providers.script import ScriptBook
+
+
+class FakeState:
+    def __init__(self, options: FakeOptions) -> None:
+        self.options = options
+        self.ids = IdSource(options.seed)
+        self.journal = Journal(options.journal_limit)
+        self.scripts = ScriptBook()
+        self.replies = ReplyTracker()
+
+    def reset(self) -> None:
+        """Forget the journal and every queued step (ids keep their sequence)."""
+        self.journal.clear()
+        self.scripts.clear()

@@ -1,0 +1,254 @@
+"""Helpers for test authors: serve any ASGI app on a real socket, and drive the fake providers.
+
+from fake_providers.testing import FakeProviders, serve
+
+with FakeProviders() as fake:
+    client = openai.OpenAI(base_url=fake.openai_base_url, api_key="sk-test")
+    ...
+    assert fake.requests(path="/openai/v1/chat/completions")[0].body["model"] == "gpt-4o-mini"
+
+with serve(my_asgi_app) as served:   # also `async with`
+    httpx.get(served.base_url + "/healthz")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import msgspec
+import uvicorn
+
+from fake_providers.app import create_app
+from fake_providers.connection import CONTROLLED_HTTP_PROTOCOL
+from fake_providers.journal import JournalEntry, JournalPage
+from fake_providers.options import FakeOptions
+from fake_providers.script import ScriptStep
+
+ASGIApplication = Callable[[Any, Any, Any], Awaitable[None]]
+
+STARTUP_TIMEOUT = 10.0
+SHUTDOWN_TIMEOUT = 10.0
+_POLL_INTERVAL = 0.005
+
+_PAGE_DECODER = msgspec.json.Decoder(JournalPage)
+_ENCODER = msgspec.json.Encoder()
+
+
+class ServerStartError(RuntimeError):
+    pass
+
+
+class ServedApp:
+    """An ASGI app served by uvicorn in a background thread with its own event loop.
+
+    Use it as a context manager (`with` or `async with`); the port is bound before the server
+    starts, so `.port` and `.base_url` are valid as soon as the object exists. The server uses the
+    connection-control protocol, so fake faults that reset or cut connections work.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApplication,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        graceful_shutdown: int = 3,
+        log_level: str = "warning",
+    ) -> None:
+        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.host = host
+        self.port: int = self._socket.getsockname()[1]
+        config = uvicorn.Config(
+            app,
+            http=CONTROLLED_HTTP_PROTOCOL,
+            loop="asyncio",
+            lifespan="auto",
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=graceful_shutdown,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._server.serve(sockets=[self._socket]))
+        except BaseException as exc:  # surfaced by start() and stop()
+            self._failure = exc
+
+    def start(self) -> Self:
+        """Start serving and wait (polling, with a deadline) until the port accepts connections."""
+        if self._thread is not None:
+            return self
+        self._thread = threading.Thread(target=self._run, name=f"serve:{self.port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise ServerStartError(
+                    f"server on port {self.port} stopped during startup"
+                ) from self._failure
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServerStartError(f"server on port {self.port} did not start within {STARTUP_TIMEOUT}s")
+            time.sleep(_POLL_INTERVAL)
+        _wait_until_accepting(self.host, self.port, deadline)
+        return self
+
+    def stop(self) -> None:
+        """Ask the server to exit and wait for its thread; force the exit if it takes too long."""
+        thread = self._thread
+        if thread is None:
+            self._socket.close()
+            return
+        self._server.should_exit = True
+        thread.join(SHUTDOWN_TIMEOUT)
+        if thread.is_alive():
+            self._server.force_exit = True
+            thread.join(SHUTDOWN_TIMEOUT)
+        self._thread = None
+        self._socket.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
+
+def _wait_until_accepting(host: str, port: int, deadline: float) -> None:
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"nothing accepts connections on {host}:{port}") from None
+            time.sleep(_POLL_INTERVAL)
+
+
+def serve(app: ASGIApplication, host: str = "127.0.0.1", port: int = 0) -> ServedApp:
+    """Serve any ASGI app on a real socket: `with serve(app) as served: served.base_url`."""
+    return ServedApp(app, host, port)
+
+
+class FakeProviders:
+    """The fake providers on a real port, with the control API at hand.
+
+    `openai_base_url` is what the OpenAI SDK takes (`…/openai/v1`); `anthropic_base_url` is what the
+    Anthropic SDK takes (`…/anthropic`); `url(prefix)` builds any other.
+    """
+
+    def __init__(self, options: FakeOptions | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = create_app(options)
+        self._served = ServedApp(self.app, host, port)
+        self._client = httpx.Client(base_url=self._served.base_url, timeout=10.0)
+
+    @property
+    def port(self) -> int:
+        return self._served.port
+
+    @property
+    def base_url(self) -> str:
+        return self._served.base_url
+
+    @property
+    def openai_base_url(self) -> str:
+        return self.base_url + "/openai/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        return self.base_url + "/anthropic"
+
+    def url(self, path: str) -> str:
+        return self.base_url + "/" + path.lstrip("/")
+
+    def start(self) -> Self:
+        self._served.start()
+        return self
+
+    def stop(self) -> None:
+        self._client.close()
+        self._served.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._client.request(method, path, **kwargs)
+        response.raise_for_status()
+        return response
+
+    def requests(
+        self, path: str | None = None, model: str | None = None, *, since: int | None = None
+    ) -> list[JournalEntry]:
+        """Journaled requests, oldest first, filtered by exact path, body model, and seq."""
+        params = {
+            key: value
+            for key, value in (("path", path), ("model", model), ("since", since))
+            if value is not None
+        }
+        return _PAGE_DECODER.decode(self._call("GET", "/_fake/requests", params=params).content).data
+
+    def last_seq(self) -> int:
+        return _PAGE_DECODER.decode(
+            self._call("GET", "/_fake/requests", params={"limit": 0}).content
+        ).last_seq
+
+    def clear(self) -> None:
+        """Empty the journal."""
+        self._call("DELETE", "/_fake/requests")
+
+    def script(self, steps: Sequence[ScriptStep | Mapping[str, Any]], *, model: str | None = None) -> None:
+        """Queue steps for the next requests of `model` (None: any model). See `POST /_fake/script`."""
+        payload = {"model": model, "steps": [msgspec.to_builtins(step) for step in steps]}
+        self._call("POST", "/_fake/script", content=_ENCODER.encode(payload))
+
+    def clear_script(self) -> None:
+        self._call("DELETE", "/_fake/script")
+
+    def reset(self) -> None:
+        """Forget the journal and every queued step."""
+        self._call("POST", "/_fake/reset")
+
+    def status(self) -> dict[str, int]:
+        result: dict[str, int] = self._call("GET", "/_fake/status").json()
+        return result
