@@ -84,7 +84,11 @@ async def send_bytes(
 
 
 async def send_error(send: Send, error: GatewayError, *, headers: Iterable[tuple[str, str]] = ()) -> None:
-    await send_bytes(send, error.status_code, error.body(), headers=[*error.headers.items(), *headers])
+    """An error in OpenAI's shape; every answer carries an ``x-request-id`` (SDKs read it)."""
+    extra = [*error.headers.items(), *headers]
+    if not any(name == "x-request-id" for name, _ in extra):
+        extra.append(("x-request-id", new_request_id()))
+    await send_bytes(send, error.status_code, error.body(), headers=extra)
 
 
 async def start_stream(send: Send, *, headers: Iterable[tuple[str, str]] = ()) -> None:

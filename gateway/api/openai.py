@@ -60,6 +60,15 @@ def _json(status: int, value: object, request_id: str) -> Response[bytes]:
     )
 
 
+def _error(exc: GatewayError, request_id: str) -> Response[bytes]:
+    return Response(
+        exc.body(),
+        status_code=exc.status_code,
+        media_type="application/json",
+        headers={**exc.headers, "x-request-id": request_id},
+    )
+
+
 def _authenticate(request: Request[Any, Any, Any]) -> None:
     services_of(request.scope).keys.authenticate(asgi_io.presented_key_from_scope(request.scope))
 
@@ -70,7 +79,7 @@ def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
     try:
         _authenticate(request)
     except GatewayError as exc:
-        return Response(exc.body(), status_code=exc.status_code, media_type="application/json")
+        return _error(exc, request_id)
     services = services_of(request.scope)
     return _json(200, ModelList(data=[_card(services, m) for m in services.router.models]), request_id)
 

@@ -8,7 +8,6 @@ classifier sees one vocabulary whatever the transport.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 
@@ -28,7 +27,7 @@ def _mapped_errors(request: httpx.Request) -> Iterator[None]:
         raise httpx.RemoteProtocolError(str(exc) or "server disconnected", request=request) from exc
     except aiohttp.ClientPayloadError as exc:
         raise httpx.ReadError(str(exc) or "incomplete response body", request=request) from exc
-    except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
     except aiohttp.ClientOSError as exc:
         raise httpx.ReadError(str(exc) or "connection error", request=request) from exc
@@ -81,7 +80,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             response = await session.request(
                 request.method,
                 str(request.url),
-                headers=request.headers.raw,  # type: ignore[arg-type]
+                headers=request.headers.multi_items(),
                 data=request.content or None,
                 allow_redirects=False,
                 compress=None,
