@@ -32,12 +32,22 @@ def _problem(message: str) -> Response[bytes]:
     return _json({"error": {"message": message}}, status=400)
 
 
+def _optional_int(value: str | None) -> int | None:
+    return None if value is None else int(value)
+
+
 def control_handlers(state: FakeState) -> list[HTTPRouteHandler]:
     @get("/_fake/requests", sync_to_thread=False)
-    def list_requests(
-        path: str | None = None, model: str | None = None, since: int | None = None, limit: int | None = None
-    ) -> Response[bytes]:
-        entries = state.journal.select(path=path, model=model, since=since, limit=limit)
+    def list_requests(request: Request[Any, Any, Any]) -> Response[bytes]:
+        query = request.query_params
+        try:
+            since = _optional_int(query.get("since"))
+            limit = _optional_int(query.get("limit"))
+        except ValueError:
+            return _problem("since and limit must be integers")
+        entries = state.journal.select(
+            path=query.get("path"), model=query.get("model"), since=since, limit=limit
+        )
         return _json(JournalPage(data=entries, last_seq=state.journal.last_seq))
 
     @delete("/_fake/requests", status_code=200, sync_to_thread=False)

@@ -54,7 +54,8 @@ def _single(
     middleware: list[Middleware],
 ) -> HTTPRouteHandler:
     @get(path, sync_to_thread=False, middleware=middleware)
-    def single(model_id: str) -> Response[bytes]:
+    def single(request: Request[Any, Any, Any]) -> Response[bytes]:
+        model_id: str = request.path_params["model_id"]
         body = render(model_id)
         if body is None:
             return Response(missing(model_id), status_code=404, media_type=JSON)
@@ -71,8 +72,8 @@ def _openai_models(
         return service.list_models(request)
 
     @get(prefix + "/models/{model_id:str}", sync_to_thread=False, middleware=middleware)
-    def get_model(request: Request[Any, Any, Any], model_id: str) -> ASGIApp:
-        return service.get_model(request, model_id)
+    def get_model(request: Request[Any, Any, Any]) -> ASGIApp:
+        return service.get_model(request, request.path_params["model_id"])
 
     return [list_models, get_model]
 

@@ -45,6 +45,34 @@ class ServerStartError(RuntimeError):
     pass
 
 
+class SSEEvent(msgspec.Struct, frozen=True):
+    """One server-sent event: its `event:` name (None when absent) and its `data:` text."""
+
+    event: str | None
+    data: str
+
+    def json(self) -> Any:
+        return msgspec.json.decode(self.data)
+
+
+def parse_sse(text: str) -> list[SSEEvent]:
+    """Split an SSE body into events (blank-line separated; `data:` lines joined with newlines)."""
+    events = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        name: str | None = None
+        data: list[str] = []
+        for line in block.split("\n"):
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                name = value
+            elif field == "data":
+                data.append(value)
+        if name is not None or data:
+            events.append(SSEEvent(event=name, data="\n".join(data)))
+    return events
+
+
 class ServedApp:
     """An ASGI app served by uvicorn in a background thread with its own event loop.
 
