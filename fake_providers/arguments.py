@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-_MAX_DEPTH = 8
+_MAX_DEPTH = 8  # past this, arrays are empty and objects keep only required properties
+_HARD_DEPTH = 32
 
 _FORMATS = {
     "date-time": "2025-01-01T00:00:00Z",
@@ -62,7 +63,7 @@ class _Generator:
         if not isinstance(schema, dict):
             return "example" if schema is not False else None
         if "$ref" in schema and isinstance(schema["$ref"], str):
-            if depth >= _MAX_DEPTH:
+            if depth >= _HARD_DEPTH:  # a schema that requires itself forever: give up
                 return None
             return self.value(self._resolve(schema["$ref"]), depth + 1, variant)
         if "const" in schema:
