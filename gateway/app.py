@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 import httpx
 from litestar import Litestar
 
-from gateway.api import health, openai
+from gateway.api import health, openai, responses
 from gateway.clock import Clock, RealClock
 from gateway.config import Settings
 from gateway.policy.auth import KeyRing
@@ -65,7 +65,7 @@ def create_app(
                 embedded.stop()
 
     return Litestar(
-        route_handlers=[*openai.ROUTES, *health.ROUTES],
+        route_handlers=[*openai.ROUTES, *responses.ROUTES, *health.ROUTES],
         lifespan=[lifespan],
         openapi_config=None,
         debug=False,

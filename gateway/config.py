@@ -127,10 +127,27 @@ class ModelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         return self.upstream_model or self.name
 
 
+class ResponsesSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[responses]``: the gateway's records of Responses API answers (see gateway/responses)."""
+
+    # How long a stored response lives after it was created (OpenAI keeps them 30 days). A
+    # response that later turns chain from lives on while its chain is in use.
+    ttl_seconds: int = 30 * 24 * 3600
+    # Let Responses upstreams store what they answer, so follow-ups chain natively with
+    # `previous_response_id`. False (zero-data-retention accounts): always send `store: false`
+    # upstream and replay the history from the gateway's records.
+    upstream_store: bool = True
+    # The longest chain of `previous_response_id` links a follow-up may continue.
+    max_chain_length: int = 10_000
+    # `max_tokens` sent to an Anthropic upstream when the request sets no `max_output_tokens`.
+    anthropic_max_tokens: int = 4096
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     server: ServerSettings = ServerSettings()
     redis: RedisSettings = RedisSettings()
     auth: AuthSettings = AuthSettings()
+    responses: ResponsesSettings = ResponsesSettings()
     providers: tuple[ProviderSettings, ...] = ()
     models: tuple[ModelSettings, ...] = ()
     source: str = "<settings>"
@@ -212,6 +229,9 @@ def _check(s: Settings) -> None:
         raise ConfigError(src, "server.port", "must be between 0 and 65535")
     if s.server.max_body_bytes <= 0:
         raise ConfigError(src, "server.max_body_bytes", "must be positive")
+    for field in ("ttl_seconds", "max_chain_length", "anthropic_max_tokens"):
+        if getattr(s.responses, field) <= 0:
+            raise ConfigError(src, f"responses.{field}", "must be positive")
     names: set[str] = set()
     for i, key in enumerate(s.auth.keys):
         where = f"auth.keys[{i}]"
@@ -251,7 +271,9 @@ def _check(s: Settings) -> None:
         if provider.kind is ProviderKind.ANTHROPIC and api is not UpstreamApi.ANTHROPIC:
             raise ConfigError(src, f"{where}.api", "an anthropic provider speaks only the `anthropic` API")
         if provider.kind is not ProviderKind.ANTHROPIC and api is UpstreamApi.ANTHROPIC:
-            raise ConfigError(src, f"{where}.api", f"provider {m.provider!r} does not speak the anthropic API")
+            raise ConfigError(
+                src, f"{where}.api", f"provider {m.provider!r} does not speak the anthropic API"
+            )
         if m.context_window is not None and m.context_window <= 0:
             raise ConfigError(src, f"{where}.context_window", "must be a positive integer")
         for j, fb in enumerate(m.fallbacks):

@@ -1,0 +1,88 @@
+"""The Responses API routes: create is raw ASGI (it decides when headers go out); the rest are
+plain handlers over the gateway's records."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from litestar import Request, Response, delete, get
+from litestar.handlers import asgi
+from litestar.types import Receive, Scope, Send
+from redis.exceptions import RedisError
+
+from gateway.api import asgi_io
+from gateway.api.openai import guarded, services_of
+from gateway.errors.client import GatewayError, MethodNotAllowed
+from gateway.policy.auth import Principal
+from gateway.responses import service
+from gateway.services import Services
+
+Read = Callable[[Services, Principal], Awaitable[bytes]]
+
+
+def method_not_allowed(scope: Scope) -> MethodNotAllowed:
+    return MethodNotAllowed(f"Invalid URL ({scope.get('method')} {scope['path']})", code="method_not_allowed")
+
+
+@asgi("/v1/responses", copy_scope=False)
+async def create_response(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope.get("method") != "POST":
+        await asgi_io.send_error(send, method_not_allowed(scope))
+        return
+    await guarded(service.create, scope, receive, send)
+
+
+def _error(exc: GatewayError, headers: dict[str, str]) -> Response[bytes]:
+    return Response(
+        exc.body(),
+        status_code=exc.status_code,
+        media_type="application/json",
+        headers={**exc.headers, **headers},
+    )
+
+
+async def _answer(request: Request[Any, Any, Any], read: Read) -> Response[bytes]:
+    headers = {"x-request-id": asgi_io.new_request_id()}
+    services = services_of(request.scope)
+    try:
+        principal = services.keys.authenticate(asgi_io.presented_key_from_scope(request.scope))
+        body = await read(services, principal)
+    except GatewayError as exc:
+        return _error(exc, headers)
+    except RedisError:
+        return _error(service.store_unavailable(), headers)
+    return Response(body, status_code=200, media_type="application/json", headers=headers)
+
+
+@get("/v1/responses/{response_id:str}")
+async def retrieve_response(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
+    return await _answer(
+        request, lambda services, principal: service.retrieve(services, principal, response_id)
+    )
+
+
+@delete("/v1/responses/{response_id:str}", status_code=200)
+async def delete_response(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
+    return await _answer(
+        request, lambda services, principal: service.delete(services, principal, response_id)
+    )
+
+
+@get("/v1/responses/{response_id:str}/input_items")
+async def list_input_items(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
+    query = request.query_params
+    return await _answer(
+        request,
+        lambda services, principal: service.list_input_items(
+            services,
+            principal,
+            response_id,
+            limit=query.get("limit"),
+            order=query.get("order"),
+            after=query.get("after"),
+        ),
+    )
+
+
+ROUTES = [create_response, retrieve_response, delete_response, list_input_items]

@@ -1,0 +1,19 @@
+"""The Responses API with its state in Redis: ``previous_response_id`` on every upstream.
+
+* :mod:`.request`: decoding and checking a create request;
+* :mod:`.items`: input/output items (normalising, ids, the tool-output check, replay shaping);
+* :mod:`.upstreams`: one request in flight (:class:`~.upstreams.Turn`): native chaining or
+  replay per deployment, bodies and answers for Responses, Chat and Anthropic upstreams;
+* :mod:`.stream`: converters and the relay that records before the terminal event;
+* :mod:`.service`: the routes' logic (create, retrieve, delete, input items).
+
+The records themselves live in :mod:`gateway.store.responses`.
+
+**Ids.** Clients only ever see ids the gateway minted (``resp_`` and 48 hex digits), whatever
+the upstream: a chain may move between deployments and upstreams (a fallback, a replay), and an
+id must not change when it does; Chat and Anthropic upstreams have no response ids at all; an
+upstream's id would tell clients which provider answered; and the record is keyed by the id the
+client holds. The upstream's own id is kept in the record (``upstream_id``) and used only to
+chain natively on the deployment that produced it. Output item ids (``msg_``, ``fc_``, ``rs_``)
+are the upstream's own, or minted by the translators for Chat and Anthropic answers.
+"""

@@ -1,0 +1,265 @@
+"""One Responses request against each kind of upstream: the body to send, the answer back.
+
+A :class:`Turn` is one client request in flight: who asks, what it continues from, the history
+(read from the records only when a replay needs it). For each attempt it decides, for that
+attempt's deployment, between the two ways to give the upstream the conversation:
+
+* **native**: the upstream speaks Responses, stores what it answers, and produced the parent
+  itself (same provider, same upstream model): send the upstream's own id of the parent as
+  ``previous_response_id`` and only the new input;
+* **replay**: anything else (a Chat or Anthropic upstream, ``store: false``, a chain that moved
+  to another deployment, an upstream that forgot the parent): send the whole history, rebuilt
+  from the records, and the new input. Instructions never carry over: only the request's own
+  ``instructions`` are sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import msgspec
+
+from gateway.clock import Clock
+from gateway.config import UpstreamApi
+from gateway.errors import ClassifiedError
+from gateway.errors.client import InvalidRequest
+from gateway.policy.auth import Principal
+from gateway.providers import Deployment
+from gateway.responses import errors
+from gateway.responses.items import (
+    Item,
+    for_responses_upstream,
+    index_by_id,
+    resolve_references,
+    with_ids,
+    without_minted_ids,
+)
+from gateway.responses.request import ResponsesRequest
+from gateway.schema_fix import Target, repair_schema
+from gateway.store.responses import ChainBroken, NewRecord, Parent, ResponseMeta, ResponseStore
+from gateway.store.responses import Turn as StoredTurn
+from gateway.translate import (
+    AnthropicContext,
+    RandomIds,
+    TranslationError,
+    anthropic_request_from_responses,
+    chat_request_from_responses,
+    response_from_anthropic_message,
+    response_from_chat_completion,
+)
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(dict[str, Any])
+IDS = RandomIds()
+
+
+def deployment_key(deployment: Deployment) -> str:
+    return f"{deployment.provider}/{deployment.upstream_model}"
+
+
+def is_stale_chain(error: ClassifiedError) -> bool:
+    """The upstream does not know the parent we chained to (expired, other account...)."""
+    return error.code == "previous_response_not_found" or error.param == "previous_response_id"
+
+
+def repair_for_anthropic(schema: object) -> object:
+    return repair_schema(schema, Target.ANTHROPIC).schema
+
+
+def translated(error: TranslationError) -> InvalidRequest:
+    return InvalidRequest(error.message, param=error.param, code=error.code)
+
+
+class Produced(NamedTuple):
+    """A finished answer: the client's Response object and the upstream's own id, if stored."""
+
+    response: dict[str, Any]
+    upstream_id: str | None
+
+
+class Turn:
+    """One ``POST /v1/responses`` in flight."""
+
+    def __init__(
+        self,
+        *,
+        request: ResponsesRequest,
+        principal: Principal,
+        store: ResponseStore,
+        clock: Clock,
+        parent: Parent | None,
+        upstream_store: bool,
+        chain_touched_at: float,
+        anthropic_max_tokens: int,
+    ) -> None:
+        self.request = request
+        self.principal = principal
+        self.store = store
+        self.clock = clock
+        self.parent = parent
+        self.response_id = IDS.response()
+        self.created_at = int(clock.now())
+        # What the upstream is told about storing: never more than the client allowed.
+        self.upstream_store = request.store and upstream_store
+        self.chain_touched_at = chain_touched_at
+        self.anthropic_max_tokens = anthropic_max_tokens
+        self._history: list[StoredTurn] | None = None
+
+    @property
+    def previous_response_id(self) -> str | None:
+        return self.request.previous_response_id
+
+    # -- the decision -------------------------------------------------------------------------
+
+    def native(self, deployment: Deployment) -> bool:
+        parent = self.parent
+        return (
+            deployment.api is UpstreamApi.RESPONSES
+            and self.upstream_store
+            and parent is not None
+            and parent.meta.upstream_id is not None
+            and parent.meta.deployment == deployment_key(deployment)
+        )
+
+    async def history(self) -> list[StoredTurn]:
+        if self._history is None:
+            if self.parent is None:
+                self._history = []
+            else:
+                try:
+                    self._history = await self.store.read_chain(self.parent.meta, touch=False)
+                except ChainBroken as broken:
+                    raise errors.previous_response_not_found(broken.missing) from None
+        return self._history
+
+    async def replay_input(self, api: UpstreamApi) -> list[Item]:
+        """The whole conversation for an upstream that holds none of it."""
+        turns = await self.history()
+        known = index_by_id(group for turn in turns for group in (turn.input, turn.output))
+        items: list[Item] = []
+        for turn in turns:
+            items.extend(resolve_references(without_minted_ids(turn.input, turn.meta.minted), known))
+            items.extend(turn.output)
+        items.extend(resolve_references(self.request.items, known))
+        if api is UpstreamApi.RESPONSES:
+            return [shaped for item in items if (shaped := for_responses_upstream(item)) is not None]
+        return items
+
+    # -- bodies -------------------------------------------------------------------------------
+
+    async def responses_body(self, deployment: Deployment, *, native: bool) -> bytes:
+        data = dict(self.request.data)
+        data["model"] = deployment.upstream_model
+        data["store"] = self.upstream_store
+        if native:
+            assert self.parent is not None
+            data["previous_response_id"] = self.parent.meta.upstream_id
+        else:
+            data.pop("previous_response_id", None)
+            data["input"] = await self.replay_input(UpstreamApi.RESPONSES)
+        return _ENCODER.encode(data)
+
+    async def chat_body(self, deployment: Deployment) -> bytes:
+        items = await self.replay_input(UpstreamApi.CHAT)
+        try:
+            body = chat_request_from_responses(self.request.data, items)
+        except TranslationError as exc:
+            raise translated(exc) from None
+        body["model"] = deployment.upstream_model
+        return _ENCODER.encode(body)
+
+    async def anthropic_body(self, deployment: Deployment, context: AnthropicContext) -> bytes:
+        items = await self.replay_input(UpstreamApi.ANTHROPIC)
+        try:
+            body = anthropic_request_from_responses(
+                self.request.data,
+                items,
+                upstream_model=deployment.upstream_model,
+                default_max_tokens=self.anthropic_max_tokens,
+                schema_repair=repair_for_anthropic,
+                context=context,
+            )
+        except TranslationError as exc:
+            raise translated(exc) from None
+        return _ENCODER.encode(body)
+
+    # -- answers ------------------------------------------------------------------------------
+
+    def own(self, response: dict[str, Any]) -> dict[str, Any]:
+        """A Responses upstream's object, made the gateway's: our id, the client's parent id."""
+        response["id"] = self.response_id
+        response["previous_response_id"] = self.previous_response_id
+        response["store"] = self.request.store
+        return response
+
+    def from_responses(self, content: bytes) -> Produced:
+        response = _DECODER.decode(content)
+        upstream_id = response.get("id")
+        return Produced(self.own(response), upstream_id if isinstance(upstream_id, str) else None)
+
+    def from_chat(self, content: bytes) -> Produced:
+        completion = _DECODER.decode(content)
+        response = response_from_chat_completion(
+            completion,
+            request=self.request.data,
+            response_id=self.response_id,
+            created_at=self.created_at,
+            ids=IDS,
+            previous_response_id=self.previous_response_id,
+            completed_at=int(self.clock.now()),
+        )
+        return Produced(response, None)
+
+    def from_anthropic(self, content: bytes, context: AnthropicContext) -> Produced:
+        message = _DECODER.decode(content)
+        response = response_from_anthropic_message(
+            message,
+            request=self.request.data,
+            response_id=self.response_id,
+            created_at=self.created_at,
+            ids=IDS,
+            previous_response_id=self.previous_response_id,
+            context=context,
+            completed_at=int(self.clock.now()),
+        )
+        return Produced(response, None)
+
+    # -- the record ---------------------------------------------------------------------------
+
+    def record(self, deployment: Deployment, response: dict[str, Any], upstream_id: str | None) -> NewRecord:
+        parent = self.parent
+        if parent is None:
+            block: tuple[str, ...] = ()
+            tails: tuple[str, ...] = ()
+            depth = 0
+        else:
+            block, tails = parent.meta.child_links()
+            depth = parent.meta.depth + 1
+        status = str(response.get("status") or "completed")
+        items, minted = with_ids(self.request.items)
+        stored_upstream = (
+            upstream_id
+            if deployment.api is UpstreamApi.RESPONSES and self.upstream_store and status != "failed"
+            else None
+        )
+        meta = ResponseMeta(
+            id=self.response_id,
+            owner=self.principal.key_id,
+            model=self.request.model,
+            deployment=deployment_key(deployment),
+            api=str(deployment.api),
+            status=status,
+            created_at=self.created_at,
+            upstream_id=stored_upstream,
+            parent=parent.meta.id if parent is not None else None,
+            depth=depth,
+            block=block,
+            tails=tails,
+            chain_touched_at=self.chain_touched_at,
+            minted=minted,
+        )
+        return NewRecord(meta=meta, input=items, output=list(response.get("output") or ()), body=response)
+
+    async def save(self, deployment: Deployment, response: dict[str, Any], upstream_id: str | None) -> None:
+        if self.request.store:
+            await self.store.save(self.record(deployment, response, upstream_id))

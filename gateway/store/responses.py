@@ -1,0 +1,279 @@
+"""The gateway's records of Responses API answers, in Redis.
+
+One Redis hash per stored response, ``<prefix>resp:{<id>}`` (the braces are a Cluster hash tag,
+so everything about one response lives in one slot and a Lua script may touch it):
+
+========== ===================================================================================
+field      value
+========== ===================================================================================
+``owner``  the key id of the gateway key that created it (ownership checks never decode JSON)
+``meta``   :class:`ResponseMeta` as JSON: model, deployment, upstream id, parent, chain links
+``input``  the turn's input items as a JSON array, every item with an ``id``
+``output`` the turn's output items as a JSON array (messages, function calls, reasoning...)
+``body``   the full Response object as JSON, with ``"output": []`` (``output`` is spliced in
+           on read, so the output is stored once)
+========== ===================================================================================
+
+**Chains.** A turn stores only its own items; a chain is rebuilt by following links. So that a
+chain of any length is listed in at most two pipelined reads, ancestors are grouped in blocks
+of :data:`BLOCK` responses. A record keeps ``block`` (its ancestors inside the current block,
+oldest first) and ``tails`` (the last response of every earlier full block). The ancestors of
+``p`` are then ``t.block + [t]`` for each tail ``t`` and ``p.block``: read ``p``, then the tails'
+metas in one pipeline, then every ancestor's items in one more. A record carries fewer than
+``BLOCK + depth / BLOCK`` ids however long its chain grows.
+
+**Lifetime.** A response expires ``ttl`` seconds after it was created, unless a chain still
+needs it: reading a parent to continue from it extends the parent to ``ttl + slack``, and every
+``slack / 2`` seconds of chain activity every ancestor is extended the same way
+(``chain_touched_at`` records when). Hence while a response lives, every response its chain needs
+lives too, and a chain nobody continues is gone ``ttl + slack`` after its last turn at most.
+Every key is written with its TTL in one MULTI, so nothing is ever stored without one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
+
+# Responses per chain block (see the module docstring). Changing it is safe: links are always
+# derived from the parent's own lists.
+BLOCK = 64
+
+_ENCODER = msgspec.json.Encoder()
+_ITEMS = msgspec.json.Decoder(list[dict[str, Any]])
+_OBJECT = msgspec.json.Decoder(dict[str, Any])
+
+F_OWNER = b"owner"
+F_META = b"meta"
+F_INPUT = b"input"
+F_OUTPUT = b"output"
+F_BODY = b"body"
+
+
+class ResponseMeta(msgspec.Struct, frozen=True, kw_only=True):
+    """What the gateway knows about a stored response besides its items."""
+
+    id: str
+    owner: str
+    model: str  # the public model the client asked for
+    deployment: str  # "provider/upstream_model" that produced it
+    api: str  # what that upstream speaks: chat | responses | anthropic
+    status: str  # completed | incomplete | failed
+    created_at: int
+    upstream_id: str | None = None  # the upstream's id, when the upstream stored it too
+    parent: str | None = None
+    depth: int = 0  # number of ancestors
+    block: tuple[str, ...] = ()
+    tails: tuple[str, ...] = ()
+    chain_touched_at: float = 0.0
+    # Indexes of input items whose ``id`` the gateway minted (not sent upstream on replay).
+    minted: tuple[int, ...] = ()
+
+    def ancestors_known(self) -> tuple[str, ...]:
+        """The chain links this record holds itself: its tails and its block."""
+        return (*self.tails, *self.block)
+
+    def child_links(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``(block, tails)`` of a response continuing from this one."""
+        if len(self.block) + 1 >= BLOCK:
+            return (), (*self.tails, self.id)
+        return (*self.block, self.id), self.tails
+
+
+_META = msgspec.json.Decoder(ResponseMeta)
+
+
+class Turn(msgspec.Struct, frozen=True):
+    """One ancestor's contribution to a chain's history."""
+
+    meta: ResponseMeta
+    input: list[dict[str, Any]]
+    output: list[dict[str, Any]]
+
+
+class Parent(msgspec.Struct, frozen=True):
+    """The response a request continues from: its meta and output (for the tool-output check)."""
+
+    meta: ResponseMeta
+    output: list[dict[str, Any]]
+
+
+class ChainBroken(Exception):
+    """An ancestor of the requested parent is gone (deleted or expired)."""
+
+    def __init__(self, missing: str) -> None:
+        super().__init__(missing)
+        self.missing = missing
+
+
+class NewRecord(msgspec.Struct, frozen=True, kw_only=True):
+    meta: ResponseMeta
+    input: list[dict[str, Any]]
+    output: list[dict[str, Any]]
+    body: dict[str, Any]  # the Response object (its output is not stored twice)
+
+
+class _Script:
+    """A Lua script run by SHA, loaded on first use (no client-side state)."""
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def run(self, redis: aioredis.Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await redis.eval(self.source, len(keys), *keys, *args)
+
+
+# Read a parent for a follow-up: only for its owner, and extend its TTL (never shorten it).
+_READ_PARENT = _Script(
+    """
+local v = redis.call('HMGET', KEYS[1], 'owner', 'meta', 'output')
+if not v[1] or v[1] ~= ARGV[1] then return false end
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return {v[2], v[3]}
+"""
+)
+
+# Delete a response for its owner; returns its meta (false when absent or foreign).
+_DELETE = _Script(
+    """
+local v = redis.call('HMGET', KEYS[1], 'owner', 'meta')
+if not v[1] or v[1] ~= ARGV[1] then return false end
+redis.call('DEL', KEYS[1])
+return v[2]
+"""
+)
+
+
+class ResponseStore:
+    """Reads and writes response records. Cheap to build: it only holds references."""
+
+    __slots__ = ("_prefix", "_redis", "slack", "ttl")
+
+    def __init__(self, redis: aioredis.Redis, *, prefix: str, ttl: int) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self.ttl = ttl
+        self.slack = max(ttl // 10, 1)
+
+    def key(self, response_id: str) -> str:
+        return f"{self._prefix}resp:{{{response_id}}}"
+
+    @property
+    def extended_ttl(self) -> int:
+        return self.ttl + self.slack
+
+    def touch_due(self, meta: ResponseMeta, now: float) -> bool:
+        """Whether continuing from ``meta`` must extend every ancestor's TTL now."""
+        return bool(meta.ancestors_known()) and now - meta.chain_touched_at >= self.slack / 2
+
+    # -- follow-ups -------------------------------------------------------------------------
+
+    async def read_parent(self, response_id: str, owner: str) -> Parent | None:
+        """The parent record for ``owner`` (None when absent or someone else's); extends its TTL."""
+        found = await _READ_PARENT.run(self._redis, [self.key(response_id)], [owner, self.extended_ttl])
+        if not found:
+            return None
+        meta_raw, output_raw = found
+        return Parent(_META.decode(meta_raw), _ITEMS.decode(output_raw))
+
+    async def _ancestor_ids(self, parent: ResponseMeta) -> list[str]:
+        """Every ancestor of ``parent`` and ``parent`` itself, oldest first."""
+        ids: list[str] = []
+        if parent.tails:
+            pipe = self._redis.pipeline(transaction=False)
+            for tail in parent.tails:
+                pipe.hget(self.key(tail), "meta")
+            for tail, raw in zip(parent.tails, await pipe.execute(), strict=True):
+                if raw is None:
+                    raise ChainBroken(tail)
+                ids.extend(_META.decode(raw).block)
+                ids.append(tail)
+        ids.extend(parent.block)
+        ids.append(parent.id)
+        return ids
+
+    async def touch_chain(self, parent: ResponseMeta) -> None:
+        """Extend the TTL of every ancestor of ``parent`` (a missing one is left missing)."""
+        ids = await self._ancestor_ids(parent)
+        pipe = self._redis.pipeline(transaction=False)
+        for response_id in ids:
+            pipe.expire(self.key(response_id), self.extended_ttl)
+        await pipe.execute()
+
+    async def read_chain(self, parent: ResponseMeta, *, touch: bool) -> list[Turn]:
+        """Every turn from the chain's root to ``parent``, oldest first.
+
+        Raises :class:`ChainBroken` when one of them is gone. ``touch`` also extends their TTLs.
+        """
+        ids = await self._ancestor_ids(parent)
+        pipe = self._redis.pipeline(transaction=False)
+        for response_id in ids:
+            pipe.hmget(self.key(response_id), ["owner", "meta", "input", "output"])
+            if touch:
+                pipe.expire(self.key(response_id), self.extended_ttl)
+        results = await pipe.execute()
+        step = 2 if touch else 1
+        turns: list[Turn] = []
+        for index, response_id in enumerate(ids):
+            owner, meta, items_in, items_out = results[index * step]
+            if owner != parent.owner.encode() or meta is None or items_in is None or items_out is None:
+                raise ChainBroken(response_id)
+            turns.append(Turn(_META.decode(meta), _ITEMS.decode(items_in), _ITEMS.decode(items_out)))
+        return turns
+
+    # -- writing ----------------------------------------------------------------------------
+
+    async def save(self, record: NewRecord) -> None:
+        """Write one record and its TTL atomically (one key, one MULTI)."""
+        body = record.body
+        if "output" in body:
+            body = {**body, "output": []}
+        key = self.key(record.meta.id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(
+            key,
+            mapping={
+                F_OWNER: record.meta.owner.encode(),
+                F_META: _ENCODER.encode(record.meta),
+                F_INPUT: _ENCODER.encode(record.input),
+                F_OUTPUT: _ENCODER.encode(record.output),
+                F_BODY: _ENCODER.encode(body),
+            },
+        )
+        pipe.expire(key, self.ttl)
+        await pipe.execute()
+
+    # -- reading for the client -------------------------------------------------------------
+
+    async def response_body(self, response_id: str, owner: str) -> dict[str, Any] | None:
+        """The stored Response object, or None (absent or someone else's)."""
+        got = await self._redis.hmget(self.key(response_id), ["owner", "body", "output"])
+        stored_owner, body, output = got
+        if stored_owner != owner.encode() or body is None or output is None:
+            return None
+        response = _OBJECT.decode(body)
+        response["output"] = _ITEMS.decode(output)
+        return response
+
+    async def input_items(self, response_id: str, owner: str) -> list[dict[str, Any]] | None:
+        got = await self._redis.hmget(self.key(response_id), ["owner", "input"])
+        stored_owner, items = got
+        if stored_owner != owner.encode() or items is None:
+            return None
+        return _ITEMS.decode(items)
+
+    async def delete(self, response_id: str, owner: str) -> ResponseMeta | None:
+        """Delete for ``owner``; the deleted record's meta, or None (absent or someone else's)."""
+        found = await _DELETE.run(self._redis, [self.key(response_id)], [owner])
+        return _META.decode(found) if found else None
