@@ -36,16 +36,16 @@ def _error_as_200(dialect: Dialect, exchange: Exchange, error: ErrorKind, behavi
 def json_plan(headers: tuple[tuple[str, str], ...], body: bytes, fault: Fault | None) -> ReplyPlan:
     kind = fault.kind if fault is not None else None
     half = body[: len(body) // 2]
+    # Stalled and cut bodies announce their whole length and send half of it.
+    announced = (*headers, ("content-length", str(len(body))))
     if kind is FaultKind.RESET:
         return ReplyPlan(status=200, reset=True)
     if kind is FaultKind.SILENCE:
-        return ReplyPlan(status=200, headers=headers, ending=Ending.HANG)
+        return ReplyPlan(status=200, headers=announced, ending=Ending.HANG)
     if kind is FaultKind.STALL:
-        return ReplyPlan(status=200, headers=headers, parts=(half,), ending=Ending.HANG)
+        return ReplyPlan(status=200, headers=announced, parts=(half,), ending=Ending.HANG)
     if kind is FaultKind.CUT:
-        # Announce the whole length, send half: the client sees the connection close mid-body.
-        full = (*headers, ("content-length", str(len(body))))
-        return ReplyPlan(status=200, headers=full, parts=(half,), ending=Ending.CLOSE)
+        return ReplyPlan(status=200, headers=announced, parts=(half,), ending=Ending.CLOSE)
     if kind is FaultKind.MALFORMED:
         return ReplyPlan(status=200, headers=headers, parts=(half,))
     if kind is FaultKind.SLOW and fault is not None:

@@ -1,0 +1,205 @@
+"""Faults below the HTTP error level: resets, silence, stalls, cuts, malformed and in-band errors, latency.
+
+Hanging faults are observed with a short client read timeout and end when the client goes away:
+`/_fake/status` shows no answer still running (polled with a deadline, never a fixed sleep).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import httpx
+import openai
+import pytest
+
+from fake_providers.testing import FakeProviders, parse_sse
+
+CHAT = "/openai/v1/chat/completions"
+MESSAGES = [{"role": "user", "content": "one two three four"}]
+QUICK_READ = httpx.Timeout(5.0, read=0.3)
+
+
+def wait_until(condition: Callable[[], bool], deadline: float = 5.0) -> None:
+    end = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.01)
+
+
+def no_answer_running(providers: FakeProviders) -> Callable[[], bool]:
+    return lambda: providers.status()["active_replies"] == 0
+
+
+def collect_lines(response: httpx.Response, into: list[str]) -> None:
+    into.extend(line for line in response.iter_lines() if line)
+
+
+def request(model: str, *, stream: bool) -> dict[str, object]:
+    return {"model": model, "messages": MESSAGES, "stream": stream}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_reset_before_any_header(http: httpx.Client, stream: bool) -> None:
+    with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)) as raised:
+        http.post(CHAT, json=request("fault-reset", stream=stream))
+    if isinstance(raised.value, httpx.ReadError):
+        assert "reset" in str(raised.value).lower()
+
+
+def test_reset_surfaces_as_a_connection_error_in_the_sdk(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="fault-reset", messages=MESSAGES)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_silence_sends_headers_then_nothing_until_the_client_leaves(
+    providers: FakeProviders, stream: bool
+) -> None:
+    with (
+        httpx.Client(base_url=providers.base_url, timeout=QUICK_READ) as http,
+        http.stream("POST", CHAT, json=request("fault-silence", stream=stream)) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["x-request-id"].startswith("req_")
+        assert providers.status()["active_replies"] == 1
+        with pytest.raises(httpx.ReadTimeout):
+            response.read()
+    wait_until(no_answer_running(providers))
+
+
+def test_stall_sends_some_chunks_then_nothing(providers: FakeProviders) -> None:
+    received: list[str] = []
+    with (
+        httpx.Client(base_url=providers.base_url, timeout=QUICK_READ) as http,
+        http.stream("POST", CHAT, json=request("fault-stall-3", stream=True)) as response,
+        pytest.raises(httpx.ReadTimeout),
+    ):
+        collect_lines(response, received)
+    chunks = [json.loads(line.removeprefix("data: ")) for line in received]
+    assert [chunk["choices"][0]["delta"] for chunk in chunks] == [
+        {"role": "assistant", "content": ""},
+        {"content": "You "},
+        {"content": "said: "},
+    ]
+    wait_until(no_answer_running(providers))
+
+
+def test_stall_of_a_json_answer_sends_half_the_body(providers: FakeProviders) -> None:
+    with (
+        httpx.Client(base_url=providers.base_url, timeout=QUICK_READ) as http,
+        http.stream("POST", CHAT, json=request("fault-stall", stream=False)) as response,
+    ):
+        assert response.status_code == 200
+        pieces = response.iter_raw()
+        first = next(pieces)
+        assert first.startswith(b'{"id":"chatcmpl-')
+        assert len(first) < int(response.headers["content-length"])
+        with pytest.raises(httpx.ReadTimeout):
+            next(pieces)
+    wait_until(no_answer_running(providers))
+
+
+def test_cut_closes_the_stream_without_done(providers: FakeProviders) -> None:
+    lines: list[str] = []
+    with (
+        httpx.Client(base_url=providers.base_url, timeout=5.0) as http,
+        http.stream("POST", CHAT, json=request("fault-cut", stream=True)) as response,
+    ):
+        assert response.status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+            collect_lines(response, lines)
+    assert len(lines) == 2
+    assert all(line.startswith("data: {") for line in lines)
+    wait_until(no_answer_running(providers))
+
+
+def test_cut_json_body_is_shorter_than_announced(http: httpx.Client) -> None:
+    with pytest.raises(
+        httpx.RemoteProtocolError, match="peer closed connection without sending complete message body"
+    ):
+        http.post(CHAT, json=request("fault-cut", stream=False))
+
+
+def test_malformed_chunk_breaks_the_sdk_stream(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(model="fault-malformed", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+    chunks = iter(stream)
+    assert [next(chunks).choices[0].delta.content for _ in range(2)] == ["", "You "]
+    with pytest.raises(json.JSONDecodeError):
+        next(chunks)
+
+
+def test_malformed_stream_on_the_wire(http: httpx.Client) -> None:
+    events = parse_sse(http.post(CHAT, json=request("fault-malformed-1", stream=True)).text)
+    assert json.loads(events[0].data)["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(events[1].data)
+    assert events[1].data.startswith('{"id":"chatcmpl-')
+    assert [json.loads(event.data)["choices"][0]["delta"].get("content") for event in events[2:-2]] == [
+        "said: ",
+        "one ",
+        "two ",
+        "three ",
+        "four",
+    ]
+    assert events[-1].data == "[DONE]"
+
+
+def test_malformed_json_answer(http: httpx.Client) -> None:
+    response = http.post(CHAT, json=request("fault-malformed", stream=False))
+    assert response.status_code == 200
+    assert response.text.startswith('{"id":"chatcmpl-')
+    with pytest.raises(json.JSONDecodeError):
+        response.json()
+
+
+def test_inband_error_after_the_role_chunk(http: httpx.Client) -> None:
+    events = parse_sse(http.post(CHAT, json=request("fault-inband", stream=True)).text)
+    assert len(events) == 2
+    assert json.loads(events[0].data)["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert json.loads(events[1].data) == {
+        "error": {
+            "message": "The server had an error while processing your request. Sorry about that!",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
+
+
+def test_inband_error_raises_in_the_sdk(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="fault-inband-context-length", messages=MESSAGES, stream=True
+    )  # type: ignore[arg-type]
+    with pytest.raises(openai.APIError) as raised:
+        list(stream)
+    assert raised.value.message.startswith("This model's maximum context length is 4097 tokens.")
+    assert raised.value.code == "context_length_exceeded"
+
+
+def test_inband_on_a_json_request_is_a_200_error(http: httpx.Client) -> None:
+    response = http.post(CHAT, json=request("fault-inband-529", stream=False))
+    assert response.status_code == 200
+    assert response.json()["error"]["type"] == "overloaded_error"
+
+
+def test_slow_delays_the_first_chunk_and_the_gaps(http: httpx.Client) -> None:
+    normal = parse_sse(http.post(CHAT, json=request("gpt-4o-mini", stream=True)).text)
+    started = time.monotonic()
+    arrivals: list[float] = []
+    with http.stream("POST", CHAT, json=request("fault-slow-60ms-20ms", stream=True)) as response:
+        for line in response.iter_lines():
+            if line:
+                arrivals.append(time.monotonic() - started)
+    assert len(arrivals) == len(normal)
+    assert arrivals[0] >= 0.06
+    assert arrivals[-1] >= 0.06 + 0.02 * (len(arrivals) - 1)
+
+
+def test_slow_json_answer_waits_before_the_headers(http: httpx.Client) -> None:
+    started = time.monotonic()
+    response = http.post(CHAT, json=request("fault-slow-50ms", stream=False))
+    assert time.monotonic() - started >= 0.05
+    assert response.json()["choices"][0]["message"]["content"] == "You said: one two three four"
