@@ -198,12 +198,14 @@ class StrictPass:
                 typed["type"] = types[0]
                 return typed
             return split_type_union(ed.result(), types, add_array_items=True, path=path, ctx=self.ctx)
+        # Strict mode needs a type; these guesses reject non-object / non-array values
+        # that the typeless original accepted, so they are reported as narrowing.
         if "properties" in ed:
             ed.set("type", "object")
-            self.ctx.note(path, "typeless schema with properties given type 'object'")
+            self.ctx.narrowed(path, "typeless schema with properties given type 'object'")
         elif "items" in ed:
             ed.set("type", "array")
-            self.ctx.note(path, "typeless schema with items given type 'array'")
+            self.ctx.narrowed(path, "typeless schema with items given type 'array'")
         return None
 
     def _children(self, ed: Edit, path: Path, depth: int) -> None:
@@ -275,6 +277,8 @@ class StrictPass:
             self.ctx.note(path, f"optional properties made required and nullable: {', '.join(optional)}")
         wanted = [*required, *optional]
         current = ed.get("required")
+        if not wanted and "required" not in ed:
+            return
         if not (isinstance(current, list) and current == wanted):
             ed.set("required", wanted)
 

@@ -99,11 +99,14 @@ def _inline_root_ref(ed: Edit, schema: JSONDict, ctx: Ctx) -> None:
 
 
 class _Structural:
-    __slots__ = ("ctx", "rules")
+    __slots__ = ("ctx", "exact", "rules")
 
     def __init__(self, rules: StructuralRules, ctx: Ctx) -> None:
         self.rules = rules
         self.ctx = ctx
+        # True below `not`, `if` and `oneOf` branches: there, accepting more can reject
+        # more at the top, so only repairs that keep the meaning exactly are allowed.
+        self.exact = False
 
     def node(self, node: object, path: Path, depth: int) -> object:
         if isinstance(node, bool):
@@ -129,6 +132,8 @@ class _Structural:
         for key in SCHEMA_MAP_KEYWORDS:
             if key in ed:
                 self._schema_map(ed, key, path, depth)
+        if self.rules.prune_required:
+            self._undeclared_required(ed, path)
         if self.rules.add_array_items and ed.get("type") == "array" and "items" not in ed:
             self.ctx.note(path, "array without items; added items: {}")
             ed.set("items", {})
@@ -234,12 +239,6 @@ class _Structural:
         for name in hoisted:
             if name not in names:
                 names.append(name)
-        props = ed.get("properties")
-        if self.rules.prune_required and isinstance(props, dict):
-            absent = [name for name in names if name not in props]
-            if absent:
-                self.ctx.note(path, f"required names not in properties removed: {', '.join(absent)}")
-                names = [name for name in names if name in props]
 
         if present and isinstance(value, list) and names == value:
             return
@@ -247,6 +246,33 @@ class _Structural:
             ed.set("required", names)
         elif present:
             ed.pop("required")
+
+    def _undeclared_required(self, ed: Edit, path: Path) -> None:
+        props = ed.get("properties")
+        names = ed.get("required")
+        if not isinstance(props, dict) or not isinstance(names, list):
+            return
+        absent = [name for name in names if isinstance(name, str) and name not in props]
+        if not absent:
+            return
+        if not self.exact:
+            kept = [name for name in names if name in props]
+            self.ctx.note(path, f"required names not in properties removed: {', '.join(absent)}")
+            if kept:
+                ed.set("required", kept)
+            else:
+                ed.pop("required")
+            return
+        if "patternProperties" in ed:
+            return
+        # Exact alternative: declare each name with the schema that applied to it anyway.
+        extra = ed.get("additionalProperties")
+        declared: object = extra if isinstance(extra, dict | bool) else {}
+        new_props = dict(props)
+        for name in absent:
+            new_props[name] = declared
+        ed.set("properties", new_props)
+        self.ctx.note(path, f"required names not in properties declared: {', '.join(absent)}")
 
     def _items(self, ed: Edit, path: Path, depth: int) -> None:
         if "prefixItems" in ed:
@@ -280,7 +306,7 @@ class _Structural:
                 rest = self.node(extra, (*path, "additionalItems"), depth + 1)
         if positions and "prefixItems" not in ed:
             ed.set("prefixItems", positions)
-        if self.rules.exact_tuples:
+        if self.rules.exact_tuples or self.exact:
             if rest is True:
                 ed.pop("items")
             else:
@@ -298,7 +324,10 @@ class _Structural:
     def _subschema(self, ed: Edit, key: str, path: Path, depth: int) -> None:
         value = ed.get(key)
         if isinstance(value, dict | bool):
+            saved = self.exact
+            self.exact = saved or key in ("not", "if")
             fixed = self.node(value, (*path, key), depth + 1)
+            self.exact = saved
             if fixed is not value:
                 ed.set(key, fixed)
             return
@@ -312,12 +341,15 @@ class _Structural:
             ed.pop(key)
             return
         new_list: list[object] | None = None
+        saved = self.exact
+        self.exact = saved or key == "oneOf"
         for i, item in enumerate(value):
             fixed = self.node(item, (*path, key, str(i)), depth + 1)
             if fixed is not item:
                 if new_list is None:
                     new_list = list(value)
                 new_list[i] = fixed
+        self.exact = saved
         if new_list is not None:
             ed.set(key, new_list)
 
