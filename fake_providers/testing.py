@@ -87,7 +87,7 @@ class ServedApp:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        graceful_shutdown: int = 3,
+        graceful_shutdown: int = 1,
         log_level: str = "warning",
     ) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -182,9 +182,14 @@ def _wait_until_accepting(host: str, port: int, deadline: float) -> None:
             time.sleep(_POLL_INTERVAL)
 
 
-def serve(app: ASGIApplication, host: str = "127.0.0.1", port: int = 0) -> ServedApp:
-    """Serve any ASGI app on a real socket: `with serve(app) as served: served.base_url`."""
-    return ServedApp(app, host, port)
+def serve(
+    app: ASGIApplication, host: str = "127.0.0.1", port: int = 0, *, graceful_shutdown: int = 1
+) -> ServedApp:
+    """Serve any ASGI app on a real socket: `with serve(app) as served: served.base_url`.
+
+    On exit, answers still in flight get `graceful_shutdown` seconds before they are cancelled.
+    """
+    return ServedApp(app, host, port, graceful_shutdown=graceful_shutdown)
 
 
 class FakeProviders:
