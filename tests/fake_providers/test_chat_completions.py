@@ -22,7 +22,7 @@ USAGE_DETAILS = {
         "rejected_prediction_tokens": 0,
     },
 }
-WEATHER_TOOL = {
+WEATHER_TOOL: Any = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -34,7 +34,7 @@ WEATHER_TOOL = {
         },
     },
 }
-TIME_TOOL = {
+TIME_TOOL: Any = {
     "type": "function",
     "function": {
         "name": "get_time",
@@ -196,7 +196,7 @@ def test_forced_function_gets_schema_valid_arguments(client: openai.OpenAI) -> N
     completion = client.chat.completions.create(
         model="gpt-4o-mini",
         messages=[{"role": "user", "content": "weather?"}],
-        tools=[TIME_TOOL, WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[TIME_TOOL, WEATHER_TOOL],
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
     )
     choice = completion.choices[0]
@@ -206,8 +206,8 @@ def test_forced_function_gets_schema_valid_arguments(client: openai.OpenAI) -> N
     [call] = choice.message.tool_calls
     assert re.fullmatch(r"call_[A-Za-z0-9]{24}", call.id)
     assert call.type == "function"
-    assert call.function.name == "get_weather"  # type: ignore[union-attr]
-    assert json.loads(call.function.arguments) == {"city": "example", "unit": "c"}  # type: ignore[union-attr]
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "example", "unit": "c"}
 
 
 def test_required_calls_the_first_tool_and_streams_index_keyed_deltas(http: httpx.Client) -> None:
@@ -249,7 +249,7 @@ def test_scripted_parallel_calls_stream_with_indexes(providers: FakeProviders, c
     stream = client.chat.completions.create(
         model="gpt-4o-mini",
         messages=[{"role": "user", "content": "both"}],
-        tools=[WEATHER_TOOL, TIME_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL, TIME_TOOL],
         stream=True,
     )
     calls: dict[int, dict[str, str]] = {}
@@ -285,7 +285,7 @@ def test_tool_results_reach_the_reply(client: openai.OpenAI) -> None:
             {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 21}'},
             {"role": "tool", "tool_call_id": "call_2", "content": "12:00"},
         ],
-        tools=[WEATHER_TOOL, TIME_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL, TIME_TOOL],
     )
     assert (
         completion.choices[0].message.content
@@ -346,10 +346,12 @@ def test_scripted_tool_call_arguments_can_be_verbatim_text(
     completion = client.chat.completions.create(
         model="gpt-4o-mini",
         messages=[{"role": "user", "content": "x"}],
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
     )
     assert completion.choices[0].message.tool_calls is not None
-    assert completion.choices[0].message.tool_calls[0].function.arguments == '{"city": '  # type: ignore[union-attr]
+    [call] = completion.choices[0].message.tool_calls
+    assert call.type == "function"
+    assert call.function.arguments == '{"city": '
 
 
 def test_unknown_request_fields_are_ignored(http: httpx.Client) -> None:

@@ -284,11 +284,10 @@ def test_refused_requests_get_openais_body(
 
 
 def test_sdk_raises_bad_request_with_code_and_param(client: openai.OpenAI) -> None:
+    tools: Any = [tool("t", {"type": "object", "properties": {"a": {"type": "string"}}}, strict=True)]
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=[{"role": "user", "content": "x"}],
-            tools=[tool("t", {"type": "object", "properties": {"a": {"type": "string"}}}, strict=True)],  # type: ignore[list-item]
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], tools=tools
         )
     assert raised.value.status_code == 400
     assert raised.value.code == "invalid_function_parameters"

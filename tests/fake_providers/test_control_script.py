@@ -128,16 +128,14 @@ def test_multi_turn_script_drives_a_tool_loop(providers: FakeProviders, client: 
     assert first.choices[0].finish_reason == "tool_calls"
     assert first.choices[0].message.tool_calls is not None
     [call] = first.choices[0].message.tool_calls
-    assert (call.id, call.function.arguments) == ("call_a", '{"q":"x"}')  # type: ignore[union-attr]
-    second = client.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=[
-            {"role": "user", "content": "go"},
-            first.choices[0].message.model_dump(exclude_none=True),  # type: ignore[list-item]
-            {"role": "tool", "tool_call_id": "call_a", "content": "found"},
-        ],
-        tools=tools,
-    )
+    assert call.type == "function"
+    assert (call.id, call.function.arguments) == ("call_a", '{"q":"x"}')
+    history: Any = [
+        {"role": "user", "content": "go"},
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": "call_a", "content": "found"},
+    ]
+    second = client.chat.completions.create(model="gpt-4o-mini", messages=history, tools=tools)
     assert second.choices[0].message.content == "done"
 
 

@@ -11,7 +11,7 @@ import pytest
 from fake_providers.testing import FakeProviders
 
 CHAT = "/openai/v1/chat/completions"
-MESSAGES = [{"role": "user", "content": "hello"}]  # 2 input tokens
+MESSAGES: Any = [{"role": "user", "content": "hello"}]  # 2 input tokens
 
 
 def detail(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
@@ -125,7 +125,7 @@ def test_http_fault_through_the_sdk(
     body: dict[str, Any],
 ) -> None:
     with pytest.raises(exception) as raised:
-        client.chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
+        client.chat.completions.create(model=model, messages=MESSAGES)
     error = raised.value
     assert type(error) is exception
     assert error.status_code == status
@@ -158,7 +158,7 @@ def test_bad_gateway_is_cloudflares_body(http: httpx.Client) -> None:
 
 def test_http_faults_answer_streaming_requests_before_any_event(client: openai.OpenAI) -> None:
     with pytest.raises(openai.RateLimitError):
-        client.chat.completions.create(model="fault-429", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+        client.chat.completions.create(model="fault-429", messages=MESSAGES, stream=True)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -186,7 +186,7 @@ def test_sdk_retries_a_scripted_429_honouring_retry_after_ms(providers: FakeProv
         [{"fault": "429", "headers": {"retry-after-ms": "1", "retry-after": "0"}}], model="gpt-4o-mini"
     )
     with openai.OpenAI(base_url=providers.openai_base_url, api_key="sk-test", max_retries=1) as sdk:
-        completion = sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+        completion = sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert completion.choices[0].message.content == "You said: hello"
     attempts = providers.requests(path=CHAT)
     assert [entry.headers["x-stainless-retry-count"] for entry in attempts] == ["0", "1"]

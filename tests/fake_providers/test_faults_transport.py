@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import openai
@@ -17,7 +18,7 @@ import pytest
 from fake_providers.testing import FakeProviders, parse_sse
 
 CHAT = "/openai/v1/chat/completions"
-MESSAGES = [{"role": "user", "content": "one two three four"}]
+MESSAGES: Any = [{"role": "user", "content": "one two three four"}]
 QUICK_READ = httpx.Timeout(5.0, read=0.3)
 
 
@@ -51,7 +52,7 @@ def test_reset_before_any_header(http: httpx.Client, stream: bool) -> None:
 
 def test_reset_surfaces_as_a_connection_error_in_the_sdk(client: openai.OpenAI) -> None:
     with pytest.raises(openai.APIConnectionError):
-        client.chat.completions.create(model="fault-reset", messages=MESSAGES)  # type: ignore[arg-type]
+        client.chat.completions.create(model="fault-reset", messages=MESSAGES)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -124,7 +125,7 @@ def test_cut_json_body_is_shorter_than_announced(http: httpx.Client) -> None:
 
 
 def test_malformed_chunk_breaks_the_sdk_stream(client: openai.OpenAI) -> None:
-    stream = client.chat.completions.create(model="fault-malformed", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+    stream = client.chat.completions.create(model="fault-malformed", messages=MESSAGES, stream=True)
     chunks = iter(stream)
     assert [next(chunks).choices[0].delta.content for _ in range(2)] == ["", "You "]
     with pytest.raises(json.JSONDecodeError):
@@ -172,7 +173,7 @@ def test_inband_error_after_the_role_chunk(http: httpx.Client) -> None:
 def test_inband_error_raises_in_the_sdk(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
         model="fault-inband-context-length", messages=MESSAGES, stream=True
-    )  # type: ignore[arg-type]
+    )
     with pytest.raises(openai.APIError) as raised:
         list(stream)
     assert raised.value.message.startswith("This model's maximum context length is 4097 tokens.")
