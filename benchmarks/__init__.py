@@ -1,0 +1,1 @@
+"""Gateway-versus-direct benchmark: ``python -m benchmarks.run`` (``make bench``)."""

@@ -1,0 +1,364 @@
+"""The built-in load generator, for machines without ``wrk``: asyncio + uvloop, raw sockets.
+
+Run as its own process (``python -m benchmarks.loadgen``) with a JSON spec on stdin; it prints
+one JSON result on stdout. N keep-alive connections each send a pre-encoded request, read just
+enough of the response to know where it ends (Content-Length, chunked up to the last chunk, or
+the connection closing), record the latency and send the next one at once (closed loop, like
+wrk). After ``warmup`` seconds the counters are reset and the CPU ticks of the watched
+processes are read; ``duration`` seconds later they are read again and the run stops.
+
+Spec keys: host, port, method, path, headers ([[name, value], ...]), body, connections,
+duration, warmup, timeout, stream (bool: the body must end with ``data: [DONE]``),
+watch_pids ([pid, ...]).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import uvloop
+
+from benchmarks.procstat import CLK_TCK, cpu_ticks_many, rss_kib
+
+_ERROR_MARK = b'"error"'
+_DONE_MARK = b"data: [DONE]"
+
+
+@dataclass
+class Spec:
+    host: str
+    port: int
+    method: str = "POST"
+    path: str = "/v1/chat/completions"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: str = ""
+    connections: int = 32
+    duration: float = 10.0
+    warmup: float = 2.0
+    timeout: float = 30.0
+    stream: bool = False
+    watch_pids: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Spec:
+        raw = dict(raw)
+        raw["headers"] = [(str(k), str(v)) for k, v in raw.get("headers", [])]
+        return cls(**raw)
+
+    def request_bytes(self) -> bytes:
+        body = self.body.encode()
+        lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        lines += [f"{name}: {value}" for name, value in self.headers]
+        if body or self.method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class Stats:
+    """What the connections report; reset when the measured window opens."""
+
+    def __init__(self) -> None:
+        self.latencies_ns: list[int] = []
+        self.statuses: Counter[int] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.bytes_read = 0
+        self.sample_bad: str | None = None
+        self.recording = True
+
+    def bad(self, kind: str, sample: bytes | str | None = None) -> None:
+        self.errors[kind] += 1
+        if self.sample_bad is None and sample is not None:
+            text = sample.decode("utf-8", "replace") if isinstance(sample, bytes) else sample
+            self.sample_bad = f"{kind}: {text[:600]}"
+
+
+class _Incomplete(Exception):
+    pass
+
+
+class ClientConnection(asyncio.Protocol):
+    """One keep-alive connection that sends requests back to back."""
+
+    def __init__(self, owner: LoadGenerator) -> None:
+        self.owner = owner
+        self.stats = owner.stats
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.started_ns = 0
+        self.in_flight = False
+        self.closed = asyncio.get_running_loop().create_future()
+        self._reset_response()
+
+    def _reset_response(self) -> None:
+        self.status = 0
+        self.head_done = False
+        self.length = -1
+        self.chunked = False
+        self.until_close = False
+        self.server_closes = False
+        self.pos = 0
+        self.body = bytearray()
+
+    # asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.send()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.in_flight:
+            if self.until_close and self.head_done:
+                self._finish()
+            elif self.owner.running:
+                self.stats.bad("closed mid-response", repr(exc) if exc else None)
+        self.in_flight = False
+        self.transport = None
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.in_flight:
+            self.stats.bad("unsolicited bytes", data)
+            self._close()
+            return
+        self.buf += data
+        self.stats.bytes_read += len(data)
+        try:
+            if self._parse():
+                self._finish()
+        except _Incomplete:
+            pass
+        except (ValueError, IndexError) as exc:
+            self.stats.bad("unparseable response", f"{exc!r} in {bytes(self.buf[:300])!r}")
+            self.in_flight = False
+            self._close()
+
+    # requests and responses
+
+    def send(self) -> None:
+        if self.transport is None or not self.owner.running:
+            return
+        self._reset_response()
+        self.buf.clear()
+        self.in_flight = True
+        self.started_ns = time.perf_counter_ns()
+        self.transport.write(self.owner.request)
+
+    def _parse(self) -> bool:
+        """True once the whole response is in ``buf``."""
+        buf = self.buf
+        if not self.head_done:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                raise _Incomplete
+            head = bytes(buf[:end]).lower()
+            self.status = int(head[9:12])
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                name = name.strip()
+                if name == b"content-length":
+                    self.length = int(value)
+                elif name == b"transfer-encoding" and b"chunked" in value:
+                    self.chunked = True
+                elif name == b"connection" and b"close" in value:
+                    self.server_closes = True
+            self.head_done = True
+            self.pos = end + 4
+            if not self.chunked and self.length < 0:
+                self.until_close = True
+        if self.chunked:
+            return self._parse_chunks()
+        if self.until_close:
+            return False
+        if len(buf) - self.pos < self.length:
+            raise _Incomplete
+        self.body = buf[self.pos : self.pos + self.length]
+        return True
+
+    def _parse_chunks(self) -> bool:
+        buf = self.buf
+        while True:
+            eol = buf.find(b"\r\n", self.pos)
+            if eol < 0:
+                raise _Incomplete
+            size = int(bytes(buf[self.pos : eol]).split(b";", 1)[0], 16)
+            if size == 0:
+                # Optional trailers, then the empty line that ends the message.
+                pos = eol + 2
+                while True:
+                    line_end = buf.find(b"\r\n", pos)
+                    if line_end < 0:
+                        raise _Incomplete
+                    if line_end == pos:
+                        return True
+                    pos = line_end + 2
+            data_start = eol + 2
+            if len(buf) < data_start + size + 2:
+                raise _Incomplete
+            self.body += buf[data_start : data_start + size]
+            self.pos = data_start + size + 2
+
+    def _finish(self) -> None:
+        elapsed = time.perf_counter_ns() - self.started_ns
+        self.in_flight = False
+        self.owner.total_completed += 1
+        stats = self.stats
+        if stats.recording:
+            stats.statuses[self.status] += 1
+            if self.status != 200:
+                stats.bad(f"status {self.status}", bytes(self.body))
+            elif self.owner.stream and (_DONE_MARK not in self.body[-32:] or _ERROR_MARK in self.body):
+                stats.bad("stream without [DONE] or with an error event", bytes(self.body[-600:]))
+            elif not self.owner.stream and _ERROR_MARK in self.body:
+                stats.bad("error body with status 200", bytes(self.body))
+            else:
+                stats.latencies_ns.append(elapsed)
+        if self.server_closes or self.until_close:
+            self._close()
+        else:
+            self.send()
+
+    def check_timeout(self, now_ns: int, timeout_ns: int) -> None:
+        if self.in_flight and now_ns - self.started_ns > timeout_ns:
+            self.stats.bad("timeout", f"no complete response within {timeout_ns / 1e9:.0f}s")
+            self.in_flight = False
+            self._close()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class LoadGenerator:
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.request = spec.request_bytes()
+        self.stream = spec.stream
+        self.stats = Stats()
+        self.running = True
+        self.total_completed = 0  # warm-up included: to compare with the upstream's own count
+        self.connections: list[ClientConnection] = []
+        self.rss_kib: dict[str, list[int | None]] = {}  # pid -> [window start, window end]
+
+    async def _keep_connected(self, slot: int) -> None:
+        """Hold one connection open for the whole run, reconnecting when it closes."""
+        loop = asyncio.get_running_loop()
+        while self.running:
+            try:
+                _, proto = await loop.create_connection(
+                    lambda: ClientConnection(self), self.spec.host, self.spec.port
+                )
+            except OSError as exc:
+                self.stats.bad("connect error", repr(exc))
+                await asyncio.sleep(0.05)
+                continue
+            self.connections[slot] = proto
+            await proto.closed
+
+    async def _watch_timeouts(self) -> None:
+        timeout_ns = int(self.spec.timeout * 1e9)
+        while self.running:
+            await asyncio.sleep(0.5)
+            now = time.perf_counter_ns()
+            for conn in self.connections:
+                conn.check_timeout(now, timeout_ns)
+
+    async def run(self) -> dict[str, Any]:
+        spec = self.spec
+        placeholder = ClientConnection(self)
+        self.connections = [placeholder] * spec.connections
+        tasks = [asyncio.create_task(self._keep_connected(i)) for i in range(spec.connections)]
+        tasks.append(asyncio.create_task(self._watch_timeouts()))
+
+        await asyncio.sleep(spec.warmup)
+        self.stats = Stats()
+        for conn in self.connections:
+            conn.stats = self.stats
+        cpu_before = cpu_ticks_many(spec.watch_pids)
+        rss_before = {pid: rss_kib(pid) for pid in spec.watch_pids}
+        own_before = os.times()
+        t0 = time.perf_counter()
+
+        await asyncio.sleep(spec.duration)
+        self.stats.recording = False
+        t1 = time.perf_counter()
+        cpu_after = cpu_ticks_many(spec.watch_pids)
+        self.rss_kib = {str(pid): [rss_before[pid], rss_kib(pid)] for pid in spec.watch_pids}
+        own_after = os.times()
+        in_flight = sum(1 for c in self.connections if c.in_flight)
+
+        self.running = False
+        for conn in self.connections:
+            conn._close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+        return self._result(t1 - t0, cpu_before, cpu_after, own_before, own_after, in_flight)
+
+    def _result(
+        self,
+        window: float,
+        cpu_before: dict[int, int | None],
+        cpu_after: dict[int, int | None],
+        own_before: os.times_result,
+        own_after: os.times_result,
+        in_flight: int,
+    ) -> dict[str, Any]:
+        stats = self.stats
+        lat = sorted(stats.latencies_ns)
+
+        def pct(q: float) -> float | None:
+            # Nearest rank: the smallest latency with at least q of the samples at or below it.
+            if not lat:
+                return None
+            return lat[max(0, math.ceil(q * len(lat)) - 1)] / 1e6
+
+        cpu_seconds: dict[str, float | None] = {}
+        for pid in self.spec.watch_pids:
+            before, after = cpu_before.get(pid), cpu_after.get(pid)
+            cpu_seconds[str(pid)] = None if before is None or after is None else (after - before) / CLK_TCK
+        own_cpu = (own_after.user - own_before.user) + (own_after.system - own_before.system)
+        return {
+            "generator": "builtin",
+            "window_s": window,
+            "ok": len(lat),
+            "completed": sum(stats.statuses.values()),
+            "rps": len(lat) / window if window > 0 else 0.0,
+            "latency_ms": {
+                "p50": pct(0.50),
+                "p90": pct(0.90),
+                "p99": pct(0.99),
+                "max": lat[-1] / 1e6 if lat else None,
+                "mean": sum(lat) / len(lat) / 1e6 if lat else None,
+            },
+            "statuses": {str(k): v for k, v in sorted(stats.statuses.items())},
+            "errors": dict(stats.errors),
+            "sample_bad": stats.sample_bad,
+            "bytes_read": stats.bytes_read,
+            "cpu_seconds": cpu_seconds,
+            "rss_kib": self.rss_kib,
+            "generator_cpu_s": own_cpu,
+            "in_flight_at_end": in_flight,
+            "total_completed": self.total_completed,
+        }
+
+
+def main() -> None:
+    spec = Spec.from_json(json.load(sys.stdin))
+    result = uvloop.run(LoadGenerator(spec).run())
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
