@@ -232,13 +232,14 @@ class _Structural:
                 self.ctx.note(path, "required: non-string or duplicate entries removed")
         else:
             if isinstance(value, bool):
-                self.ctx.note(path, f"draft-3 required: {describe(value)} moved to the parent object")
+                self.ctx.note(path, f"draft-3 boolean required: {describe(value)} removed")
             else:
                 self.ctx.note(path, f"required: {describe(value)} removed")
             names = []
         for name in hoisted:
             if name not in names:
                 names.append(name)
+                self.ctx.note(path, f"{name!r} added to required (draft-3 required: true on the property)")
 
         if present and isinstance(value, list) and names == value:
             return
