@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException
@@ -15,6 +16,7 @@ from fake_providers.routes import OPENAI_COMPATIBLE_PREFIXES, dialect_handlers
 from fake_providers.state import FakeState
 
 STATE_KEY = "fake_providers"
+_ENCODER = msgspec.json.Encoder()
 
 
 def create_app(options: FakeOptions | None = None) -> Litestar:
@@ -25,11 +27,8 @@ def create_app(options: FakeOptions | None = None) -> Litestar:
     def unknown_route(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
         path = request.url.path
         if not path.startswith(OPENAI_COMPATIBLE_PREFIXES):
-            return Response(
-                b'{"status_code":%d,"detail":"%s"}' % (exc.status_code, exc.detail.encode()),
-                status_code=exc.status_code,
-                media_type="application/json",
-            )
+            body = {"status_code": exc.status_code, "detail": exc.detail}
+            return Response(_ENCODER.encode(body), status_code=exc.status_code, media_type="application/json")
         plan = openai.invalid_url(request.method, "/" + path.lstrip("/").partition("/")[2])
         return Response(
             plan.parts[0],

@@ -22,7 +22,7 @@ from fake_providers.arguments import example_for_schema
 from fake_providers.conversation import ChoiceMode, Conversation, Role, ToolSpec
 from fake_providers.ids import IdSource
 from fake_providers.script import ScriptedReply, ScriptedToolCall
-from fake_providers.tokens import chars_for_tokens, text_tokens
+from fake_providers.tokens import chars_for_tokens, message_tokens, text_tokens
 
 _ENCODER = msgspec.json.Encoder()
 _WORDS = re.compile(r"\S+\s*|\s+")
@@ -47,7 +47,7 @@ def input_tokens(conversation: Conversation) -> int:
     total = 0
     for turn in conversation.turns:
         chars = len(turn.text) + sum(len(call.name) + len(call.arguments) for call in turn.tool_calls)
-        total += max(1, -(-chars // 4))
+        total += message_tokens(chars)
     for tool in conversation.tools:
         total += text_tokens(tool.name + tool.description + _ENCODER.encode(tool.parameters).decode())
     return total

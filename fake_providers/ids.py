@@ -25,14 +25,18 @@ class IdSource:
     def token(self, length: int, alphabet: str = ALNUM) -> str:
         return "".join(self._random.choices(alphabet, k=length))
 
+    def prefixed(self, prefix: str, length: int, alphabet: str = ALNUM) -> str:
+        """`prefix` followed by `length` random characters (new dialects' ids: `resp_`, `toolu_`, ...)."""
+        return prefix + self.token(length, alphabet)
+
     def chat_completion_id(self) -> str:
-        return "chatcmpl-" + self.token(29)
+        return self.prefixed("chatcmpl-", 29)
 
     def tool_call_id(self) -> str:
-        return "call_" + self.token(24)
+        return self.prefixed("call_", 24)
 
     def request_id(self) -> str:
-        return "req_" + self.token(32, HEX)
+        return self.prefixed("req_", 32, HEX)
 
     def created(self) -> int:
         """Unix seconds for a new answer: the clock, or a counter when seeded."""

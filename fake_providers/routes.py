@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
@@ -16,6 +17,7 @@ from fake_providers.recording import RecordingMiddleware
 from fake_providers.state import FakeState
 
 JSON = "application/json"
+_ENCODER = msgspec.json.Encoder()
 
 # Prefixes whose routes speak OpenAI's wire format (errors included), for the unknown-URL answer.
 OPENAI_COMPATIBLE_PREFIXES = (
@@ -79,16 +81,16 @@ def _openai_models(
 
 
 def _gemini_missing(name: str) -> bytes:
-    return (
-        b'{"error":{"code":404,"message":"models/'
-        + name.removeprefix("models/").encode()
-        + b" is not found for API version v1beta, or is not supported for generateContent. Call ListModels "
-        b'to see the list of available models and their supported methods.","status":"NOT_FOUND"}}'
+    model = name.removeprefix("models/")
+    message = (
+        f"models/{model} is not found for API version v1beta, or is not supported for generateContent. "
+        "Call ListModels to see the list of available models and their supported methods."
     )
+    return _ENCODER.encode({"error": {"code": 404, "message": message, "status": "NOT_FOUND"}})
 
 
 def _lmstudio_missing(model_id: str) -> bytes:
-    return b'{"error":"Model \'' + model_id.encode() + b"' not found\"}"
+    return _ENCODER.encode({"error": f"Model '{model_id}' not found"})
 
 
 def dialect_handlers(state: FakeState, service: OpenAIService) -> list[HTTPRouteHandler]:

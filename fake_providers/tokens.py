@@ -17,5 +17,10 @@ def text_tokens(text: str) -> int:
     return -(-len(text) // CHARS_PER_TOKEN)
 
 
+def message_tokens(chars: int) -> int:
+    """One input message of `chars` characters: at least 1 token."""
+    return max(1, -(-chars // CHARS_PER_TOKEN))
+
+
 def chars_for_tokens(tokens: int) -> int:
     return tokens * CHARS_PER_TOKEN

@@ -11,7 +11,7 @@ from fake_providers.dialect import ErrorAnswer
 from fake_providers.durations import go_duration
 from fake_providers.exchange import Exchange
 from fake_providers.faults import ERROR_STATUS, ErrorKind
-from fake_providers.openai.errors import KEYS_URL, ErrorDetail, encode_error, mask_key
+from fake_providers.openai.errors import KEYS_URL, ErrorDetail, ErrorEnvelope, encode_error, mask_key
 from fake_providers.sse import data_frame
 
 _ENCODER = msgspec.json.Encoder()
@@ -163,4 +163,4 @@ class OpenAIDialect:
         return ErrorAnswer(status, headers, encode_error(detail))
 
     def inband_frames(self, error: ErrorKind, exchange: Exchange) -> list[bytes]:
-        return [data_frame({"error": msgspec.structs.asdict(error_detail(error, exchange))})]
+        return [data_frame(ErrorEnvelope(error=error_detail(error, exchange)))]
