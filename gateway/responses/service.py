@@ -142,7 +142,13 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
     async def native_or_replay(attempt: Attempt, call: Any) -> Any:
         """Chain natively where possible; an upstream that forgot the parent gets the history."""
         if not turn.native(attempt.deployment):
-            return await call(attempt, False)
+            try:
+                return await call(attempt, False)
+            except AttemptFailed as failed:
+                # A translated request's `messages` is the client's `input`.
+                if failed.classified.param == "messages":
+                    raise AttemptFailed(msgspec.structs.replace(failed.classified, param="input")) from None
+                raise
         try:
             return await call(attempt, True)
         except AttemptFailed as failed:
@@ -248,6 +254,7 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
                 deployment, opened, converter = await stream_failover.run(plan, try_stream)
             except AttemptFailed as failed:
                 status, headers, payload = error_response(failed.classified, api="responses")
+                headers.pop("content-type", None)  # send_bytes sets it
                 await asgi_io.send_bytes(send, status, payload, headers=headers_now(headers))
                 return
             except GatewayError as exc:

@@ -32,7 +32,6 @@ import msgspec
 from gateway.clock import Clock
 from gateway.errors import (
     ClassifiedError,
-    classify_exception,
     classify_stream_error,
     error_object,
     stream_idle_timeout_error,
@@ -312,8 +311,9 @@ class ResponsesRelay:
                 )
                 return
             raise
-        except httpx.HTTPError as exc:
-            await self._fail(classify_exception(exc, provider=self._provider), send)
+        except httpx.HTTPError:
+            # A committed stream that breaks is a truncated answer, whatever broke it.
+            await self._fail(stream_truncated_error(self._provider), send)
         finally:
             idle.cancel()
             await opened.aclose()
