@@ -140,10 +140,13 @@ class Turn:
         for turn in turns:
             items.extend(resolve_references(without_minted_ids(turn.input, turn.meta.minted), known))
             items.extend(turn.output)
-        items.extend(resolve_references(self.request.items, known))
         if api is UpstreamApi.RESPONSES:
-            return [shaped for item in items if (shaped := for_responses_upstream(item)) is not None]
-        return items
+            history = [shaped for item in items if (shaped := for_responses_upstream(item)) is not None]
+            # The new input as the client wrote it (a string becomes its one message).
+            given = self.request.data.get("input")
+            new = given if isinstance(given, list) else self.request.items
+            return history + resolve_references(new, known)
+        return items + resolve_references(self.request.items, known)
 
     # -- bodies -------------------------------------------------------------------------------
 
@@ -154,7 +157,7 @@ class Turn:
         if native:
             assert self.parent is not None
             data["previous_response_id"] = self.parent.meta.upstream_id
-        else:
+        elif self.parent is not None:
             data.pop("previous_response_id", None)
             data["input"] = await self.replay_input(UpstreamApi.RESPONSES)
         return _ENCODER.encode(data)
