@@ -57,8 +57,10 @@ async def _answer(request: Request[Any, Any, Any], read: Read) -> Response[bytes
 
 @get("/v1/responses/{response_id:str}")
 async def retrieve_response(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
+    streamed = request.query_params.get("stream")
     return await _answer(
-        request, lambda services, principal: service.retrieve(services, principal, response_id)
+        request,
+        lambda services, principal: service.retrieve(services, principal, response_id, stream=streamed),
     )
 
 

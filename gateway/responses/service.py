@@ -292,7 +292,17 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
 # -- retrieve, delete, list -----------------------------------------------------------------------
 
 
-async def retrieve(services: Services, principal: Principal, response_id: str) -> bytes:
+async def retrieve(
+    services: Services, principal: Principal, response_id: str, *, stream: str | None = None
+) -> bytes:
+    if stream is not None and stream.lower() == "true":
+        # Replaying a stored response as events (with `starting_after`) is a background-mode
+        # feature; the gateway has no background responses.
+        raise InvalidRequest(
+            "Streaming a stored response is not supported by this gateway; retrieve it without 'stream'.",
+            param="stream",
+            code="unsupported_parameter",
+        )
     found = await response_store(services).response_body(response_id, principal.key_id)
     if found is None:
         raise errors.response_not_found(response_id)

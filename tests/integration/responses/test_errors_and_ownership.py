@@ -178,3 +178,17 @@ def test_without_a_key_and_with_a_wrong_method(gw: RunningGateway) -> None:
     wrong = call(gw, "GET", "/responses")
     assert wrong.status_code == 405
     assert wrong.json() == error("Invalid URL (GET /v1/responses)", None, "method_not_allowed")
+
+
+def test_retrieving_as_a_stream_is_refused(gw: RunningGateway) -> None:
+    response_id = post(gw, {"model": "chat-model", "input": "Hi"}).json()["id"]
+    answer = call(gw, "GET", f"/responses/{response_id}", params={"stream": "true"})
+    assert (answer.status_code, answer.json()) == (
+        400,
+        error(
+            "Streaming a stored response is not supported by this gateway; retrieve it without 'stream'.",
+            "stream",
+            "unsupported_parameter",
+        ),
+    )
+    assert call(gw, "GET", f"/responses/{response_id}", params={"stream": "false"}).status_code == 200
