@@ -127,7 +127,7 @@ class Turn:
                 self._history = []
             else:
                 try:
-                    self._history = await self.store.read_chain(self.parent.meta, touch=False)
+                    self._history = await self.store.read_chain(self.parent.meta)
                 except ChainBroken as broken:
                     raise errors.previous_response_not_found(broken.missing) from None
         return self._history

@@ -22,6 +22,10 @@ oldest first) and ``tails`` (the last response of every earlier full block). The
 metas in one pipeline, then every ancestor's items in one more. A record carries fewer than
 ``BLOCK + depth / BLOCK`` ids however long its chain grows.
 
+**Input items.** ``input_items`` lists what a response was generated from, as OpenAI
+describes the endpoint ("the items used to generate this response"): each ancestor's input and
+output, then the response's own input; instructions are never items.
+
 **Lifetime.** A response expires ``ttl`` seconds after it was created, unless a chain still
 needs it: reading a parent to continue from it extends the parent to ``ttl + slack``, and every
 ``slack / 2`` seconds of chain activity every ancestor is extended the same way
@@ -187,8 +191,12 @@ class ResponseStore:
         meta_raw, output_raw = found
         return Parent(_META.decode(meta_raw), _ITEMS.decode(output_raw))
 
-    async def _ancestor_ids(self, parent: ResponseMeta) -> list[str]:
-        """Every ancestor of ``parent`` and ``parent`` itself, oldest first."""
+    async def _ancestor_ids(self, parent: ResponseMeta, *, strict: bool = True) -> list[str]:
+        """Every ancestor of ``parent`` and ``parent`` itself, oldest first.
+
+        A tail that is gone takes its block with it: ``strict`` raises :class:`ChainBroken`,
+        otherwise the block is left out.
+        """
         ids: list[str] = []
         if parent.tails:
             pipe = self._redis.pipeline(transaction=False)
@@ -196,7 +204,9 @@ class ResponseStore:
                 pipe.hget(self.key(tail), "meta")
             for tail, raw in zip(parent.tails, await pipe.execute(), strict=True):
                 if raw is None:
-                    raise ChainBroken(tail)
+                    if strict:
+                        raise ChainBroken(tail)
+                    continue
                 ids.extend(_META.decode(raw).block)
                 ids.append(tail)
         ids.extend(parent.block)
@@ -204,30 +214,27 @@ class ResponseStore:
         return ids
 
     async def touch_chain(self, parent: ResponseMeta) -> None:
-        """Extend the TTL of every ancestor of ``parent`` (a missing one is left missing)."""
-        ids = await self._ancestor_ids(parent)
+        """Extend the TTL of every ancestor of ``parent`` that is still there."""
+        ids = await self._ancestor_ids(parent, strict=False)
         pipe = self._redis.pipeline(transaction=False)
         for response_id in ids:
             pipe.expire(self.key(response_id), self.extended_ttl)
         await pipe.execute()
 
-    async def read_chain(self, parent: ResponseMeta, *, touch: bool) -> list[Turn]:
+    async def read_chain(self, parent: ResponseMeta) -> list[Turn]:
         """Every turn from the chain's root to ``parent``, oldest first.
 
-        Raises :class:`ChainBroken` when one of them is gone. ``touch`` also extends their TTLs.
+        Raises :class:`ChainBroken` when one of them is gone.
         """
         ids = await self._ancestor_ids(parent)
         pipe = self._redis.pipeline(transaction=False)
         for response_id in ids:
             pipe.hmget(self.key(response_id), ["owner", "meta", "input", "output"])
-            if touch:
-                pipe.expire(self.key(response_id), self.extended_ttl)
-        results = await pipe.execute()
-        step = 2 if touch else 1
         turns: list[Turn] = []
-        for index, response_id in enumerate(ids):
-            owner, meta, items_in, items_out = results[index * step]
-            if owner != parent.owner.encode() or meta is None or items_in is None or items_out is None:
+        owner = parent.owner.encode()
+        for response_id, found in zip(ids, await pipe.execute(), strict=True):
+            found_owner, meta, items_in, items_out = found
+            if found_owner != owner or meta is None or items_in is None or items_out is None:
                 raise ChainBroken(response_id)
             turns.append(Turn(_META.decode(meta), _ITEMS.decode(items_in), _ITEMS.decode(items_out)))
         return turns
@@ -267,11 +274,28 @@ class ResponseStore:
         return response
 
     async def input_items(self, response_id: str, owner: str) -> list[dict[str, Any]] | None:
-        got = await self._redis.hmget(self.key(response_id), ["owner", "input"])
-        stored_owner, items = got
-        if stored_owner != owner.encode() or items is None:
+        """Every item the response was generated from, oldest first: each ancestor's input and
+        output, then its own input (instructions are not items). None: absent or someone else's.
+
+        Ancestors that are gone (deleted, expired) are left out.
+        """
+        got = await self._redis.hmget(self.key(response_id), ["owner", "meta", "input"])
+        stored_owner, meta_raw, items = got
+        if stored_owner != owner.encode() or meta_raw is None or items is None:
             return None
-        return _ITEMS.decode(items)
+        meta = _META.decode(meta_raw)
+        context: list[dict[str, Any]] = []
+        if meta.parent is not None:
+            ancestors = (await self._ancestor_ids(meta, strict=False))[:-1]
+            pipe = self._redis.pipeline(transaction=False)
+            for ancestor in ancestors:
+                pipe.hmget(self.key(ancestor), ["owner", "input", "output"])
+            for found_owner, found_input, found_output in await pipe.execute():
+                if found_owner == stored_owner and found_input is not None and found_output is not None:
+                    context.extend(_ITEMS.decode(found_input))
+                    context.extend(_ITEMS.decode(found_output))
+        context.extend(_ITEMS.decode(items))
+        return context
 
     async def delete(self, response_id: str, owner: str) -> ResponseMeta | None:
         """Delete for ``owner``; the deleted record's meta, or None (absent or someone else's)."""

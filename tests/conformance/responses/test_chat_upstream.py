@@ -126,9 +126,21 @@ def test_text_conversation_replays_history_without_old_instructions(
         "total_tokens": 11,
     }
 
+    # input_items: every item the response was generated from (the chain's inputs and outputs,
+    # then its own input; never instructions), newest first by default.
+    first_record = stored(redis_sync, gw, first.id)
+    expected = [*first_record["input"], *first_record["output"], *record["input"]]
     page = client.responses.input_items.list(second.id)
-    assert [item.id for item in page.data] == [message_id]
-    assert page.data[0].content[0].text == "And times 3?"  # type: ignore[union-attr]
+    assert [item.id for item in page.data] == [item["id"] for item in reversed(expected)]
+    assert [item.id for item in page.data] == [message_id, first.output[0].id, first_record["input"][0]["id"]]
+    raw_page = json.loads(client.responses.input_items.with_raw_response.list(second.id, order="asc").content)
+    assert raw_page == {
+        "object": "list",
+        "data": expected,
+        "first_id": expected[0]["id"],
+        "last_id": message_id,
+        "has_more": False,
+    }
 
 
 def test_streamed_function_calls_are_recorded_and_replayed(

@@ -75,7 +75,7 @@ async def test_a_long_chain_is_read_whole_and_in_order(store: ResponseStore) -> 
     assert last.block == tuple(f"r{n}" for n in range(2 * BLOCK, length - 1))
     assert max(len(m.block) + len(m.tails) for m in metas) < BLOCK + length // BLOCK + 1
 
-    turns = await store.read_chain(last, touch=False)
+    turns = await store.read_chain(last)
     assert [turn.meta.id for turn in turns] == [f"r{n}" for n in range(length)]
     assert [turn.input[0]["id"] for turn in turns] == [f"inr{n}" for n in range(length)]
     assert [turn.output[0]["id"] for turn in turns] == [f"outr{n}" for n in range(length)]
@@ -84,11 +84,9 @@ async def test_a_long_chain_is_read_whole_and_in_order(store: ResponseStore) -> 
 async def test_forks_share_their_history(store: ResponseStore) -> None:
     trunk = await _chain(store, BLOCK + 3)
     branch = await _chain(store, 2, name="b", start=trunk[5])
-    turns = await store.read_chain(branch[-1], touch=False)
+    turns = await store.read_chain(branch[-1])
     assert [turn.meta.id for turn in turns] == [f"r{n}" for n in range(6)] + ["b0", "b1"]
-    assert [turn.meta.id for turn in await store.read_chain(trunk[-1], touch=False)] == [
-        f"r{n}" for n in range(BLOCK + 3)
-    ]
+    assert [turn.meta.id for turn in await store.read_chain(trunk[-1])] == [f"r{n}" for n in range(BLOCK + 3)]
 
 
 async def test_a_missing_ancestor_breaks_the_chain(store: ResponseStore) -> None:
@@ -97,11 +95,11 @@ async def test_a_missing_ancestor_breaks_the_chain(store: ResponseStore) -> None
     deleted = await store.delete(f"r{BLOCK - 1}", OWNER)  # a tail: its block can no longer be listed
     assert deleted is not None and deleted.id == f"r{BLOCK - 1}"
     with pytest.raises(ChainBroken) as broken:
-        await store.read_chain(metas[-1], touch=False)
+        await store.read_chain(metas[-1])
     assert broken.value.missing == f"r{BLOCK - 1}"
     await store.delete("r3", OWNER)
     with pytest.raises(ChainBroken) as broken:
-        await store.read_chain(metas[10], touch=False)
+        await store.read_chain(metas[10])
     assert broken.value.missing == "r3"
 
 
@@ -137,3 +135,21 @@ async def test_touching_a_chain_extends_every_ancestor(store: ResponseStore, red
         assert all(660 - 10 <= ttl <= 660 for ttl in ttls)
     finally:
         await client.aclose()
+
+
+async def test_input_items_list_the_whole_context_and_skip_what_is_gone(store: ResponseStore) -> None:
+    metas = await _chain(store, BLOCK + 3)
+    items = await store.input_items(metas[-1].id, OWNER)
+    assert items is not None
+    expected = [f"{kind}r{n}" for n in range(BLOCK + 2) for kind in ("in", "out")] + [f"inr{BLOCK + 2}"]
+    assert [item["id"] for item in items] == expected
+    assert await store.input_items(metas[-1].id, "intruder") is None
+
+    await store.delete("r1", OWNER)
+    await store.delete(f"r{BLOCK - 1}", OWNER)  # a tail: its whole block can no longer be listed
+    items = await store.input_items(metas[-1].id, OWNER)
+    assert items is not None
+    assert [item["id"] for item in items] == [
+        f"{kind}r{n}" for n in range(BLOCK, BLOCK + 2) for kind in ("in", "out")
+    ] + [f"inr{BLOCK + 2}"]
+    await store.touch_chain(metas[-1])  # a broken chain is touched where it still stands
