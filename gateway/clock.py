@@ -205,6 +205,25 @@ class ManualClock:
                 raise TimeoutError(f"no timer named {name!r} was armed within {timeout}s")
             await asyncio.sleep(0.005)
 
+    def wait_for_timer_blocking(self, name: str, *, timeout: float = 10.0) -> ManualTimer:
+        """:meth:`wait_for_timer` for a test thread that has no event loop of its own."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                for timer in self._timers:
+                    if timer.name == name:
+                        return timer
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no timer named {name!r} was armed within {timeout}s")
+                self._changed.wait(left)
+
+    def fire(self, name: str, *, timeout: float = 10.0) -> ManualTimer:
+        """Wait until a timer called ``name`` is armed, then advance exactly to its deadline."""
+        timer = self.wait_for_timer_blocking(name, timeout=timeout)
+        self.advance(max(0.0, timer.deadline - self.monotonic()))
+        return timer
+
     def _cancel(self, timer: ManualTimer) -> None:
         with self._lock:
             if timer in self._timers:

@@ -107,13 +107,13 @@ class RunningGateway:
     key: str = GATEWAY_KEY
 
     def openai(self, **kwargs: Any) -> Any:
-        import openai  # noqa: PLC0415
+        import openai
 
         kwargs.setdefault("max_retries", 0)
         return openai.OpenAI(base_url=self.base_url, api_key=kwargs.pop("api_key", self.key), **kwargs)
 
     def async_openai(self, **kwargs: Any) -> Any:
-        import openai  # noqa: PLC0415
+        import openai
 
         kwargs.setdefault("max_retries", 0)
         return openai.AsyncOpenAI(base_url=self.base_url, api_key=kwargs.pop("api_key", self.key), **kwargs)
@@ -127,7 +127,9 @@ def gateway_factory(fake: FakeProviders, redis_url: str) -> Iterator[GatewayFact
     with ExitStack() as stack:
 
         def start(config: dict[str, Any] | None = None, **overrides: Any) -> RunningGateway:
-            settings = settings_from_mapping(config or base_config(fake, redis_url, **overrides), source="<test>")
+            settings = settings_from_mapping(
+                config or base_config(fake, redis_url, **overrides), source="<test>"
+            )
             clock = ManualClock()
             served = stack.enter_context(serve(create_app(settings, clock=clock)))
             return RunningGateway(
@@ -140,3 +142,37 @@ def gateway_factory(fake: FakeProviders, redis_url: str) -> Iterator[GatewayFact
 @pytest.fixture
 def gateway(gateway_factory: GatewayFactory) -> RunningGateway:
     return gateway_factory()
+
+
+class AutoAdvance:
+    """Fires the named timers of a ManualClock as soon as they are armed (a background thread).
+
+    For tests about what happens across retries, not about how long the backoff is: those tests
+    drive the clock themselves.
+    """
+
+    def __init__(self, clock: ManualClock, *names: str) -> None:
+        import threading
+
+        self._clock = clock
+        self._names = names or ("retry_backoff",)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.fired: list[str] = []
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name in self._names:
+                try:
+                    timer = self._clock.fire(name, timeout=0.01)
+                except TimeoutError:
+                    continue
+                self.fired.append(timer.name)
+
+    def __enter__(self) -> AutoAdvance:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)

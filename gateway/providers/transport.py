@@ -50,7 +50,12 @@ class _ResponseStream(httpx.AsyncByteStream):
                 yield chunk
 
     async def aclose(self) -> None:
-        self._response.release()
+        # A fully read body returns the connection to the pool; an abandoned one closes it, so
+        # the upstream sees the client go away (and stops generating).
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):

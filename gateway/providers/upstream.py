@@ -54,14 +54,18 @@ class Upstream:
             headers=merged,
             # Read timeouts are enforced by the startup guard and the idle timer on the
             # injected clock; the socket-level read timeout is only a backstop.
-            timeout=httpx.Timeout(connect=timeouts.connect, read=None, write=timeouts.connect, pool=timeouts.connect),
+            timeout=httpx.Timeout(
+                connect=timeouts.connect, read=None, write=timeouts.connect, pool=timeouts.connect
+            ),
         )
 
     async def send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         return await self.client.send(request, stream=stream)
 
 
-def make_client(settings: ProviderSettings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+def make_client(
+    settings: ProviderSettings, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=transport or AiohttpTransport(max_connections=settings.max_connections),
         follow_redirects=False,

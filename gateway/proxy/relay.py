@@ -17,7 +17,6 @@ import httpx
 from gateway.clock import Clock
 from gateway.errors import (
     ClassifiedError,
-    classify_exception,
     classify_stream_error,
     stream_idle_timeout_error,
     stream_truncated_error,
@@ -28,12 +27,6 @@ from gateway.proxy.watchdog import STREAM_IDLE, Watchdog
 
 SendChunk = Callable[[bytes], Awaitable[None]]
 ErrorFrames = Callable[[ClassifiedError], bytes]
-
-
-def closed_unexpectedly(provider: str) -> ClassifiedError:
-    return classify_exception(
-        httpx.RemoteProtocolError("upstream stream closed before its terminal event"), provider=provider
-    )
 
 
 class PassthroughRelay:
@@ -89,8 +82,9 @@ class PassthroughRelay:
                 )
                 return
             raise
-        except httpx.HTTPError as exc:
-            await self._fail(classify_exception(exc, provider=self._provider), send)
+        except httpx.HTTPError:
+            # A committed stream that breaks is a truncated answer, whatever broke it.
+            await self._fail(stream_truncated_error(self._provider), send)
         finally:
             idle.cancel()
             await opened.aclose()

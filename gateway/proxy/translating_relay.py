@@ -17,7 +17,6 @@ import httpx
 from gateway.clock import Clock
 from gateway.errors import (
     ClassifiedError,
-    classify_exception,
     stream_idle_timeout_error,
     stream_truncated_error,
 )
@@ -90,8 +89,9 @@ class TranslatingRelay:
                 )
                 return
             raise
-        except httpx.HTTPError as exc:
-            await self._fail(classify_exception(exc, provider=self._provider), send)
+        except httpx.HTTPError:
+            # A committed stream that breaks is a truncated answer, whatever broke it.
+            await self._fail(stream_truncated_error(self._provider), send)
         finally:
             idle.cancel()
             await opened.aclose()

@@ -187,6 +187,14 @@ async def _error_from_response(response: httpx.Response, attempt: Attempt, clock
     )
 
 
+def _json_instead_of_stream(body: bytes, provider: str) -> AttemptFailed:
+    """A 200 JSON answer to a streaming request: an error in disguise, or a broken upstream."""
+    payload = _decode(body[:ERROR_BODY_LIMIT].decode("utf-8", "replace"))
+    if payload is not None and "error" in payload:
+        return AttemptFailed(classify_stream_error(payload, provider=provider, status_code=200))
+    return AttemptFailed(malformed_event(provider))
+
+
 async def call_json(attempt: Attempt, request: httpx.Request, clock: Clock) -> httpx.Response:
     """A non-streaming attempt; returns the upstream response with its body read."""
     upstream = attempt.upstream
@@ -236,6 +244,8 @@ async def open_stream(
         response = await upstream.send(request, stream=True)
         if response.status_code >= 400:
             raise await _error_from_response(response, attempt, clock)
+        if "json" in response.headers.get("content-type", ""):
+            raise _json_instead_of_stream(await response.aread(), provider)
         chunks = raw_chunks(response)
         decoder = SSEDecoder()
         buffered: list[bytes] = []

@@ -42,7 +42,7 @@ from gateway.proxy.upstream_call import (
 from gateway.proxy.watchdog import Watchdog
 from gateway.responses import errors
 from gateway.responses.items import check_tool_outputs
-from gateway.responses.request import parse_responses_request
+from gateway.responses.request import ResponsesRequest, parse_responses_request
 from gateway.responses.stream import (
     AnthropicConverter,
     ChatConverter,
@@ -77,9 +77,10 @@ def response_store(services: Services) -> ResponseStore:
     return ResponseStore(services.redis, prefix=settings.redis.key_prefix, ttl=settings.responses.ttl_seconds)
 
 
-async def _begin(services: Services, store: ResponseStore, principal: Principal, body: bytes) -> Turn:
-    """Parse, then read what the request continues from (for this key only)."""
-    request = parse_responses_request(body)
+async def _begin(
+    services: Services, store: ResponseStore, principal: Principal, request: ResponsesRequest
+) -> Turn:
+    """Read what the request continues from (for this key only) and check it may continue."""
     settings = services.settings.responses
     now = services.clock.now()
     parent = None
@@ -117,10 +118,11 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
     try:
         principal = services.keys.authenticate(asgi_io.presented_key_from_scope(scope))
         body = await asgi_io.read_body(scope, receive, services.settings.server.max_body_bytes)
-        turn = await _begin(services, store, principal, body)
-        plan = services.router.plan(turn.request.model)
+        request = parse_responses_request(body)
+        plan = services.router.plan(request.model)
         if not plan:
-            raise model_not_found(turn.request.model)
+            raise model_not_found(request.model)
+        turn = await _begin(services, store, principal, request)
     except GatewayError as exc:
         await asgi_io.send_error(send, exc, headers=base_headers)
         return

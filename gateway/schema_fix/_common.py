@@ -134,10 +134,10 @@ class Edit:
         return self._orig if self._new is None else self._new
 
     def __contains__(self, key: str) -> bool:
-        return key in self.data
+        return key in (self._orig if self._new is None else self._new)
 
     def get(self, key: str, default: object = None) -> object:
-        return self.data.get(key, default)
+        return (self._orig if self._new is None else self._new).get(key, default)
 
     def _writable(self) -> JSONDict:
         if self._new is None:

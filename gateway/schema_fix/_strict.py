@@ -82,21 +82,45 @@ _MAX_INLINE: Final = 16
 
 
 class StrictPass:
-    __slots__ = ("ctx", "inlined", "problems", "root")
+    __slots__ = (
+        "ctx",
+        "enum_values",
+        "inlined",
+        "objects",
+        "problems",
+        "properties",
+        "root",
+        "saw_ref",
+        "text_chars",
+    )
 
     def __init__(self, root: object, ctx: Ctx) -> None:
         self.root = root
         self.ctx = ctx
         self.problems: list[str] = []
         self.inlined = 0
+        # Cheap tallies that decide whether the full post-checks are worth running.
+        self.saw_ref = False
+        self.objects = 0
+        self.properties = 0
+        self.enum_values = 0
+        self.text_chars = 0
 
     def problem(self, path: Path, message: str) -> None:
         self.problems.append(f"{format_path(path)}: {message}")
 
     def run(self) -> object:
         out = self.node(self.root, (), 0, is_root=True)
-        if not self.problems:
+        if not self.problems and self.saw_ref:
             self._check_refs(out)
+        # The limits need at least this much material to be exceeded.
+        might_exceed = (
+            self.objects > MAX_OBJECT_NESTING
+            or self.properties > MAX_PROPERTIES
+            or self.enum_values > LARGE_STRING_ENUM
+            or self.text_chars > LARGE_STRING_ENUM_CHARS
+        )
+        if not self.problems and might_exceed:
             self._check_limits(out)
         return out
 
@@ -110,8 +134,16 @@ class StrictPass:
             self.problem(path, "nesting too deep")
             return node
 
+        enum = node.get("enum")
+        if isinstance(enum, list):
+            self.enum_values += len(enum)
+            self.text_chars += sum(len(value) for value in enum if isinstance(value, str))
+        const = node.get("const")
+        if isinstance(const, str):
+            self.text_chars += len(const)
         ref = node.get("$ref")
         if ref is not None:
+            self.saw_ref = True
             target = resolve_pointer(self.root, ref) if isinstance(ref, str) else None
             if not isinstance(target, dict):
                 self.problem(path, f"$ref {ref!r} does not resolve to a schema in this document")
@@ -239,6 +271,7 @@ class StrictPass:
         for key in ("$defs", "definitions"):
             defs = ed.get(key)
             if isinstance(defs, dict):
+                self.text_chars += sum(len(name) for name in defs)
                 new_defs: JSONDict | None = None
                 for name, child in defs.items():
                     fixed = self.node(child, (*path, key, name), depth + 1)
@@ -267,6 +300,9 @@ class StrictPass:
         if not isinstance(props, dict):
             ed.set("properties", {})
             props = {}
+        self.text_chars += sum(len(name) for name in props)
+        self.objects += 1
+        self.properties += len(props)
         required = [name for name in _str_list(ed.get("required")) if name in props]
         optional = [name for name in props if name not in required]
         if optional:

@@ -8,6 +8,7 @@ switched by :class:`StructuralRules`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from ._common import (
     ANNOTATIONS,
@@ -24,6 +25,36 @@ from ._common import (
     resolve_pointer,
     split_type_union,
     union_schema,
+)
+
+_OTHER_SUBSCHEMA_KEYS: Final = frozenset((*SCHEMA_KEYWORDS, *SCHEMA_LIST_KEYWORDS, *SCHEMA_MAP_KEYWORDS))
+
+
+# Keys a node may carry and still need no structural repair when its `type` is one known
+# name other than "array" (whose `items` may be missing).
+_LEAF_KEYS: Final = frozenset(
+    {
+        "type",
+        "description",
+        "title",
+        "enum",
+        "const",
+        "default",
+        "examples",
+        "format",
+        "pattern",
+        "minLength",
+        "maxLength",
+        "minimum",
+        "maximum",
+        "multipleOf",
+        "$comment",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "nullable",
+        "$ref",
+    }
 )
 
 
@@ -117,27 +148,45 @@ class _Structural:
         if depth > MAX_DEPTH:
             self.ctx.note(path, "nesting too deep; left unchanged")
             return node
+        keys = node.keys()
+        if keys <= _LEAF_KEYS:
+            # Fast path for the common leaf (`{"type": "string", "description": ...}`).
+            leaf_type = node.get("type")
+            if leaf_type is None or (
+                type(leaf_type) is str and leaf_type in KNOWN_TYPES and leaf_type != "array"
+            ):
+                return node
+        # Membership is tested on the input's key view (a C-level lookup); handlers read
+        # and write through `ed`. Most nodes have two or three keys, so most tests miss.
         ed = Edit(node)
-        self._type(ed, path)
-        self._exclusive_bounds(ed, path)
-        hoisted = self._properties(ed, path, depth)
-        self._required(ed, path, hoisted)
-        self._items(ed, path, depth)
-        for key in SCHEMA_KEYWORDS:
-            if key in ed:
-                self._subschema(ed, key, path, depth)
-        for key in SCHEMA_LIST_KEYWORDS:
-            if key in ed:
-                self._schema_list(ed, key, path, depth)
-        for key in SCHEMA_MAP_KEYWORDS:
-            if key in ed:
-                self._schema_map(ed, key, path, depth)
-        if self.rules.prune_required:
+        if "type" in keys:
+            self._type(ed, path)
+        if "exclusiveMinimum" in keys or "exclusiveMaximum" in keys:
+            self._exclusive_bounds(ed, path)
+        hoisted = self._properties(ed, path, depth) if "properties" in keys else []
+        if "required" in keys or hoisted:
+            self._required(ed, path, hoisted)
+        if "items" in keys or "prefixItems" in keys:
+            self._items(ed, path, depth)
+        if not keys.isdisjoint(_OTHER_SUBSCHEMA_KEYS):
+            for key in SCHEMA_KEYWORDS:
+                if key in keys:
+                    self._subschema(ed, key, path, depth)
+            for key in SCHEMA_LIST_KEYWORDS:
+                if key in keys:
+                    self._schema_list(ed, key, path, depth)
+            for key in SCHEMA_MAP_KEYWORDS:
+                if key in keys:
+                    self._schema_map(ed, key, path, depth)
+        data = ed.data
+        if self.rules.prune_required and "required" in data and "properties" in data:
             self._undeclared_required(ed, path)
-        if self.rules.add_array_items and ed.get("type") == "array" and "items" not in ed:
+        type_value = data.get("type")
+        if type_value is None:
+            return ed.result()
+        if self.rules.add_array_items and type_value == "array" and "items" not in data:
             self.ctx.note(path, "array without items; added items: {}")
             ed.set("items", {})
-        type_value = ed.get("type")
         if self.rules.type_lists_to_any_of and isinstance(type_value, list):
             types = [t for t in type_value if isinstance(t, str)]
             return split_type_union(
@@ -152,6 +201,8 @@ class _Structural:
             return
         value = ed.get("type")
         if isinstance(value, str):
+            if value in KNOWN_TYPES:
+                return
             lowered = value.lower()
             if lowered not in KNOWN_TYPES:
                 self.ctx.note(path, f"unknown type {value!r} removed")

