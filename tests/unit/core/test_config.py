@@ -1,0 +1,147 @@
+"""Settings: TOML, ${ENV} interpolation, and errors that name the file, the key and the reason."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config import (
+    ConfigError,
+    ProviderKind,
+    UpstreamApi,
+    load_settings,
+    settings_from_mapping,
+    upstream_api,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+
+MINIMAL = """
+[[auth.keys]]
+name = "k"
+key = "${KEY:-sk-default-key}"
+
+[[providers]]
+name = "p"
+kind = "openai"
+base_url = "http://127.0.0.1:1/v1"
+api_key = "${UPSTREAM_KEY}"
+
+[[models]]
+name = "m"
+provider = "p"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gw.toml"
+    path.write_text(text)
+    return path
+
+
+def test_example_config_is_valid() -> None:
+    settings = load_settings(ROOT / "config.example.toml", env={})
+    assert settings.redis.url is None  # embedded by default
+    assert [p.name for p in settings.providers] == ["fake-openai", "fake-vllm"]
+    assert settings.auth.keys[0].key == "sk-gateway-dev-key"
+
+
+def test_interpolation_with_and_without_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, MINIMAL), env={"UPSTREAM_KEY": "sk-up"})
+    assert settings.providers[0].api_key == "sk-up"
+    assert settings.auth.keys[0].key == "sk-default-key"
+    settings = load_settings(write(tmp_path, MINIMAL), env={"UPSTREAM_KEY": "x", "KEY": "sk-from-env"})
+    assert settings.auth.keys[0].key == "sk-from-env"
+
+
+def test_missing_variable_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, MINIMAL), env={})
+    assert info.value.key == "providers[0].api_key"
+    assert "UPSTREAM_KEY is not set" in info.value.reason
+    assert str(info.value).startswith(str(tmp_path / "gw.toml") + ": providers[0].api_key: ")
+
+
+@pytest.mark.parametrize(
+    ("patch", "key", "reason"),
+    [
+        ({"server": {"port": "80"}}, "server.port", "Expected `int`, got `str`"),
+        ({"server": {"port": 70000}}, "server.port", "between 0 and 65535"),
+        ({"server": {"colour": "red"}}, "server", "unknown field `colour`"),
+        (
+            {"providers": [{"name": "p", "kind": "gemini", "base_url": "http://x"}]},
+            "providers[0].kind",
+            "Invalid enum",
+        ),
+        (
+            {"providers": [{"name": "p", "kind": "openai", "base_url": "ftp://x"}]},
+            "providers[0].base_url",
+            "http://",
+        ),
+        ({"models": [{"name": "m", "provider": "nope"}]}, "models[0].provider", "unknown provider 'nope'"),
+        (
+            {"models": [{"name": "m", "provider": "p", "fallbacks": ["z"]}]},
+            "models[0].fallbacks[0]",
+            "unknown model",
+        ),
+        ({"models": [{"name": "m", "provider": "p", "api": "anthropic"}]}, "models[0].api", "does not speak"),
+        ({"auth": {"keys": [{"name": "a", "key": "short"}]}}, "auth.keys[0].key", "at least 8"),
+        ({"auth": {"keys": [{"name": "a"}]}}, "auth.keys[0]", "exactly one of"),
+        ({"auth": {"keys": [{"name": "a", "hash": "md5:00"}]}}, "auth.keys[0].hash", "sha256:"),
+    ],
+)
+def test_mistakes_name_key_and_reason(patch: dict[str, object], key: str, reason: str) -> None:
+    data: dict[str, object] = {
+        "providers": [{"name": "p", "kind": "openai", "base_url": "http://127.0.0.1:1/v1"}],
+        "models": [{"name": "m", "provider": "p"}],
+    }
+    data.update(patch)
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(data, source="t.toml", env={})
+    assert info.value.key == key
+    assert reason in info.value.reason
+    assert info.value.source == "t.toml"
+
+
+def test_hashed_keys_and_default_apis() -> None:
+    digest = hashlib.sha256(b"sk-secret-value").hexdigest()
+    settings = settings_from_mapping(
+        {
+            "auth": {"keys": [{"name": "h", "hash": f"sha256:{digest}"}]},
+            "providers": [
+                {"name": "a", "kind": "anthropic", "base_url": "https://api.anthropic.com/v1"},
+                {"name": "o", "kind": "openai", "base_url": "https://api.openai.com/v1"},
+            ],
+            "models": [{"name": "c", "provider": "a"}, {"name": "g", "provider": "o", "api": "responses"}],
+        },
+        env={},
+    )
+    assert settings.auth.keys[0].digest() == hashlib.sha256(b"sk-secret-value").digest()
+    assert settings.providers[0].kind is ProviderKind.ANTHROPIC
+    assert upstream_api(settings.models[0], settings.providers[0]) is UpstreamApi.ANTHROPIC
+    assert upstream_api(settings.models[1], settings.providers[1]) is UpstreamApi.RESPONSES
+
+
+def test_check_config_command_exit_status(tmp_path: Path) -> None:
+    ok = subprocess.run(
+        [sys.executable, "-m", "gateway", "check-config", str(ROOT / "config.example.toml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "ok (2 providers" in ok.stdout
+    broken = write(tmp_path, MINIMAL.replace('provider = "p"', 'provider = "q"'))
+    bad = subprocess.run(
+        [sys.executable, "-m", "gateway", "check-config", str(broken)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"UPSTREAM_KEY": "x", "PATH": "/usr/bin:/bin"},
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == f"config error: {broken}: models[0].provider: unknown provider 'q'"
