@@ -69,12 +69,16 @@ def with_ids(items: Sequence[Item]) -> tuple[list[Item], tuple[int, ...]]:
     return out, tuple(minted)
 
 
-def check_tool_outputs(previous_output: Iterable[Mapping[str, Any]], new_items: Sequence[Item]) -> None:
+def function_call_ids(output: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    return tuple(str(item.get("call_id")) for item in output if item.get("type") == "function_call")
+
+
+def check_tool_outputs(previous_calls: Iterable[str], new_items: Sequence[Item]) -> None:
     """A follow-up must answer every ``function_call`` its previous response ended with."""
     answered = {item.get("call_id") for item in new_items if item.get("type") == "function_call_output"}
-    for item in previous_output:
-        if item.get("type") == "function_call" and item.get("call_id") not in answered:
-            raise tool_output_missing(str(item.get("call_id")))
+    for call_id in previous_calls:
+        if call_id not in answered:
+            raise tool_output_missing(call_id)
 
 
 def without_minted_ids(items: Sequence[Item], minted: Iterable[int]) -> list[Item]:

@@ -89,13 +89,13 @@ async def _begin(
         parent = await store.read_parent(request.previous_response_id, principal.key_id)
         if parent is None:
             raise errors.previous_response_not_found(request.previous_response_id)
-        if parent.meta.depth + 2 > settings.max_chain_length:
+        if parent.depth + 2 > settings.max_chain_length:
             raise errors.chain_too_long(settings.max_chain_length)
-        check_tool_outputs(parent.output, request.items)
-        if store.touch_due(parent.meta, now):
-            await store.touch_chain(parent.meta)
+        check_tool_outputs(parent.calls, request.items)
+        if store.touch_due(parent, now):
+            await store.touch_chain(parent)
         else:
-            touched_at = parent.meta.chain_touched_at
+            touched_at = parent.chain_touched_at
     return Turn(
         request=request,
         principal=principal,
@@ -159,7 +159,7 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
             log.info(
                 "upstream %s forgot response %s; replaying the history",
                 attempt.upstream.name,
-                turn.parent.meta.upstream_id if turn.parent else None,
+                turn.parent.upstream_id if turn.parent else None,
             )
             return await call(attempt, False)
 

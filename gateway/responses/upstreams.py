@@ -29,6 +29,7 @@ from gateway.responses import errors
 from gateway.responses.items import (
     Item,
     for_responses_upstream,
+    function_call_ids,
     index_by_id,
     resolve_references,
     with_ids,
@@ -36,7 +37,7 @@ from gateway.responses.items import (
 )
 from gateway.responses.request import ResponsesRequest
 from gateway.schema_fix import Target, repair_schema
-from gateway.store.responses import ChainBroken, NewRecord, Parent, ResponseMeta, ResponseStore
+from gateway.store.responses import ChainBroken, NewRecord, ResponseMeta, ResponseStore
 from gateway.store.responses import Turn as StoredTurn
 from gateway.translate import (
     AnthropicContext,
@@ -87,7 +88,7 @@ class Turn:
         principal: Principal,
         store: ResponseStore,
         clock: Clock,
-        parent: Parent | None,
+        parent: ResponseMeta | None,
         upstream_store: bool,
         chain_touched_at: float,
         anthropic_max_tokens: int,
@@ -117,8 +118,8 @@ class Turn:
             deployment.api is UpstreamApi.RESPONSES
             and self.upstream_store
             and parent is not None
-            and parent.meta.upstream_id is not None
-            and parent.meta.deployment == deployment_key(deployment)
+            and parent.upstream_id is not None
+            and parent.deployment == deployment_key(deployment)
         )
 
     async def history(self) -> list[StoredTurn]:
@@ -127,7 +128,7 @@ class Turn:
                 self._history = []
             else:
                 try:
-                    self._history = await self.store.read_chain(self.parent.meta)
+                    self._history = await self.store.read_chain(self.parent)
                 except ChainBroken as broken:
                     raise errors.previous_response_not_found(broken.missing) from None
         return self._history
@@ -156,7 +157,7 @@ class Turn:
         data["store"] = self.upstream_store
         if native:
             assert self.parent is not None
-            data["previous_response_id"] = self.parent.meta.upstream_id
+            data["previous_response_id"] = self.parent.upstream_id
         elif self.parent is not None:
             data.pop("previous_response_id", None)
             data["input"] = await self.replay_input(UpstreamApi.RESPONSES)
@@ -236,9 +237,10 @@ class Turn:
             tails: tuple[str, ...] = ()
             depth = 0
         else:
-            block, tails = parent.meta.child_links()
-            depth = parent.meta.depth + 1
+            block, tails = parent.child_links()
+            depth = parent.depth + 1
         status = str(response.get("status") or "completed")
+        output = list(response.get("output") or ())
         items, minted = with_ids(self.request.items)
         stored_upstream = (
             upstream_id
@@ -254,14 +256,15 @@ class Turn:
             status=status,
             created_at=self.created_at,
             upstream_id=stored_upstream,
-            parent=parent.meta.id if parent is not None else None,
+            parent=parent.id if parent is not None else None,
             depth=depth,
             block=block,
             tails=tails,
             chain_touched_at=self.chain_touched_at,
             minted=minted,
+            calls=function_call_ids(output),
         )
-        return NewRecord(meta=meta, input=items, output=list(response.get("output") or ()), body=response)
+        return NewRecord(meta=meta, input=items, output=output, body=response)
 
     async def save(self, deployment: Deployment, response: dict[str, Any], upstream_id: str | None) -> None:
         if self.request.store:

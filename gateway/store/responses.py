@@ -77,6 +77,8 @@ class ResponseMeta(msgspec.Struct, frozen=True, kw_only=True):
     chain_touched_at: float = 0.0
     # Indexes of input items whose ``id`` the gateway minted (not sent upstream on replay).
     minted: tuple[int, ...] = ()
+    # The ``call_id`` of every function call in the output: a follow-up must answer them all.
+    calls: tuple[str, ...] = ()
 
     def ancestors_known(self) -> tuple[str, ...]:
         """The chain links this record holds itself: its tails and its block."""
@@ -97,13 +99,6 @@ class Turn(msgspec.Struct, frozen=True):
 
     meta: ResponseMeta
     input: list[dict[str, Any]]
-    output: list[dict[str, Any]]
-
-
-class Parent(msgspec.Struct, frozen=True):
-    """The response a request continues from: its meta and output (for the tool-output check)."""
-
-    meta: ResponseMeta
     output: list[dict[str, Any]]
 
 
@@ -141,10 +136,10 @@ class _Script:
 # Read a parent for a follow-up: only for its owner, and extend its TTL (never shorten it).
 _READ_PARENT = _Script(
     """
-local v = redis.call('HMGET', KEYS[1], 'owner', 'meta', 'output')
+local v = redis.call('HMGET', KEYS[1], 'owner', 'meta')
 if not v[1] or v[1] ~= ARGV[1] then return false end
 if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return {v[2], v[3]}
+return v[2]
 """
 )
 
@@ -183,13 +178,13 @@ class ResponseStore:
 
     # -- follow-ups -------------------------------------------------------------------------
 
-    async def read_parent(self, response_id: str, owner: str) -> Parent | None:
-        """The parent record for ``owner`` (None when absent or someone else's); extends its TTL."""
+    async def read_parent(self, response_id: str, owner: str) -> ResponseMeta | None:
+        """The parent's meta for ``owner`` (None when absent or someone else's); extends its TTL.
+
+        Only the small meta travels: a follow-up on a native upstream needs nothing else.
+        """
         found = await _READ_PARENT.run(self._redis, [self.key(response_id)], [owner, self.extended_ttl])
-        if not found:
-            return None
-        meta_raw, output_raw = found
-        return Parent(_META.decode(meta_raw), _ITEMS.decode(output_raw))
+        return _META.decode(found) if found else None
 
     async def _ancestor_ids(self, parent: ResponseMeta, *, strict: bool = True) -> list[str]:
         """Every ancestor of ``parent`` and ``parent`` itself, oldest first.

@@ -104,6 +104,7 @@ def test_text_conversation_replays_history_without_old_instructions(
         "tails": [],
         "chain_touched_at": 1_800_000_000.0,
         "minted": [0],
+        "calls": [],
     }
     assert record["input"] == [
         {
@@ -191,6 +192,7 @@ def test_streamed_function_calls_are_recorded_and_replayed(
         }
     ]
     assert call.id is not None and call.id.startswith("fc_")
+    assert stored(redis_sync, gw, first.id)["meta"]["calls"] == ["call_w1"]
 
     with client.responses.stream(
         model="chat-model",

@@ -11,6 +11,7 @@ from gateway.errors.client import InvalidRequest
 from gateway.responses.items import (
     check_tool_outputs,
     for_responses_upstream,
+    function_call_ids,
     index_by_id,
     normalize_input,
     resolve_references,
@@ -73,16 +74,18 @@ def test_every_chained_function_call_needs_an_output() -> None:
         {"type": "function_call", "call_id": "call_a", "name": "f", "arguments": "{}"},
         {"type": "function_call", "call_id": "call_b", "name": "f", "arguments": "{}"},
     ]
+    calls = function_call_ids(previous)
+    assert calls == ("call_a", "call_b")
     answered = [{"type": "function_call_output", "call_id": "call_a", "output": "1"}]
     with pytest.raises(InvalidRequest) as caught:
-        check_tool_outputs(previous, answered)
+        check_tool_outputs(calls, answered)
     assert (caught.value.message, caught.value.param, caught.value.code) == (
         "No tool output found for function call call_b.",
         "input",
         None,
     )
     check_tool_outputs(
-        previous, [*answered, {"type": "function_call_output", "call_id": "call_b", "output": "2"}]
+        calls, [*answered, {"type": "function_call_output", "call_id": "call_b", "output": "2"}]
     )
 
 
