@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from litestar import Request, Response, delete, get
+from litestar import Request, Response, delete, get, post
 from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 from redis.exceptions import RedisError
@@ -87,4 +87,11 @@ async def list_input_items(request: Request[Any, Any, Any], response_id: str) ->
     )
 
 
-ROUTES = [create_response, retrieve_response, delete_response, list_input_items]
+@post("/v1/responses/{response_id:str}/cancel", status_code=200)
+async def cancel_response(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
+    return await _answer(
+        request, lambda services, principal: service.cancel(services, principal, response_id)
+    )
+
+
+ROUTES = [create_response, retrieve_response, delete_response, list_input_items, cancel_response]

@@ -311,6 +311,18 @@ async def retrieve(
     return _ENCODER.encode(found)
 
 
+async def cancel(services: Services, principal: Principal, response_id: str) -> bytes:
+    """Only background responses can be cancelled, and the gateway has none."""
+    found = await response_store(services).response_body(response_id, principal.key_id)
+    if found is None:
+        raise errors.response_not_found(response_id)
+    raise InvalidRequest(
+        "Only background responses can be cancelled; this response has already finished.",
+        param="response_id",
+        code="unsupported_parameter",
+    )
+
+
 async def delete(services: Services, principal: Principal, response_id: str) -> bytes:
     meta = await response_store(services).delete(response_id, principal.key_id)
     if meta is None:

@@ -192,3 +192,18 @@ def test_retrieving_as_a_stream_is_refused(gw: RunningGateway) -> None:
         ),
     )
     assert call(gw, "GET", f"/responses/{response_id}", params={"stream": "false"}).status_code == 200
+
+
+def test_cancel_is_for_background_responses_only(gw: RunningGateway) -> None:
+    response_id = post(gw, {"model": "chat-model", "input": "Hi"}).json()["id"]
+    answer = call(gw, "POST", f"/responses/{response_id}/cancel")
+    assert (answer.status_code, answer.json()) == (
+        400,
+        error(
+            "Only background responses can be cancelled; this response has already finished.",
+            "response_id",
+            "unsupported_parameter",
+        ),
+    )
+    unknown = call(gw, "POST", "/responses/resp_x/cancel")
+    assert (unknown.status_code, unknown.json()) == (404, not_found("resp_x"))
