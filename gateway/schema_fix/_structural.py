@@ -8,6 +8,7 @@ switched by :class:`StructuralRules`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
 from ._common import (
@@ -56,6 +57,66 @@ _LEAF_KEYS: Final = frozenset(
         "$ref",
     }
 )
+
+
+# The shape the 2020-12 meta-schema demands of non-schema keyword values.
+_VALUE_KINDS: Final = MappingProxyType(
+    {
+        **dict.fromkeys(
+            ("title", "description", "pattern", "format", "$comment", "$id", "$schema", "$anchor", "$ref"),
+            "string",
+        ),
+        **dict.fromkeys(("maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum"), "number"),
+        "multipleOf": "positive",
+        **dict.fromkeys(
+            (
+                "maxLength",
+                "minLength",
+                "maxItems",
+                "minItems",
+                "maxContains",
+                "minContains",
+                "maxProperties",
+                "minProperties",
+            ),
+            "count",
+        ),
+        **dict.fromkeys(("uniqueItems", "readOnly", "writeOnly", "deprecated"), "boolean"),
+        "enum": "array",
+        "examples": "array",
+        "dependentRequired": "names",
+    }
+)
+
+
+def _value_ok(key: str, value: object) -> bool:
+    kind = _VALUE_KINDS.get(key)
+    if kind is None:
+        return True
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "array":
+        return isinstance(value, list)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind == "number":
+        return isinstance(value, int | float)
+    if kind == "positive":
+        return isinstance(value, int | float) and value > 0
+    if kind == "count":
+        return isinstance(value, int | float) and float(value).is_integer() and value >= 0
+    # dependentRequired: an object of string lists
+    return isinstance(value, dict) and all(isinstance(names, list) for names in value.values())
+
+
+def _clean_leaf(node: JSONDict) -> bool:
+    """A node with only leaf keywords that needs no repair (checked without copying)."""
+    leaf_type = node.get("type", "string")
+    if type(leaf_type) is not str or leaf_type not in KNOWN_TYPES or leaf_type == "array":
+        return False
+    return all(_value_ok(key, value) for key, value in node.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +210,8 @@ class _Structural:
             self.ctx.note(path, "nesting too deep; left unchanged")
             return node
         keys = node.keys()
-        if keys <= _LEAF_KEYS:
-            # Fast path for the common leaf (`{"type": "string", "description": ...}`).
-            leaf_type = node.get("type")
-            if leaf_type is None or (
-                type(leaf_type) is str and leaf_type in KNOWN_TYPES and leaf_type != "array"
-            ):
-                return node
+        if keys <= _LEAF_KEYS and _clean_leaf(node):
+            return node
         # Membership is tested on the input's key view (a C-level lookup); handlers read
         # and write through `ed`. Most nodes have two or three keys, so most tests miss.
         ed = Edit(node)
@@ -163,6 +219,7 @@ class _Structural:
             self._type(ed, path)
         if "exclusiveMinimum" in keys or "exclusiveMaximum" in keys:
             self._exclusive_bounds(ed, path)
+        self._keyword_values(ed, path)
         hoisted = self._properties(ed, path, depth) if "properties" in keys else []
         if "required" in keys or hoisted:
             self._required(ed, path, hoisted)
@@ -228,6 +285,12 @@ class _Structural:
             return
         self.ctx.note(path, f"type {describe(value)} removed")
         ed.pop("type")
+
+    def _keyword_values(self, ed: Edit, path: Path) -> None:
+        """Drop validation keywords whose value has the wrong shape (they constrain nothing)."""
+        bad = [key for key, value in ed.data.items() if not _value_ok(key, value)]
+        for key in bad:
+            self.ctx.note(path, f"{key}: {describe(ed.pop(key))} is not a valid value; removed")
 
     def _exclusive_bounds(self, ed: Edit, path: Path) -> None:
         # Draft 4 wrote `exclusiveMinimum: true` next to `minimum`; later drafts (and the

@@ -817,3 +817,29 @@ def test_target_accepts_its_string_value() -> None:
     )
     with pytest.raises(ValueError, match="'mistral' is not a valid Target"):
         repair_schema(PROPERTIES_NULL, "mistral")
+
+
+def test_keyword_values_of_the_wrong_shape_are_dropped() -> None:
+    # Valid JSON Schema needs e.g. `enum` to be an array and `minLength` a non-negative integer;
+    # a wrong value constrains nothing, so dropping it keeps the meaning exactly.
+    schema = {
+        "type": "object",
+        "properties": {
+            "s": {"type": "string", "minLength": -1, "pattern": 3, "description": None},
+            "e": {"type": "string", "enum": None},
+            "n": {"type": "number", "multipleOf": 0, "minimum": "5"},
+        },
+    }
+    result = repair(schema, ANTHROPIC)
+    assert result.schema == {
+        "type": "object",
+        "properties": {"s": STRING, "e": STRING, "n": {"type": "number"}},
+    }
+    assert result.notes == (
+        "#/properties/s: minLength: the number -1 is not a valid value; removed",
+        "#/properties/s: pattern: the number 3 is not a valid value; removed",
+        "#/properties/s: description: null is not a valid value; removed",
+        "#/properties/e: enum: null is not a valid value; removed",
+        "#/properties/n: multipleOf: the number 0 is not a valid value; removed",
+        "#/properties/n: minimum: the string '5' is not a valid value; removed",
+    )

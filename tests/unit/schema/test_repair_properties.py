@@ -78,6 +78,12 @@ def _leaf(broken: bool) -> st.SearchStrategy[Any]:
             st.just({"type": "string", "format": "uri"}),
             st.just({"type": ["string", "null"], "enum": ["x", None]}),
             st.just({"type": ["integer", "string"], "minLength": 2, "minimum": 3}),
+            # keyword values of the wrong shape
+            st.just({"type": "string", "minLength": -1, "pattern": 3}),
+            st.just({"enum": None}),
+            st.just({"type": "number", "multipleOf": 0, "minimum": "5"}),
+            st.just({"type": "integer", "description": None, "title": 7}),
+            st.just({"$ref": 5}),
         ]
     return st.one_of(options)
 
@@ -177,7 +183,20 @@ def schema_nodes(broken: bool) -> st.SearchStrategy[Any]:
     def extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         options = [_object(children, broken), _array(children, broken), _combinator(children)]
         if broken:
-            options.append(children.map(lambda c: {"not": c}))
+            options += [
+                children.map(lambda c: {"not": c}),
+                st.tuples(children, children).map(lambda cs: {"if": cs[0], "then": cs[1]}),
+                children.map(
+                    lambda c: {
+                        "type": "object",
+                        "patternProperties": {"^x": c},
+                        "additionalProperties": False,
+                    }
+                ),
+                children.map(
+                    lambda c: {"type": "object", "properties": {"a": c}, "dependentSchemas": {"a": c}}
+                ),
+            ]
         return st.one_of(options)
 
     return st.recursive(_leaf(broken), extend, max_leaves=8)
@@ -340,6 +359,11 @@ class Validator:
                 return False
             if key == "allOf" and hits != len(branches):
                 return False
+        condition = schema.get("if")
+        if isinstance(condition, dict | bool):
+            branch = schema.get("then") if self.valid(value, condition, depth + 1) else schema.get("else")
+            if isinstance(branch, dict | bool) and not self.valid(value, branch, depth + 1):
+                return False
         negated = schema.get("not")
         return not (isinstance(negated, dict | bool) and self.valid(value, negated, depth + 1))
 
@@ -421,9 +445,21 @@ class Validator:
             if self.strict_view and name in props and self.valid(None, props[name], depth + 1):
                 continue
             return False
+        patterns = schema.get("patternProperties")
+        patterns = patterns if isinstance(patterns, dict) else {}
+        dependent = schema.get("dependentSchemas")
+        if isinstance(dependent, dict):
+            for name, sub in dependent.items():
+                if name in value and not self.valid(value, sub, depth + 1):
+                    return False
         for name, item in value.items():
             if name in props:
                 if not self.valid(item, props[name], depth + 1):
+                    return False
+                continue
+            matched = [sub for pattern, sub in patterns.items() if re.search(pattern, name)]
+            if matched:
+                if not all(self.valid(item, sub, depth + 1) for sub in matched):
                     return False
                 continue
             extra = schema.get("additionalProperties")
