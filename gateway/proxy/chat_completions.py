@@ -18,6 +18,7 @@ from gateway.proxy.chat_over_anthropic import AnthropicToChatTranslator, anthrop
 from gateway.proxy.chat_request import ChatRequest, parse_chat_request
 from gateway.proxy.relay import PassthroughRelay
 from gateway.proxy.sse import DONE_FRAME
+from gateway.proxy.tool_schemas import repair_chat_tools
 from gateway.proxy.translating_relay import TranslatingRelay
 from gateway.proxy.upstream_call import (
     AnthropicStreamDialect,
@@ -58,6 +59,11 @@ def upstream_chat_body(request: ChatRequest, attempt: Attempt) -> bytes:
     data: dict[str, Any] = request.data
     if data.get("model") != attempt.deployment.upstream_model:
         data = {**data, "model": attempt.deployment.upstream_model}
+    tools = data.get("tools")
+    if isinstance(tools, list) and tools:
+        repaired = repair_chat_tools(tools, attempt.upstream.kind)
+        if repaired is not tools:
+            data = {**data, "tools": repaired}
     return _ENCODER.encode(data)
 
 
