@@ -4,6 +4,7 @@ Redis client, the upstream clients and the clock, and hangs them on ``app.state.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -16,6 +17,7 @@ from gateway.clock import Clock, RealClock
 from gateway.config import Settings
 from gateway.policy.auth import KeyRing
 from gateway.providers import Router, build_upstreams
+from gateway.providers.catalog import ModelCatalog
 from gateway.services import Services
 from gateway.store.connection import redis_client
 from gateway.store.embedded import EmbeddedRedis
@@ -47,6 +49,14 @@ def create_app(
             log.info("embedded redis-server started with data in %s", embedded.data_dir)
         redis = redis_client(url)
         upstreams = build_upstreams(settings, transports)
+        catalog = ModelCatalog(
+            upstreams,
+            redis,
+            the_clock,
+            key_prefix=settings.redis.key_prefix,
+            refresh_seconds=settings.server.models_refresh_seconds,
+        )
+        refresher = asyncio.create_task(catalog.run(), name="model-catalog")
         try:
             app.state.services = Services(
                 settings=settings,
@@ -55,9 +65,13 @@ def create_app(
                 upstreams=upstreams,
                 router=Router(settings, upstreams),
                 keys=KeyRing(settings.auth.keys),
+                catalog=catalog,
             )
             yield
         finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
             for upstream in upstreams.values():
                 await upstream.client.aclose()
             await redis.aclose()

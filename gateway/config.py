@@ -49,6 +49,8 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_body_bytes: int = 4 * 1024 * 1024
     # Expose `x-gateway-overhead-ms` and per-attempt timing headers.
     timing_headers: bool = True
+    # How often the providers' model listings (context windows) are read again.
+    models_refresh_seconds: float = 600.0
 
 
 class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -10,6 +10,7 @@ from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.policy.auth import KeyRing
 from gateway.providers import Router, Upstream
+from gateway.providers.catalog import ModelCatalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,3 +21,4 @@ class Services:
     upstreams: dict[str, Upstream]
     router: Router
     keys: KeyRing
+    catalog: ModelCatalog

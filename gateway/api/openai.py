@@ -40,13 +40,12 @@ class ModelList(msgspec.Struct):
 
 
 def _card(services: Services, name: str) -> ModelCard:
-    deployment = services.router.deployments(name)[0]
-    windows = [
-        d.settings.context_window for d in services.router.deployments(name) if d.settings.context_window
-    ]
+    deployments = services.router.deployments(name)
+    windows = [w for w in (services.catalog.window(d) for d in deployments) if w]
     return ModelCard(
         id=name,
-        owned_by=deployment.settings.owned_by or deployment.provider,
+        owned_by=deployments[0].settings.owned_by or deployments[0].provider,
+        # Several deployments: the smallest window is the one every attempt can honour.
         context_window=min(windows) if windows else None,
     )
 

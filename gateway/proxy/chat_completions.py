@@ -16,6 +16,7 @@ from gateway.errors.client import GatewayError, InvalidRequest, NotFound
 from gateway.proxy.attempts import Attempt, AttemptFailed, Failover, Trace
 from gateway.proxy.chat_over_anthropic import AnthropicToChatTranslator, anthropic_body, chat_completion_body
 from gateway.proxy.chat_request import ChatRequest, parse_chat_request
+from gateway.proxy.context_check import fit_plan
 from gateway.proxy.relay import PassthroughRelay
 from gateway.proxy.sse import DONE_FRAME
 from gateway.proxy.tool_schemas import repair_chat_tools
@@ -28,6 +29,7 @@ from gateway.proxy.upstream_call import (
     open_stream,
 )
 from gateway.services import Services
+from gateway.token_estimate import estimate_chat_tokens
 from gateway.translate import AnthropicContext, TranslationError
 
 _ENCODER = msgspec.json.Encoder()
@@ -79,6 +81,7 @@ async def handle(services: Services, scope: Any, receive: Any, send: Any) -> Non
         plan = services.router.plan(request.model)
         if not plan:
             raise model_not_found(request.model)
+        plan = fit_plan(plan, services.catalog, lambda: estimate_chat_tokens(request.data), param="messages")
     except GatewayError as exc:
         await asgi_io.send_error(send, exc, headers=base_headers)
         return
