@@ -75,12 +75,11 @@ def _tool_calls(index: int, raw: Any) -> tuple[ToolCallRecord, ...]:
         where = f"{param}[{position}]"
         if not isinstance(call, dict):
             raise invalid_type(where, "an object", call)
-        if not isinstance(call.get("id"), str):
-            raise (
-                missing_parameter(f"{where}.id")
-                if call.get("id") is None
-                else invalid_type(f"{where}.id", "a string", call["id"])
-            )
+        call_id = call.get("id")
+        if call_id is None:
+            raise missing_parameter(f"{where}.id")
+        if not isinstance(call_id, str):
+            raise invalid_type(f"{where}.id", "a string", call_id)
         function = call.get("function")
         if not isinstance(function, dict):
             raise missing_parameter(f"{where}.function")
@@ -90,7 +89,7 @@ def _tool_calls(index: int, raw: Any) -> tuple[ToolCallRecord, ...]:
         arguments = function.get("arguments")
         if not isinstance(arguments, str):
             raise missing_parameter(f"{where}.function.arguments")
-        calls.append(ToolCallRecord(id=call["id"], name=name, arguments=arguments))
+        calls.append(ToolCallRecord(id=call_id, name=name, arguments=arguments))
     return tuple(calls)
 
 

@@ -403,3 +403,23 @@ def test_every_openai_compatible_prefix_serves_chat(providers: FakeProviders, ht
     assert [entry.path for entry in providers.requests()] == [
         prefix + "/chat/completions" for prefix in prefixes
     ]
+
+
+def test_allowed_tools_required_calls_the_first_allowed(client: openai.OpenAI) -> None:
+    choice: Any = {
+        "type": "allowed_tools",
+        "allowed_tools": {
+            "mode": "required",
+            "tools": [{"type": "function", "function": {"name": "get_time"}}],
+        },
+    }
+    completion = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "time?"}],
+        tools=[WEATHER_TOOL, TIME_TOOL],
+        tool_choice=choice,
+    )
+    assert completion.choices[0].message.tool_calls is not None
+    [call] = completion.choices[0].message.tool_calls
+    assert call.type == "function"
+    assert (call.function.name, call.function.arguments) == ("get_time", '{"zone":"example"}')

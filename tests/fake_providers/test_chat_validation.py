@@ -82,6 +82,43 @@ CASES: list[tuple[str, Any, dict[str, Any]]] = [
         error("Invalid value for 'content': expected a string, got null.", "messages.[0].content"),
     ),
     (
+        "user message without content",
+        {"model": "gpt-4o-mini", "messages": [{"role": "user"}]},
+        error(
+            "Missing required parameter: 'messages[0].content'.",
+            "messages[0].content",
+            "missing_required_parameter",
+        ),
+    ),
+    (
+        "tool call without an id",
+        {
+            "model": "gpt-4o-mini",
+            "messages": [
+                USER,
+                {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "a"}}]},
+            ],
+        },
+        error(
+            "Missing required parameter: 'messages[1].tool_calls[0].id'.",
+            "messages[1].tool_calls[0].id",
+            "missing_required_parameter",
+        ),
+    ),
+    (
+        "tool_choice naming an unknown function",
+        {
+            "model": "gpt-4o-mini",
+            "messages": [USER],
+            "tools": [tool("known", {"type": "object", "properties": {}})],
+            "tool_choice": {"type": "function", "function": {"name": "unknown"}},
+        },
+        error(
+            "Invalid value for 'tool_choice': function 'unknown' is not among the provided tools.",
+            "tool_choice",
+        ),
+    ),
+    (
         "tool message without a preceding call",
         {
             "model": "gpt-4o-mini",
