@@ -13,7 +13,7 @@ import msgspec
 from fake_providers.behaviour import Behaviour
 from fake_providers.dialect import Dialect
 from fake_providers.exchange import Exchange
-from fake_providers.faults import ErrorKind, Fault, FaultKind
+from fake_providers.faults import DEFAULT_CHUNKS_BEFORE_FAULT, ErrorKind, Fault, FaultKind
 from fake_providers.reply import Ending, ReplyPlan
 from fake_providers.sse import truncated
 
@@ -64,7 +64,8 @@ def stream_plan(
 ) -> ReplyPlan:
     """`frames` is the whole successful stream, its terminal frame last; a fault never sends that one."""
     kind = fault.kind if fault is not None else None
-    before = min(fault.after, len(frames) - 1) if fault is not None else 0
+    after = fault.after if fault is not None else None
+    before = min(DEFAULT_CHUNKS_BEFORE_FAULT if after is None else after, len(frames) - 1)
     if kind is FaultKind.RESET:
         return ReplyPlan(status=200, reset=True)
     if kind is FaultKind.SILENCE:
@@ -79,7 +80,7 @@ def stream_plan(
         return ReplyPlan(status=200, headers=headers, parts=parts)
     if kind is FaultKind.INBAND and fault is not None:
         error = fault.error or dialect.default_inband_error
-        head = tuple(frames[: min(dialect.inband_head, len(frames) - 1)])
+        head = tuple(frames[: min(dialect.inband_head if after is None else after, len(frames) - 1)])
         return ReplyPlan(status=200, headers=headers, parts=(*head, *dialect.inband_frames(error, exchange)))
     if kind is FaultKind.SLOW and fault is not None:
         return ReplyPlan(

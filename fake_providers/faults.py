@@ -8,6 +8,7 @@ is up to each dialect; this module only says which fault it is.
 from __future__ import annotations
 
 import enum
+import re
 
 import msgspec
 
@@ -70,7 +71,9 @@ DEFAULT_CHUNKS_BEFORE_FAULT = 2
 class Fault(msgspec.Struct, frozen=True, kw_only=True):
     kind: FaultKind
     error: ErrorKind | None = None  # HTTP_ERROR, ERROR_200, INBAND (None: the dialect's usual one)
-    after: int = DEFAULT_CHUNKS_BEFORE_FAULT  # STALL, CUT, MALFORMED: chunks sent before the fault
+    # STALL, CUT, MALFORMED, INBAND: stream chunks sent before the fault strikes
+    # (None: 2 for STALL, CUT and MALFORMED; the dialect's harmless head for INBAND).
+    after: int | None = None
     first_delay: float = 0.0  # SLOW
     gap: float = 0.0  # SLOW
 
@@ -88,10 +91,23 @@ def _error_suffix(rest: str, name: str) -> ErrorKind | None:
     return kind
 
 
-def _count_suffix(rest: str, name: str) -> int:
+_AFTER = re.compile(r"^(?:(?P<rest>.*?)-)?after-(?P<count>\d+)$")
+
+
+def _split_after(rest: str) -> tuple[str, int | None]:
+    """`429-after-3` -> (`429`, 3); `after-3` -> (``, 3); `429` -> (`429`, None)."""
+    match = _AFTER.match(rest)
+    if match is None:
+        return rest, None
+    return match.group("rest") or "", int(match.group("count"))
+
+
+def _count_suffix(rest: str, name: str) -> int | None:
+    """`3` or `after-3` -> 3; empty -> None (the default)."""
+    rest, count = _split_after(rest)
     if not rest:
-        return DEFAULT_CHUNKS_BEFORE_FAULT
-    if not rest.isdigit():
+        return count
+    if count is not None or not rest.isdigit():
         raise UnknownFault(f"expected a chunk count after the fault name in {name!r}")
     return int(rest)
 
@@ -118,7 +134,8 @@ def parse_fault(name: str) -> Fault:
         rest = bare.removeprefix("200-error").removeprefix("-")
         return Fault(kind=FaultKind.ERROR_200, error=_error_suffix(rest, name))
     if head == "inband":
-        return Fault(kind=FaultKind.INBAND, error=_error_suffix(rest, name))
+        error, after = _split_after(rest)
+        return Fault(kind=FaultKind.INBAND, error=_error_suffix(error, name), after=after)
     if head in ("reset", "silence") and not rest:
         return Fault(kind=FaultKind(head))
     if head in ("stall", "cut", "malformed"):

@@ -204,3 +204,14 @@ def test_slow_json_answer_waits_before_the_headers(http: httpx.Client) -> None:
     response = http.post(CHAT, json=request("fault-slow-50ms", stream=False))
     assert time.monotonic() - started >= 0.05
     assert response.json()["choices"][0]["message"]["content"] == "You said: one two three four"
+
+
+def test_inband_error_after_some_content(http: httpx.Client) -> None:
+    events = parse_sse(http.post(CHAT, json=request("fault-inband-429-after-3", stream=True)).text)
+    assert [json.loads(event.data)["choices"][0]["delta"] for event in events[:3]] == [
+        {"role": "assistant", "content": ""},
+        {"content": "You "},
+        {"content": "said: "},
+    ]
+    assert json.loads(events[3].data)["error"]["code"] == "rate_limit_exceeded"
+    assert len(events) == 4

@@ -47,7 +47,10 @@ def test_parse_duration() -> None:
         ("inband-context-length", Fault(kind=FaultKind.INBAND, error=ErrorKind.CONTEXT_LENGTH)),
         ("reset", Fault(kind=FaultKind.RESET)),
         ("silence", Fault(kind=FaultKind.SILENCE)),
-        ("stall", Fault(kind=FaultKind.STALL, after=2)),
+        ("inband-after-3", Fault(kind=FaultKind.INBAND, after=3)),
+        ("inband-429-quota-after-1", Fault(kind=FaultKind.INBAND, error=ErrorKind.QUOTA, after=1)),
+        ("stall", Fault(kind=FaultKind.STALL)),
+        ("stall-after-4", Fault(kind=FaultKind.STALL, after=4)),
         ("cut-5", Fault(kind=FaultKind.CUT, after=5)),
         ("malformed-1", Fault(kind=FaultKind.MALFORMED, after=1)),
         ("slow", Fault(kind=FaultKind.SLOW, first_delay=0.2, gap=0.02)),
@@ -59,7 +62,19 @@ def test_fault_names(name: str, fault: Fault) -> None:
     assert parse_fault(name) == fault
 
 
-@pytest.mark.parametrize("name", ["fault-xyz", "stall-x", "slow-abc", "inband-999", "reset-2", "200-errorx"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fault-xyz",
+        "stall-x",
+        "stall-3-after-2",
+        "slow-abc",
+        "inband-999",
+        "inband-after-x",
+        "reset-2",
+        "200-errorx",
+    ],
+)
 def test_bad_fault_names(name: str) -> None:
     with pytest.raises(UnknownFault):
         parse_fault(name)
