@@ -20,11 +20,12 @@ from typing import Any, NamedTuple
 import msgspec
 
 from gateway.clock import Clock
-from gateway.config import UpstreamApi
+from gateway.config import ProviderKind, UpstreamApi
 from gateway.errors import ClassifiedError
 from gateway.errors.client import InvalidRequest
 from gateway.policy.auth import Principal
 from gateway.providers import Deployment
+from gateway.proxy.tool_schemas import repair_chat_tools, repair_responses_tools
 from gateway.responses import errors
 from gateway.responses.items import (
     Item,
@@ -151,10 +152,13 @@ class Turn:
 
     # -- bodies -------------------------------------------------------------------------------
 
-    async def responses_body(self, deployment: Deployment, *, native: bool) -> bytes:
+    async def responses_body(self, deployment: Deployment, kind: ProviderKind, *, native: bool) -> bytes:
         data = dict(self.request.data)
         data["model"] = deployment.upstream_model
         data["store"] = self.upstream_store
+        tools = data.get("tools")
+        if isinstance(tools, list) and tools:
+            data["tools"] = repair_responses_tools(tools, kind)
         if native:
             assert self.parent is not None
             data["previous_response_id"] = self.parent.upstream_id
@@ -163,13 +167,15 @@ class Turn:
             data["input"] = await self.replay_input(UpstreamApi.RESPONSES)
         return _ENCODER.encode(data)
 
-    async def chat_body(self, deployment: Deployment) -> bytes:
+    async def chat_body(self, deployment: Deployment, kind: ProviderKind) -> bytes:
         items = await self.replay_input(UpstreamApi.CHAT)
         try:
             body = chat_request_from_responses(self.request.data, items)
         except TranslationError as exc:
             raise translated(exc) from None
         body["model"] = deployment.upstream_model
+        if body.get("tools"):
+            body["tools"] = repair_chat_tools(body["tools"], kind)
         return _ENCODER.encode(body)
 
     async def anthropic_body(self, deployment: Deployment, context: AnthropicContext) -> bytes:
