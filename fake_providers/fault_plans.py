@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from fake_providers.behaviour import Behaviour
-from fake_providers.dialect import Dialect
+from fake_providers.dialect import Dialect, ErrorAnswer
 from fake_providers.exchange import Exchange
 from fake_providers.faults import DEFAULT_CHUNKS_BEFORE_FAULT, ErrorKind, Fault, FaultKind
 from fake_providers.reply import Ending, ReplyPlan
@@ -20,17 +20,24 @@ from fake_providers.sse import truncated
 _ENCODER = msgspec.json.Encoder()
 
 
+def _error_body(answer: ErrorAnswer, behaviour: Behaviour) -> bytes:
+    """The dialect's error body, unless the scripted step brings its own."""
+    return answer.body if behaviour.body is msgspec.UNSET else _ENCODER.encode(behaviour.body)
+
+
 def error_plan(dialect: Dialect, exchange: Exchange, error: ErrorKind, behaviour: Behaviour) -> ReplyPlan:
     answer = dialect.error_answer(error, exchange)
-    body = answer.body if behaviour.body is msgspec.UNSET else _ENCODER.encode(behaviour.body)
-    return ReplyPlan(status=behaviour.status or answer.status, headers=tuple(answer.headers), parts=(body,))
+    return ReplyPlan(
+        status=behaviour.status or answer.status,
+        headers=tuple(answer.headers),
+        parts=(_error_body(answer, behaviour),),
+    )
 
 
 def _error_as_200(dialect: Dialect, exchange: Exchange, error: ErrorKind, behaviour: Behaviour) -> ReplyPlan:
     answer = dialect.error_answer(error, exchange)
-    body = answer.body if behaviour.body is msgspec.UNSET else _ENCODER.encode(behaviour.body)
     headers = tuple(dialect.success_headers(exchange, stream=False))
-    return ReplyPlan(status=behaviour.status or 200, headers=headers, parts=(body,))
+    return ReplyPlan(status=behaviour.status or 200, headers=headers, parts=(_error_body(answer, behaviour),))
 
 
 def json_plan(headers: tuple[tuple[str, str], ...], body: bytes, fault: Fault | None) -> ReplyPlan:
