@@ -232,7 +232,7 @@ def test_a_chained_function_call_needs_its_output(gw: RunningGateway, fake: Fake
         [{"reply": {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}, "id": "call_o1"}]}}]
     )
     first = client.responses.create(model="chat-model", input="Weather in Oslo?", tools=[WEATHER_TOOL])
-    before = len(fake.requests())
+    before = len(fake.requests(path=CHAT_PATH))
 
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model="chat-model", input="Well?", previous_response_id=first.id)
@@ -244,7 +244,7 @@ def test_a_chained_function_call_needs_its_output(gw: RunningGateway, fake: Fake
         "param": "input",
         "code": None,
     }
-    assert len(fake.requests()) == before  # refused before any upstream call
+    assert len(fake.requests(path=CHAT_PATH)) == before  # refused before any upstream call
 
 
 def test_a_chain_moves_between_models(gw: RunningGateway, fake: FakeProviders) -> None:

@@ -11,7 +11,15 @@ import redis
 
 from fake_providers.testing import FakeProviders
 from tests.conftest import OTHER_KEY, GatewayFactory, RunningGateway
-from tests.integration.responses.support import call, key_id, post, record_key, responses_config, stored
+from tests.integration.responses.support import (
+    CHAT_PATH,
+    call,
+    key_id,
+    post,
+    record_key,
+    responses_config,
+    stored,
+)
 
 
 @pytest.fixture
@@ -44,7 +52,7 @@ def test_unknown_previous_response_is_openais_exact_400(gw: RunningGateway, fake
         b'"type":"invalid_request_error","param":"previous_response_id","code":"previous_response_not_found"}}'
     )
     assert answer.headers["x-request-id"].startswith("req_")
-    assert fake.requests() == []
+    assert fake.requests(path=CHAT_PATH) == []
 
 
 def test_another_keys_response_does_not_exist(
@@ -62,7 +70,7 @@ def test_another_keys_response_does_not_exist(
     ):
         answer = call(gw, method, path)
         assert (answer.status_code, answer.json()) == (404, not_found(theirs)), (method, path)
-    assert fake.requests() == []
+    assert fake.requests(path=CHAT_PATH) == []
 
     # Still there for its owner, untouched by the other key's attempts.
     record = stored(redis_sync, gw, theirs)
@@ -103,7 +111,7 @@ def test_previous_response_with_conversation(gw: RunningGateway, fake: FakeProvi
         "conversation",
         "unsupported_parameter",
     )
-    assert fake.requests() == []
+    assert fake.requests(path=CHAT_PATH) == []
 
 
 @pytest.mark.parametrize(
@@ -167,7 +175,7 @@ def test_bad_requests(
 ) -> None:
     answer = post(gw, body)
     assert (answer.status_code, answer.json()) == (status, expected)
-    assert fake.requests() == []
+    assert fake.requests(path=CHAT_PATH) == []
 
 
 def test_without_a_key_and_with_a_wrong_method(gw: RunningGateway) -> None:

@@ -7,7 +7,15 @@ import redis
 
 from fake_providers.testing import FakeProviders
 from tests.conftest import GatewayFactory, RunningGateway
-from tests.integration.responses.support import SLACK, TTL, post, record_key, responses_config, stored
+from tests.integration.responses.support import (
+    CHAT_PATH,
+    SLACK,
+    TTL,
+    post,
+    record_key,
+    responses_config,
+    stored,
+)
 
 
 @pytest.fixture
@@ -29,8 +37,8 @@ def test_a_new_record_lives_the_configured_ttl(gw: RunningGateway, redis_sync: r
     key = record_key(gw, response_id)
     assert key == f"{gw.settings.redis.key_prefix}resp:{{{response_id}}}"
     assert TTL - 5 <= redis_sync.ttl(key) <= TTL
-    # Every key the gateway wrote has a TTL: nothing outlives its configuration.
-    for other in redis_sync.scan_iter(match=f"{gw.settings.redis.key_prefix}*"):
+    # Every record has a TTL: nothing outlives its configuration.
+    for other in redis_sync.scan_iter(match=f"{gw.settings.redis.key_prefix}resp:*"):
         assert redis_sync.ttl(other) > 0
 
 
@@ -80,7 +88,7 @@ def test_a_chain_with_a_lost_ancestor_is_not_found(
         "param": "previous_response_id",
         "code": "previous_response_not_found",
     }
-    assert fake.requests() == []
+    assert fake.requests(path=CHAT_PATH) == []
 
 
 def test_chain_length_is_capped(gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str) -> None:

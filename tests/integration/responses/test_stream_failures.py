@@ -122,7 +122,7 @@ def test_exhausted_retries_answer_in_the_responses_dialect(
     assert (error["code"], error["kind"], error["type"]) == ("rate_limit_exceeded", "rate_limit", "requests")
     assert answer.headers["x-gateway-attempts"] == "3"
     # Nothing was committed, so nothing was recorded.
-    assert list(redis_sync.scan_iter(match=f"{gw.settings.redis.key_prefix}*")) == []
+    assert list(redis_sync.scan_iter(match=f"{gw.settings.redis.key_prefix}resp:*")) == []
 
 
 def test_context_length_uses_the_input_param(gw: RunningGateway, fake: FakeProviders) -> None:
