@@ -1,0 +1,121 @@
+"""The post-commit relays: in-band errors, truncation and stalls never end like a success."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+
+from gateway.clock import ManualClock
+from gateway.errors import chat_stream_error_frame
+from gateway.proxy.relay import PassthroughRelay
+from gateway.proxy.sse import DONE_FRAME, SSEDecoder
+from gateway.proxy.upstream_call import ChatStreamDialect, OpenedStream
+
+ROLE = b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'
+HELLO = b'data: {"choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n'
+LO = b'data: {"choices":[{"index":0,"delta":{"content":"lo"}}]}\n\n'
+ERROR = b'data: {"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}\n\n'
+
+
+async def chunks_of(*parts: bytes, hang: bool = False) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+    if hang:
+        await asyncio.get_running_loop().create_future()
+
+
+def opened(buffered: list[bytes], rest: AsyncIterator[bytes]) -> OpenedStream:
+    return OpenedStream(httpx.Response(200), rest, buffered, [], SSEDecoder())
+
+
+def relay(clock: ManualClock) -> PassthroughRelay:
+    return PassthroughRelay(
+        dialect=ChatStreamDialect(),
+        done_marker=DONE_FRAME[:-2],
+        error_frames=chat_stream_error_frame,
+        provider="openai",
+        clock=clock,
+        idle_timeout=30.0,
+    )
+
+
+async def run(stream: OpenedStream, clock: ManualClock) -> tuple[bytes, PassthroughRelay]:
+    sent: list[bytes] = []
+
+    async def send(chunk: bytes) -> None:
+        sent.append(chunk)
+
+    r = relay(clock)
+    await r.run(stream, send)
+    return b"".join(sent), r
+
+
+def last_error(body: bytes) -> dict[str, object]:
+    frames = [f for f in body.split(b"\n\n") if f]
+    payload = json.loads(frames[-1].removeprefix(b"data: "))
+    assert isinstance(payload["error"], dict)
+    return payload["error"]
+
+
+async def test_clean_stream_is_relayed_byte_for_byte() -> None:
+    body, r = await run(opened([ROLE, HELLO], chunks_of(LO, DONE_FRAME)), ManualClock())
+    assert body == ROLE + HELLO + LO + DONE_FRAME
+    assert r.failure is None
+
+
+async def test_inband_error_after_commit_is_classified_and_nothing_follows() -> None:
+    # The error shares a read with content: the content is forwarded, the error replaced.
+    body, r = await run(opened([ROLE, HELLO], chunks_of(LO + ERROR, DONE_FRAME)), ManualClock())
+    assert body.startswith(ROLE + HELLO + LO)
+    assert DONE_FRAME not in body
+    error = last_error(body)
+    assert (error["kind"], error["code"], error["provider"]) == (
+        "rate_limit",
+        "rate_limit_exceeded",
+        "openai",
+    )
+    assert r.failure is not None
+
+
+async def test_missing_done_is_a_truncated_stream() -> None:
+    body, _ = await run(opened([ROLE, HELLO], chunks_of(LO)), ManualClock())
+    assert body.startswith(ROLE + HELLO + LO)
+    assert last_error(body)["code"] == "stream_truncated"
+
+
+async def test_done_split_across_reads_still_counts() -> None:
+    body, r = await run(opened([ROLE, HELLO], chunks_of(b"data: [DO", b"NE]\n\n")), ManualClock())
+    assert body.endswith(b"data: [DONE]\n\n")
+    assert r.failure is None
+
+
+async def test_stall_hits_the_idle_timer() -> None:
+    clock = ManualClock()
+    task = asyncio.ensure_future(run(opened([ROLE, HELLO], chunks_of(LO, hang=True)), clock))
+    timer = await clock.wait_for_timer("stream_idle")
+    assert timer.deadline - timer.armed_at == 30.0
+    clock.advance(30.0)
+    body, _ = await asyncio.wait_for(task, 2)
+    assert last_error(body)["code"] == "stream_idle_timeout"
+    assert DONE_FRAME not in body
+
+
+async def test_activity_pushes_the_idle_deadline_back() -> None:
+    clock = ManualClock()
+    release = asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield LO
+        await release.wait()
+        yield DONE_FRAME
+
+    task = asyncio.ensure_future(run(opened([ROLE], slow()), clock))
+    await clock.wait_for_timer("stream_idle")
+    clock.advance(20.0)
+    release.set()
+    body, r = await asyncio.wait_for(task, 2)
+    assert r.failure is None
+    assert body.endswith(DONE_FRAME)
