@@ -117,6 +117,8 @@ class GeminiPass:
             ed.set("enum", [ed.pop("const")])
             self.ctx.note(path, "const rewritten as a one-value enum")
         self._type_list(ed, path)
+        # Branches first: one may only become `{"type": "null"}` once repaired.
+        self._any_of_children(ed, path, depth, refs)
         if self._null_branches(ed, path):
             # The one remaining branch was merged into this node: run the node again.
             return self.node(ed.result(), path, depth + 1, refs)
@@ -279,6 +281,8 @@ class GeminiPass:
             fixed_items = self.node(items, (*path, "items"), depth + 1, refs)
             if fixed_items is not items:
                 ed.set("items", fixed_items)
+
+    def _any_of_children(self, ed: Edit, path: Path, depth: int, refs: tuple[str, ...]) -> None:
         any_of = ed.get("anyOf")
         if isinstance(any_of, list):
             new_list: list[object] | None = None

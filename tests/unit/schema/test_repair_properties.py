@@ -309,11 +309,17 @@ def _resolve(root: Any, ref: str) -> Any:
 
 
 class Validator:
-    """`strict_view`: a missing property counts as present-with-null (strict convention)."""
+    """Two switches for OpenAI strict's convention:
 
-    def __init__(self, root: Any, *, strict_view: bool = False) -> None:
+    `strict_view`: a missing property counts as present-with-null (for the repaired schema);
+    `closed_world`: an object without `additionalProperties` admits no undeclared key (for
+    the original: strict mode reads absent `additionalProperties` as false).
+    """
+
+    def __init__(self, root: Any, *, strict_view: bool = False, closed_world: bool = False) -> None:
         self.root = root
         self.strict_view = strict_view
+        self.closed_world = closed_world
 
     def valid(self, value: Any, schema: Any, depth: int = 0) -> bool:
         if depth > 40:
@@ -462,7 +468,7 @@ class Validator:
                 if not all(self.valid(item, sub, depth + 1) for sub in matched):
                     return False
                 continue
-            extra = schema.get("additionalProperties")
+            extra = schema.get("additionalProperties", not self.closed_world)
             if isinstance(extra, dict | bool) and not self.valid(item, extra, depth + 1):
                 return False
         return True
@@ -564,7 +570,7 @@ class Sampler:
 
 
 def valid_instances(schema: Any, seed: int, count: int = 12, *, closed: bool = False) -> list[Any]:
-    validator = Validator(schema)
+    validator = Validator(schema, closed_world=closed)
     sampler = Sampler(schema, random.Random(seed), closed=closed)
     found = []
     for _ in range(count):
@@ -678,6 +684,9 @@ def _gemini_node(node: dict[str, Any], where: str, problems: list[str]) -> None:
     enum = node.get("enum")
     if enum is not None and not (isinstance(enum, list) and all(isinstance(v, str) for v in enum)):
         problems.append(f"{where}: non-string enum")
+    any_of = node.get("anyOf")
+    if isinstance(any_of, list) and {"type": "null"} in any_of:
+        problems.append(f"{where}: null branch instead of nullable")
 
 
 def _fake_validators() -> tuple[Any, Any] | None:
