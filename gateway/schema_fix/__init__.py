@@ -10,8 +10,9 @@ provider. Guarantees:
 * meaning is kept wherever the target can express it: every instance valid under the
   original is valid under the repair (some repairs accept more, e.g. dropped
   constraints). Exceptions are reported: OpenAI strict mode sets ``strict_ok=False``
-  and falls back to the non-strict repair; Gemini sets ``meaning_kept=False`` when a
-  typeless node had to be given a type.
+  and falls back to the non-strict repair; Gemini (and strict mode, for a typeless node
+  with ``properties``/``items``) set ``meaning_kept=False`` when a typeless node had to
+  be given a type.
 
 What each target repairs:
 
@@ -21,14 +22,17 @@ What each target repairs:
     ``required: true`` on a property moves to the parent's list), non-string or
     duplicate entries and names not in ``properties`` removed; ``properties`` that is
     null or not an object -> ``{}``; non-schema subschemas -> ``{}`` or removed; unknown
-    or malformed ``type`` removed; ``type`` lists -> ``anyOf`` of single types (keywords
-    moved into their type's branch, ``items: {}`` for array branches); arrays without
-    ``items`` get ``items: {}``; draft-7 tuple ``items: [..]`` -> ``prefixItems`` plus
-    ``items`` accepting any position; draft-4 boolean ``exclusiveMinimum/Maximum`` ->
-    numeric form. Applied recursively in ``properties``, ``items``, ``prefixItems``,
+    or malformed ``type`` removed; keyword values of the wrong shape (``enum: null``,
+    ``minLength: -1``, ...) removed; ``type`` lists -> ``anyOf`` of single types
+    (keywords moved into their type's branch, ``items: {}`` for array branches); arrays
+    without ``items`` get ``items: {}``; draft-7 tuple ``items: [..]`` -> ``prefixItems``
+    plus ``items`` accepting any position; draft-4 boolean ``exclusiveMinimum/Maximum``
+    -> numeric form. Applied recursively in ``properties``, ``items``, ``prefixItems``,
     ``additionalProperties``, ``anyOf``/``oneOf``/``allOf``, ``not``, ``if``/``then``/
     ``else``, ``$defs``/``definitions``, ``patternProperties`` and the other subschema
-    keywords.
+    keywords. Below ``not``, ``if`` and ``oneOf`` (where accepting more can reject more
+    at the top) only exact repairs are used: undeclared ``required`` names are declared
+    instead of dropped, tuples keep their exact form.
 ``openai-strict``
     the ``openai`` repairs, then the strict rules of api-semantics §3.2 (see
     ``_strict.py``). When strict mode cannot express the schema, ``strict_ok`` is False
