@@ -915,19 +915,23 @@ def main(argv: list[str] | None = None) -> int:
             _sanity(upstream_port, None, "upstream")
             servers = Servers(upstream.pid, upstream_port)
             print(f"upstream: pid {upstream.pid}, port {upstream_port}")
+            gateway: subprocess.Popen[bytes] | None = None
+            if not args.direct_only:
+                # Started (and checked) before any load, so that a gateway that cannot serve
+                # fails the run in seconds; it idles while the direct cases run.
+                gateway, port, ready = _start_gateway(
+                    children, args, workdir, upstream_port, key, RESULTS / "gateway.log", gateway_log
+                )
+                run.gateway_ready_s = ready
+                idle = procstat.rss_kib(gateway.pid)
+                run.gateway_rss_idle_mb = idle / 1024 if idle is not None else None
+                print(f"gateway: pid {gateway.pid}, port {port}, healthy after {ready:.2f} s")
+                run.gateway_headers = _sanity(port, key, "gateway")
+                servers.gateway_pid, servers.gateway_port = gateway.pid, port
             for stream in streams:
                 run.cases.append(_measure(run, servers, "direct", stream, None))
-            if not args.direct_only:
+            if gateway is not None:
                 try:
-                    gateway, port, ready = _start_gateway(
-                        children, args, workdir, upstream_port, key, RESULTS / "gateway.log", gateway_log
-                    )
-                    run.gateway_ready_s = ready
-                    idle = procstat.rss_kib(gateway.pid)
-                    run.gateway_rss_idle_mb = idle / 1024 if idle is not None else None
-                    print(f"gateway: pid {gateway.pid}, port {port}, healthy after {ready:.2f} s")
-                    run.gateway_headers = _sanity(port, key, "gateway")
-                    servers.gateway_pid, servers.gateway_port = gateway.pid, port
                     for stream in streams:
                         run.cases.append(_measure(run, servers, "gateway", stream, key))
                         if gateway.poll() is not None:
