@@ -14,6 +14,7 @@ The output is cut to `max_tokens` (4 characters per token, `finish_reason: "leng
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -101,9 +102,11 @@ def _arguments(conversation: Conversation, name: str, given: Any) -> str:
     return _ENCODER.encode(given).decode()
 
 
-def _scripted_call(conversation: Conversation, call: ScriptedToolCall, ids: IdSource) -> GeneratedToolCall:
+def _scripted_call(
+    conversation: Conversation, call: ScriptedToolCall, new_call_id: Callable[[], str]
+) -> GeneratedToolCall:
     return GeneratedToolCall(
-        id=call.id or ids.tool_call_id(),
+        id=call.id or new_call_id(),
         name=call.name,
         arguments=_arguments(conversation, call.name, call.arguments),
     )
@@ -126,8 +129,16 @@ def _truncate(
     return text, tuple(kept)
 
 
-def compose(conversation: Conversation, scripted: ScriptedReply | None, ids: IdSource) -> Completion:
+def compose(
+    conversation: Conversation,
+    scripted: ScriptedReply | None,
+    ids: IdSource,
+    *,
+    new_call_id: Callable[[], str] | None = None,
+) -> Completion:
+    """`new_call_id` makes the ids of tool calls (default: `call_…`; Anthropic passes `toolu_…`)."""
     scripted = scripted or ScriptedReply()
+    new_call_id = new_call_id or ids.tool_call_id
     calls: tuple[GeneratedToolCall, ...] = ()
     text: str | None = None
     if scripted.chunks is not None:
@@ -135,13 +146,13 @@ def compose(conversation: Conversation, scripted: ScriptedReply | None, ids: IdS
     elif scripted.text is not None:
         text = scripted.text
     if scripted.tool_calls is not None:
-        calls = tuple(_scripted_call(conversation, call, ids) for call in scripted.tool_calls)
+        calls = tuple(_scripted_call(conversation, call, new_call_id) for call in scripted.tool_calls)
     elif text is None:
         tool = _forced_tool(conversation)
         if tool is not None:
             calls = (
                 GeneratedToolCall(
-                    ids.tool_call_id(), tool.name, _arguments(conversation, tool.name, msgspec.UNSET)
+                    new_call_id(), tool.name, _arguments(conversation, tool.name, msgspec.UNSET)
                 ),
             )
         else:

@@ -1,4 +1,4 @@
-"""The control API under `/_fake`: the journal, the script queue, reset, status."""
+"""The control API under `/_fake`: the journal, the script queue, the Responses store, reset, status."""
 
 from __future__ import annotations
 
@@ -22,6 +22,19 @@ class Status(msgspec.Struct):
     journal_size: int
     last_seq: int
     queued_steps: int
+
+
+class StoredIds(msgspec.Struct):
+    """`GET /_fake/responses`: the ids of the stored Responses, oldest first."""
+
+    data: list[str]
+
+
+class Forgotten(msgspec.Struct):
+    """`DELETE /_fake/responses/{id}`: whether the fake held that response (it no longer does)."""
+
+    id: str
+    forgotten: bool
 
 
 def _json(value: Any, status: int = 200) -> Response[bytes]:
@@ -89,4 +102,28 @@ def control_handlers(state: FakeState) -> list[HTTPRouteHandler]:
             )
         )
 
-    return [list_requests, clear_requests, add_script, show_script, clear_script, reset, status]
+    @get("/_fake/responses", sync_to_thread=False)
+    def stored_responses() -> Response[bytes]:
+        return _json(StoredIds(data=state.responses.ids()))
+
+    @delete("/_fake/responses/{response_id:str}", status_code=200, sync_to_thread=False)
+    def forget_response(request: Request[Any, Any, Any]) -> Response[bytes]:
+        response_id: str = request.path_params["response_id"]
+        return _json(Forgotten(id=response_id, forgotten=state.responses.delete(response_id)))
+
+    @delete("/_fake/responses", status_code=200, sync_to_thread=False)
+    def forget_responses() -> Response[bytes]:
+        return _json({"forgotten": state.responses.clear()})
+
+    return [
+        list_requests,
+        clear_requests,
+        add_script,
+        show_script,
+        clear_script,
+        reset,
+        status,
+        stored_responses,
+        forget_response,
+        forget_responses,
+    ]

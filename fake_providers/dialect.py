@@ -35,6 +35,7 @@ class Dialect(Protocol):
         """The HTTP error the real provider sends for `error` (status, headers, body)."""
         ...
 
-    def inband_frames(self, error: ErrorKind, exchange: Exchange) -> list[bytes]:
-        """The SSE frame(s) that carry `error` inside a stream and end it."""
+    def inband_frames(self, error: ErrorKind, exchange: Exchange, *, sent: int) -> list[bytes]:
+        """The SSE frame(s) that carry `error` inside a stream and end it; `sent` stream frames came
+        before them (Responses numbers its events)."""
         ...

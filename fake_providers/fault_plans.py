@@ -88,7 +88,8 @@ def stream_plan(
     if kind is FaultKind.INBAND and fault is not None:
         error = fault.error or dialect.default_inband_error
         head = tuple(frames[: min(dialect.inband_head if after is None else after, len(frames) - 1)])
-        return ReplyPlan(status=200, headers=headers, parts=(*head, *dialect.inband_frames(error, exchange)))
+        tail = dialect.inband_frames(error, exchange, sent=len(head))
+        return ReplyPlan(status=200, headers=headers, parts=(*head, *tail))
     if kind is FaultKind.SLOW and fault is not None:
         return ReplyPlan(
             status=200, headers=headers, parts=tuple(frames), first_delay=fault.first_delay, gap=fault.gap

@@ -6,12 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.types import ASGIApp, Middleware
 
 from fake_providers.listings import gemini, groq, lmstudio, mistral, openrouter, vllm
+from fake_providers.openai.responses_service import ResponsesService
 from fake_providers.openai.service import OpenAIService
 from fake_providers.recording import RecordingMiddleware
 from fake_providers.state import FakeState
@@ -37,6 +38,30 @@ def _chat(service: OpenAIService, prefix: str, middleware: list[Middleware]) -> 
         return await service.chat_completions(request)
 
     return chat_completions
+
+
+def _responses(
+    service: ResponsesService, prefix: str, middleware: list[Middleware]
+) -> list[HTTPRouteHandler]:
+    @post(prefix + "/responses", status_code=200, middleware=middleware)
+    async def create_response(request: Request[Any, Any, Any]) -> ASGIApp:
+        return await service.create(request)
+
+    @get(prefix + "/responses/{response_id:str}", sync_to_thread=False, middleware=middleware)
+    def retrieve_response(request: Request[Any, Any, Any]) -> ASGIApp:
+        return service.retrieve(request, request.path_params["response_id"])
+
+    @delete(
+        prefix + "/responses/{response_id:str}", status_code=200, sync_to_thread=False, middleware=middleware
+    )
+    def delete_response(request: Request[Any, Any, Any]) -> ASGIApp:
+        return service.delete(request, request.path_params["response_id"])
+
+    @get(prefix + "/responses/{response_id:str}/input_items", sync_to_thread=False, middleware=middleware)
+    def list_input_items(request: Request[Any, Any, Any]) -> ASGIApp:
+        return service.input_items(request, request.path_params["response_id"])
+
+    return [create_response, retrieve_response, delete_response, list_input_items]
 
 
 def _listing(path: str, render: Callable[[], bytes], middleware: list[Middleware]) -> HTTPRouteHandler:
@@ -99,6 +124,7 @@ def dialect_handlers(state: FakeState, service: OpenAIService) -> list[HTTPRoute
     journaled: list[Middleware] = [DefineMiddleware(RecordingMiddleware, journal=state.journal)]
     return [
         _chat(service, "/openai/v1", journaled),
+        *_responses(ResponsesService(state, service), "/openai/v1", journaled),
         *_openai_models(service, "/openai/v1", journaled),
         _chat(service, "/openrouter/api/v1", journaled),
         _listing("/openrouter/api/v1/models", openrouter.render_list, journaled),

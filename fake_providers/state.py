@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fake_providers.ids import IdSource
 from fake_providers.journal import Journal
+from fake_providers.openai.responses_store import ResponseStore
 from fake_providers.options import FakeOptions
 from fake_providers.reply import ReplyTracker
 from fake_providers.script import ScriptBook
@@ -16,8 +17,10 @@ class FakeState:
         self.journal = Journal(options.journal_limit)
         self.scripts = ScriptBook()
         self.replies = ReplyTracker()
+        self.responses = ResponseStore(options.responses_limit)
 
     def reset(self) -> None:
-        """Forget the journal and every queued step (ids keep their sequence)."""
+        """Forget the journal, every queued step and every stored response (ids keep their sequence)."""
         self.journal.clear()
         self.scripts.clear()
+        self.responses.clear()

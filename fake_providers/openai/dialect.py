@@ -162,5 +162,5 @@ class OpenAIDialect:
             headers.append(("x-should-retry", "true"))
         return ErrorAnswer(status, headers, encode_error(detail))
 
-    def inband_frames(self, error: ErrorKind, exchange: Exchange) -> list[bytes]:
+    def inband_frames(self, error: ErrorKind, exchange: Exchange, *, sent: int) -> list[bytes]:
         return [data_frame(ErrorEnvelope(error=error_detail(error, exchange)))]

@@ -45,10 +45,10 @@ class OpenAIService:
     def reply(self, plan: ReplyPlan) -> PlannedReply:
         return PlannedReply(plan, self._state.replies)
 
-    def _refuse(self, error: OpenAIError, exchange: Exchange) -> PlannedReply:
+    def refuse(self, error: OpenAIError, exchange: Exchange) -> PlannedReply:
         return self.reply(_plan(self.dialect.error_with(error.status, error.detail, exchange)))
 
-    def _start(self, request: Request[Any, Any, Any]) -> tuple[Exchange, PlannedReply | None]:
+    def start(self, request: Request[Any, Any, Any]) -> tuple[Exchange, PlannedReply | None]:
         exchange = Exchange(request_id=self._state.ids.request_id(), model="", api_key=bearer_key(request))
         if self._state.options.require_auth and exchange.api_key is None:
             detail = ErrorDetail(
@@ -58,17 +58,17 @@ class OpenAIService:
         return exchange, None
 
     async def chat_completions(self, request: Request[Any, Any, Any]) -> PlannedReply:
-        exchange, refused = self._start(request)
+        exchange, refused = self.start(request)
         if refused is not None:
             return refused
         try:
             body = _DECODER.decode(await request.body())
         except msgspec.DecodeError:
-            return self._refuse(unparseable_body(), exchange)
+            return self.refuse(unparseable_body(), exchange)
         try:
             chat = parse_chat_request(body)
         except OpenAIError as error:
-            return self._refuse(error, exchange)
+            return self.refuse(error, exchange)
         exchange.model = chat.model
         exchange.input_tokens = input_tokens(chat.conversation)
         known = find_model(chat.model)
@@ -79,7 +79,7 @@ class OpenAIService:
         try:
             behaviour = resolve_behaviour(self._state.scripts, chat.model)
         except UnknownFault as unknown:
-            return self._refuse(OpenAIError(f"fake_providers: {unknown}", param="model"), exchange)
+            return self.refuse(OpenAIError(f"fake_providers: {unknown}", param="model"), exchange)
         return self.reply(self._answer(chat, exchange, behaviour))
 
     def _answer(self, chat: ChatRequest, exchange: Exchange, behaviour: Behaviour) -> ReplyPlan:
@@ -102,14 +102,14 @@ class OpenAIService:
         )
 
     def list_models(self, request: Request[Any, Any, Any]) -> PlannedReply:
-        exchange, refused = self._start(request)
+        exchange, refused = self.start(request)
         if refused is not None:
             return refused
         headers = tuple(self.dialect.success_headers(exchange, stream=False))
         return self.reply(ReplyPlan(status=200, headers=headers, parts=(models.render_list(),)))
 
     def get_model(self, request: Request[Any, Any, Any], model_id: str) -> PlannedReply:
-        exchange, refused = self._start(request)
+        exchange, refused = self.start(request)
         if refused is not None:
             return refused
         body = models.render_one(model_id)

@@ -1,0 +1,270 @@
+"""Rendering a `Completion` as a Responses API object (JSON) or event stream (reference §1.4, §1.9).
+
+A stream is `response.created` and `response.in_progress` (the response `in_progress`, no output,
+`usage: null`); for the text, `output_item.added`, `content_part.added`, one `output_text.delta`
+per piece, `output_text.done`, `content_part.done`, `output_item.done`; for each function call,
+`output_item.added` (empty `arguments`), `function_call_arguments.delta` fragments of up to 16
+characters, `function_call_arguments.done`, `output_item.done`; and last `response.completed` (or
+`response.incomplete` when the output was cut by `max_output_tokens`). Every event is named
+(`event: <type>`), carries a `sequence_number` counting from 0, and no `[DONE]` follows unless
+`FakeOptions.responses_done_marker` is set.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from fake_providers.composer import Completion
+from fake_providers.openai.errors import ErrorDetail
+from fake_providers.openai.responses_request import ResponsesRequest
+from fake_providers.openai.responses_wire import (
+    ArgumentsDeltaEvent,
+    ArgumentsDoneEvent,
+    FunctionCallItem,
+    IncompleteDetails,
+    ItemEvent,
+    MessageItem,
+    OutputItem,
+    OutputText,
+    PartEvent,
+    ResponseError,
+    ResponseEvent,
+    ResponseObject,
+    ResponseUsage,
+    StreamErrorDetail,
+    StreamErrorEvent,
+    TextDeltaEvent,
+    TextDoneEvent,
+)
+from fake_providers.sse import DONE_FRAME, event_frame
+
+ARGUMENT_FRAGMENT = 16
+_INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+class ResponseIdentity(msgspec.Struct, frozen=True, kw_only=True):
+    """The ids and time of one answer, chosen before rendering."""
+
+    id: str
+    created_at: int
+    message_id: str
+    call_item_ids: tuple[str, ...]  # one `fc_…` per tool call
+
+
+def skeleton(request: ResponsesRequest, identity: ResponseIdentity) -> ResponseObject:
+    """The response as `response.created` shows it: in progress, no output, no usage."""
+    return ResponseObject(
+        id=identity.id,
+        created_at=identity.created_at,
+        status="in_progress",
+        completed_at=None,
+        instructions=request.instructions,
+        max_output_tokens=request.max_output_tokens,
+        model=request.model,
+        output=[],
+        parallel_tool_calls=request.parallel_tool_calls,
+        previous_response_id=request.previous_response_id,
+        reasoning=request.reasoning,
+        store=request.store,
+        temperature=request.temperature,
+        text={"format": request.text_format},
+        tool_choice=request.tool_choice_echo,
+        tools=request.tools_echo,
+        top_p=request.top_p,
+        truncation=request.truncation,
+        usage=None,
+        user=request.user,
+        metadata=request.metadata,
+    )
+
+
+def _incomplete(completion: Completion) -> IncompleteDetails | None:
+    reason = _INCOMPLETE_REASONS.get(completion.finish_reason)
+    return IncompleteDetails(reason=reason) if reason is not None else None
+
+
+def output_items(completion: Completion, identity: ResponseIdentity) -> list[OutputItem]:
+    status = "incomplete" if _incomplete(completion) is not None else "completed"
+    items: list[OutputItem] = []
+    if completion.text is not None:
+        part = OutputText(type="output_text", text=completion.text)
+        items.append(
+            MessageItem(
+                id=identity.message_id, type="message", status=status, role="assistant", content=[part]
+            )
+        )
+    for item_id, call in zip(identity.call_item_ids, completion.tool_calls, strict=True):
+        items.append(
+            FunctionCallItem(
+                id=item_id,
+                type="function_call",
+                status="completed",
+                arguments=call.arguments,
+                call_id=call.id,
+                name=call.name,
+            )
+        )
+    return items
+
+
+def final_response(
+    request: ResponsesRequest, identity: ResponseIdentity, completion: Completion
+) -> ResponseObject:
+    incomplete = _incomplete(completion)
+    return msgspec.structs.replace(
+        skeleton(request, identity),
+        status="incomplete" if incomplete is not None else "completed",
+        completed_at=None if incomplete is not None else identity.created_at,
+        incomplete_details=incomplete,
+        output=output_items(completion, identity),
+        usage=ResponseUsage(
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            total_tokens=completion.input_tokens + completion.output_tokens,
+        ),
+    )
+
+
+def failed_response(base: ResponseObject, detail: ErrorDetail) -> ResponseObject:
+    return msgspec.structs.replace(
+        base,
+        status="failed",
+        error=ResponseError(code=detail.code or "server_error", message=detail.message),
+        output=[],
+        usage=None,
+    )
+
+
+class _Events:
+    """Collects named frames; `seq` is the sequence number of the next event."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    @property
+    def seq(self) -> int:
+        return len(self.frames)
+
+    def add(
+        self,
+        event: ResponseEvent
+        | ItemEvent
+        | PartEvent
+        | TextDeltaEvent
+        | TextDoneEvent
+        | ArgumentsDeltaEvent
+        | ArgumentsDoneEvent,
+    ) -> None:
+        self.frames.append(event_frame(event.type, event))
+
+
+def response_frames(
+    request: ResponsesRequest, identity: ResponseIdentity, completion: Completion, *, done_marker: bool
+) -> list[bytes]:
+    start = skeleton(request, identity)
+    final = final_response(request, identity, completion)
+    events = _Events()
+    events.add(ResponseEvent(type="response.created", sequence_number=events.seq, response=start))
+    events.add(ResponseEvent(type="response.in_progress", sequence_number=events.seq, response=start))
+    for index, item in enumerate(final.output):
+        if isinstance(item, MessageItem):
+            _message_events(events, index, item, completion.chunks)
+        else:
+            _call_events(events, index, item)
+    terminal = "response.incomplete" if final.status == "incomplete" else "response.completed"
+    events.add(ResponseEvent(type=terminal, sequence_number=events.seq, response=final))
+    if done_marker:
+        events.frames.append(DONE_FRAME)
+    return events.frames
+
+
+def _part_event(events: _Events, name: str, index: int, item_id: str, part: OutputText) -> PartEvent:
+    return PartEvent(
+        type=name, sequence_number=events.seq, item_id=item_id, output_index=index, content_index=0, part=part
+    )
+
+
+def _message_events(events: _Events, index: int, item: MessageItem, chunks: tuple[str, ...]) -> None:
+    text = item.content[0].text
+    opened = msgspec.structs.replace(item, status="in_progress", content=[])
+    events.add(
+        ItemEvent(
+            type="response.output_item.added", sequence_number=events.seq, output_index=index, item=opened
+        )
+    )
+    empty = OutputText(type="output_text", text="")
+    events.add(_part_event(events, "response.content_part.added", index, item.id, empty))
+    for piece in chunks:
+        events.add(
+            TextDeltaEvent(
+                type="response.output_text.delta",
+                sequence_number=events.seq,
+                item_id=item.id,
+                output_index=index,
+                content_index=0,
+                delta=piece,
+            )
+        )
+    events.add(
+        TextDoneEvent(
+            type="response.output_text.done",
+            sequence_number=events.seq,
+            item_id=item.id,
+            output_index=index,
+            content_index=0,
+            text=text,
+        )
+    )
+    full = OutputText(type="output_text", text=text)
+    events.add(_part_event(events, "response.content_part.done", index, item.id, full))
+    events.add(
+        ItemEvent(type="response.output_item.done", sequence_number=events.seq, output_index=index, item=item)
+    )
+
+
+def _call_events(events: _Events, index: int, item: FunctionCallItem) -> None:
+    opened = msgspec.structs.replace(item, status="in_progress", arguments="")
+    events.add(
+        ItemEvent(
+            type="response.output_item.added", sequence_number=events.seq, output_index=index, item=opened
+        )
+    )
+    arguments = item.arguments
+    for start in range(0, len(arguments), ARGUMENT_FRAGMENT):
+        events.add(
+            ArgumentsDeltaEvent(
+                type="response.function_call_arguments.delta",
+                sequence_number=events.seq,
+                item_id=item.id,
+                output_index=index,
+                delta=arguments[start : start + ARGUMENT_FRAGMENT],
+            )
+        )
+    events.add(
+        ArgumentsDoneEvent(
+            type="response.function_call_arguments.done",
+            sequence_number=events.seq,
+            item_id=item.id,
+            output_index=index,
+            name=item.name,
+            arguments=arguments,
+        )
+    )
+    events.add(
+        ItemEvent(type="response.output_item.done", sequence_number=events.seq, output_index=index, item=item)
+    )
+
+
+def inband_error_frames(base: ResponseObject, detail: ErrorDetail, sent: int) -> list[bytes]:
+    """The nested `error` event, then `response.failed` (reference §1.9)."""
+    error = StreamErrorEvent(
+        type="error",
+        sequence_number=sent,
+        error=StreamErrorDetail(
+            type=detail.type, code=detail.code, message=detail.message, param=detail.param
+        ),
+    )
+    failed = ResponseEvent(
+        type="response.failed", sequence_number=sent + 1, response=failed_response(base, detail)
+    )
+    return [event_frame("error", error), event_frame("response.failed", failed)]
