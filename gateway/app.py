@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Mapping
 import httpx
 from litestar import Litestar
 
-from gateway.api import health, openai, responses
+from gateway.api import chats, health, openai, responses
+from gateway.chat.engine import ChatEngine
 from gateway.clock import Clock, RealClock
 from gateway.config import Settings
 from gateway.policy.auth import KeyRing
@@ -57,18 +58,23 @@ def create_app(
             refresh_seconds=settings.server.models_refresh_seconds,
         )
         refresher = asyncio.create_task(catalog.run(), name="model-catalog")
+        router = Router(settings, upstreams)
+        chat_engine = ChatEngine(settings, redis, router, the_clock, catalog)
         try:
+            await chat_engine.start()
             app.state.services = Services(
                 settings=settings,
                 clock=the_clock,
                 redis=redis,
                 upstreams=upstreams,
-                router=Router(settings, upstreams),
+                router=router,
                 keys=KeyRing(settings.auth.keys),
                 catalog=catalog,
+                chats=chat_engine,
             )
             yield
         finally:
+            await chat_engine.stop()
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
@@ -79,7 +85,7 @@ def create_app(
                 embedded.stop()
 
     return Litestar(
-        route_handlers=[*openai.ROUTES, *responses.ROUTES, *health.ROUTES],
+        route_handlers=[*openai.ROUTES, *responses.ROUTES, *chats.ROUTES, *health.ROUTES],
         lifespan=[lifespan],
         openapi_config=None,
         debug=False,

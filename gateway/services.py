@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
@@ -11,6 +12,9 @@ from gateway.config import Settings
 from gateway.policy.auth import KeyRing
 from gateway.providers import Router, Upstream
 from gateway.providers.catalog import ModelCatalog
+
+if TYPE_CHECKING:
+    from gateway.chat.engine import ChatEngine
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,3 +26,4 @@ class Services:
     router: Router
     keys: KeyRing
     catalog: ModelCatalog
+    chats: ChatEngine | None = None
