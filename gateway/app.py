@@ -7,21 +7,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping
 
 import httpx
 from litestar import Litestar
 
-from gateway.api import chats, health, openai, responses
-from gateway.chat.engine import ChatEngine
+from gateway.api import admin, health, metrics, openai, responses
 from gateway.clock import Clock, RealClock
 from gateway.config import Settings
 from gateway.policy.auth import KeyRing
+from gateway.policy.engine import PolicyService
 from gateway.providers import Router, build_upstreams
 from gateway.providers.catalog import ModelCatalog
 from gateway.services import Services
 from gateway.store.connection import redis_client
 from gateway.store.embedded import EmbeddedRedis
+from gateway.telemetry.metrics import Metrics
 
 log = logging.getLogger("gateway")
 
@@ -58,23 +60,31 @@ def create_app(
             refresh_seconds=settings.server.models_refresh_seconds,
         )
         refresher = asyncio.create_task(catalog.run(), name="model-catalog")
-        router = Router(settings, upstreams)
-        chat_engine = ChatEngine(settings, redis, router, the_clock, catalog)
+        keyring = KeyRing(settings.auth.keys)
+        # Bounded label values: the configured public and upstream model names, provider names.
+        meters = Metrics(
+            [*(m.name for m in settings.models), *(m.target_model for m in settings.models)],
+            [p.name for p in settings.providers],
+        )
+        policy = PolicyService(
+            settings, redis, the_clock, meters, keyring=keyring, pepper=os.environ.get("GATEWAY_KEY_PEPPER")
+        )
+        await policy.start()
         try:
-            await chat_engine.start()
             app.state.services = Services(
                 settings=settings,
                 clock=the_clock,
                 redis=redis,
                 upstreams=upstreams,
-                router=router,
-                keys=KeyRing(settings.auth.keys),
+                router=Router(settings, upstreams),
+                keys=keyring,
+                policy=policy,
+                metrics=meters,
                 catalog=catalog,
-                chats=chat_engine,
             )
             yield
         finally:
-            await chat_engine.stop()
+            await policy.stop()
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
@@ -85,7 +95,7 @@ def create_app(
                 embedded.stop()
 
     return Litestar(
-        route_handlers=[*openai.ROUTES, *responses.ROUTES, *chats.ROUTES, *health.ROUTES],
+        route_handlers=[*openai.ROUTES, *responses.ROUTES, *health.ROUTES, *admin.ROUTES, *metrics.ROUTES],
         lifespan=[lifespan],
         openapi_config=None,
         debug=False,

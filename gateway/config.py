@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -60,11 +60,32 @@ class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     key_prefix: str = "gw:"
 
 
+class Limits(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """Rate limits of a key or a team (None: no limit). Enforced in Redis by gateway/policy."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrency: int | None = None
+
+
+class Budget(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A spend ceiling in USD per calendar window (UTC; weeks start on Monday)."""
+
+    window: Literal["day", "week", "month", "total"]
+    limit_usd: float
+
+
 class GatewayKey(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     name: str
     # Either the key itself, or its hash as "sha256:<hex>".
     key: str | None = None
     hash: str | None = None
+    # Policy (gateway/policy): team, model allow-list (None: every model; entries may end in
+    # `*`), limits and budgets. Same meaning as for keys created through the admin API.
+    team: str | None = None
+    models: tuple[str, ...] | None = None
+    limits: Limits = Limits()
+    budgets: tuple[Budget, ...] = ()
 
     def digest(self) -> bytes:
         if self.hash is not None:
@@ -75,6 +96,82 @@ class GatewayKey(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     keys: tuple[GatewayKey, ...] = ()
+
+
+class TeamSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[[teams]]``: a team from the config file (read-only through the admin API)."""
+
+    id: str
+    name: str | None = None
+    models: tuple[str, ...] | None = None
+    limits: Limits = Limits()
+    budgets: tuple[Budget, ...] = ()
+
+
+class AdminKey(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A management key for ``/admin/v1`` (never accepted on ``/v1``)."""
+
+    name: str
+    key: str | None = None
+    hash: str | None = None
+    role: Literal["admin", "viewer"] = "admin"
+
+    def digest(self) -> bytes:
+        if self.hash is not None:
+            return bytes.fromhex(self.hash.removeprefix("sha256:"))
+        assert self.key is not None
+        return hashlib.sha256(self.key.encode()).digest()
+
+
+class AdminSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    keys: tuple[AdminKey, ...] = ()
+
+
+class PolicySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[policy]``: limits, budgets and usage accounting (gateway/policy/README_SECTION.md)."""
+
+    enabled: bool = True
+    # Redis unreachable: "closed" answers 503 (retry-after: 1), "open" admits without limits.
+    on_store_error: Literal["closed", "open"] = "closed"
+    # Where the limiter's time comes from: Redis `TIME` (replicas with skewed clocks agree) or
+    # the gateway's injected clock (tests drive it; replicas must run NTP).
+    time_source: Literal["redis", "clock"] = "redis"
+    # Concurrency leases and budget holds expire by themselves after this long.
+    lease_ttl_seconds: float = 900.0
+    # Output tokens assumed for TPM and budget holds when the request sets no max_tokens.
+    output_reserve_tokens: int = 1024
+    # Key and team configs are cached per process; every admission re-checks their version in
+    # Redis, so a stale cache entry is never used (the TTL only bounds memory and idle reads).
+    cache_ttl_seconds: float = 60.0
+    default_rotation_grace_seconds: float = 0.0
+    usage_stream_maxlen: int = 100_000
+    audit_stream_maxlen: int = 10_000
+    settle_batch_max: int = 100
+    # Ask OpenAI-dialect upstreams for streaming usage (stream_options.include_usage) and hide
+    # the extra chunk from clients that did not ask; providers listed here never receive it.
+    inject_stream_usage: bool = True
+    no_stream_options_providers: tuple[str, ...] = ()
+
+
+class TelemetrySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[telemetry]``: Prometheus ``/metrics`` and optional OpenTelemetry traces."""
+
+    metrics: bool = True
+    # OpenTelemetry traces need the `otel` extra; off unless enabled here.
+    otel_traces: bool = False
+    otel_sample_ratio: float = 0.1
+    otel_endpoint: str | None = None
+    service_name: str = "llm-gateway"
+
+
+class Price(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """USD per million tokens. ``input`` applies to uncached input tokens."""
+
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+    reasoning: float | None = None
 
 
 class Timeouts(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -145,37 +242,17 @@ class ResponsesSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     anthropic_max_tokens: int = 4096
 
 
-class McpServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """An MCP server whose tools chats may use (streamable HTTP)."""
-
-    name: str
-    url: str
-    headers: dict[str, str] = {}
-    timeout_seconds: float = 60.0
-
-
-class ChatsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """``[chats]``: the stateful chat engine (gateway/chat)."""
-
-    # A chat left in `requires_action` this long gets error results and status `error`.
-    action_timeout_seconds: float = 300.0
-    # A run whose worker has not renewed its lease this long is taken over by another replica.
-    lease_seconds: float = 30.0
-    # Model steps per turn (a step that calls local tools leads to another).
-    max_steps: int = 1200
-    # Turns one replica runs at the same time.
-    concurrency: int = 16
-    # Run the worker in this process (off: an API-only replica).
-    worker: bool = True
-    mcp_servers: tuple[McpServerSettings, ...] = ()
-
-
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     server: ServerSettings = ServerSettings()
     redis: RedisSettings = RedisSettings()
     auth: AuthSettings = AuthSettings()
     responses: ResponsesSettings = ResponsesSettings()
-    chats: ChatsSettings = ChatsSettings()
+    teams: tuple[TeamSettings, ...] = ()
+    admin: AdminSettings = AdminSettings()
+    policy: PolicySettings = PolicySettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    # Per-model price overrides (public or upstream model name), on top of gateway/pricing.
+    prices: dict[str, Price] = {}
     providers: tuple[ProviderSettings, ...] = ()
     models: tuple[ModelSettings, ...] = ()
     source: str = "<settings>"
@@ -260,9 +337,6 @@ def _check(s: Settings) -> None:
     for field in ("ttl_seconds", "max_chain_length", "anthropic_max_tokens"):
         if getattr(s.responses, field) <= 0:
             raise ConfigError(src, f"responses.{field}", "must be positive")
-    for field in ("action_timeout_seconds", "lease_seconds", "max_steps", "concurrency"):
-        if getattr(s.chats, field) <= 0:
-            raise ConfigError(src, f"chats.{field}", "must be positive")
     names: set[str] = set()
     for i, key in enumerate(s.auth.keys):
         where = f"auth.keys[{i}]"
@@ -277,6 +351,7 @@ def _check(s: Settings) -> None:
             raise ConfigError(src, f"{where}.key", "must be at least 8 characters")
         if key.hash is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", key.hash):
             raise ConfigError(src, f"{where}.hash", 'must look like "sha256:<64 lower-case hex digits>"')
+    _check_policy(s)
     providers: dict[str, ProviderSettings] = {}
     for i, p in enumerate(s.providers):
         where = f"providers[{i}]"
@@ -316,3 +391,30 @@ def _check(s: Settings) -> None:
 
 def upstream_api(model: ModelSettings, provider: ProviderSettings) -> UpstreamApi:
     return model.api or _DEFAULT_API[provider.kind]
+
+
+def _check_policy(s: Settings) -> None:
+    src = s.source
+    teams: set[str] = set()
+    for i, team in enumerate(s.teams):
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", team.id):
+            raise ConfigError(src, f"teams[{i}].id", "must be 1-64 letters, digits, '_', '.' or '-'")
+        if team.id in teams:
+            raise ConfigError(src, f"teams[{i}].id", f"duplicate team id {team.id!r}")
+        teams.add(team.id)
+    for i, key in enumerate(s.auth.keys):
+        if key.team is not None and key.team not in teams:
+            raise ConfigError(src, f"auth.keys[{i}].team", f"unknown team {key.team!r}")
+    for i, admin in enumerate(s.admin.keys):
+        if (admin.key is None) == (admin.hash is None):
+            raise ConfigError(src, f"admin.keys[{i}]", "give exactly one of `key` or `hash`")
+        if admin.key is not None and len(admin.key) < 16:
+            raise ConfigError(src, f"admin.keys[{i}].key", "must be at least 16 characters")
+        if admin.hash is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", admin.hash):
+            raise ConfigError(
+                src, f"admin.keys[{i}].hash", 'must look like "sha256:<64 lower-case hex digits>"'
+            )
+    if s.policy.lease_ttl_seconds <= 0:
+        raise ConfigError(src, "policy.lease_ttl_seconds", "must be positive")
+    if not 0.0 <= s.telemetry.otel_sample_ratio <= 1.0:
+        raise ConfigError(src, "telemetry.otel_sample_ratio", "must be between 0 and 1")

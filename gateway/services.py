@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.policy.auth import KeyRing
+from gateway.policy.engine import PolicyService
 from gateway.providers import Router, Upstream
 from gateway.providers.catalog import ModelCatalog
-
-if TYPE_CHECKING:
-    from gateway.chat.engine import ChatEngine
+from gateway.telemetry.metrics import Metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,4 +24,5 @@ class Services:
     router: Router
     keys: KeyRing
     catalog: ModelCatalog
-    chats: ChatEngine | None = None
+    policy: PolicyService
+    metrics: Metrics

@@ -13,6 +13,8 @@ from gateway.api.asgi_io import ClientDisconnected
 from gateway.config import UpstreamApi
 from gateway.errors import chat_stream_error_frame, error_response
 from gateway.errors.client import GatewayError, InvalidRequest, NotFound
+from gateway.policy.usage import StreamUsageTap, usage_from_body
+from gateway.pricing import Usage
 from gateway.proxy.attempts import Attempt, AttemptFailed, Failover, Trace
 from gateway.proxy.chat_over_anthropic import AnthropicToChatTranslator, anthropic_body, chat_completion_body
 from gateway.proxy.chat_request import ChatRequest, parse_chat_request
@@ -57,8 +59,15 @@ def model_not_found(model: str) -> NotFound:
     )
 
 
-def upstream_chat_body(request: ChatRequest, attempt: Attempt) -> bytes:
+def upstream_chat_body(request: ChatRequest, attempt: Attempt, *, ask_usage: bool = False) -> bytes:
     data: dict[str, Any] = request.data
+    if ask_usage:
+        # Policy: ask for streaming usage; the relay hides the extra chunk from this client.
+        options = data.get("stream_options")
+        data = {
+            **data,
+            "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True},
+        }
     if data.get("model") != attempt.deployment.upstream_model:
         data = {**data, "model": attempt.deployment.upstream_model}
     tools = data.get("tools")
@@ -74,19 +83,49 @@ async def handle(services: Services, scope: Any, receive: Any, send: Any) -> Non
     request_id = asgi_io.new_request_id()
     trace = Trace()
     base_headers = [("x-request-id", request_id)]
+    policy = services.policy
+    ticket = None
     try:
-        services.keys.authenticate(asgi_io.presented_key_from_scope(scope))
+        caller = await policy.authenticate(asgi_io.presented_key_from_scope(scope))
         body = await asgi_io.read_body(scope, receive, services.settings.server.max_body_bytes)
         request = parse_chat_request(body)
+        max_tokens = request.data.get("max_completion_tokens") or request.data.get("max_tokens")
+        ticket = await policy.admit(
+            caller,
+            model=request.model,
+            body_size=len(body),
+            max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+            request_id=request_id,
+            endpoint=ROUTE,
+            started=started,
+        )
+        ticket.stream = request.stream
+        base_headers += ticket.headers
         plan = services.router.plan(request.model)
         if not plan:
             raise model_not_found(request.model)
         plan = fit_plan(plan, services.catalog, lambda: estimate_chat_tokens(request.data), param="messages")
     except GatewayError as exc:
         await asgi_io.send_error(send, exc, headers=base_headers)
+        if ticket is not None:
+            ticket.settle(status=exc.status_code, error_type="invalid_request")
+        services.metrics.request(
+            route=ROUTE,
+            model=None,
+            status=exc.status_code,
+            error_type=_refusal_type(exc),
+            duration_s=time.perf_counter() - started,
+            overhead_s=time.perf_counter() - started,
+            ttft_s=None,
+        )
         return
     except ClientDisconnected:
         return
+    outcome = _Outcome()
+    ask_usage = (
+        request.stream and not request.include_usage and policy.enabled and policy.config.inject_stream_usage
+    )
+    no_options = policy.config.no_stream_options_providers
 
     clock = services.clock
 
@@ -117,7 +156,7 @@ async def handle(services: Services, scope: Any, receive: Any, send: Any) -> Non
             opened = await open_stream(
                 attempt, upstream.request("POST", "/messages", body), _ANTHROPIC_DIALECT, clock
             )
-            translator = AnthropicToChatTranslator(
+            translator = outcome.translator = AnthropicToChatTranslator(
                 model=deployment.upstream_model,
                 created=int(clock.now()),
                 include_usage=request.include_usage,
@@ -131,8 +170,12 @@ async def handle(services: Services, scope: Any, receive: Any, send: Any) -> Non
                 idle_timeout=timeouts.idle,
             )
             return opened, relay
-        req = upstream.request("POST", "/chat/completions", upstream_chat_body(request, attempt))
+        inject = ask_usage and upstream.name not in no_options
+        req = upstream.request(
+            "POST", "/chat/completions", upstream_chat_body(request, attempt, ask_usage=inject)
+        )
         opened = await open_stream(attempt, req, _CHAT_DIALECT, clock)
+        outcome.tap = StreamUsageTap(strip=inject) if policy.enabled else None
         relay = PassthroughRelay(
             dialect=_CHAT_DIALECT,
             done_marker=DONE_MARKER,
@@ -140,10 +183,13 @@ async def handle(services: Services, scope: Any, receive: Any, send: Any) -> Non
             provider=upstream.classifier_key,
             clock=clock,
             idle_timeout=timeouts.idle,
+            tap=outcome.tap,
         )
         return opened, relay
 
     async def forward(chunk: bytes) -> None:
+        if outcome.ttft is None:
+            outcome.ttft = time.perf_counter() - started
         await asgi_io.send_chunk(send, chunk)
 
     try:
@@ -151,20 +197,96 @@ async def handle(services: Services, scope: Any, receive: Any, send: Any) -> Non
             try:
                 if not request.stream:
                     content = await Failover[bytes](services.router, clock, trace).run(plan, try_json)
+                    outcome.usage = usage_from_body(content) if policy.enabled else None
                     await asgi_io.send_bytes(send, 200, content, headers=headers_now())
+                    outcome.status = 200
                     return
                 opened, relay = await Failover[tuple[OpenedStream, Relay]](services.router, clock, trace).run(
                     plan, try_stream
                 )
             except AttemptFailed as failed:
                 status, headers, payload = error_response(failed.classified)
+                outcome.status, outcome.error_type = status, "upstream"
                 await asgi_io.send_bytes(send, status, payload, headers=headers_now(headers))
                 return
             except GatewayError as exc:
+                outcome.status, outcome.error_type = exc.status_code, "invalid_request"
                 await asgi_io.send_error(send, exc, headers=headers_now())
                 return
+            outcome.status = 200
             await asgi_io.start_stream(send, headers=headers_now())
             await relay.run(opened, forward)
+            if getattr(relay, "failure", None) is not None:
+                outcome.error_type = "upstream"
             await asgi_io.end_stream(send)
     except ClientDisconnected:
+        outcome.status, outcome.error_type = 499, "client_disconnect"
         return
+    finally:
+        _finish(services, ticket, outcome, trace, started)
+
+
+ROUTE = "/v1/chat/completions"
+
+
+class _Outcome:
+    """What the request came to, for settlement and metrics."""
+
+    __slots__ = ("error_type", "status", "tap", "translator", "ttft", "usage")
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.error_type = "internal"
+        self.usage: Usage | None = None
+        self.tap: StreamUsageTap | None = None
+        self.translator: AnthropicToChatTranslator | None = None
+        self.ttft: float | None = None
+
+
+def _refusal_type(exc: GatewayError) -> str:
+    if exc.status_code == 429:
+        return "insufficient_quota" if exc.error_type == "insufficient_quota" else "rate_limit"
+    if exc.status_code == 401:
+        return "authentication"
+    if exc.code == "model_not_allowed":
+        return "model_not_allowed"
+    if exc.status_code == 503:
+        return "store_unavailable"
+    return "invalid_request"
+
+
+def _finish(services: Services, ticket: Any, outcome: _Outcome, trace: Trace, started: float) -> None:
+    if outcome.status == 200 and outcome.error_type == "internal":
+        outcome.error_type = ""
+    usage = outcome.usage
+    if usage is None and outcome.tap is not None:
+        usage = outcome.tap.usage
+    last = trace.attempts[-1] if trace.attempts else None
+    total = time.perf_counter() - started
+    if ticket is not None:
+        ticket.settle(
+            status=outcome.status,
+            usage=usage,
+            error_type=outcome.error_type or None,
+            provider=last.provider if last else None,
+            upstream_model=last.upstream_model if last else None,
+            attempts=len(trace.attempts),
+            ttft_s=outcome.ttft,
+            upstream_s=trace.upstream_s + trace.backoff_s,
+        )
+    services.metrics.request(
+        route=ROUTE,
+        model=ticket.model if ticket is not None else None,
+        status=outcome.status,
+        error_type=outcome.error_type,
+        duration_s=total,
+        overhead_s=max(0.0, total - trace.upstream_s - trace.backoff_s),
+        ttft_s=outcome.ttft,
+    )
+    for attempt in trace.attempts:
+        services.metrics.attempt(
+            provider=attempt.provider,
+            model=attempt.upstream_model,
+            error_type="" if attempt.kind is None else "upstream",
+            duration_s=attempt.upstream_ms / 1000,
+        )

@@ -21,6 +21,7 @@ from gateway.errors import (
     stream_idle_timeout_error,
     stream_truncated_error,
 )
+from gateway.policy.usage import StreamUsageTap
 from gateway.proxy.sse import SSEDecoder
 from gateway.proxy.upstream_call import EventRole, OpenedStream, StreamDialect
 from gateway.proxy.watchdog import STREAM_IDLE, Watchdog
@@ -41,7 +42,9 @@ class PassthroughRelay:
         provider: str,
         clock: Clock,
         idle_timeout: float,
+        tap: StreamUsageTap | None = None,
     ) -> None:
+        self._tap = tap
         self._dialect = dialect
         self._done = done_marker
         self._error_frames = error_frames
@@ -56,9 +59,12 @@ class PassthroughRelay:
         tail = b""
         clean = False
         idle = Watchdog(self._clock, self._idle_timeout, name=STREAM_IDLE)
+        tap = self._tap
         try:
             pending = opened.buffered
             for chunk in pending:
+                if tap is not None and not (chunk := tap.feed(chunk)):
+                    continue
                 if b'"error"' in chunk and await self._inband(chunk, send):
                     return
                 if done in tail + chunk:
@@ -67,12 +73,18 @@ class PassthroughRelay:
                 tail = chunk[-keep:]
             async for chunk in opened.chunks:
                 idle.touch()
+                if tap is not None and not (chunk := tap.feed(chunk)):
+                    continue
                 if b'"error"' in chunk and await self._inband(chunk, send):
                     return
                 if done in tail + chunk:
                     clean = True
                 await send(chunk)
                 tail = chunk[-keep:]
+            rest = tap.flush() if tap is not None else b""
+            if rest:
+                clean = clean or done in tail + rest
+                await send(rest)
             if not clean:
                 await self._fail(stream_truncated_error(self._provider), send)
         except asyncio.CancelledError:

@@ -1,0 +1,722 @@
+"""The policy service: who is calling, may they use this model, may this request run now —
+and, when it is over, what it used and cost.
+
+The hook every request path calls (Chat Completions, Responses, chats)::
+
+    ticket = await services.policy.enter(scope, model=model, body_size=len(body),
+                                         max_tokens=max_tokens, request_id=request_id,
+                                         endpoint="/v1/responses")        # raises GatewayError
+    try: ...
+    finally: ticket.settle(status=status, usage=usage, provider=..., upstream_model=...)
+
+``enter`` is ``authenticate`` + ``admit``; paths that must refuse a bad key before reading the
+body call the two separately. ``settle`` never waits: it queues the request for the settler,
+which writes batches to Redis off the request path. Calling it more than once is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from redis.exceptions import NoScriptError, RedisError
+
+from gateway.api.asgi_io import presented_key_from_scope
+from gateway.clock import Clock
+from gateway.config import Budget, Limits, Settings
+from gateway.errors.client import AuthenticationFailed, GatewayError, RateLimited
+from gateway.policy import errors
+from gateway.policy.auth import KeyRing, Principal
+from gateway.policy.keys import KeyHasher, kid_of
+from gateway.policy.records import KeyRecord, TeamRecord, has_limits, model_allowed
+from gateway.policy.usage import UsageEvent
+from gateway.pricing import PriceTable, Usage
+from gateway.store.policy import PolicyStore, window_ids, window_reset
+from gateway.telemetry.metrics import Metrics
+
+log = logging.getLogger("gateway.policy")
+_ENCODER = msgspec.json.Encoder()
+STORE_ERRORS = (RedisError, OSError)
+_MISSING = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header using "
+    "Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
+
+
+def _incorrect(presented: str) -> AuthenticationFailed:
+    shown = presented[:3] + "*" * 4 + presented[-4:] if len(presented) > 8 else "*" * 4
+    return AuthenticationFailed(f"Incorrect API key provided: {shown}.", code="invalid_api_key")
+
+
+class Caller:
+    """An authenticated key, its team, and the digest it was verified with."""
+
+    __slots__ = ("digest", "key", "principal", "team")
+
+    def __init__(self, key: KeyRecord, team: TeamRecord | None, digest: bytes) -> None:
+        self.key = key
+        self.team = team
+        self.digest = digest
+        self.principal = Principal(key.alias or key.id, key.id)
+
+    def describe(self, scope: str) -> str:
+        if scope == "team" and self.team is not None:
+            return f"team '{self.team.name or self.team.id}'"
+        return f"key '{self.key.alias or self.key.id}'"
+
+
+class _Entry:
+    __slots__ = ("fetched", "fields", "record")
+
+    def __init__(self, record: KeyRecord, fields: dict[str, bytes], fetched: float) -> None:
+        self.record = record
+        self.fields = fields
+        self.fetched = fetched
+
+
+class _SettleItem:
+    __slots__ = ("args", "event", "keys", "org_fields", "org_rollup")
+
+    def __init__(
+        self, keys: list[str], args: list[Any], org_rollup: str, org_fields: dict[str, int], event: bytes
+    ) -> None:
+        self.keys = keys
+        self.args = args
+        self.org_rollup = org_rollup
+        self.org_fields = org_fields
+        self.event = event
+
+
+class Ticket:
+    """One admitted request. ``headers`` go on the answer; ``settle`` records the outcome."""
+
+    __slots__ = (
+        "_engine",
+        "_settled",
+        "caller",
+        "endpoint",
+        "estimate",
+        "headers",
+        "hold_member",
+        "model",
+        "now_ms",
+        "request_id",
+        "started",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        engine: PolicyService | None,
+        caller: Caller | None,
+        *,
+        request_id: str,
+        model: str,
+        endpoint: str,
+        started: float,
+        estimate: int = 0,
+        hold_member: str = "",
+        now_ms: str = "",
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._settled = False
+        self.caller = caller
+        self.request_id = request_id
+        self.model = model
+        self.endpoint = endpoint
+        self.started = started
+        self.estimate = estimate
+        self.hold_member = hold_member
+        self.now_ms = now_ms
+        self.headers = headers or []
+        self.stream = False
+
+    def settle(
+        self,
+        *,
+        status: int,
+        usage: Usage | None = None,
+        error_type: str | None = None,
+        provider: str | None = None,
+        upstream_model: str | None = None,
+        attempts: int = 0,
+        ttft_s: float | None = None,
+        upstream_s: float = 0.0,
+    ) -> None:
+        """Record the outcome (every exit path; idempotent; never blocks)."""
+        if self._settled or self._engine is None:
+            return
+        self._settled = True
+        self._engine._settle(
+            self, status, usage, error_type, provider, upstream_model, attempts, ttft_s, upstream_s
+        )
+
+
+class Settler:
+    """Writes settlements in batches: whatever queued while the previous batch was in flight."""
+
+    def __init__(self, store: PolicyStore, metrics: Metrics, batch_max: int) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._batch_max = batch_max
+        self._queue: list[_SettleItem] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def put(self, item: _SettleItem) -> None:
+        self._queue.append(item)
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="policy-settler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while self._queue:
+            await self._flush_some()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                await self._flush_some()
+
+    async def _flush_some(self) -> None:
+        batch = self._queue[: self._batch_max]
+        del self._queue[: self._batch_max]
+        try:
+            await self._flush(batch)
+        except STORE_ERRORS as exc:
+            self._metrics.usage_write_failures.inc(len(batch))
+            log.error("settlement of %d requests failed: %s", len(batch), exc)
+
+    async def _flush(self, batch: Sequence[_SettleItem]) -> None:
+        store = self._store
+        script = store.settle_script
+        pipe = store.redis.pipeline(transaction=False)
+        for item in batch:
+            pipe.evalsha(script.sha, len(item.keys), *item.keys, *item.args)
+            for field, value in item.org_fields.items():
+                pipe.hincrby(item.org_rollup, field, value)
+            pipe.expire(item.org_rollup, 400 * 86400)
+            pipe.xadd(store.usage_stream, {"e": item.event}, maxlen=store.usage_maxlen, approximate=True)
+        results = await pipe.execute(raise_on_error=False)
+        step = 0
+        for item in batch:
+            outcome = results[step]
+            if isinstance(outcome, NoScriptError):
+                await script(store.redis, item.keys, item.args)
+            elif isinstance(outcome, Exception):
+                raise outcome
+            step += len(item.org_fields) + 3
+        self._metrics.settle_batch.observe(len(batch))
+
+
+class PolicyService:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Any,
+        clock: Clock,
+        metrics: Metrics,
+        *,
+        keyring: KeyRing,
+        pepper: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = settings.policy
+        self.clock = clock
+        self.metrics = metrics
+        self.enabled = settings.policy.enabled
+        self.store = PolicyStore(
+            redis,
+            settings.redis.key_prefix,
+            usage_maxlen=settings.policy.usage_stream_maxlen,
+            audit_maxlen=settings.policy.audit_stream_maxlen,
+        )
+        self.prices = PriceTable(settings.prices)
+        self.hasher = KeyHasher(pepper)
+        self.keyring = keyring
+        self.settler = Settler(self.store, metrics, settings.policy.settle_batch_max)
+        self.config_teams = {
+            t.id: TeamRecord(
+                id=t.id, name=t.name, models=t.models, limits=t.limits, budgets=t.budgets, source="config"
+            )
+            for t in settings.teams
+        }
+        self.config_keys: dict[str, Caller] = {}
+        for k in settings.auth.keys:
+            kid = k.digest().hex()[:12]
+            record = KeyRecord(
+                id=kid,
+                alias=k.name,
+                team_id=k.team,
+                models=k.models,
+                limits=k.limits,
+                budgets=k.budgets,
+                source="config",
+                masked=f"{k.name} (config)",
+            )
+            self.config_keys[k.name] = Caller(record, self.config_teams.get(k.team or ""), k.digest())
+        self._keys: dict[str, _Entry] = {}
+        self._teams: dict[str, tuple[TeamRecord, float]] = {}
+        self._lease_ms = int(settings.policy.lease_ttl_seconds * 1000)
+
+    async def start(self) -> None:
+        with contextlib.suppress(*STORE_ERRORS):
+            await self.store.redis.script_load(self.store.admit_script.source)
+            await self.store.redis.script_load(self.store.settle_script.source)
+        self.settler.start()
+
+    async def stop(self) -> None:
+        await self.settler.stop()
+
+    # -- authentication --------------------------------------------------------------------------
+    def invalidate(self, kid: str | None = None, team: str | None = None) -> None:
+        if kid is not None:
+            self._keys.pop(kid, None)
+        if team is not None:
+            self._teams.pop(team, None)
+
+    async def _load_key(self, kid: str, *, fresh: bool) -> _Entry | None:
+        mono = self.clock.monotonic()
+        entry = self._keys.get(kid)
+        if entry is not None and not fresh and mono - entry.fetched < self.config.cache_ttl_seconds:
+            return entry
+        loaded = await self.store.load_key(kid)
+        if loaded is None:
+            self._keys.pop(kid, None)
+            return None
+        if len(self._keys) >= 10_000:
+            self._keys.clear()
+        entry = self._keys[kid] = _Entry(loaded[0], loaded[1], mono)
+        return entry
+
+    async def team(self, tid: str | None, *, fresh: bool = False) -> TeamRecord | None:
+        if tid is None:
+            return None
+        configured = self.config_teams.get(tid)
+        if configured is not None:
+            return configured
+        mono = self.clock.monotonic()
+        cached = self._teams.get(tid)
+        if cached is not None and not fresh and mono - cached[1] < self.config.cache_ttl_seconds:
+            return cached[0]
+        team = await self.store.load_team(tid)
+        if team is None:
+            self._teams.pop(tid, None)
+            return None
+        if len(self._teams) >= 10_000:
+            self._teams.clear()
+        self._teams[tid] = (team, mono)
+        return team
+
+    async def authenticate(self, presented: str | None, *, fresh: bool = False) -> Caller:
+        if not presented:
+            raise AuthenticationFailed(_MISSING)
+        kid = kid_of(presented)
+        if kid is None:
+            principal = self.keyring.authenticate(presented)
+            return self.config_keys[principal.key_name]
+        try:
+            entry = await self._load_key(kid, fresh=fresh)
+            if entry is None:
+                raise _incorrect(presented)
+            record = entry.record
+            digest = self.hasher.digest(presented)
+            ok = hmac.compare_digest(digest, entry.fields.get("hash", b""))
+            if not ok and "prev_hash" in entry.fields:
+                until = float(entry.fields.get("prev_until", b"0"))
+                ok = self.clock.now() < until and hmac.compare_digest(digest, entry.fields["prev_hash"])
+            if not ok:
+                raise _incorrect(presented)
+            team = await self.team(record.team_id, fresh=fresh)
+        except STORE_ERRORS as exc:
+            raise self._store_failed(exc, "auth") from None
+        if record.status != "active" or (team is not None and team.status != "active"):
+            self.metrics.decision("auth", "key", "denied")
+            raise AuthenticationFailed("This API key has been blocked.", code="invalid_api_key")
+        if record.expires_at is not None and self.clock.now() >= record.expires_at:
+            self.metrics.decision("auth", "key", "denied")
+            raise AuthenticationFailed("This API key has expired.", code="invalid_api_key")
+        return Caller(record, team, digest)
+
+    def _store_failed(self, exc: BaseException, op: str) -> GatewayError:
+        decision = self.config.on_store_error
+        self.metrics.store_error(decision if op == "admit" else "closed")
+        log.error("policy store error during %s (%s): %s", op, decision, exc)
+        return errors.store_unavailable()
+
+    # -- admission -------------------------------------------------------------------------------
+    def check_model(self, caller: Caller, model: str) -> None:
+        if not model_allowed(caller.key.models, model) or (
+            caller.team is not None and not model_allowed(caller.team.models, model)
+        ):
+            self.metrics.decision("model_access", "key", "denied")
+            raise errors.model_not_allowed(model)
+
+    async def enter(
+        self,
+        scope: Any,
+        *,
+        model: str,
+        body_size: int,
+        max_tokens: int | None,
+        request_id: str,
+        endpoint: str,
+        started: float | None = None,
+    ) -> Ticket:
+        """Authenticate the request's key, check the model, admit it: the whole hook in one call."""
+        caller = await self.authenticate(presented_key_from_scope(scope))
+        return await self.admit(
+            caller,
+            model=model,
+            body_size=body_size,
+            max_tokens=max_tokens,
+            request_id=request_id,
+            endpoint=endpoint,
+            started=started,
+        )
+
+    async def admit(
+        self,
+        caller: Caller,
+        *,
+        model: str,
+        body_size: int,
+        max_tokens: int | None,
+        request_id: str,
+        endpoint: str,
+        started: float | None = None,
+    ) -> Ticket:
+        started = time.perf_counter() if started is None else started
+        self.check_model(caller, model)
+        if not self.enabled:
+            return Ticket(
+                None, caller, request_id=request_id, model=model, endpoint=endpoint, started=started
+            )
+        out_reserve = max_tokens if max_tokens and max_tokens > 0 else self.config.output_reserve_tokens
+        input_est = math.ceil(body_size / 4)
+        estimate = input_est + out_reserve
+        key, team = caller.key, caller.team
+        limited = has_limits(key.limits, key.budgets) or (
+            team is not None and has_limits(team.limits, team.budgets)
+        )
+        now_ms = "" if self.config.time_source == "redis" else str(int(self.clock.now() * 1000))
+        ticket = Ticket(
+            self,
+            caller,
+            request_id=request_id,
+            model=model,
+            endpoint=endpoint,
+            started=started,
+            estimate=estimate,
+            now_ms=now_ms,
+        )
+        if key.source == "config" and not limited:
+            return ticket  # nothing to enforce and nothing to revoke: no round trip
+        hold = self.prices.hold(input_est, out_reserve, model) if self._budgets(caller) else 0
+        for _ in range(3):
+            try:
+                result = await self._admit_once(ticket, hold)
+            except STORE_ERRORS as exc:
+                failure = self._store_failed(exc, "admit")
+                if self.config.on_store_error == "open":
+                    ticket.hold_member = ""
+                    return ticket
+                raise failure from None
+            if result[0] != -1:
+                break
+            # The cached config is stale (updated, rotated, blocked, deleted): read it again.
+            self.invalidate(key.id, key.team_id)
+            try:
+                fresh = await self._load_key(key.id, fresh=True)
+            except STORE_ERRORS as exc:
+                raise self._store_failed(exc, "admit") from None
+            if fresh is None:
+                raise AuthenticationFailed("This API key has been deleted.", code="invalid_api_key")
+            digest = caller.digest
+            fields = fresh.fields
+            ok = hmac.compare_digest(digest, fields.get("hash", b"")) or (
+                "prev_hash" in fields
+                and self.clock.now() < float(fields.get("prev_until", b"0"))
+                and hmac.compare_digest(digest, fields["prev_hash"])
+            )
+            if not ok:
+                raise AuthenticationFailed("Incorrect API key provided.", code="invalid_api_key")
+            team_rec = await self.team(fresh.record.team_id, fresh=True)
+            if fresh.record.status != "active" or (team_rec is not None and team_rec.status != "active"):
+                self.metrics.decision("auth", "key", "denied")
+                raise AuthenticationFailed("This API key has been blocked.", code="invalid_api_key")
+            caller = Caller(fresh.record, team_rec, digest)
+            self.check_model(caller, model)
+            ticket.caller = caller
+            key, team = caller.key, caller.team
+            hold = self.prices.hold(input_est, out_reserve, model) if self._budgets(caller) else 0
+        else:
+            raise errors.store_unavailable()
+        if result[0] == 0:
+            raise self._refusal(caller, result, estimate)
+        self.metrics.decision("admission", "key", "allowed")
+        ticket.headers = self._limit_headers(result)
+        return ticket
+
+    def _budgets(self, caller: Caller) -> bool:
+        return bool(caller.key.budgets or (caller.team is not None and caller.team.budgets))
+
+    async def _admit_once(self, ticket: Ticket, hold: int) -> list[Any]:
+        assert ticket.caller is not None
+        key, team = ticket.caller.key, ticket.caller.team
+        s, root = self.store, key.root
+        tid = team.id if team is not None else "-"
+        kl = key.limits
+        tl = team.limits if team is not None else Limits()
+        keys = [
+            s.state(root),
+            s.rl(root, "key", key.id, "rpm"),
+            s.rl(root, "key", key.id, "tpm"),
+            s.rl(root, "team", tid, "rpm"),
+            s.rl(root, "team", tid, "tpm"),
+            s.leases(root, "key", key.id),
+            s.leases(root, "team", tid),
+            s.holds(root, "key", key.id),
+            s.holds(root, "team", tid),
+        ]
+        team_state = "-" if team is None or team.source == "config" else team.state()
+        args: list[Any] = [
+            ticket.now_ms,
+            ticket.request_id,
+            key.id,
+            "" if key.source == "config" else key.state(),
+            team_state,
+            kl.rpm or 0,
+            kl.tpm or 0,
+            tl.rpm or 0,
+            tl.tpm or 0,
+            kl.max_concurrency or 0,
+            tl.max_concurrency or 0,
+            self._lease_ms,
+            ticket.estimate,
+            hold,
+        ]
+        budgets: list[tuple[int, str, Budget]] = [(1, key.id, b) for b in key.budgets]
+        if team is not None:
+            budgets += [(2, team.id, b) for b in team.budgets]
+        args.append(len(budgets))
+        ids = window_ids(self.clock.now()) if budgets else {}
+        for scope, ident, b in budgets:
+            keys.append(s.spend(root, "key" if scope == 1 else "team", ident, ids[b.window][0]))
+            args += [scope, round(b.limit_usd * 1e9)]
+        ticket.hold_member = f"{ticket.request_id}:{hold}" if budgets and hold > 0 else ""
+        result: list[Any] = await s.admit_script(s.redis, keys, args)
+        return result
+
+    def _refusal(self, caller: Caller, result: list[Any], estimate: int) -> GatewayError:
+        kind = bytes(result[1]).decode()
+        scope = bytes(result[2]).decode()
+        limit, used, retry_ms = int(result[3]), int(result[4]), int(result[5])
+        who = caller.describe(scope)
+        if kind == "rpm":
+            self.metrics.decision("rpm", scope, "denied")
+            return RateLimited(
+                f"Rate limit reached for requests per min (RPM) on {who}: Limit {limit}, Used {used}, "
+                f"Requested 1. Please try again in {retry_ms / 1000:g}s.",
+                code="rate_limit_exceeded",
+                headers={
+                    **errors.retry_headers(retry_ms),
+                    "x-ratelimit-limit-requests": str(limit),
+                    "x-ratelimit-remaining-requests": "0",
+                    "x-ratelimit-reset-requests": errors.go_duration(retry_ms / 1000),
+                },
+            )
+        if kind == "tpm":
+            self.metrics.decision("tpm", scope, "denied")
+            return errors.TokensRateLimited(
+                f"Rate limit reached for tokens per min (TPM) on {who}: Limit {limit}, Used {used}, "
+                f"Requested {estimate}. Please try again in {retry_ms / 1000:g}s.",
+                code="rate_limit_exceeded",
+                headers={
+                    **errors.retry_headers(retry_ms),
+                    "x-ratelimit-limit-tokens": str(limit),
+                    "x-ratelimit-remaining-tokens": "0",
+                    "x-ratelimit-reset-tokens": errors.go_duration(retry_ms / 1000),
+                },
+            )
+        if kind == "tpm_too_large":
+            self.metrics.decision("tpm", scope, "denied")
+            return errors.TokensRateLimited(
+                f"Request too large for tokens per min (TPM) on {who}: Limit {limit}, Requested {estimate}. "
+                "The input or output tokens must be reduced in order to run successfully.",
+                code="rate_limit_exceeded",
+                headers={"x-should-retry": "false"},
+            )
+        if kind == "concurrency":
+            self.metrics.decision("concurrency", scope, "denied")
+            return RateLimited(
+                f"Too many concurrent requests on {who}: Limit {limit}. "
+                "Please try again when one of them has finished.",
+                code="concurrency_limit_exceeded",
+                headers=errors.retry_headers(retry_ms),
+            )
+        self.metrics.decision("budget", scope, "denied")
+        budgets = caller.key.budgets if scope == "key" else (caller.team.budgets if caller.team else ())
+        index = int(result[6]) - 1
+        if scope == "team":
+            index -= len(caller.key.budgets)
+        window = budgets[index].window if 0 <= index < len(budgets) else "total"
+        reset = window_reset(self.clock.now(), window)
+        when = f"; it resets at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(reset))}" if reset else ""
+        per = "in total" if window == "total" else f"per {window}"
+        return errors.QuotaExceeded(
+            f"You exceeded your current quota: the {who} budget of ${limit / 1e9:.2f} {per} is used up "
+            f"(${used / 1e9:.6f} spent or held){when}.",
+            code="insufficient_quota",
+            headers={"x-should-retry": "false"},
+        )
+
+    @staticmethod
+    def _limit_headers(result: list[Any]) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for limit, remaining, reset, kind in (
+            (result[1], result[2], result[3], "requests"),
+            (result[4], result[5], result[6], "tokens"),
+        ):
+            if int(limit) > 0:
+                out += [
+                    (f"x-ratelimit-limit-{kind}", str(int(limit))),
+                    (f"x-ratelimit-remaining-{kind}", str(max(0, int(remaining)))),
+                    (f"x-ratelimit-reset-{kind}", errors.go_duration(int(reset) / 1000)),
+                ]
+        return out
+
+    # -- settlement ------------------------------------------------------------------------------
+    def _settle(
+        self,
+        ticket: Ticket,
+        status: int,
+        usage: Usage | None,
+        error_type: str | None,
+        provider: str | None,
+        upstream_model: str | None,
+        attempts: int,
+        ttft_s: float | None,
+        upstream_s: float,
+    ) -> None:
+        caller = ticket.caller
+        assert caller is not None
+        duration = time.perf_counter() - ticket.started
+        if usage is None:
+            # Nothing reported (upstream error, disconnect before usage): the prompt is billed
+            # only if an attempt reached the provider and the answer did not say otherwise.
+            usage = Usage(source="estimated")
+        model = ticket.model
+        cost = self.prices.cost(usage, model, upstream_model or model)
+        now = self.clock.now()
+        key, team = caller.key, caller.team
+        s, root = self.store, key.root
+        ids = window_ids(now)
+        day = ids["day"][0][1:]
+        event = UsageEvent(
+            ts=now,
+            request_id=ticket.request_id,
+            kid=key.id,
+            team_id=key.team_id,
+            endpoint=ticket.endpoint,
+            model=model,
+            upstream_model=upstream_model,
+            provider=provider,
+            stream=ticket.stream,
+            status=status,
+            error_type=error_type,
+            attempts=attempts,
+            input_tokens=usage.input_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            output_tokens=usage.output_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            usage_source=usage.source,
+            cost_nusd=cost,
+            price_version=self.prices.version,
+            ttft_ms=None if ttft_s is None else round(ttft_s * 1000, 3),
+            duration_ms=round(duration * 1000, 3),
+            overhead_ms=round(max(0.0, duration - upstream_s) * 1000, 3),
+        )
+        tid = team.id if team is not None else "-"
+        spend_keys = [s.spend(root, "key", key.id, ids[w][0]) for w in ids]
+        ttls = [ids[w][1] for w in ids]
+        if team is not None:
+            spend_keys += [s.spend(root, "team", tid, ids[w][0]) for w in ids]
+            ttls += ttls
+        delta = (
+            usage.input_tokens + usage.output_tokens - ticket.estimate if usage.source == "reported" else 0
+        )
+        metrics = {
+            "req": 1,
+            "in": usage.input_tokens,
+            "cin": usage.cache_read_tokens,
+            "cwr": usage.cache_write_tokens,
+            "out": usage.output_tokens,
+            "rsn": usage.reasoning_tokens,
+            "nusd": cost,
+            "err": 1 if status >= 400 else 0,
+        }
+        rollup: list[Any] = []
+        scopes = [f"k:{key.id}"] + ([f"t:{tid}"] if team is not None else [])
+        for scope in scopes:
+            for name, value in metrics.items():
+                if value or name == "req":
+                    rollup += [f"{scope}|{model}|{name}", value]
+        keys = [
+            s.leases(root, "key", key.id),
+            s.leases(root, "team", tid),
+            s.holds(root, "key", key.id),
+            s.holds(root, "team", tid),
+            s.rl(root, "key", key.id, "tpm"),
+            s.rl(root, "team", tid, "tpm"),
+            s.rollup(root, day),
+            *spend_keys,
+        ]
+        args: list[Any] = [
+            ticket.now_ms and str(int(now * 1000)),
+            ticket.request_id,
+            ticket.hold_member,
+            cost,
+            delta,
+            key.limits.tpm or 0,
+            (team.limits.tpm or 0) if team is not None else 0,
+            len(spend_keys),
+            *ttls,
+            *rollup,
+        ]
+        org: dict[str, int] = {}
+        for scope in [f"key:{key.id}", f"model:{model}"] + ([f"team:{tid}"] if team is not None else []):
+            for name in ("req", "in", "out", "nusd", "err"):
+                if metrics[name] or name == "req":
+                    org[f"{scope}|{name}"] = metrics[name]
+        if self.enabled:
+            self.settler.put(_SettleItem(keys, args, s.org_rollup(day), org, _ENCODER.encode(event)))
+        self.metrics.usage(
+            provider=provider or "",
+            model=model,
+            tokens={
+                "input": usage.input_tokens,
+                "cache_read": usage.cache_read_tokens,
+                "cache_write": usage.cache_write_tokens,
+                "output": usage.output_tokens,
+                "reasoning": usage.reasoning_tokens,
+            },
+            cost_nusd=cost,
+            estimated=usage.source != "reported" and status < 400,
+        )

@@ -1,0 +1,141 @@
+"""Usage of one request: read it from the provider's answer, and from a relayed stream.
+
+No prompt or completion content is ever kept: only counts, names and timings.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from gateway.pricing import Usage
+
+
+class _PromptDetails(msgspec.Struct):
+    cached_tokens: int | None = None
+    cache_creation_tokens: int | None = None
+
+
+class _CompletionDetails(msgspec.Struct):
+    reasoning_tokens: int | None = None
+
+
+class _ChatUsage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    prompt_tokens_details: _PromptDetails | None = None
+    completion_tokens_details: _CompletionDetails | None = None
+
+
+class _WithUsage(msgspec.Struct):
+    usage: _ChatUsage | None = None
+
+
+_DECODER = msgspec.json.Decoder(_WithUsage)
+_USAGE_MARK = b'"usage":{'
+
+
+class UsageEvent(msgspec.Struct, omit_defaults=True):
+    """One request, as written to the usage stream (and summed into the rollups)."""
+
+    ts: float
+    request_id: str
+    kid: str
+    endpoint: str
+    model: str
+    status: int
+    team_id: str | None = None
+    upstream_model: str | None = None
+    provider: str | None = None
+    stream: bool = False
+    error_type: str | None = None
+    attempts: int = 0
+    input_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    usage_source: str = "estimated"
+    cost_nusd: int = 0
+    price_version: str = ""
+    ttft_ms: float | None = None
+    duration_ms: float = 0.0
+    overhead_ms: float = 0.0
+
+
+def _from_chat(u: _ChatUsage) -> Usage:
+    pd, cd = u.prompt_tokens_details, u.completion_tokens_details
+    return Usage(
+        input_tokens=u.prompt_tokens,
+        cache_read_tokens=(pd.cached_tokens or 0) if pd else 0,
+        cache_write_tokens=(pd.cache_creation_tokens or 0) if pd else 0,
+        output_tokens=u.completion_tokens,
+        reasoning_tokens=(cd.reasoning_tokens or 0) if cd else 0,
+    )
+
+
+def usage_from_body(body: bytes) -> Usage | None:
+    """The ``usage`` of a Chat Completions JSON answer (other fields are skipped, not built)."""
+    try:
+        found = _DECODER.decode(body).usage
+    except msgspec.DecodeError:
+        return None
+    return None if found is None else _from_chat(found)
+
+
+def usage_from_dict(usage: object) -> Usage | None:
+    try:
+        return _from_chat(msgspec.convert(usage, _ChatUsage))
+    except msgspec.ValidationError:
+        return None
+
+
+class StreamUsageTap:
+    """Sees a Chat Completions SSE byte stream go by; keeps the usage; can hide the usage chunk.
+
+    Only whole events are passed on (a partial event waits for its end, which the client could
+    not have used anyway). Events are looked at only when the cheap substring ``"usage":{``
+    occurs — inside a JSON string that text would be escaped, so it marks a real usage object.
+    With ``strip`` the usage-only chunk (``choices: []``) the gateway asked for is dropped.
+    """
+
+    __slots__ = ("_held", "_strip", "usage")
+
+    def __init__(self, *, strip: bool) -> None:
+        self._strip = strip
+        self._held = b""
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._held + chunk if self._held else chunk
+        cut = max(data.rfind(b"\n\n") + 2, data.rfind(b"\r\n\r\n") + 4)
+        if cut <= 1:
+            self._held = data
+            return b""
+        ready, self._held = data[:cut], data[cut:]
+        if _USAGE_MARK not in ready:
+            return ready
+        return self._take(ready)
+
+    def flush(self) -> bytes:
+        out, self._held = self._held, b""
+        return out
+
+    def _take(self, ready: bytes) -> bytes:
+        out: list[bytes] = []
+        for event in ready.replace(b"\r\n", b"\n").split(b"\n\n"):
+            if not event:
+                continue
+            if _USAGE_MARK in event:
+                data = b"".join(line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:"))
+                try:
+                    payload = msgspec.json.decode(data)
+                except msgspec.DecodeError:
+                    payload = None
+                if isinstance(payload, dict):
+                    found = usage_from_dict(payload.get("usage"))
+                    if found is not None:
+                        self.usage = found
+                    if self._strip and payload.get("choices") == []:
+                        continue
+            out.append(event + b"\n\n")
+        return b"".join(out)

@@ -1,0 +1,175 @@
+"""Prometheus metrics, one registry per app (built in the lifespan, never module-level).
+
+Names follow the OpenTelemetry GenAI conventions (v1.41-era names, Prometheus spelling) for the
+``gen_ai_*`` families and ``gw_*`` for the gateway's own. Every label is bounded: models are the
+configured public/upstream names, anything else becomes ``other``; no key, team or user ids.
+Children are bound once per label set and cached, so an update costs well under a microsecond
+plus one dict lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+OTHER = "other"
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+TOKEN_BUCKETS = tuple(float(4**i) for i in range(14))  # 1 .. 67,108,864
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+ERROR_TYPES = frozenset(
+    {
+        "",
+        "rate_limit",
+        "insufficient_quota",
+        "model_not_allowed",
+        "authentication",
+        "invalid_request",
+        "store_unavailable",
+        "upstream",
+        "client_disconnect",
+        "timeout",
+        "internal",
+    }
+)
+ROUTES = frozenset({"/v1/chat/completions", "/v1/responses", "/v1/chats"})
+
+
+class Metrics:
+    def __init__(self, models: Iterable[str], providers: Iterable[str]) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._models = frozenset(models)
+        self._providers = frozenset(providers)
+        r = self.registry
+        self.server_duration = Histogram(
+            "gen_ai_server_request_duration_seconds",
+            "Time from request to the end of the response, at the gateway's edge.",
+            ["gen_ai_operation_name", "gen_ai_request_model", "error_type"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.server_ttft = Histogram(
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time to the first content byte sent to a streaming client.",
+            ["gen_ai_operation_name", "gen_ai_request_model"],
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.client_duration = Histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "Duration of one upstream attempt.",
+            ["gen_ai_provider_name", "gen_ai_request_model", "error_type"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.token_usage = Histogram(
+            "gen_ai_client_token_usage",
+            "Tokens per request, by type.",
+            ["gen_ai_token_type", "gen_ai_provider_name", "gen_ai_request_model"],
+            buckets=TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter("gw_tokens", "Tokens, by type.", ["type", "provider", "model"], registry=r)
+        self.cost = Counter(
+            "gw_cost_usd", "Cost in USD from the price table.", ["provider", "model"], registry=r
+        )
+        self.requests = Counter(
+            "gw_requests", "Requests answered.", ["route", "model", "status_class", "error_type"], registry=r
+        )
+        self.overhead = Histogram(
+            "gw_overhead_seconds",
+            "Gateway time per request, excluding upstream and backoff time.",
+            ["route"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "gw_policy_decisions", "Policy decisions.", ["limit", "scope", "result"], registry=r
+        )
+        self.store_errors = Counter(
+            "gw_policy_store_errors",
+            "Policy store (Redis) errors, by what was decided.",
+            ["decision"],
+            registry=r,
+        )
+        self.usage_estimated = Counter(
+            "gw_usage_estimated", "Requests whose usage was estimated.", registry=r
+        )
+        self.usage_write_failures = Counter(
+            "gw_usage_write_failures", "Usage events that could not be written.", registry=r
+        )
+        self.settle_batch = Histogram(
+            "gw_settlement_batch_size",
+            "Requests per settlement pipeline.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200),
+            registry=r,
+        )
+        self.inflight = Gauge("gw_inflight_requests", "Requests in flight.", ["route"], registry=r)
+        self._children: dict[tuple[Any, ...], Any] = {}
+        for decision in ("closed", "open"):
+            self.store_errors.labels(decision)
+
+    # -- bounded labels --------------------------------------------------------------------------
+    def model(self, name: str | None) -> str:
+        return name if name in self._models else OTHER
+
+    def provider(self, name: str | None) -> str:
+        return name if name in self._providers else OTHER
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    # -- updates -------------------------------------------------------------------------------
+    def decision(self, limit: str, scope: str, result: str) -> None:
+        self._child(self.decisions, limit, scope, result).inc()
+
+    def store_error(self, decision: str) -> None:
+        self._child(self.store_errors, decision).inc()
+
+    def request(
+        self,
+        *,
+        route: str,
+        model: str | None,
+        status: int,
+        error_type: str,
+        duration_s: float,
+        overhead_s: float,
+        ttft_s: float | None,
+    ) -> None:
+        route = route if route in ROUTES else OTHER
+        m = self.model(model)
+        e = error_type if error_type in ERROR_TYPES else "upstream"
+        self._child(self.requests, route, m, f"{status // 100}xx", e).inc()
+        operation = "chat"
+        self._child(self.server_duration, operation, m, e).observe(duration_s)
+        self._child(self.overhead, route).observe(overhead_s)
+        if ttft_s is not None:
+            self._child(self.server_ttft, operation, m).observe(ttft_s)
+
+    def attempt(self, *, provider: str, model: str, error_type: str, duration_s: float) -> None:
+        e = error_type if error_type in ERROR_TYPES else "upstream"
+        self._child(self.client_duration, self.provider(provider), self.model(model), e).observe(duration_s)
+
+    def usage(
+        self, *, provider: str, model: str, tokens: dict[str, int], cost_nusd: int, estimated: bool
+    ) -> None:
+        p, m = self.provider(provider), self.model(model)
+        for kind, n in tokens.items():
+            if n:
+                self._child(self.tokens, kind, p, m).inc(n)
+        self._child(self.token_usage, "input", p, m).observe(tokens.get("input", 0))
+        self._child(self.token_usage, "output", p, m).observe(tokens.get("output", 0))
+        if cost_nusd:
+            self._child(self.cost, p, m).inc(cost_nusd / 1e9)
+        if estimated:
+            self.usage_estimated.inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
