@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Mapping
 import httpx
 from litestar import Litestar
 
-from gateway.api import admin, health, metrics, openai, responses
+from gateway.api import admin, chats, health, metrics, openai, responses
+from gateway.chat.engine import ChatEngine
 from gateway.clock import Clock, RealClock
 from gateway.config import Settings
 from gateway.policy.auth import KeyRing
@@ -70,21 +71,26 @@ def create_app(
             settings, redis, the_clock, meters, keyring=keyring, pepper=os.environ.get("GATEWAY_KEY_PEPPER")
         )
         await policy.start()
+        router = Router(settings, upstreams)
+        chat_engine = ChatEngine(settings, redis, router, the_clock, catalog)
         try:
+            await chat_engine.start()
             app.state.services = Services(
                 settings=settings,
                 clock=the_clock,
                 redis=redis,
                 upstreams=upstreams,
-                router=Router(settings, upstreams),
+                router=router,
                 keys=keyring,
                 policy=policy,
                 metrics=meters,
                 catalog=catalog,
+                chats=chat_engine,
             )
             yield
         finally:
             await policy.stop()
+            await chat_engine.stop()
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
@@ -95,7 +101,7 @@ def create_app(
                 embedded.stop()
 
     return Litestar(
-        route_handlers=[*openai.ROUTES, *responses.ROUTES, *health.ROUTES, *admin.ROUTES, *metrics.ROUTES],
+        route_handlers=[*openai.ROUTES, *responses.ROUTES, *chats.ROUTES, *health.ROUTES, *admin.ROUTES, *metrics.ROUTES],
         lifespan=[lifespan],
         openapi_config=None,
         debug=False,

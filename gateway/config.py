@@ -242,11 +242,37 @@ class ResponsesSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     anthropic_max_tokens: int = 4096
 
 
+class McpServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """An MCP server whose tools chats may use (streamable HTTP)."""
+
+    name: str
+    url: str
+    headers: dict[str, str] = {}
+    timeout_seconds: float = 60.0
+
+
+class ChatsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[chats]``: the stateful chat engine (gateway/chat)."""
+
+    # A chat left in `requires_action` this long gets error results and status `error`.
+    action_timeout_seconds: float = 300.0
+    # A run whose worker has not renewed its lease this long is taken over by another replica.
+    lease_seconds: float = 30.0
+    # Model steps per turn (a step that calls local tools leads to another).
+    max_steps: int = 1200
+    # Turns one replica runs at the same time.
+    concurrency: int = 16
+    # Run the worker in this process (off: an API-only replica).
+    worker: bool = True
+    mcp_servers: tuple[McpServerSettings, ...] = ()
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     server: ServerSettings = ServerSettings()
     redis: RedisSettings = RedisSettings()
     auth: AuthSettings = AuthSettings()
     responses: ResponsesSettings = ResponsesSettings()
+    chats: ChatsSettings = ChatsSettings()
     teams: tuple[TeamSettings, ...] = ()
     admin: AdminSettings = AdminSettings()
     policy: PolicySettings = PolicySettings()
@@ -337,6 +363,9 @@ def _check(s: Settings) -> None:
     for field in ("ttl_seconds", "max_chain_length", "anthropic_max_tokens"):
         if getattr(s.responses, field) <= 0:
             raise ConfigError(src, f"responses.{field}", "must be positive")
+    for field in ("action_timeout_seconds", "lease_seconds", "max_steps", "concurrency"):
+        if getattr(s.chats, field) <= 0:
+            raise ConfigError(src, f"chats.{field}", "must be positive")
     names: set[str] = set()
     for i, key in enumerate(s.auth.keys):
         where = f"auth.keys[{i}]"

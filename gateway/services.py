@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
@@ -13,6 +14,9 @@ from gateway.policy.engine import PolicyService
 from gateway.providers import Router, Upstream
 from gateway.providers.catalog import ModelCatalog
 from gateway.telemetry.metrics import Metrics
+
+if TYPE_CHECKING:
+    from gateway.chat.engine import ChatEngine
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,3 +30,4 @@ class Services:
     catalog: ModelCatalog
     policy: PolicyService
     metrics: Metrics
+    chats: ChatEngine | None = None

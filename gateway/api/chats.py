@@ -1,0 +1,151 @@
+"""``/api/v1/chats``: stateful chats, scoped to the caller's gateway key (see gateway/chat)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, delete, get, post
+from litestar.response import Stream
+from redis.exceptions import RedisError
+
+from gateway.api import asgi_io
+from gateway.api.openai import services_of
+from gateway.chat import stream
+from gateway.chat.errors import ChatApiError
+from gateway.chat.requests import BODY_LIMIT
+from gateway.chat.service import ChatService
+from gateway.errors.client import GatewayError
+from gateway.services import Services
+
+_ENC = msgspec.json.Encoder()
+BASE = "/api/v1/chats"
+AnyRequest = Request[Any, Any, Any]
+
+
+def _error(status: int, body: bytes) -> Response[bytes]:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _owner(services: Services, request: AnyRequest) -> str:
+    try:
+        return services.keys.authenticate(asgi_io.presented_key_from_scope(request.scope)).key_id
+    except GatewayError as exc:
+        raise ChatApiError(exc.status_code, str(exc)) from None
+
+
+def _service(services: Services) -> ChatService:
+    assert services.chats is not None
+    return services.chats.service
+
+
+async def _body(request: AnyRequest) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > BODY_LIMIT:
+        raise ChatApiError(413, "Request body too large.", f"The limit is {BODY_LIMIT} bytes.")
+    return await request.body()
+
+
+async def _answer(
+    request: AnyRequest, status: int, act: Callable[[ChatService, str], Awaitable[object]]
+) -> Response[bytes]:
+    services = services_of(request.scope)
+    try:
+        owner = _owner(services, request)
+        value = await act(_service(services), owner)
+    except ChatApiError as exc:
+        return _error(exc.status, _ENC.encode(exc.body))
+    except RedisError:
+        return _error(503, b'{"message":"Chat storage is unavailable."}')
+    if value is None:
+        return Response(b"", status_code=204)
+    return Response(_ENC.encode(value), status_code=status, media_type="application/json")
+
+
+@post(BASE, status_code=201)
+async def create_chat(request: AnyRequest) -> Response[bytes]:
+    body = await request.body()
+    return await _answer(request, 201, lambda s, owner: s.create(owner, _checked(body)))
+
+
+def _checked(body: bytes) -> bytes:
+    if len(body) > BODY_LIMIT:
+        raise ChatApiError(413, "Request body too large.", f"The limit is {BODY_LIMIT} bytes.")
+    return body
+
+
+@get(BASE)
+async def list_chats(request: AnyRequest) -> Response[bytes]:
+    async def act(s: ChatService, owner: str) -> object:
+        return {"chats": await s.list(owner)}
+
+    return await _answer(request, 200, act)
+
+
+@get(BASE + "/{chat_id:str}")
+async def get_chat(request: AnyRequest, chat_id: str) -> Response[bytes]:
+    return await _answer(request, 200, lambda s, owner: s.get(chat_id, owner))
+
+
+@delete(BASE + "/{chat_id:str}", status_code=200)
+async def delete_chat(request: AnyRequest, chat_id: str) -> Response[bytes]:
+    return await _answer(request, 204, lambda s, owner: s.delete(chat_id, owner))
+
+
+@get(BASE + "/{chat_id:str}/messages")
+async def list_messages(request: AnyRequest, chat_id: str) -> Response[bytes]:
+    query = {k: v for k, v in request.query_params.items()}
+    return await _answer(request, 200, lambda s, owner: s.messages(chat_id, owner, query))
+
+
+@post(BASE + "/{chat_id:str}/messages", status_code=200)
+async def send_message(request: AnyRequest, chat_id: str) -> Response[bytes]:
+    body = await request.body()
+    return await _answer(request, 200, lambda s, owner: s.send(chat_id, owner, _checked(body)))
+
+
+@post(BASE + "/{chat_id:str}/interrupt", status_code=200)
+async def interrupt_chat(request: AnyRequest, chat_id: str) -> Response[bytes]:
+    return await _answer(request, 200, lambda s, owner: s.interrupt(chat_id, owner))
+
+
+@post(BASE + "/{chat_id:str}/tool-results", status_code=200)
+async def submit_tool_results(request: AnyRequest, chat_id: str) -> Response[bytes]:
+    body = await request.body()
+    return await _answer(request, 204, lambda s, owner: s.tool_results(chat_id, owner, _checked(body)))
+
+
+@get(BASE + "/{chat_id:str}/stream")
+async def stream_chat(request: AnyRequest, chat_id: str) -> Response[bytes] | Stream:
+    services = services_of(request.scope)
+    try:
+        owner = _owner(services, request)
+        await _service(services).get(chat_id, owner)
+    except ChatApiError as exc:
+        return _error(exc.status, _ENC.encode(exc.body))
+    assert services.chats is not None
+    last_event_id = request.headers.get("last-event-id")
+
+    async def body() -> AsyncIterator[bytes]:
+        async for chunk in stream.events(services.chats.store, chat_id, last_event_id):  # type: ignore[union-attr]
+            yield chunk
+
+    return Stream(
+        body(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+ROUTES = [
+    create_chat,
+    list_chats,
+    get_chat,
+    delete_chat,
+    list_messages,
+    send_message,
+    interrupt_chat,
+    submit_tool_results,
+    stream_chat,
+]

@@ -1,0 +1,1 @@
+"""Stateful chats: the server-side model loop, dynamic and MCP tools, resumable streams."""

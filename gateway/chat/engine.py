@@ -1,0 +1,54 @@
+"""The chat engine as the app lifespan builds it: store, API operations, worker, MCP tools."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from gateway.chat.service import ChatService
+from gateway.chat.tools import ToolSet
+from gateway.chat.worker import Worker
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.providers import Router
+from gateway.providers.catalog import ModelCatalog
+from gateway.store.chats import ChatStore
+
+
+class ChatEngine:
+    def __init__(
+        self, settings: Settings, redis: aioredis.Redis, router: Router, clock: Clock, catalog: ModelCatalog
+    ) -> None:
+        chats = settings.chats
+        self.store = ChatStore(redis, settings.redis.key_prefix)
+        self.mcp = None
+        if chats.mcp_servers:
+            from gateway.mcp.tools import McpTools
+
+            self.mcp = McpTools(chats.mcp_servers)
+        self.service = ChatService(self.store, router, clock, {s.name for s in chats.mcp_servers})
+        self.worker: Worker | None = None
+        if chats.worker:
+            self.worker = Worker(
+                store=self.store,
+                router=router,
+                clock=clock,
+                catalog=catalog,
+                tools_for=self._tools_for,
+                lease_seconds=chats.lease_seconds,
+                action_timeout=chats.action_timeout_seconds,
+                max_steps=chats.max_steps,
+                concurrency=chats.concurrency,
+            )
+
+    async def _tools_for(self, servers: list[str]) -> ToolSet | None:
+        if self.mcp is None or not servers:
+            return None
+        return ToolSet(await self.mcp.tools(servers), [])
+
+    async def start(self) -> None:
+        if self.worker is not None:
+            await self.worker.start()
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()

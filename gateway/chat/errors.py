@@ -1,0 +1,37 @@
+"""The chat API's refusals: ``{message, detail?, validations?}`` with an HTTP status (spec §1.1)."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Validation(msgspec.Struct, frozen=True):
+    field: str
+    detail: str
+
+
+class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
+    message: str
+    detail: str | None = None
+    validations: list[Validation] | None = None
+
+
+class ChatApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        detail: str | None = None,
+        validations: list[Validation] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = ErrorBody(message=message, detail=detail, validations=validations)
+
+
+def not_found() -> ChatApiError:
+    return ChatApiError(404, "Resource not found or you do not have access to this resource")
+
+
+def bad_request(message: str, detail: str | None = None) -> ChatApiError:
+    return ChatApiError(400, message, detail)

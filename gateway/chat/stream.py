@@ -1,0 +1,106 @@
+"""``GET /chats/{id}/stream``: server-sent events with ids, resumable with ``Last-Event-ID``.
+
+Every event of a chat is an entry of its Redis event stream, so any replica can serve any
+client and an event id is the entry id. On connect the client gets, read in one transaction:
+
+- without ``Last-Event-ID`` (or with one older than what the capped stream keeps): a
+  ``status`` event, every durable ``message``, the ``message_part`` events of the step in
+  flight, the pending ``action_required`` and a ``queue_update``; all carry the id of the
+  newest entry;
+- with ``Last-Event-ID``: a ``status`` event, then every event after that id, with its own id;
+
+then live events as they are added.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from gateway.store.chats import ChatStore
+
+_ENC = msgspec.json.Encoder()
+_DEC = msgspec.json.Decoder()
+_STREAM_ID = re.compile(r"^\d+-\d+$")
+BLOCK_MS = 1000
+KEEPALIVE = b": keep-alive\n\n"
+
+
+def frame(event_id: str, event: dict[str, Any] | bytes) -> bytes:
+    data = event if isinstance(event, bytes) else _ENC.encode(event)
+    kind = str(_DEC.decode(data)["type"] if isinstance(event, bytes) else event["type"])
+    return b"id: " + event_id.encode() + b"\nevent: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+
+
+def _before_or_at(a: str, b: str) -> bool:
+    ams, aseq = (int(x) for x in a.split("-"))
+    bms, bseq = (int(x) for x in b.split("-"))
+    return (ams, aseq) <= (bms, bseq)
+
+
+async def events(store: ChatStore, chat_id: str, last_event_id: str | None) -> AsyncIterator[bytes]:
+    chat_key, msgs_key, queue_key, events_key = store.keys(chat_id)
+    resume = last_event_id if last_event_id and _STREAM_ID.match(last_event_id) else None
+    async with store.redis.pipeline(transaction=True) as pipe:
+        pipe.hgetall(chat_key)
+        pipe.zrange(msgs_key, 0, -1)
+        pipe.lrange(queue_key, 0, -1)
+        pipe.xrevrange(events_key, count=1)
+        pipe.xrange(events_key, count=1)
+        if resume:
+            pipe.xrange(events_key, min=f"({resume}")
+        replies: list[Any] = await pipe.execute()
+    fields = {k.decode(): v.decode() for k, v in replies[0].items()}
+    if not fields:
+        return
+    last = replies[3][0][0].decode() if replies[3] else "0-0"
+    oldest = replies[4][0][0].decode() if replies[4] else "0-0"
+    status = {"type": "status", "chat_id": chat_id, "status": {"status": fields["status"]}}
+    yield frame(last, status)
+    if resume and _before_or_at(oldest, resume):
+        for entry_id, entry in replies[5]:
+            yield frame(entry_id.decode(), entry[b"e"])
+    else:
+        for raw in replies[1]:
+            yield frame(
+                last, b'{"type":"message","chat_id":' + _ENC.encode(chat_id) + b',"message":' + raw + b"}"
+            )
+        turn_start = fields.get("turn_start")
+        if fields["status"] == "running" and turn_start:
+            parts: Any = await store.redis.xrange(events_key, min=f"({turn_start}", max=last)
+            for entry_id, entry in parts:
+                if b'"type":"message_part"' in entry[b"e"][:40]:
+                    yield frame(entry_id.decode(), entry[b"e"])
+        if fields["status"] == "requires_action" and fields.get("pending_calls"):
+            calls = fields["pending_calls"].encode()
+            yield frame(
+                last,
+                b'{"type":"action_required","chat_id":'
+                + _ENC.encode(chat_id)
+                + b',"action_required":{"tool_calls":'
+                + calls
+                + b"}}",
+            )
+        queued = b"[" + b",".join(replies[2]) + b"]"
+        yield frame(
+            last,
+            b'{"type":"queue_update","chat_id":'
+            + _ENC.encode(chat_id)
+            + b',"queued_messages":'
+            + queued
+            + b"}",
+        )
+    since = last
+    while True:
+        # Waiting on Redis for events (not on time): the timeout only paces keep-alives.
+        read: Any = await store.redis.xread({events_key: since}, block=BLOCK_MS)
+        if not read:
+            yield KEEPALIVE
+            continue
+        for _stream, entries in read:
+            for entry_id, entry in entries:
+                since = entry_id.decode()
+                yield frame(since, entry[b"e"])

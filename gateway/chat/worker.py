@@ -1,0 +1,246 @@
+"""Runs chat turns on any replica: jobs on a Redis Stream consumer group (spec §8.1).
+
+A job (``chats:jobs`` entry naming a chat) is read by one replica's consumer and stays in the
+group's pending list until the turn ends. The worker renews its lease by re-claiming its
+entries (``XCLAIM`` resets their idle time); a replica that dies stops renewing, and another
+replica's reaper claims the entry once it has been idle longer than the lease
+(``XAUTOCLAIM``) and continues the chat from its persisted state. A watcher follows the
+chat's event stream while a turn runs and cancels it when the chat leaves ``running``
+(interrupt, deletion). The reaper also times out stale ``requires_action`` chats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from redis.exceptions import RedisError, ResponseError
+
+from gateway.chat.loop import Turn
+from gateway.chat.tools import ToolSet
+from gateway.clock import Clock
+from gateway.providers import Router
+from gateway.providers.catalog import ModelCatalog
+from gateway.retry import rfc3339
+from gateway.store.chats import JOBS_GROUP, ChatStore, chat_from_fields
+
+log = logging.getLogger("gateway.chat.worker")
+_DEC = msgspec.json.Decoder()
+TIMED_OUT = "Dynamic tool execution timed out"
+LEASE_RENEW = "chat_lease_renew"
+REAPER = "chat_reaper"
+
+ToolsFor = Callable[[list[str]], Awaitable[list[object]]]
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        store: ChatStore,
+        router: Router,
+        clock: Clock,
+        catalog: ModelCatalog | None,
+        tools_for: Callable[[list[str]], Awaitable[ToolSet | None]] | None = None,
+        lease_seconds: float = 30.0,
+        action_timeout: float = 300.0,
+        max_steps: int = 1200,
+        concurrency: int = 16,
+    ) -> None:
+        self.store = store
+        self.router = router
+        self.clock = clock
+        self.catalog = catalog
+        self.tools_for = tools_for
+        self.lease = lease_seconds
+        self.action_timeout = action_timeout
+        self.max_steps = max_steps
+        self.id = "w-" + uuid.uuid4().hex[:12]
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: dict[str, asyncio.Task[None]] = {}  # job entry id -> task
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    async def start(self) -> None:
+        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
+            await self.store.redis.xgroup_create(self.store.jobs_key, JOBS_GROUP, id="0", mkstream=True)
+        self._tasks = [
+            asyncio.create_task(self._read_jobs(), name="chat-jobs"),
+            asyncio.create_task(self._renew(), name="chat-lease"),
+            asyncio.create_task(self._reap(), name="chat-reaper"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop reading jobs; running turns go back to ``pending`` for another replica."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in list(self._running.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._running.values(), return_exceptions=True)
+
+    # -- jobs ------------------------------------------------------------------------
+    async def _read_jobs(self) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                # A blocking read waits on Redis for work (not on time); the timeout only lets
+                # the loop notice cancellation.
+                raw: Any = await self.store.redis.xreadgroup(
+                    JOBS_GROUP, self.id, {self.store.jobs_key: ">"}, count=1, block=1000
+                )
+            except RedisError as exc:
+                self._slots.release()
+                log.warning("reading chat jobs failed: %s", exc)
+                await self.clock.sleep(1.0, name="chat_jobs_retry")
+                continue
+            except BaseException:
+                self._slots.release()
+                raise
+            if not raw:
+                self._slots.release()
+                continue
+            for _stream, entries in raw:
+                for entry_id, fields in entries:
+                    self._spawn(entry_id.decode(), fields[b"chat"].decode(), takeover=False)
+
+    def _spawn(self, entry_id: str, chat_id: str, *, takeover: bool) -> None:
+        task = asyncio.create_task(self._job(entry_id, chat_id, takeover), name=f"chat-{chat_id}")
+        self._running[entry_id] = task
+
+    async def _job(self, entry_id: str, chat_id: str, takeover: bool) -> None:
+        try:
+            await self.run_chat(chat_id, takeover=takeover)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+        except Exception:
+            log.exception("chat %s: turn failed", chat_id)
+        finally:
+            self._running.pop(entry_id, None)
+            self._slots.release()
+            if not self._stopping:
+                with contextlib.suppress(RedisError):
+                    await self.store.redis.xack(self.store.jobs_key, JOBS_GROUP, entry_id)
+                    await self.store.redis.xdel(self.store.jobs_key, entry_id)
+
+    async def run_chat(self, chat_id: str, *, takeover: bool) -> None:
+        now = rfc3339(self.clock.now())
+        result = await self.store.run("acquire", chat_id, now, self.id, "1" if takeover else "0")
+        if result[0] != "run":
+            return
+        fields = await self.store.load(chat_id)
+        if fields is None:
+            return
+        chat = chat_from_fields(fields)
+        tools = ToolSet([], chat.dynamic_tools)
+        if self.tools_for is not None:
+            found = await self.tools_for(chat.mcp_servers)
+            if found is not None:
+                tools = ToolSet(list(found.builtin.values()), chat.dynamic_tools)
+        turn = Turn(
+            store=self.store,
+            router=self.router,
+            clock=self.clock,
+            catalog=self.catalog,
+            chat_id=chat_id,
+            model=chat.model,
+            worker=self.id,
+            tools=tools,
+            max_steps=self.max_steps,
+            action_timeout=self.action_timeout,
+        )
+        last: Any = await self.store.redis.xrevrange(self.store.events_key(chat_id), count=1)
+        since = last[0][0].decode() if last else "0"
+        runner = asyncio.create_task(turn.run())
+        watcher = asyncio.create_task(self._watch(chat_id, since, runner, turn))
+        try:
+            await runner
+        except asyncio.CancelledError:
+            if self._stopping:
+                with contextlib.suppress(RedisError):
+                    await self.store.run("finish", chat_id, rfc3339(self.clock.now()), self.id, "release")
+                    await self.store.enqueue(chat_id)
+                raise
+            # Interrupted (or deleted): keep what the step produced, then end the turn.
+            with contextlib.suppress(RedisError):
+                await turn.persist_interrupted()
+                await turn.finish()
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            if not runner.done():
+                runner.cancel()
+
+    async def _watch(self, chat_id: str, since: str, runner: asyncio.Task[object], turn: Turn) -> None:
+        key = self.store.events_key(chat_id)
+        while not runner.done():
+            try:
+                raw: Any = await self.store.redis.xread({key: since}, block=1000)
+            except RedisError:
+                await self.clock.sleep(1.0, name="chat_watch_retry")
+                continue
+            if not raw:
+                if not turn.ending and not await self.store.redis.exists(self.store.chat_key(chat_id)):
+                    runner.cancel()
+                    return
+                continue
+            for _stream, entries in raw:
+                for entry_id, fields in entries:
+                    since = entry_id.decode()
+                    event = _DEC.decode(fields[b"e"])
+                    if turn.ending:
+                        return
+                    if event.get("type") == "status" and event["status"]["status"] != "running":
+                        runner.cancel()
+                        return
+
+    # -- leases ----------------------------------------------------------------------
+    async def _renew(self) -> None:
+        while True:
+            await self.clock.sleep(self.lease / 3, name=LEASE_RENEW)
+            ids: list[int | bytes | str | memoryview[int]] = list(self._running)
+            if ids:
+                with contextlib.suppress(RedisError):
+                    await self.store.redis.xclaim(
+                        self.store.jobs_key,
+                        JOBS_GROUP,
+                        self.id,
+                        min_idle_time=0,
+                        message_ids=ids,
+                        justid=True,
+                    )
+
+    async def _reap(self) -> None:
+        interval = min(self.lease, self.action_timeout / 5)
+        while True:
+            await self.clock.sleep(interval, name=REAPER)
+            try:
+                await self.reap_once()
+            except RedisError as exc:
+                log.warning("chat reaper: %s", exc)
+
+    async def reap_once(self) -> None:
+        """Claim runs of dead workers, and time out stale ``requires_action`` chats."""
+        claimed: Any = await self.store.redis.xautoclaim(
+            self.store.jobs_key, JOBS_GROUP, self.id, min_idle_time=int(self.lease * 1000), count=10
+        )
+        for entry_id, fields in claimed[1]:
+            if not fields:
+                continue
+            if self._slots.locked():
+                break
+            await self._slots.acquire()
+            self._spawn(entry_id.decode(), fields[b"chat"].decode(), takeover=True)
+        now = self.clock.now()
+        due: Any = await self.store.redis.zrangebyscore(self.store.actions_key, "-inf", now)
+        for raw_id in due:
+            chat_id = raw_id.decode()
+            await self.store.run("action_timeout", chat_id, rfc3339(now), repr(now), TIMED_OUT)
+            await self.store.redis.zrem(self.store.actions_key, chat_id)

@@ -1,0 +1,1 @@
+"""MCP client: tools of configured MCP servers, offered to chats as built-in tools."""
