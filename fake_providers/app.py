@@ -9,7 +9,11 @@ from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException
 
+from fake_providers.anthropic.request import AnthropicError
+from fake_providers.anthropic.service import ID_LENGTH as ANTHROPIC_ID_LENGTH
+from fake_providers.anthropic.service import AnthropicService
 from fake_providers.control import control_handlers
+from fake_providers.exchange import Exchange
 from fake_providers.openai.service import OpenAIService
 from fake_providers.options import FakeOptions
 from fake_providers.routes import OPENAI_COMPATIBLE_PREFIXES, dialect_handlers
@@ -23,9 +27,21 @@ def create_app(options: FakeOptions | None = None) -> Litestar:
     """A Litestar app serving the fakes. Its `FakeState` is at `app.state["fake_providers"]`."""
     state = FakeState(options or FakeOptions())
     openai = OpenAIService(state)
+    anthropic = AnthropicService(state)
 
     def unknown_route(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
         path = request.url.path
+        if path.startswith("/anthropic/"):
+            refused = anthropic.refuse(
+                AnthropicError("Not Found", type="not_found_error", status=404),
+                Exchange(request_id=state.ids.prefixed("req_011C", ANTHROPIC_ID_LENGTH), model=""),
+            )
+            return Response(
+                refused.plan.parts[0],
+                status_code=404,
+                headers=dict(refused.plan.headers[1:]),
+                media_type="application/json",
+            )
         if not path.startswith(OPENAI_COMPATIBLE_PREFIXES):
             body = {"status_code": exc.status_code, "detail": exc.detail}
             return Response(_ENCODER.encode(body), status_code=exc.status_code, media_type="application/json")
@@ -38,7 +54,7 @@ def create_app(options: FakeOptions | None = None) -> Litestar:
         )
 
     return Litestar(
-        route_handlers=[*dialect_handlers(state, openai), *control_handlers(state)],
+        route_handlers=[*dialect_handlers(state, openai, anthropic), *control_handlers(state)],
         exception_handlers={NotFoundException: unknown_route, MethodNotAllowedException: unknown_route},
         state=State({STATE_KEY: state}),
         openapi_config=None,

@@ -38,6 +38,10 @@ class IdSource:
     def request_id(self) -> str:
         return self.prefixed("req_", 32, HEX)
 
+    def now(self) -> float:
+        """Unix seconds for headers that carry a time (rate-limit resets): fixed when seeded."""
+        return float(SEEDED_EPOCH) if self._seeded else time.time()
+
     def created(self) -> int:
         """Unix seconds for a new answer: the clock, or a counter when seeded."""
         if self._seeded:

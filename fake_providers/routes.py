@@ -11,6 +11,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.types import ASGIApp, Middleware
 
+from fake_providers.anthropic.service import AnthropicService
 from fake_providers.listings import gemini, groq, lmstudio, mistral, openrouter, vllm
 from fake_providers.openai.responses_service import ResponsesService
 from fake_providers.openai.service import OpenAIService
@@ -62,6 +63,24 @@ def _responses(
         return service.input_items(request, request.path_params["response_id"])
 
     return [create_response, retrieve_response, delete_response, list_input_items]
+
+
+def _anthropic(
+    service: AnthropicService, prefix: str, middleware: list[Middleware]
+) -> list[HTTPRouteHandler]:
+    @post(prefix + "/messages", status_code=200, middleware=middleware)
+    async def messages(request: Request[Any, Any, Any]) -> ASGIApp:
+        return await service.messages(request)
+
+    @get(prefix + "/models", sync_to_thread=False, middleware=middleware)
+    def list_models(request: Request[Any, Any, Any]) -> ASGIApp:
+        return service.list_models(request)
+
+    @get(prefix + "/models/{model_id:str}", sync_to_thread=False, middleware=middleware)
+    def get_model(request: Request[Any, Any, Any]) -> ASGIApp:
+        return service.get_model(request, request.path_params["model_id"])
+
+    return [messages, list_models, get_model]
 
 
 def _listing(path: str, render: Callable[[], bytes], middleware: list[Middleware]) -> HTTPRouteHandler:
@@ -118,13 +137,16 @@ def _lmstudio_missing(model_id: str) -> bytes:
     return _ENCODER.encode({"error": f"Model '{model_id}' not found"})
 
 
-def dialect_handlers(state: FakeState, service: OpenAIService) -> list[HTTPRouteHandler]:
+def dialect_handlers(
+    state: FakeState, service: OpenAIService, anthropic: AnthropicService
+) -> list[HTTPRouteHandler]:
     """Every dialect route, journaled. (Plain handlers with full paths: Litestar deep-copies Routers
     when registering them, which would copy the journal the middleware writes to.)"""
     journaled: list[Middleware] = [DefineMiddleware(RecordingMiddleware, journal=state.journal)]
     return [
         _chat(service, "/openai/v1", journaled),
         *_responses(ResponsesService(state, service), "/openai/v1", journaled),
+        *_anthropic(anthropic, "/anthropic/v1", journaled),
         *_openai_models(service, "/openai/v1", journaled),
         _chat(service, "/openrouter/api/v1", journaled),
         _listing("/openrouter/api/v1/models", openrouter.render_list, journaled),

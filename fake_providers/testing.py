@@ -281,8 +281,19 @@ class FakeProviders:
         self._call("DELETE", "/_fake/script")
 
     def reset(self) -> None:
-        """Forget the journal and every queued step."""
+        """Forget the journal, every queued step and every stored Response."""
         self._call("POST", "/_fake/reset")
+
+    def stored_responses(self) -> list[str]:
+        """Ids of the Responses the fake holds (stored and neither deleted nor forgotten), oldest first."""
+        ids: list[str] = self._call("GET", "/_fake/responses").json()["data"]
+        return ids
+
+    def forget_response(self, response_id: str) -> bool:
+        """Make the fake lose a stored Response, as an upstream that expired it or lost its state would:
+        chaining onto it then gets `previous_response_not_found`. True when the fake held it."""
+        forgotten: bool = self._call("DELETE", f"/_fake/responses/{response_id}").json()["forgotten"]
+        return forgotten
 
     def status(self) -> dict[str, int]:
         result: dict[str, int] = self._call("GET", "/_fake/status").json()
