@@ -26,6 +26,7 @@ _ENC = msgspec.json.Encoder()
 _DEC = msgspec.json.Decoder()
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 BLOCK_MS = 1000
+EVENTS_CAP = 10_000  # the cap of the event stream (gateway/store/lua/chat_prelude.lua)
 KEEPALIVE = b": keep-alive\n\n"
 
 
@@ -50,6 +51,7 @@ async def events(store: ChatStore, chat_id: str, last_event_id: str | None) -> A
         pipe.lrange(queue_key, 0, -1)
         pipe.xrevrange(events_key, count=1)
         pipe.xrange(events_key, count=1)
+        pipe.xlen(events_key)
         if resume:
             pipe.xrange(events_key, min=f"({resume}")
         replies: list[Any] = await pipe.execute()
@@ -60,8 +62,9 @@ async def events(store: ChatStore, chat_id: str, last_event_id: str | None) -> A
     oldest = replies[4][0][0].decode() if replies[4] else "0-0"
     status = {"type": "status", "chat_id": chat_id, "status": {"status": fields["status"]}}
     yield frame(last, status)
-    if resume and _before_or_at(oldest, resume):
-        for entry_id, entry in replies[5]:
+    # Below the cap nothing was ever trimmed, so every id (even "0-0") can be resumed from.
+    if resume and (_before_or_at(oldest, resume) or replies[5] < EVENTS_CAP):
+        for entry_id, entry in replies[6]:
             yield frame(entry_id.decode(), entry[b"e"])
     else:
         for raw in replies[1]:
