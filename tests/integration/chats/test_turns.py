@@ -163,3 +163,24 @@ def test_stale_requires_action_times_out(gateway: RunningGateway, fake: FakeProv
     assert json.loads(part["result"]) == {"error": "Dynamic tool execution timed out"}
     call = messages[-2]["content"][0]
     assert call["created_at"] <= part["created_at"]
+
+
+def test_interrupt_while_running_keeps_partial_output(gateway: RunningGateway, fake: FakeProviders) -> None:
+    fake.script([{"fault": "stall-3", "reply": {"text": "one two three four five"}}])
+    chat = create(gateway, dynamic_tools=[])
+    with client(gateway) as c:
+        read_events(
+            c,
+            chat["id"],
+            lambda evs: sum(1 for e in evs if e["event"] == "message_part") >= 1,
+            last_event_id="0-0",
+        )
+        assert c.post(f"/{chat['id']}/interrupt").json()["status"] == "waiting"
+
+        def assistant() -> list[dict[str, object]] | None:
+            ms = c.get(f"/{chat['id']}/messages").json()["messages"]
+            return ms if ms[-1]["role"] == "assistant" else None
+
+        messages = poll(assistant, what="partial assistant message")
+    text = messages[-1]["content"][0]["text"]
+    assert "one two three four five".startswith(text) and text
