@@ -324,6 +324,17 @@ class PolicyService:
         return team
 
     async def authenticate(self, presented: str | None, *, fresh: bool = False) -> Caller:
+        """The caller of ``presented``. A refusal based on a cached record is checked again
+        against Redis first (another replica may have unblocked or rotated the key)."""
+        try:
+            return await self._authenticate(presented, fresh=fresh)
+        except AuthenticationFailed:
+            kid = kid_of(presented or "")
+            if fresh or kid is None or kid not in self._keys:
+                raise
+            return await self._authenticate(presented, fresh=True)
+
+    async def _authenticate(self, presented: str | None, *, fresh: bool) -> Caller:
         if not presented:
             raise AuthenticationFailed(_MISSING)
         kid = kid_of(presented)
