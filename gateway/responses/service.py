@@ -31,6 +31,7 @@ from gateway.policy.auth import Principal
 from gateway.providers import Deployment
 from gateway.proxy.attempts import Attempt, AttemptFailed, Failover, Trace
 from gateway.proxy.chat_completions import model_not_found
+from gateway.proxy.context_check import fit_plan
 from gateway.proxy.upstream_call import (
     AnthropicStreamDialect,
     ChatStreamDialect,
@@ -123,6 +124,7 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
         if not plan:
             raise model_not_found(request.model)
         turn = await _begin(services, store, principal, request)
+        plan = fit_plan(plan, services.catalog, turn.prompt_tokens, param="input")
     except GatewayError as exc:
         await asgi_io.send_error(send, exc, headers=base_headers)
         return

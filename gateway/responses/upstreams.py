@@ -40,6 +40,7 @@ from gateway.responses.request import ResponsesRequest
 from gateway.schema_fix import Target, repair_schema
 from gateway.store.responses import ChainBroken, NewRecord, ResponseMeta, ResponseStore
 from gateway.store.responses import Turn as StoredTurn
+from gateway.token_estimate import estimate_responses_tokens, text_tokens
 from gateway.translate import (
     AnthropicContext,
     RandomIds,
@@ -269,8 +270,35 @@ class Turn:
             chain_touched_at=self.chain_touched_at,
             minted=minted,
             calls=function_call_ids(output),
+            context_tokens=self._context_tokens(response, output),
         )
         return NewRecord(meta=meta, input=items, output=output, body=response)
+
+    def _context_tokens(self, response: dict[str, Any], output: list[Item]) -> int:
+        """What the chain will weigh in a follow-up: this turn's whole prompt and answer as the
+        upstream counted them, less its instructions (they do not carry over); an estimate when
+        the upstream reported no usage."""
+        usage = response.get("usage")
+        if isinstance(usage, dict):
+            used = usage.get("input_tokens"), usage.get("output_tokens")
+            if isinstance(used[0], int) and isinstance(used[1], int):
+                instructions = self.request.data.get("instructions")
+                own = text_tokens(instructions) if isinstance(instructions, str) else 0
+                return max(0, used[0] + used[1] - own)
+        carried = self.parent.context_tokens if self.parent is not None else 0
+        return carried + estimate_responses_tokens([*self.request.items, *output], None, None)
+
+    def prompt_tokens(self) -> int:
+        """About how many tokens the upstream will read for this request, history included."""
+        data = self.request.data
+        instructions = data.get("instructions")
+        tools = data.get("tools")
+        estimate = estimate_responses_tokens(
+            self.request.items,
+            instructions if isinstance(instructions, str) else None,
+            tools if isinstance(tools, list) else None,
+        )
+        return estimate + (self.parent.context_tokens if self.parent is not None else 0)
 
     async def save(self, deployment: Deployment, response: dict[str, Any], upstream_id: str | None) -> None:
         if self.request.store:

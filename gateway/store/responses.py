@@ -79,6 +79,8 @@ class ResponseMeta(msgspec.Struct, frozen=True, kw_only=True):
     minted: tuple[int, ...] = ()
     # The ``call_id`` of every function call in the output: a follow-up must answer them all.
     calls: tuple[str, ...] = ()
+    # About how many tokens of history a follow-up carries (for the context-window check).
+    context_tokens: int = 0
 
     def ancestors_known(self) -> tuple[str, ...]:
         """The chain links this record holds itself: its tails and its block."""
