@@ -105,6 +105,7 @@ def test_text_conversation_replays_history_without_old_instructions(
         "chain_touched_at": 1_800_000_000.0,
         "minted": [0],
         "calls": [],
+        "context_tokens": 11 - 3,  # the turn's usage, less its instructions ("Be terse.")
     }
     assert record["input"] == [
         {
