@@ -38,8 +38,7 @@ from gateway.responses.items import (
 )
 from gateway.responses.request import ResponsesRequest
 from gateway.schema_fix import Target, repair_schema
-from gateway.store.responses import ChainBroken, NewRecord, ResponseMeta, ResponseStore
-from gateway.store.responses import Turn as StoredTurn
+from gateway.store.responses import Ancestor, ChainBroken, NewRecord, ResponseMeta, ResponseStore
 from gateway.token_estimate import estimate_responses_tokens, text_tokens
 from gateway.translate import (
     AnthropicContext,
@@ -106,7 +105,7 @@ class Turn:
         self.upstream_store = request.store and upstream_store
         self.chain_touched_at = chain_touched_at
         self.anthropic_max_tokens = anthropic_max_tokens
-        self._history: list[StoredTurn] | None = None
+        self._history: list[Ancestor] | None = None
 
     @property
     def previous_response_id(self) -> str | None:
@@ -124,7 +123,7 @@ class Turn:
             and parent.deployment == deployment_key(deployment)
         )
 
-    async def history(self) -> list[StoredTurn]:
+    async def history(self) -> list[Ancestor]:
         if self._history is None:
             if self.parent is None:
                 self._history = []

@@ -96,7 +96,7 @@ class ResponseMeta(msgspec.Struct, frozen=True, kw_only=True):
 _META = msgspec.json.Decoder(ResponseMeta)
 
 
-class Turn(msgspec.Struct, frozen=True):
+class Ancestor(msgspec.Struct, frozen=True):
     """One ancestor's contribution to a chain's history."""
 
     meta: ResponseMeta
@@ -218,7 +218,7 @@ class ResponseStore:
             pipe.expire(self.key(response_id), self.extended_ttl)
         await pipe.execute()
 
-    async def read_chain(self, parent: ResponseMeta) -> list[Turn]:
+    async def read_chain(self, parent: ResponseMeta) -> list[Ancestor]:
         """Every turn from the chain's root to ``parent``, oldest first.
 
         Raises :class:`ChainBroken` when one of them is gone.
@@ -227,13 +227,13 @@ class ResponseStore:
         pipe = self._redis.pipeline(transaction=False)
         for response_id in ids:
             pipe.hmget(self.key(response_id), ["owner", "meta", "input", "output"])
-        turns: list[Turn] = []
+        turns: list[Ancestor] = []
         owner = parent.owner.encode()
         for response_id, found in zip(ids, await pipe.execute(), strict=True):
             found_owner, meta, items_in, items_out = found
             if found_owner != owner or meta is None or items_in is None or items_out is None:
                 raise ChainBroken(response_id)
-            turns.append(Turn(_META.decode(meta), _ITEMS.decode(items_in), _ITEMS.decode(items_out)))
+            turns.append(Ancestor(_META.decode(meta), _ITEMS.decode(items_in), _ITEMS.decode(items_out)))
         return turns
 
     # -- writing ----------------------------------------------------------------------------
