@@ -21,7 +21,8 @@ from gateway.chat.prompt import build_messages
 from gateway.chat.step import StepFailed, StepRunner, StepState, ToolCall
 from gateway.chat.tools import ToolSet
 from gateway.clock import Clock
-from gateway.errors import chat_event_error
+from gateway.errors import ClassifiedError, build_error, chat_event_error
+from gateway.errors._model import ErrorKind
 from gateway.providers import Deployment, Router
 from gateway.providers.catalog import ModelCatalog
 from gateway.retry import RetryEvent, rfc3339
@@ -37,6 +38,21 @@ class Outcome(enum.Enum):
     REQUIRES_ACTION = "requires_action"
     ERROR = "error"
     LOST = "lost"
+
+
+def unexpected_error() -> ClassifiedError:
+    """What a turn ends with when the gateway itself failed (a bug, corrupt state)."""
+    return build_error(ErrorKind.GENERIC, retryable=False)
+
+
+async def end_in_error(store: ChatStore, chat_id: str, worker: str, now: str, error: ClassifiedError) -> bool:
+    """``running`` -> ``error`` with an ``error`` event; False when the worker no longer owns
+    the chat (interrupted, deleted, taken over)."""
+    event = {"type": "error", "chat_id": chat_id, "error": chat_event_error(error)}
+    result = await store.run(
+        "finish", chat_id, now, worker, "error", error.message, _ENC.encode(event).decode()
+    )
+    return result[0] == "error"
 
 
 class Turn:
@@ -98,19 +114,7 @@ class Turn:
                 )
             except StepFailed as failed:
                 self.persisted_step = True
-                self.ending = True
-                error = failed.error
-                event = {"type": "error", "chat_id": self.chat_id, "error": chat_event_error(error)}
-                result = await self.store.run(
-                    "finish",
-                    self.chat_id,
-                    self._now(),
-                    self.worker,
-                    "error",
-                    error.message,
-                    _ENC.encode(event).decode(),
-                )
-                return Outcome.ERROR if result[0] == "error" else Outcome.DONE
+                return await self.fail(failed.error)
             self.deployment = deployment
             calls = [c for c in state.complete_calls() if c.id]
             builtin = [c for c in calls if c.name not in self.tools.dynamic]
@@ -145,8 +149,16 @@ class Turn:
                 break
         return await self.finish()
 
+    async def fail(self, error: ClassifiedError) -> Outcome:
+        """End the turn in ``error`` with an ``error`` event (if the chat is still ours)."""
+        self.ending = True
+        ended = await end_in_error(self.store, self.chat_id, self.worker, self._now(), error)
+        return Outcome.ERROR if ended else Outcome.DONE
+
     async def finish(self) -> Outcome:
         self.ending = True
+        # A queued message may be promoted: mark first, so a crash before the enqueue is seen.
+        await self.store.mark_pending(self.chat_id, self.clock.now())
         result = await self.store.run("finish", self.chat_id, self._now(), self.worker, "done")
         if result[0] == "pending" and result[1] == "1":
             await self.store.enqueue(self.chat_id)

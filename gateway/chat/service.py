@@ -114,6 +114,7 @@ class ChatService:
             id=0, chat_id=chat_id, role="user", content=[text_part(request.message)], created_at=now
         )
         queued = QueuedMessage(id=str(uuid.uuid4()), content=message.content, created_at=now)
+        await self.store.mark_pending(chat_id, self.clock.now())
         result = await self.store.run(
             "send",
             chat_id,
@@ -137,6 +138,7 @@ class ChatService:
 
     async def interrupt(self, chat_id: str, owner: str) -> Chat:
         await self._chat(chat_id, owner)
+        await self.store.mark_pending(chat_id, self.clock.now())
         result = await self.store.run("interrupt", chat_id, self._now())
         if result[0] == "missing":
             raise not_found()
@@ -158,6 +160,7 @@ class ChatService:
             if r.output is not msgspec.UNSET:
                 entry["result"] = _ENC.encode(r.output).decode()
             results.append(entry)
+        await self.store.mark_pending(chat_id, self.clock.now())
         out = await self.store.run("tool_results", chat_id, self._now(), _ENC.encode(results).decode())
         verdict = out[0]
         if verdict == "ok":

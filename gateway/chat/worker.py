@@ -4,7 +4,9 @@ A job (``chats:jobs`` entry naming a chat) is read by one replica's consumer and
 group's pending list until the turn ends. The worker renews its lease by re-claiming its
 entries (``XCLAIM`` resets their idle time); a replica that dies stops renewing, and another
 replica's reaper claims the entry once it has been idle longer than the lease
-(``XAUTOCLAIM``) and continues the chat from its persisted state. A watcher follows the
+(``XAUTOCLAIM``) and continues the chat from its persisted state. A chat marked ``pending``
+longer than a lease ago that is still ``pending`` lost its job (the replica died between the
+transition and the enqueue): the reaper enqueues it again. A watcher follows the
 chat's event stream while a turn runs and cancels it when the chat leaves ``running``
 (interrupt, deletion). The reaper also times out stale ``requires_action`` chats.
 """
@@ -21,7 +23,7 @@ from typing import Any
 import msgspec
 from redis.exceptions import RedisError, ResponseError
 
-from gateway.chat.loop import Turn
+from gateway.chat.loop import Turn, end_in_error, unexpected_error
 from gateway.chat.tools import ToolSet
 from gateway.clock import Clock
 from gateway.providers import Router
@@ -134,16 +136,58 @@ class Worker:
         result = await self.store.run("acquire", chat_id, now, self.id, "1" if takeover else "0")
         if result[0] != "run":
             return
+        try:
+            turn = await self._turn(chat_id)
+        except Exception:
+            # Corrupt state, a failing tool listing...: the chat must not stay `running`.
+            log.exception("chat %s: preparing the turn failed", chat_id)
+            with contextlib.suppress(RedisError):
+                await end_in_error(
+                    self.store, chat_id, self.id, rfc3339(self.clock.now()), unexpected_error()
+                )
+            return
+        if turn is None:
+            return
+        last: Any = await self.store.redis.xrevrange(self.store.events_key(chat_id), count=1)
+        since = last[0][0].decode() if last else "0"
+        runner = asyncio.create_task(turn.run())
+        watcher = asyncio.create_task(self._watch(chat_id, since, runner, turn))
+        try:
+            await runner
+        except asyncio.CancelledError:
+            if self._stopping:
+                with contextlib.suppress(RedisError):
+                    await self.store.mark_pending(chat_id, self.clock.now())
+                    await self.store.run("finish", chat_id, rfc3339(self.clock.now()), self.id, "release")
+                    await self.store.enqueue(chat_id)
+                raise
+            # Interrupted (or deleted): keep what the step produced, then end the turn.
+            with contextlib.suppress(RedisError):
+                await turn.persist_interrupted()
+                await turn.finish()
+        except Exception:
+            log.exception("chat %s: the turn failed", chat_id)
+            # `running` -> `error` if the chat is still ours (the script checks).
+            with contextlib.suppress(RedisError):
+                await turn.fail(unexpected_error())
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            if not runner.done():
+                runner.cancel()
+
+    async def _turn(self, chat_id: str) -> Turn | None:
         fields = await self.store.load(chat_id)
         if fields is None:
-            return
+            return None
         chat = chat_from_fields(fields)
         tools = ToolSet([], chat.dynamic_tools)
         if self.tools_for is not None:
             found = await self.tools_for(chat.mcp_servers)
             if found is not None:
                 tools = ToolSet(list(found.builtin.values()), chat.dynamic_tools)
-        turn = Turn(
+        return Turn(
             store=self.store,
             router=self.router,
             clock=self.clock,
@@ -155,28 +199,6 @@ class Worker:
             max_steps=self.max_steps,
             action_timeout=self.action_timeout,
         )
-        last: Any = await self.store.redis.xrevrange(self.store.events_key(chat_id), count=1)
-        since = last[0][0].decode() if last else "0"
-        runner = asyncio.create_task(turn.run())
-        watcher = asyncio.create_task(self._watch(chat_id, since, runner, turn))
-        try:
-            await runner
-        except asyncio.CancelledError:
-            if self._stopping:
-                with contextlib.suppress(RedisError):
-                    await self.store.run("finish", chat_id, rfc3339(self.clock.now()), self.id, "release")
-                    await self.store.enqueue(chat_id)
-                raise
-            # Interrupted (or deleted): keep what the step produced, then end the turn.
-            with contextlib.suppress(RedisError):
-                await turn.persist_interrupted()
-                await turn.finish()
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            if not runner.done():
-                runner.cancel()
 
     async def _watch(self, chat_id: str, since: str, runner: asyncio.Task[object], turn: Turn) -> None:
         key = self.store.events_key(chat_id)
@@ -227,7 +249,8 @@ class Worker:
                 log.warning("chat reaper: %s", exc)
 
     async def reap_once(self) -> None:
-        """Claim runs of dead workers, and time out stale ``requires_action`` chats."""
+        """Claim runs of dead workers, enqueue ``pending`` chats whose job was lost, and time
+        out stale ``requires_action`` chats."""
         claimed: Any = await self.store.redis.xautoclaim(
             self.store.jobs_key, JOBS_GROUP, self.id, min_idle_time=int(self.lease * 1000), count=10
         )
@@ -239,6 +262,8 @@ class Worker:
             await self._slots.acquire()
             self._spawn(entry_id.decode(), fields[b"chat"].decode(), takeover=True)
         now = self.clock.now()
+        for chat_id in await self.store.requeue_stale(now, self.lease):
+            log.info("chat %s: pending without a job; enqueued again", chat_id)
         due: Any = await self.store.redis.zrangebyscore(self.store.actions_key, "-inf", now)
         for raw_id in due:
             chat_id = raw_id.decode()

@@ -10,6 +10,9 @@ chat's keys share a Cluster slot and every transition is one Lua script):
 - ``P chats:owner:K``     sorted set: chat ids of gateway key ``K`` by creation time
 - ``P chats:jobs``        stream + consumer group ``workers``: runs to do (one entry per turn)
 - ``P chats:actions``     sorted set: chats in ``requires_action`` by deadline (stale timeout)
+- ``P chats:pending``     sorted set: chats about to become (or being) ``pending``, by the time
+  they were marked; written *before* the transition, so a replica that dies between the
+  transition and the job's enqueue leaves a trace the reaper finds (``requeue_stale``)
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class ChatStore:
         }
         self.jobs_key = f"{prefix}chats:jobs"
         self.actions_key = f"{prefix}chats:actions"
+        self.pending_key = f"{prefix}chats:pending"
+        self._unmark = redis.register_script(_UNMARK)
 
     # -- keys ------------------------------------------------------------------------
     def chat_key(self, chat_id: str) -> str:
@@ -116,6 +121,7 @@ class ChatStore:
                 pipe.xadd(keys[3], {"e": _ENC.encode({"type": "message", "chat_id": chat.id, "message": m})})
             pipe.xadd(keys[3], {"e": _ENC.encode(status_event)}, maxlen=10000, approximate=True)
             pipe.zadd(self.owner_key(owner), {chat.id: score})
+            pipe.zadd(self.pending_key, {chat.id: score})
             await pipe.execute()
         return stored
 
@@ -140,6 +146,7 @@ class ChatStore:
             pipe.delete(*self.keys(chat_id))
             pipe.zrem(self.owner_key(owner), chat_id)
             pipe.zrem(self.actions_key, chat_id)
+            pipe.zrem(self.pending_key, chat_id)
             await pipe.execute()
 
     # -- messages --------------------------------------------------------------------
@@ -175,8 +182,42 @@ class ChatStore:
     async def enqueue(self, chat_id: str) -> None:
         await self.redis.xadd(self.jobs_key, {"chat": chat_id}, maxlen=100000, approximate=True)
 
+    async def mark_pending(self, chat_id: str, at: float) -> None:
+        """Record that ``chat_id`` may become ``pending``; call before the transition."""
+        await self.redis.zadd(self.pending_key, {chat_id: at})
+
+    async def requeue_stale(self, now: float, older_than: float, *, batch: int = 100) -> list[str]:
+        """Enqueue a job for every chat marked ``pending`` more than ``older_than`` seconds ago
+        that is still ``pending`` (its job was lost, or never written); forget the marks of
+        chats that moved on. Returns the chats enqueued again."""
+        raw: Any = await self.redis.zrangebyscore(
+            self.pending_key, "-inf", now - older_than, start=0, num=batch, withscores=True
+        )
+        requeued: list[str] = []
+        for member, score in raw:
+            chat_id = _s(member)
+            status = _s(await self.redis.hget(self.chat_key(chat_id), "status"))
+            if status == "pending":
+                # A duplicate job is harmless: whoever acquires second skips it.
+                await self.redis.zadd(self.pending_key, {chat_id: now})
+                await self.enqueue(chat_id)
+                requeued.append(chat_id)
+            else:
+                await self._unmark(keys=[self.pending_key], args=[chat_id, repr(score)])
+        return requeued
+
     async def track_action(self, chat_id: str, deadline: float) -> None:
         await self.redis.zadd(self.actions_key, {chat_id: deadline})
+
+
+# Forget a pending mark unless it was renewed since it was read.
+_UNMARK = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) <= tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+"""
 
 
 def chat_from_fields(fields: dict[str, str]) -> Chat:
