@@ -78,7 +78,9 @@ async def send_bytes(
     base: Iterable[tuple[bytes, bytes]] = JSON_HEADERS,
     headers: Iterable[tuple[str, str]] = (),
 ) -> None:
-    raw = [*base, *_raw_headers(headers), (b"content-length", str(len(body)).encode())]
+    extra = _raw_headers(headers)
+    names = {name.lower() for name, _ in extra}
+    raw = [*(h for h in base if h[0] not in names), *extra, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 

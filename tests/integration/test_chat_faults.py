@@ -306,3 +306,12 @@ def wait_until(condition: Any, timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met before the deadline"
         time.sleep(0.01)
+
+
+def test_error_answers_carry_each_header_once(gateway: RunningGateway, fake: FakeProviders) -> None:
+    fake.script([{"fault": "401", "times": 1}], model="gpt-4o-mini")
+    response = post(gateway, {"model": "gpt-4o-mini", "messages": HELLO})
+    assert response.status_code == 502
+    names = [name.lower() for name, _ in response.headers.raw]
+    assert names.count(b"content-type") == 1
+    assert names.count(b"x-request-id") == 1
