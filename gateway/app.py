@@ -101,7 +101,14 @@ def create_app(
                 embedded.stop()
 
     return Litestar(
-        route_handlers=[*openai.ROUTES, *responses.ROUTES, *chats.ROUTES, *health.ROUTES, *admin.ROUTES, *metrics.ROUTES],
+        route_handlers=[
+            *openai.ROUTES,
+            *responses.ROUTES,
+            *chats.ROUTES,
+            *health.ROUTES,
+            *admin.ROUTES,
+            *metrics.ROUTES,
+        ],
         lifespan=[lifespan],
         openapi_config=None,
         debug=False,

@@ -136,8 +136,10 @@ class PolicySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # Where the limiter's time comes from: Redis `TIME` (replicas with skewed clocks agree) or
     # the gateway's injected clock (tests drive it; replicas must run NTP).
     time_source: Literal["redis", "clock"] = "redis"
-    # Concurrency leases and budget holds expire by themselves after this long.
-    lease_ttl_seconds: float = 900.0
+    # Concurrency leases and budget holds expire by themselves after this long unless renewed;
+    # a running request renews its own every quarter of it, so this bounds only how long a
+    # crashed replica's requests keep counting, not how long a stream may last.
+    lease_ttl_seconds: float = 120.0
     # Output tokens assumed for TPM and budget holds when the request sets no max_tokens.
     output_reserve_tokens: int = 1024
     # Key and team configs are cached per process; every admission re-checks their version in

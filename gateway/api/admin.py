@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, delete, get, patch, post
+from litestar.params import PathParameter
 
 from gateway.api import asgi_io
 from gateway.config import Budget, Limits
@@ -34,6 +35,10 @@ from gateway.services import Services
 _ENCODER = msgspec.json.Encoder()
 _KEY_FIELDS = {"alias", "team_id", "models", "limits", "budgets", "expires_at", "metadata"}
 _TEAM_FIELDS = {"name", "models", "limits", "budgets", "metadata", "status"}
+
+# Path parameters, declared explicitly (the inferred style is deprecated in Litestar).
+KeyId = Annotated[str, PathParameter()]
+TeamId = Annotated[str, PathParameter()]
 
 
 class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -238,7 +243,7 @@ async def list_keys(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 @get("/admin/v1/keys/{kid:str}")
-async def read_key(request: Request[Any, Any, Any], kid: str) -> Response[bytes]:
+async def read_key(request: Request[Any, Any, Any], kid: KeyId) -> Response[bytes]:
     async def act(s: Services, actor: str) -> Response[bytes]:
         record, _ = await _find_key(s.policy, kid)
         return _json(200, await _key_view(s.policy, record))
@@ -266,7 +271,7 @@ async def _update_key(
 
 
 @patch("/admin/v1/keys/{kid:str}")
-async def update_key(request: Request[Any, Any, Any], kid: str) -> Response[bytes]:
+async def update_key(request: Request[Any, Any, Any], kid: KeyId) -> Response[bytes]:
     async def act(s: Services, actor: str) -> Response[bytes]:
         try:
             changes = msgspec.json.decode(await request.body() or b"{}")
@@ -301,7 +306,7 @@ async def update_key(request: Request[Any, Any, Any], kid: str) -> Response[byte
 
 
 @post("/admin/v1/keys/{kid:str}/rotate")
-async def rotate_key(request: Request[Any, Any, Any], kid: str) -> Response[bytes]:
+async def rotate_key(request: Request[Any, Any, Any], kid: KeyId) -> Response[bytes]:
     async def act(s: Services, actor: str) -> Response[bytes]:
         spec: Rotate = await _body(request, Rotate)
         policy = s.policy
@@ -332,7 +337,7 @@ async def rotate_key(request: Request[Any, Any, Any], kid: str) -> Response[byte
 
 
 def _status_route(status: str) -> Any:
-    async def handler(request: Request[Any, Any, Any], kid: str) -> Response[bytes]:
+    async def handler(request: Request[Any, Any, Any], kid: KeyId) -> Response[bytes]:
         async def act(s: Services, actor: str) -> Response[bytes]:
             updated = await _update_key(
                 s,
@@ -353,7 +358,7 @@ unblock_key = post("/admin/v1/keys/{kid:str}/unblock", name="unblock_key")(_stat
 
 
 @delete("/admin/v1/keys/{kid:str}", status_code=200)
-async def delete_key(request: Request[Any, Any, Any], kid: str) -> Response[bytes]:
+async def delete_key(request: Request[Any, Any, Any], kid: KeyId) -> Response[bytes]:
     async def act(s: Services, actor: str) -> Response[bytes]:
         record, _ = await _find_key(s.policy, kid)
         await s.policy.store.delete_key(record)
@@ -365,7 +370,7 @@ async def delete_key(request: Request[Any, Any, Any], kid: str) -> Response[byte
 
 
 @post("/admin/v1/keys/{kid:str}/reset-spend")
-async def reset_spend(request: Request[Any, Any, Any], kid: str) -> Response[bytes]:
+async def reset_spend(request: Request[Any, Any, Any], kid: KeyId) -> Response[bytes]:
     async def act(s: Services, actor: str) -> Response[bytes]:
         spec: ResetSpend = await _body(request, ResetSpend)
         from gateway.store.policy import window_ids
@@ -429,7 +434,7 @@ def _rows(per_day: dict[str, dict[str, int]], scope_prefix: str) -> dict[str, An
 
 
 @get("/admin/v1/keys/{kid:str}/usage")
-async def key_usage(request: Request[Any, Any, Any], kid: str) -> Response[bytes]:
+async def key_usage(request: Request[Any, Any, Any], kid: KeyId) -> Response[bytes]:
     async def act(s: Services, actor: str) -> Response[bytes]:
         record, _ = await _find_key(s.policy, kid)
         store = s.policy.store
@@ -532,7 +537,7 @@ async def _find_team(policy: PolicyService, tid: str) -> TeamRecord:
 
 
 @get("/admin/v1/teams/{tid:str}")
-async def read_team(request: Request[Any, Any, Any], tid: str) -> Response[bytes]:
+async def read_team(request: Request[Any, Any, Any], tid: TeamId) -> Response[bytes]:
     async def act(s: Services, actor: str) -> Response[bytes]:
         team = s.policy.config_teams.get(tid) or await _find_team(s.policy, tid)
         view: dict[str, Any] = msgspec.to_builtins(team)
@@ -545,7 +550,7 @@ async def read_team(request: Request[Any, Any, Any], tid: str) -> Response[bytes
 
 
 @patch("/admin/v1/teams/{tid:str}")
-async def update_team(request: Request[Any, Any, Any], tid: str) -> Response[bytes]:
+async def update_team(request: Request[Any, Any, Any], tid: TeamId) -> Response[bytes]:
     async def act(s: Services, actor: str) -> Response[bytes]:
         try:
             changes = msgspec.json.decode(await request.body() or b"{}")
@@ -570,7 +575,7 @@ async def update_team(request: Request[Any, Any, Any], tid: str) -> Response[byt
 
 
 @delete("/admin/v1/teams/{tid:str}", status_code=200)
-async def delete_team(request: Request[Any, Any, Any], tid: str) -> Response[bytes]:
+async def delete_team(request: Request[Any, Any, Any], tid: TeamId) -> Response[bytes]:
     async def act(s: Services, actor: str) -> Response[bytes]:
         await _find_team(s.policy, tid)
         if await s.policy.store.key_ids_of_team(tid):
@@ -584,7 +589,7 @@ async def delete_team(request: Request[Any, Any, Any], tid: str) -> Response[byt
 
 
 @get("/admin/v1/teams/{tid:str}/usage")
-async def team_usage(request: Request[Any, Any, Any], tid: str) -> Response[bytes]:
+async def team_usage(request: Request[Any, Any, Any], tid: TeamId) -> Response[bytes]:
     async def act(s: Services, actor: str) -> Response[bytes]:
         store = s.policy.store
         per_day = await store.rollup_days(

@@ -29,7 +29,7 @@ import msgspec
 from redis.exceptions import NoScriptError, RedisError
 
 from gateway.api.asgi_io import presented_key_from_scope
-from gateway.clock import Clock
+from gateway.clock import Clock, TimerHandle
 from gateway.config import Budget, Limits, Settings
 from gateway.errors.client import AuthenticationFailed, GatewayError, RateLimited
 from gateway.policy import errors
@@ -42,6 +42,7 @@ from gateway.store.policy import PolicyStore, window_ids, window_reset
 from gateway.telemetry.metrics import Metrics
 
 log = logging.getLogger("gateway.policy")
+LEASE_RENEW = "policy_lease_renew"
 _ENCODER = msgspec.json.Encoder()
 STORE_ERRORS = (RedisError, OSError)
 _MISSING = (
@@ -99,12 +100,15 @@ class Ticket:
 
     __slots__ = (
         "_engine",
+        "_renew_task",
+        "_renewal",
         "_settled",
         "caller",
         "endpoint",
         "estimate",
         "headers",
         "hold_member",
+        "lease_keys",
         "model",
         "now_ms",
         "request_id",
@@ -138,6 +142,10 @@ class Ticket:
         self.now_ms = now_ms
         self.headers = headers or []
         self.stream = False
+        # Set when admission wrote leases or a hold: their four keys, renewed while running.
+        self.lease_keys: list[str] | None = None
+        self._renewal: TimerHandle | None = None
+        self._renew_task: asyncio.Task[None] | None = None
 
     def settle(
         self,
@@ -155,9 +163,22 @@ class Ticket:
         if self._settled or self._engine is None:
             return
         self._settled = True
+        if self._renewal is not None:
+            self._renewal.cancel()
+            self._renewal = None
         self._engine._settle(
             self, status, usage, error_type, provider, upstream_model, attempts, ttft_s, upstream_s
         )
+
+    def _arm_renewal(self, interval: float) -> None:
+        assert self._engine is not None
+        self._renewal = self._engine.clock.call_later(interval, self._renew_due, name=LEASE_RENEW)
+
+    def _renew_due(self) -> None:
+        self._renewal = None
+        if self._settled or self._engine is None:
+            return
+        self._renew_task = asyncio.get_running_loop().create_task(self._engine._renew(self))
 
 
 class Settler:
@@ -273,6 +294,9 @@ class PolicyService:
         self._keys: dict[str, _Entry] = {}
         self._teams: dict[str, tuple[TeamRecord, float]] = {}
         self._lease_ms = int(settings.policy.lease_ttl_seconds * 1000)
+        # Leases and holds of a running request are pushed forward this often, so the TTL only
+        # has to outlive a crashed replica's requests, not the longest stream.
+        self.renew_interval = settings.policy.lease_ttl_seconds / 4
 
     async def start(self) -> None:
         with contextlib.suppress(*STORE_ERRORS):
@@ -446,6 +470,7 @@ class PolicyService:
                 failure = self._store_failed(exc, "admit")
                 if self.config.on_store_error == "open":
                     ticket.hold_member = ""
+                    ticket.lease_keys = None
                     return ticket
                 raise failure from None
             if result[0] != -1:
@@ -482,6 +507,8 @@ class PolicyService:
             raise self._refusal(caller, result, estimate)
         self.metrics.decision("admission", "key", "allowed")
         ticket.headers = self._limit_headers(result)
+        if ticket.lease_keys is not None:
+            ticket._arm_renewal(self.renew_interval)
         return ticket
 
     def _budgets(self, caller: Caller) -> bool:
@@ -531,8 +558,23 @@ class PolicyService:
             keys.append(s.spend(root, "key" if scope == 1 else "team", ident, ids[b.window][0]))
             args += [scope, round(b.limit_usd * 1e9)]
         ticket.hold_member = f"{ticket.request_id}:{hold}" if budgets and hold > 0 else ""
+        leased = bool(kl.max_concurrency or tl.max_concurrency)
+        ticket.lease_keys = keys[5:9] if leased or ticket.hold_member else None
         result: list[Any] = await s.admit_script(s.redis, keys, args)
         return result
+
+    async def _renew(self, ticket: Ticket) -> None:
+        """Push the expiry of a running request's leases and hold forward, then re-arm."""
+        if ticket.lease_keys is None:
+            return
+        now_ms = "" if self.config.time_source == "redis" else str(int(self.clock.now() * 1000))
+        args = [now_ms, ticket.request_id, ticket.hold_member, self._lease_ms]
+        try:
+            await self.store.renew_script(self.store.redis, ticket.lease_keys, args)
+        except STORE_ERRORS as exc:
+            log.error("lease renewal failed for %s: %s", ticket.request_id, exc)
+        if not ticket._settled:
+            ticket._arm_renewal(self.renew_interval)
 
     def _refusal(self, caller: Caller, result: list[Any], estimate: int) -> GatewayError:
         kind = bytes(result[1]).decode()

@@ -13,6 +13,7 @@ from gateway.pricing import Usage
 class _PromptDetails(msgspec.Struct):
     cached_tokens: int | None = None
     cache_creation_tokens: int | None = None
+    cache_write_tokens: int | None = None  # the name the Anthropic translation uses
 
 
 class _CompletionDetails(msgspec.Struct):
@@ -67,7 +68,7 @@ def _from_chat(u: _ChatUsage) -> Usage:
     return Usage(
         input_tokens=u.prompt_tokens,
         cache_read_tokens=(pd.cached_tokens or 0) if pd else 0,
-        cache_write_tokens=(pd.cache_creation_tokens or 0) if pd else 0,
+        cache_write_tokens=(pd.cache_creation_tokens or pd.cache_write_tokens or 0) if pd else 0,
         output_tokens=u.completion_tokens,
         reasoning_tokens=(cd.reasoning_tokens or 0) if cd else 0,
     )

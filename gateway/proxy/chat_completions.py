@@ -79,6 +79,15 @@ def upstream_chat_body(request: ChatRequest, attempt: Attempt, *, ask_usage: boo
 
 
 async def handle(services: Services, scope: Any, receive: Any, send: Any) -> None:
+    gauge = services.metrics.in_flight(ROUTE)
+    gauge.inc()
+    try:
+        await _handle(services, scope, receive, send)
+    finally:
+        gauge.dec()
+
+
+async def _handle(services: Services, scope: Any, receive: Any, send: Any) -> None:
     started = time.perf_counter()
     request_id = asgi_io.new_request_id()
     trace = Trace()
@@ -261,6 +270,8 @@ def _finish(services: Services, ticket: Any, outcome: _Outcome, trace: Trace, st
     usage = outcome.usage
     if usage is None and outcome.tap is not None:
         usage = outcome.tap.usage
+    if usage is None and outcome.translator is not None:
+        usage = outcome.translator.usage
     last = trace.attempts[-1] if trace.attempts else None
     total = time.perf_counter() - started
     if ticket is not None:

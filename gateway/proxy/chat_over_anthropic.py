@@ -8,6 +8,8 @@ from typing import Any
 import msgspec
 
 from gateway.errors import ClassifiedError, chat_stream_error_frame, classify_stream_error
+from gateway.policy.usage import usage_from_dict
+from gateway.pricing import Usage
 from gateway.proxy.sse import DONE_FRAME, SSEEvent, data_frame
 from gateway.proxy.translating_relay import StreamFailure, StreamTruncated
 from gateway.schema_fix import Target, repair_schema
@@ -62,12 +64,20 @@ class AnthropicToChatTranslator:
         )
         self._include_usage = include_usage
         self._provider = provider
+        self._usage_seen = False
+
+    @property
+    def usage(self) -> Usage | None:
+        """What Anthropic reported so far (message_start, then message_delta); None before any."""
+        return usage_from_dict(self._stream.usage) if self._usage_seen else None
 
     def event(self, event: SSEEvent) -> bytes:
         payload = _DECODER.decode(event.data)
         if not isinstance(payload, dict):
             return b""
         kind = event.event if event.event != "message" else str(payload.get("type", ""))
+        if kind == "message_start" or kind == "message_delta":
+            self._usage_seen = True
         try:
             chunks = self._stream.feed(kind, payload)
         except InbandError as inband:

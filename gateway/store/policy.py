@@ -12,7 +12,8 @@ the hash tag every per-request key shares so one script call is Cluster-safe):
 ``{r}:state``                       hash   ``<kid>`` / ``team`` -> ``<status>:<version>``;
                                            checked by every admission (revocation, staleness)
 ``{r}:rl:<scope>:<id>:rpm|tpm``     str    GCRA theoretical arrival time (ms)
-``{r}:cc:<scope>:<id>``             zset   concurrency leases, score = lease expiry (ms)
+``{r}:cc:<scope>:<id>``             zset   concurrency leases, score = lease expiry (ms); renewed
+                                           while the request runs (``renew.lua``)
 ``{r}:holds:<scope>:<id>``          zset   budget holds ``<request id>:<nano-USD>``, score = expiry
 ``{r}:spend:<scope>:<id>:<window>`` str    committed nano-USD; window ``d20261124``, ``w2026W48``,
                                            ``m202611``, ``total``; TTL window end + 35 days
@@ -103,6 +104,7 @@ class PolicyStore:
         self.audit_maxlen = audit_maxlen
         self.admit_script = Script(_lua("admit.lua"))
         self.settle_script = Script(_lua("settle.lua"))
+        self.renew_script = Script(_lua("renew.lua"))
 
     # -- names -------------------------------------------------------------------------------
     def key_name(self, kid: str) -> str:

@@ -110,6 +110,7 @@ class Metrics:
         self._children: dict[tuple[Any, ...], Any] = {}
         for decision in ("closed", "open"):
             self.store_errors.labels(decision)
+        self._inflight = {route: self.inflight.labels(route) for route in ROUTES}
 
     # -- bounded labels --------------------------------------------------------------------------
     def model(self, name: str | None) -> str:
@@ -128,6 +129,10 @@ class Metrics:
     # -- updates -------------------------------------------------------------------------------
     def decision(self, limit: str, scope: str, result: str) -> None:
         self._child(self.decisions, limit, scope, result).inc()
+
+    def in_flight(self, route: str) -> Any:
+        """The bound ``gw_inflight_requests`` gauge of a route (``inc()`` on entry, ``dec()`` on exit)."""
+        return self._inflight.get(route) or self._child(self.inflight, OTHER)
 
     def store_error(self, decision: str) -> None:
         self._child(self.store_errors, decision).inc()
