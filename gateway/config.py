@@ -266,6 +266,10 @@ class ChatsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     concurrency: int = 16
     # Run the worker in this process (off: an API-only replica).
     worker: bool = True
+    # Responses upstreams (`api = "responses"`) store each answer (`store: true`) and follow-up
+    # turns chain onto it with `previous_response_id` instead of replaying the history. False
+    # (zero-data-retention accounts): `store: false` and always a full replay.
+    upstream_store: bool = True
     mcp_servers: tuple[McpServerSettings, ...] = ()
 
 

@@ -38,6 +38,7 @@ class ChatEngine:
                 action_timeout=chats.action_timeout_seconds,
                 max_steps=chats.max_steps,
                 concurrency=chats.concurrency,
+                upstream_store=chats.upstream_store,
             )
 
     async def _tools_for(self, servers: list[str]) -> ToolSet | None:

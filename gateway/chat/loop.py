@@ -17,10 +17,11 @@ from typing import Any
 import msgspec
 
 from gateway.chat.model import Message, Part, PendingCall
-from gateway.chat.prompt import build_messages
-from gateway.chat.step import StepFailed, StepRunner, StepState, ToolCall
+from gateway.chat.prompt import build_messages, resolve_chain
+from gateway.chat.step import StepFailed, StepRunner, StepState, ToolCall, deployment_key
 from gateway.chat.tools import ToolSet
 from gateway.clock import Clock
+from gateway.config import UpstreamApi
 from gateway.errors import ClassifiedError, build_error, chat_event_error
 from gateway.errors._model import ErrorKind
 from gateway.providers import Deployment, Router
@@ -71,6 +72,7 @@ class Turn:
         tools: ToolSet,
         max_steps: int,
         action_timeout: float,
+        upstream_store: bool = True,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -87,7 +89,8 @@ class Turn:
         # Set just before the turn's closing transition: an interrupt seen after that is ours.
         self.ending = False
         self.deployment: Deployment | None = None
-        self.runner = StepRunner(router, clock, self._publish, on_retry=self._retry)
+        self.upstream_store = upstream_store
+        self.runner = StepRunner(router, clock, self._publish, on_retry=self._retry, store=upstream_store)
 
     async def _publish(self, event: dict[str, Any]) -> None:
         await self.store.publish(self.chat_id, {"type": event.pop("type"), "chat_id": self.chat_id, **event})
@@ -104,13 +107,15 @@ class Turn:
         return rfc3339(self.clock.now())
 
     async def run(self) -> Outcome:
-        for _ in range(self.max_steps):
+        for step in range(self.max_steps):
             history = await self.store.messages(self.chat_id)
             self.persisted_step = False
             self.results = {}
+            # Only a turn's first step may chain; later ones replay what the turn added (§6.5).
+            chain = resolve_chain(history) if step == 0 and self.upstream_store else None
             try:
                 state, deployment = await self.runner.run(
-                    self.model, build_messages(history), self.tools.definitions(), self.state_box
+                    self.model, build_messages(history), self.tools.definitions(), self.state_box, chain
                 )
             except StepFailed as failed:
                 self.persisted_step = True
@@ -232,6 +237,7 @@ class Turn:
                 created_at=now,
                 model=self.model,
                 usage=usage,
+                **self._upstream_ids(state),
             )
         ]
         messages += [
@@ -239,6 +245,14 @@ class Turn:
             for r in results
         ]
         return messages
+
+    def _upstream_ids(self, state: StepState) -> dict[str, str]:
+        deployment = self.deployment
+        if not self.upstream_store or state.response_id is None or deployment is None:
+            return {}
+        if deployment.api is not UpstreamApi.RESPONSES:
+            return {}
+        return {"provider_response_id": state.response_id, "deployment": deployment_key(deployment)}
 
     async def _persist(self, state: StepState, calls: list[ToolCall]) -> bool:
         results = [self.results[c.id] for c in calls if c.id in self.results]

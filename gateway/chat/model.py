@@ -65,7 +65,10 @@ class Message(msgspec.Struct, frozen=True, omit_defaults=True):
     created_at: str
     model: str | None = None
     usage: Usage | None = None
+    # Responses upstreams that store answers: the upstream's response id and the deployment
+    # (``provider/upstream model``) that produced it, so a follow-up can chain onto it.
     provider_response_id: str | None = None
+    deployment: str | None = None
 
 
 class QueuedMessage(msgspec.Struct, frozen=True):

@@ -1,4 +1,11 @@
-"""One model step: stream a Chat Completions answer, retried as a whole (spec §3.2).
+"""One model step: stream an answer (Chat Completions or Responses upstream), retried as a whole
+(spec §3.2).
+
+A Responses upstream gets the same messages as ``input`` items; on the first step of a
+follow-up turn it may get a :class:`Chain` instead (system + new user messages +
+``previous_response_id``) when the attempt goes to the deployment that produced the previous
+answer. An upstream that no longer knows that response (``previous_response_not_found``) is asked
+again at once with the full history, and so is any other deployment (spec §6.4, §6.6).
 
 The unit retried is the step: open the stream under the startup guard (``open_stream``), then
 read it to the end under the idle watchdog. A failure anywhere discards the partial step,
@@ -17,6 +24,7 @@ import httpx
 import msgspec
 
 from gateway.chat.model import Part, Usage
+from gateway.chat.prompt import Chain, responses_input, responses_tools
 from gateway.clock import Clock
 from gateway.config import UpstreamApi
 from gateway.errors import (
@@ -31,12 +39,13 @@ from gateway.errors._model import ErrorKind
 from gateway.providers import Deployment, Router
 from gateway.proxy.attempts import RETRY_BACKOFF, Attempt, AttemptFailed, AttemptRecord
 from gateway.proxy.tool_schemas import repair_chat_tools
-from gateway.proxy.upstream_call import ChatStreamDialect, OpenedStream, open_stream
+from gateway.proxy.upstream_call import ChatStreamDialect, OpenedStream, ResponsesStreamDialect, open_stream
 from gateway.proxy.watchdog import STREAM_IDLE, Watchdog
 from gateway.retry import CHAT_RETRY_POLICY, RetryEvent, RetryPolicy, rfc3339
 
 _ENC = msgspec.json.Encoder()
 _DIALECT = ChatStreamDialect()
+_RESPONSES_DIALECT = ResponsesStreamDialect()
 
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -56,11 +65,20 @@ class ToolCall(msgspec.Struct):
     published: bool = False
 
 
+def deployment_key(deployment: Deployment) -> str:
+    return f"{deployment.provider}/{deployment.upstream_model}"
+
+
+def chain_broken(error: ClassifiedError) -> bool:
+    return error.code == "previous_response_not_found" or error.param == "previous_response_id"
+
+
 class StepState:
     """What the step has produced so far (read by the loop when a turn is interrupted)."""
 
     def __init__(self) -> None:
         self.text = ""
+        self.response_id: str | None = None  # a Responses upstream's id for this answer
         self.calls: dict[int, ToolCall] = {}
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
@@ -79,12 +97,14 @@ class StepRunner:
         *,
         on_retry: Callable[[RetryEvent], Awaitable[None]],
         policy: RetryPolicy = CHAT_RETRY_POLICY,
+        store: bool = True,
     ) -> None:
         self._router = router
         self._clock = clock
         self._publish = publish
         self._on_retry = on_retry
         self._policy = policy
+        self.store = store
 
     async def run(
         self,
@@ -92,9 +112,10 @@ class StepRunner:
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         state_box: list[StepState],
+        chain: Chain | None = None,
     ) -> tuple[StepState, Deployment]:
         """Run the step; ``state_box[0]`` is always the current attempt's state."""
-        plan = [d for d in self._router.plan(model) if d.api is UpstreamApi.CHAT]
+        plan = [d for d in self._router.plan(model) if d.api in (UpstreamApi.CHAT, UpstreamApi.RESPONSES)]
         if not plan:
             raise StepFailed(build_error(ErrorKind.CONFIG, retryable=False))
         last: ClassifiedError | None = None
@@ -113,11 +134,26 @@ class StepRunner:
                     number=number,
                 )
                 attempt = Attempt(deployment, upstream, number, record)
+                chained = (
+                    chain
+                    if chain is not None
+                    and deployment.api is UpstreamApi.RESPONSES
+                    and chain.deployment == deployment_key(deployment)
+                    else None
+                )
                 try:
-                    await self._attempt(attempt, messages, tools, state)
+                    if deployment.api is UpstreamApi.RESPONSES:
+                        await self._responses_attempt(attempt, messages, tools, state, chained)
+                    else:
+                        await self._attempt(attempt, messages, tools, state)
                     return state, deployment
                 except AttemptFailed as failed:
                     last = failed.classified
+                if chained is not None and chain_broken(last):
+                    # The upstream forgot the response: replay the history now, not as a retry.
+                    chain = None
+                    number -= 1
+                    continue
                 delay = self._policy.should_retry(last, number, self._clock.monotonic() - started)
                 if delay is None:
                     break
@@ -150,7 +186,7 @@ class StepRunner:
             for _event, _role, payload in opened.events:
                 if payload is not None:
                     await self._chunk(payload, state)
-            await self._rest(opened, state, watchdog, provider)
+            await self._rest(opened, state, watchdog, lambda data: self._event(data, state, provider))
         except asyncio.CancelledError:
             if watchdog.absorb():
                 raise AttemptFailed(
@@ -166,18 +202,133 @@ class StepRunner:
             raise AttemptFailed(stream_truncated_error(provider))
         self._stamp_calls(state)
 
-    async def _rest(self, opened: OpenedStream, state: StepState, watchdog: Watchdog, provider: str) -> None:
+    async def _rest(
+        self,
+        opened: OpenedStream,
+        state: StepState,
+        watchdog: Watchdog,
+        handle: Callable[[str], Awaitable[None]],
+    ) -> None:
         while not state.done:
             try:
                 chunk = await opened.chunks.__anext__()
             except StopAsyncIteration:
                 events = opened.decoder.flush()
                 for event in events:
-                    await self._event(event.data, state, provider)
+                    await handle(event.data)
                 return
             watchdog.touch()
             for event in opened.decoder.feed(chunk):
-                await self._event(event.data, state, provider)
+                await handle(event.data)
+
+    # -- Responses upstream ------------------------------------------------------------
+    async def _responses_attempt(
+        self,
+        attempt: Attempt,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        state: StepState,
+        chain: Chain | None,
+    ) -> None:
+        upstream = attempt.upstream
+        body: dict[str, Any] = {
+            "model": attempt.deployment.upstream_model,
+            "input": responses_input(chain.messages if chain is not None else messages),
+            "stream": True,
+            "store": self.store,
+        }
+        if chain is not None:
+            body["previous_response_id"] = chain.previous_response_id
+        if tools:
+            body["tools"] = responses_tools(list(repair_chat_tools(tools, upstream.kind)))
+        request = upstream.request("POST", "/responses", _ENC.encode(body))
+        opened = await open_stream(attempt, request, _RESPONSES_DIALECT, self._clock)
+        provider = upstream.classifier_key
+        watchdog = Watchdog(self._clock, upstream.settings.timeouts.idle, name=STREAM_IDLE)
+
+        async def handle(data: str) -> None:
+            if data == "[DONE]":
+                return
+            try:
+                payload = msgspec.json.decode(data)
+            except msgspec.DecodeError:
+                raise AttemptFailed(
+                    classify_stream_error({"error": {"message": "malformed stream event"}}, provider=provider)
+                ) from None
+            if isinstance(payload, dict):
+                await self._responses_event(payload, state, provider)
+
+        try:
+            for _event, _role, payload in opened.events:
+                if payload is not None:
+                    await self._responses_event(payload, state, provider)
+            await self._rest(opened, state, watchdog, handle)
+        except asyncio.CancelledError:
+            if watchdog.absorb():
+                raise AttemptFailed(
+                    stream_idle_timeout_error(provider, idle_seconds=upstream.settings.timeouts.idle)
+                ) from None
+            raise
+        except httpx.HTTPError as exc:
+            raise AttemptFailed(classify_exception(exc, provider=provider)) from None
+        finally:
+            watchdog.cancel()
+            await opened.aclose()
+        if not state.done:
+            raise AttemptFailed(stream_truncated_error(provider))
+        self._stamp_calls(state)
+
+    async def _responses_event(self, event: dict[str, Any], state: StepState, provider: str) -> None:
+        kind = event.get("type")
+        if kind in ("error", "response.failed"):
+            raise AttemptFailed(classify_stream_error(event, provider=provider))
+        if kind == "response.created":
+            state.response_id = (event.get("response") or {}).get("id")
+        elif kind == "response.output_text.delta":
+            text = event.get("delta") or ""
+            if text:
+                state.text += text
+                await self._part(Part(type="text", text=text))
+        elif kind in ("response.output_item.added", "response.output_item.done"):
+            item = event.get("item") or {}
+            if item.get("type") != "function_call":
+                return
+            index = int(event.get("output_index") or 0)
+            call = state.calls.setdefault(index, ToolCall(index=index))
+            call.id = item.get("call_id") or call.id
+            call.name = item.get("name") or call.name
+            if kind == "response.output_item.done":
+                call.args = item.get("arguments") or call.args
+                call.created_at = rfc3339(self._clock.now())
+                await self._publish_call(call)
+        elif kind == "response.function_call_arguments.delta":
+            growing = state.calls.get(int(event.get("output_index") or 0))
+            piece = event.get("delta") or ""
+            if growing is not None and piece:
+                growing.args += piece
+                await self._part(
+                    Part(type="tool-call", tool_call_id=growing.id, tool_name=growing.name, args_delta=piece)
+                )
+        elif kind in ("response.completed", "response.incomplete"):
+            response = event.get("response") or {}
+            state.response_id = response.get("id") or state.response_id
+            usage = response.get("usage")
+            if isinstance(usage, dict):
+                state.usage = Usage(
+                    input_tokens=int(usage.get("input_tokens") or 0),
+                    output_tokens=int(usage.get("output_tokens") or 0),
+                    total_tokens=int(usage.get("total_tokens") or 0),
+                    reasoning_tokens=int(
+                        (usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0
+                    ),
+                    cache_read_tokens=int(
+                        (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
+                    ),
+                )
+            state.finish_reason = "tool_calls" if state.calls else "stop"
+            if kind == "response.incomplete" and not state.calls:
+                state.finish_reason = "length"
+            state.done = True
 
     async def _event(self, data: str, state: StepState, provider: str) -> None:
         if data == "[DONE]":

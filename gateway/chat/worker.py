@@ -53,6 +53,7 @@ class Worker:
         action_timeout: float = 300.0,
         max_steps: int = 1200,
         concurrency: int = 16,
+        upstream_store: bool = True,
     ) -> None:
         self.store = store
         self.router = router
@@ -62,6 +63,7 @@ class Worker:
         self.lease = lease_seconds
         self.action_timeout = action_timeout
         self.max_steps = max_steps
+        self.upstream_store = upstream_store
         self.id = "w-" + uuid.uuid4().hex[:12]
         self._slots = asyncio.Semaphore(concurrency)
         self._running: dict[str, asyncio.Task[None]] = {}  # job entry id -> task
@@ -198,6 +200,7 @@ class Worker:
             tools=tools,
             max_steps=self.max_steps,
             action_timeout=self.action_timeout,
+            upstream_store=self.upstream_store,
         )
 
     async def _watch(self, chat_id: str, since: str, runner: asyncio.Task[object], turn: Turn) -> None:
