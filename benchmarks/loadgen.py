@@ -26,7 +26,7 @@ from typing import Any, cast
 
 import uvloop
 
-from benchmarks.procstat import CLK_TCK, cpu_ticks_many, rss_kib
+from benchmarks.procstat import CLK_TCK, busy_ticks, cpu_ticks_many, rss_kib
 
 _ERROR_MARK = b'"error"'
 _DONE_MARK = b"data: [DONE]"
@@ -247,6 +247,7 @@ class LoadGenerator:
         self.total_completed = 0  # warm-up included: to compare with the upstream's own count
         self.connections: list[ClientConnection] = []
         self.rss_kib: dict[str, list[int | None]] = {}  # pid -> [window start, window end]
+        self.machine_busy_s = 0.0  # CPU seconds the whole machine spent busy in the window
 
     async def _keep_connected(self, slot: int) -> None:
         """Hold one connection open for the whole run, reconnecting when it closes."""
@@ -282,6 +283,7 @@ class LoadGenerator:
         self.stats = Stats()
         for conn in self.connections:
             conn.stats = self.stats
+        busy_before = busy_ticks()
         cpu_before = cpu_ticks_many(spec.watch_pids)
         rss_before = {pid: rss_kib(pid) for pid in spec.watch_pids}
         own_before = os.times()
@@ -291,6 +293,7 @@ class LoadGenerator:
         self.stats.recording = False
         t1 = time.perf_counter()
         cpu_after = cpu_ticks_many(spec.watch_pids)
+        self.machine_busy_s = (busy_ticks() - busy_before) / CLK_TCK
         self.rss_kib = {str(pid): [rss_before[pid], rss_kib(pid)] for pid in spec.watch_pids}
         own_after = os.times()
         in_flight = sum(1 for c in self.connections if c.in_flight)
@@ -346,6 +349,7 @@ class LoadGenerator:
             "bytes_read": stats.bytes_read,
             "cpu_seconds": cpu_seconds,
             "rss_kib": self.rss_kib,
+            "machine_busy_s": self.machine_busy_s,
             "generator_cpu_s": own_cpu,
             "in_flight_at_end": in_flight,
             "total_completed": self.total_completed,

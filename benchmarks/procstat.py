@@ -23,6 +23,17 @@ def cpu_ticks(pid: int) -> int | None:
     return int(fields[11]) + int(fields[12])
 
 
+def busy_ticks() -> int:
+    """Ticks all CPUs spent busy since boot: user, nice, system, irq, softirq, steal.
+
+    Interrupt time counts because the kernel charges it to processes' own times as well (loopback
+    traffic is processed in softirq context on behalf of the sender).
+    """
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return user + nice + system + irq + softirq + steal
+
+
 def cpu_ticks_many(pids: list[int]) -> dict[int, int | None]:
     return {pid: cpu_ticks(pid) for pid in pids}
 

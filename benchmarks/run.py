@@ -45,6 +45,8 @@ BUDGET_CPU_MS = 0.35
 BUDGET_RPS = 3000.0
 BUDGET_STREAMS = 2500.0
 BUDGET_RSS_MB = 80.0
+# Above this much CPU used by other processes during a window, the report says so.
+NOISE_CORES = 0.10
 
 
 class BenchError(Exception):
@@ -311,6 +313,7 @@ class Case:
     upstream_calls_per_request: float | None = None
     rss_mb_after: float | None = None
     rss_mb_window: tuple[float, float] | None = None  # the gateway's RSS when the window opened/closed
+    other_cores: float | None = None  # CPU used by processes outside the benchmark, in cores
 
     @property
     def label(self) -> str:
@@ -417,6 +420,7 @@ class Load:
         warm_requests = 0
         if self.warmup > 0:
             warm_requests = int(once(self.warmup)["requests"])
+        busy_before = procstat.busy_ticks()
         before = procstat.cpu_ticks_many(watch)
         rss_before = {pid: procstat.rss_kib(pid) for pid in watch}
         t0, times0 = time.perf_counter(), os.times()
@@ -427,6 +431,7 @@ class Load:
             times1.children_system - times0.children_system
         )
         after = procstat.cpu_ticks_many(watch)
+        busy = (procstat.busy_ticks() - busy_before) / procstat.CLK_TCK
         rss = {str(pid): [rss_before[pid], procstat.rss_kib(pid)] for pid in watch}
         window = raw["duration_us"] / 1e6
         failed_status = int(raw["status"])
@@ -461,11 +466,23 @@ class Load:
             "bytes_read": int(raw["bytes"]),
             "cpu_seconds": cpu,
             "rss_kib": rss,
+            "machine_busy_s": busy,
             "generator_cpu_s": wrk_cpu,
             # Each wrk run ends with up to one request in flight per connection.
             "in_flight_at_end": self.connections * (2 if self.warmup > 0 else 1),
             "total_completed": warm_requests + int(raw["requests"]),
         }
+
+
+def _other_load(result: dict[str, Any]) -> float | None:
+    """Cores' worth of CPU that neither the watched processes nor the generator used."""
+    busy, window = result.get("machine_busy_s"), result.get("window_s")
+    if busy is None or not window:
+        return None
+    ours = sum(v for v in result["cpu_seconds"].values() if v is not None)
+    ours += result.get("generator_cpu_s") or 0.0
+    other: float = max(0.0, busy - ours) / window
+    return other
 
 
 def _per_request_ms(result: dict[str, Any], pid: int | None) -> float | None:
@@ -592,6 +609,14 @@ class Run:
             reason = lines[0] + (f" … {lines[-1].strip()}" if len(lines) > 1 else "")
             out += ["", f"Gateway not measured: {reason}"]
         out += ["", *self._budget_lines()]
+        noisy = [c for c in self.cases if c.other_cores is not None and c.other_cores > NOISE_CORES]
+        if noisy:
+            worst = max(c.other_cores or 0.0 for c in noisy)
+            out.append(
+                f"Warning: other processes used up to {worst:.2f} cores during "
+                + ", ".join(c.label for c in noisy)
+                + "; throughput and latency there are disturbed."
+            )
         return "\n".join(out).rstrip() + "\n"
 
     def _budget_lines(self) -> list[str]:
@@ -613,15 +638,15 @@ class Run:
         out = ["", "#### Details", ""]
         out.append(
             "| case | ok | p90 ms | max ms | upstream CPU ms/req | redis CPU ms/req | generator CPU ms/req "
-            "| upstream calls/req | statuses |"
+            "| upstream calls/req | other load (cores) | statuses |"
         )
-        out.append("|---|--:|--:|--:|--:|--:|--:|--:|---|")
+        out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
         for c in self.cases:
             statuses = ", ".join(f"{k}: {v}" for k, v in c.result.get("statuses", {}).items()) or "n/a"
             out.append(
                 f"| {c.label} | {c.result.get('ok', 0):,} | {_fmt(c.latency('p90'))} | {_fmt(c.latency('max'))} | "
                 f"{_fmt(c.upstream_cpu_ms, 3)} | {_fmt(c.redis_cpu_ms, 3)} | {_fmt(c.generator_cpu_ms, 3)} | "
-                f"{_fmt(c.upstream_calls_per_request, 2)} | {statuses} |"
+                f"{_fmt(c.upstream_calls_per_request, 2)} | {_fmt(c.other_cores, 2)} | {statuses} |"
             )
         for c in self.cases:
             if c.result.get("errors"):
@@ -861,6 +886,7 @@ def _measure(run: Run, servers: Servers, target: str, stream: bool, key: str | N
             case.upstream_calls_per_request = (after - before) / sent
     if result.get("generator_cpu_s") is not None and result["completed"]:
         case.generator_cpu_ms = result["generator_cpu_s"] / result["completed"] * 1000
+    case.other_cores = _other_load(result)
     if servers.gateway_pid is not None:
         rss = procstat.rss_kib(servers.gateway_pid)
         case.rss_mb_after = rss / 1024 if rss is not None else None
