@@ -15,8 +15,10 @@ import argparse
 import contextlib
 import ctypes
 import http.client
+import io
 import json
 import os
+import pstats
 import secrets
 import select
 import signal
@@ -36,6 +38,7 @@ from benchmarks import procstat, wrkdriver
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
+PROFILE = RESULTS / "gateway.prof"
 MODEL = "bench-model"
 CHAT_PATH = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "Say hello in a few words."}]
@@ -561,6 +564,7 @@ class Run:
     gateway_headers: dict[str, str] = field(default_factory=dict)
     gateway_error: str | None = None
     notes: list[str] = field(default_factory=list)
+    profiled: bool = False
 
     def find(self, target: str, stream: bool) -> Case | None:
         for case in self.cases:
@@ -575,7 +579,8 @@ class Run:
             "",
             f"{m['cpu']} (nproc {m['nproc']}), Python {m['python']}, Linux {m['kernel']}; "
             f"load: {load.describe()}, {load.connections} connections, {load.duration:g} s measured "
-            f"after {load.warmup:g} s warm-up; commit {self.commit}, {self.started:%Y-%m-%d %H:%M} UTC.",
+            f"after {load.warmup:g} s warm-up; commit {self.commit}, {self.started:%Y-%m-%d %H:%M} UTC."
+            + (" **Gateway under cProfile: its CPU figures are inflated.**" if self.profiled else ""),
             "",
             "| case | req/s | p50 ms | p99 ms | server CPU ms/req | failed |",
             "|---|--:|--:|--:|--:|--:|",
@@ -772,6 +777,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--request-timeout", type=float, default=30.0, help="a request slower than this is a failure"
     )
     p.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the gateway under cProfile (its CPU figures grow); top functions to results/gateway-profile.txt",
+    )
+    p.add_argument(
         "--output", type=Path, default=RESULTS / "latest.md", help="where to write the Markdown report"
     )
     args = p.parse_args(argv)
@@ -836,12 +846,16 @@ def _start_gateway(
         )
     )
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    profiler = ["-m", "cProfile", "-o", str(PROFILE)] if args.profile else []
     proc = children.spawn(
         "gateway",
-        [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
+        [sys.executable, *profiler, "-m", "gateway", "serve", "--config", str(config)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
+        # SIGINT: uvicorn shuts down gracefully, then re-raises it, which cProfile survives (a
+        # re-raised SIGTERM would kill the process before the profile is written).
+        stop_signal=signal.SIGINT,
         grace=15.0,
     )
     ready = _wait_healthy(port, proc, log_path, args.startup_timeout)
@@ -933,7 +947,9 @@ def main(argv: list[str] | None = None) -> int:
             workdir,
             children,
         )
-        run = Run(procstat.machine_summary(), load, datetime.now(UTC), _git_commit())
+        run = Run(procstat.machine_summary(), load, datetime.now(UTC), _git_commit(), profiled=args.profile)
+        if args.profile:
+            PROFILE.unlink(missing_ok=True)
         print(f"machine: {run.machine}")
         print(f"load generator: {load.describe()}")
         try:
@@ -989,6 +1005,8 @@ def main(argv: list[str] | None = None) -> int:
         errors = _gateway_log_problems(RESULTS / "gateway.log")
         if errors:
             run.notes.append(f"gateway log: {errors}")
+        if args.profile:
+            run.notes.append(_profile_summary())
         table = run.markdown()
         report = table + run.details()
         print()
@@ -998,6 +1016,19 @@ def main(argv: list[str] | None = None) -> int:
         args.output.with_suffix(".json").write_text(json.dumps(run.as_json(), indent=2) + "\n")
         print(f"written: {args.output} (and {args.output.with_suffix('.json').name}); logs in {RESULTS}")
     return exit_code
+
+
+def _profile_summary() -> str:
+    """The gateway's cProfile output as text: the top functions by own time and by cumulative time."""
+    if not PROFILE.exists():
+        return "profile: the gateway wrote no profile (it did not exit cleanly)"
+    text = io.StringIO()
+    stats = pstats.Stats(str(PROFILE), stream=text)
+    stats.strip_dirs().sort_stats("tottime").print_stats(30)
+    stats.sort_stats("cumulative").print_stats(40)
+    out = RESULTS / "gateway-profile.txt"
+    out.write_text(text.getvalue())
+    return f"gateway ran under cProfile (CPU figures inflated); top functions in {out}"
 
 
 def _gateway_log_problems(path: Path) -> str:
