@@ -1,0 +1,120 @@
+"""MCP tools as built-in tools: listed from the fake MCP server (schemas repaired), run by the
+gateway concurrently next to a dynamic tool of the same step."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fake_providers.mcp import create_mcp_app
+from fake_providers.testing import FakeProviders, serve
+from tests.conftest import GatewayFactory, base_config
+from tests.integration.chats.helpers import client, read_events, wait_status
+from tests.integration.chats.test_dynamic_tools import CHAT, WEATHER
+
+
+@pytest.fixture(scope="module")
+def mcp_url() -> Iterator[str]:
+    with serve(create_mcp_app()) as served:
+        yield served.base_url + "/mcp"
+
+
+def _call(name: str, args: dict[str, Any], call_id: str) -> dict[str, Any]:
+    return {"name": name, "arguments": args, "id": call_id}
+
+
+def test_mixed_mcp_and_dynamic_calls(
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str, mcp_url: str
+) -> None:
+    config = base_config(fake, redis_url, chats={"mcp_servers": [{"name": "tools", "url": mcp_url}]})
+    gw = gateway_factory(config)
+    calls = [
+        _call("add", {"a": 2, "b": 3}, "call_add"),
+        _call("get_weather", {"city": "Paris"}, "call_w1"),
+        _call("fail", {}, "call_fail"),
+    ]
+    fake.script([{"reply": {"tool_calls": calls}}])
+    with client(gw) as c:
+        r = c.post(
+            "",
+            json={
+                "model": "gpt-4o-mini",
+                "message": "go",
+                "dynamic_tools": [WEATHER],
+                "mcp_servers": ["tools"],
+            },
+        )
+        assert r.status_code == 201, r.text
+        chat_id = r.json()["id"]
+        wait_status(c, chat_id, "requires_action")
+        messages = c.get(f"/{chat_id}/messages").json()["messages"]
+        events = read_events(
+            c, chat_id, lambda evs: any(e["event"] == "action_required" for e in evs), last_event_id="0-0"
+        )
+    [sent] = fake.requests(path=CHAT)
+    tools = {t["function"]["name"]: t["function"] for t in sent.body["tools"]}
+    assert list(tools) == ["add", "ping", "lookup", "fail", "slow", "get_weather"]
+    assert tools["ping"]["parameters"] == {"type": "object", "properties": {}}
+    assert tools["lookup"]["parameters"] == {
+        "type": "object",
+        "properties": {
+            "key": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            "tags": {"type": "array", "items": {}},
+        },
+    }
+    assert tools["add"]["parameters"]["required"] == ["a", "b"]
+    # the assistant message has every call; tool messages only for the built-in ones, in call order
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool"]
+    assistant = messages[1]["content"]
+    assert [(p["tool_call_id"], p.get("mcp_server")) for p in assistant] == [
+        ("call_add", "tools"),
+        ("call_w1", None),
+        ("call_fail", "tools"),
+    ]
+    add, fail = messages[2]["content"][0], messages[3]["content"][0]
+    created = {p["tool_call_id"]: p["created_at"] for p in assistant}
+    assert add.pop("created_at") >= created["call_add"]
+    assert fail.pop("created_at") >= created["call_fail"]
+    assert add == {
+        "type": "tool-result",
+        "tool_call_id": "call_add",
+        "tool_name": "add",
+        "mcp_server": "tools",
+        "result": "5",
+    }
+    assert fail == {
+        "type": "tool-result",
+        "tool_call_id": "call_fail",
+        "tool_name": "fail",
+        "mcp_server": "tools",
+        "result": json.dumps({"error": "lookup backend unavailable"}, separators=(",", ":")),
+        "is_error": True,
+    }
+    [action] = [e["data"]["action_required"] for e in events if e["event"] == "action_required"]
+    assert action == {
+        "tool_calls": [{"tool_call_id": "call_w1", "tool_name": "get_weather", "args": '{"city":"Paris"}'}]
+    }
+    # results were published as parts too, in call order
+    results = [
+        e["data"]["message_part"]["part"]["tool_call_id"]
+        for e in events
+        if e["event"] == "message_part" and e["data"]["message_part"]["role"] == "tool"
+    ]
+    assert results == ["call_add", "call_fail"]
+
+
+def test_unreachable_mcp_server_offers_no_tools(
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str
+) -> None:
+    from tests.conftest import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/mcp"
+    gw = gateway_factory(base_config(fake, redis_url, chats={"mcp_servers": [{"name": "gone", "url": dead}]}))
+    with client(gw) as c:
+        r = c.post("", json={"model": "gpt-4o-mini", "message": "hi", "mcp_servers": ["gone"]})
+        wait_status(c, r.json()["id"], "waiting")
+    [sent] = fake.requests(path=CHAT)
+    assert "tools" not in sent.body
