@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import httpx
 from litestar import Litestar
@@ -25,6 +26,7 @@ from gateway.services import Services
 from gateway.store.connection import redis_client
 from gateway.store.embedded import EmbeddedRedis
 from gateway.telemetry.metrics import Metrics
+from gateway.telemetry.tracing import build_tracing
 
 log = logging.getLogger("gateway")
 
@@ -34,11 +36,13 @@ def create_app(
     *,
     clock: Clock | None = None,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    span_exporter: Any | None = None,
 ) -> Litestar:
     """The gateway as an ASGI app.
 
     ``clock`` defaults to the real clock; tests pass a ``ManualClock``. ``transports`` replaces
     the HTTP transport of named providers (unit tests use ``httpx.MockTransport`` or respx).
+    ``span_exporter`` receives the trace spans instead of OTLP when traces are on (tests).
     """
     the_clock = clock or RealClock()
 
@@ -71,6 +75,7 @@ def create_app(
             settings, redis, the_clock, meters, keyring=keyring, pepper=os.environ.get("GATEWAY_KEY_PEPPER")
         )
         await policy.start()
+        tracing = build_tracing(settings.telemetry, span_exporter)
         router = Router(settings, upstreams)
         chat_engine = ChatEngine(settings, redis, router, the_clock, catalog)
         try:
@@ -86,10 +91,13 @@ def create_app(
                 metrics=meters,
                 catalog=catalog,
                 chats=chat_engine,
+                tracing=tracing,
             )
             yield
         finally:
             await policy.stop()
+            if tracing is not None:
+                tracing.shutdown()
             await chat_engine.stop()
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

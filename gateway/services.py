@@ -14,6 +14,7 @@ from gateway.policy.engine import PolicyService
 from gateway.providers import Router, Upstream
 from gateway.providers.catalog import ModelCatalog
 from gateway.telemetry.metrics import Metrics
+from gateway.telemetry.tracing import Tracing
 
 if TYPE_CHECKING:
     from gateway.chat.engine import ChatEngine
@@ -31,3 +32,4 @@ class Services:
     policy: PolicyService
     metrics: Metrics
     chats: ChatEngine | None = None
+    tracing: Tracing | None = None  # None unless [telemetry] otel_traces

@@ -99,12 +99,13 @@ class StreamUsageTap:
     With ``strip`` the usage-only chunk (``choices: []``) the gateway asked for is dropped.
     """
 
-    __slots__ = ("_held", "_strip", "usage")
+    __slots__ = ("_held", "_strip", "model", "usage")
 
     def __init__(self, *, strip: bool) -> None:
         self._strip = strip
         self._held = b""
         self.usage: Usage | None = None
+        self.model: str | None = None  # the upstream's model name, from the usage chunk
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._held + chunk if self._held else chunk
@@ -137,6 +138,8 @@ class StreamUsageTap:
                     found = usage_from_dict(payload.get("usage"))
                     if found is not None:
                         self.usage = found
+                        model = payload.get("model")
+                        self.model = model if isinstance(model, str) else None
                     if self._strip and payload.get("choices") == []:
                         continue
             out.append(event + b"\n\n")

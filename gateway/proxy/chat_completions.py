@@ -31,6 +31,7 @@ from gateway.proxy.upstream_call import (
     open_stream,
 )
 from gateway.services import Services
+from gateway.telemetry.tracing import AttemptSpan, response_model
 from gateway.token_estimate import estimate_chat_tokens
 from gateway.translate import AnthropicContext, TranslationError
 
@@ -144,7 +145,53 @@ async def _handle(services: Services, scope: Any, receive: Any, send: Any) -> No
             out += trace.headers(time.perf_counter() - started)
         return out
 
+    tracing = services.tracing
+
+    def start_span(attempt: Attempt) -> AttemptSpan:
+        assert tracing is not None
+        upstream = attempt.upstream
+        return tracing.attempt(
+            operation="chat",
+            kind=upstream.kind,
+            provider=upstream.name,
+            base_url=upstream.base_url,
+            request_model=attempt.deployment.upstream_model,
+            public_model=request.model,
+            number=attempt.number,
+            stream=request.stream,
+        )
+
     async def try_json(attempt: Attempt) -> bytes:
+        if tracing is None:
+            return await json_once(attempt)
+        span = start_span(attempt)
+        try:
+            content = await json_once(attempt)
+        except AttemptFailed as failed:
+            span.fail(str(failed.classified.kind))
+            raise
+        except BaseException as exc:
+            span.fail(type(exc).__name__)
+            raise
+        span.succeed(usage=usage_from_body(content), model=response_model(content))
+        return content
+
+    async def try_stream(attempt: Attempt) -> tuple[OpenedStream, Relay]:
+        if tracing is None:
+            return await stream_once(attempt)
+        span = start_span(attempt)
+        try:
+            opened = await stream_once(attempt)
+        except AttemptFailed as failed:
+            span.fail(str(failed.classified.kind))
+            raise
+        except BaseException as exc:
+            span.fail(type(exc).__name__)
+            raise
+        outcome.span = span  # ended in _finish, when the stream is over
+        return opened
+
+    async def json_once(attempt: Attempt) -> bytes:
         upstream, deployment = attempt.upstream, attempt.deployment
         if deployment.api is UpstreamApi.ANTHROPIC:
             context = AnthropicContext()
@@ -156,7 +203,7 @@ async def _handle(services: Services, scope: Any, receive: Any, send: Any) -> No
         req = upstream.request("POST", "/chat/completions", upstream_chat_body(request, attempt))
         return (await call_json(attempt, req, clock)).content
 
-    async def try_stream(attempt: Attempt) -> tuple[OpenedStream, Relay]:
+    async def stream_once(attempt: Attempt) -> tuple[OpenedStream, Relay]:
         upstream, deployment = attempt.upstream, attempt.deployment
         timeouts = upstream.settings.timeouts
         if deployment.api is UpstreamApi.ANTHROPIC:
@@ -225,8 +272,10 @@ async def _handle(services: Services, scope: Any, receive: Any, send: Any) -> No
             outcome.status = 200
             await asgi_io.start_stream(send, headers=headers_now())
             await relay.run(opened, forward)
-            if getattr(relay, "failure", None) is not None:
+            failure = getattr(relay, "failure", None)
+            if failure is not None:
                 outcome.error_type = "upstream"
+                outcome.attempt_error = str(failure.kind)
             await asgi_io.end_stream(send)
     except ClientDisconnected:
         outcome.status, outcome.error_type = 499, "client_disconnect"
@@ -241,11 +290,13 @@ ROUTE = "/v1/chat/completions"
 class _Outcome:
     """What the request came to, for settlement and metrics."""
 
-    __slots__ = ("error_type", "status", "tap", "translator", "ttft", "usage")
+    __slots__ = ("attempt_error", "error_type", "span", "status", "tap", "translator", "ttft", "usage")
 
     def __init__(self) -> None:
         self.status = 500
         self.error_type = "internal"
+        self.attempt_error = ""  # the failure kind of a committed stream that broke
+        self.span: AttemptSpan | None = None
         self.usage: Usage | None = None
         self.tap: StreamUsageTap | None = None
         self.translator: AnthropicToChatTranslator | None = None
@@ -274,6 +325,13 @@ def _finish(services: Services, ticket: Any, outcome: _Outcome, trace: Trace, st
         usage = outcome.translator.usage
     last = trace.attempts[-1] if trace.attempts else None
     total = time.perf_counter() - started
+    if outcome.span is not None:
+        model = outcome.tap.model if outcome.tap is not None else None
+        model = model or (last.upstream_model if last else None)
+        if outcome.error_type:
+            outcome.span.fail(outcome.attempt_error or outcome.error_type, usage=usage, model=model)
+        else:
+            outcome.span.succeed(usage=usage, model=model)
     if ticket is not None:
         ticket.settle(
             status=outcome.status,
