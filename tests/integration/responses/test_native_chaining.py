@@ -1,21 +1,23 @@
-"""Upstreams that speak Responses: native chaining on the deployment that produced the parent,
-a transparent replay when the upstream forgot it, and replays when a chain changes deployment."""
+"""Upstreams that speak Responses (the fake OpenAI Responses API): native chaining on the
+deployment that produced the parent, a transparent replay when the upstream forgot it, and
+replays when a chain changes deployment.
+
+Two upstream accounts are two independent fakes: the session ``fake`` is account a, a second
+``FakeProviders()`` started by the test is account b (it knows none of a's ids)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 import redis
 
-from fake_providers.testing import FakeProviders, serve
+from fake_providers.testing import FakeProviders
 from tests.conftest import AutoAdvance, GatewayFactory, RunningGateway
-from tests.integration.responses.mini_upstreams import MiniResponses
 from tests.integration.responses.support import (
     CHAT_PATH,
+    RESPONSES_PATH,
     WEATHER_TOOL,
     call,
     post,
@@ -26,54 +28,57 @@ from tests.integration.responses.support import (
 )
 
 NO_BACKOFF = {"max_attempts": 2, "initial_delay": 0.0, "max_delay": 0.0, "budget_seconds": 60.0}
-
-
-@pytest.fixture
-def mini_a() -> Iterator[tuple[MiniResponses, str]]:
-    app = MiniResponses()
-    with serve(app) as served:
-        yield app, served.base_url + "/v1"
-
-
-@pytest.fixture
-def mini_b() -> Iterator[tuple[MiniResponses, str]]:
-    app = MiniResponses()
-    with serve(app) as served:
-        yield app, served.base_url + "/v1"
+UPSTREAM_MODEL = "gpt-4o-mini"
 
 
 def config_for(
-    fake: FakeProviders, redis_url: str, a_url: str, b_url: str, **responses: Any
+    fake: FakeProviders, redis_url: str, other: FakeProviders | None = None, **responses: Any
 ) -> dict[str, Any]:
+    """``native`` lives on account a; with ``other``, ``spread`` lives on accounts a and b."""
     config = responses_config(fake, redis_url)
-    config["providers"] += [
-        {"name": "acct-a", "kind": "openai", "base_url": a_url, "api_key": "sk-a", "retry": NO_BACKOFF},
-        {"name": "acct-b", "kind": "openai", "base_url": b_url, "api_key": "sk-b", "retry": NO_BACKOFF},
-    ]
-    config["models"] += [
-        {"name": "native", "provider": "acct-a", "upstream_model": "gpt-4o-mini", "api": "responses"},
-        {"name": "spread", "provider": "acct-a", "upstream_model": "gpt-4o-mini", "api": "responses"},
-        {"name": "spread", "provider": "acct-b", "upstream_model": "gpt-4o-mini", "api": "responses"},
-    ]
+    config["providers"].append(
+        {
+            "name": "acct-a",
+            "kind": "openai",
+            "base_url": fake.openai_base_url,
+            "api_key": "sk-a",
+            "retry": NO_BACKOFF,
+        }
+    )
+    config["models"].append(
+        {"name": "native", "provider": "acct-a", "upstream_model": UPSTREAM_MODEL, "api": "responses"}
+    )
+    if other is not None:
+        config["providers"].append(
+            {
+                "name": "acct-b",
+                "kind": "openai",
+                "base_url": other.openai_base_url,
+                "api_key": "sk-b",
+                "retry": NO_BACKOFF,
+            }
+        )
+        config["models"] += [
+            {"name": "spread", "provider": "acct-a", "upstream_model": UPSTREAM_MODEL, "api": "responses"},
+            {"name": "spread", "provider": "acct-b", "upstream_model": UPSTREAM_MODEL, "api": "responses"},
+        ]
     config["responses"] = {"ttl_seconds": 3600, **responses}
     return config
 
 
 @pytest.fixture
-def gw(
-    gateway_factory: GatewayFactory,
-    fake: FakeProviders,
-    redis_url: str,
-    mini_a: tuple[MiniResponses, str],
-    mini_b: tuple[MiniResponses, str],
-) -> RunningGateway:
-    return gateway_factory(config_for(fake, redis_url, mini_a[1], mini_b[1]))
+def gw(gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str) -> RunningGateway:
+    return gateway_factory(config_for(fake, redis_url))
+
+
+def posts(upstream: FakeProviders) -> list[dict[str, Any]]:
+    """The bodies of every create the upstream received, oldest first."""
+    return [entry.body for entry in upstream.requests(path=RESPONSES_PATH) if entry.method == "POST"]
 
 
 def test_follow_ups_send_the_upstream_id_and_only_the_new_input(
-    gw: RunningGateway, mini_a: tuple[MiniResponses, str], redis_sync: redis.Redis
+    gw: RunningGateway, fake: FakeProviders, redis_sync: redis.Redis
 ) -> None:
-    mini, _ = mini_a
     client = gw.openai()
     first = client.responses.create(model="native", input="Hi", instructions="Be kind.")
     second = client.responses.create(
@@ -88,24 +93,27 @@ def test_follow_ups_send_the_upstream_id_and_only_the_new_input(
         "You said: Again",
         "You said: Third",
     ]
-    # Clients see the gateway's ids only; the model is the upstream's own answer.
+    up_1, up_2, up_3 = fake.stored_responses()
+    # Clients see the gateway's ids only, never the upstream's; the model is the upstream's own
+    # answer (its model, not the public name "native").
     for response in (first, second, third):
-        assert response.id.startswith("resp_") and not response.id.startswith("resp_up_")
-        assert response.model == "gpt-4o-mini-2024-07-18"
+        assert response.id.startswith("resp_") and len(response.id) == len("resp_") + 48
+        assert response.model == UPSTREAM_MODEL
+    assert {first.id, second.id, third.id}.isdisjoint({up_1, up_2, up_3})
     assert (second.previous_response_id, third.previous_response_id) == (first.id, second.id)
 
-    assert mini.posts() == [
-        {"model": "gpt-4o-mini", "input": "Hi", "instructions": "Be kind.", "store": True},
+    assert posts(fake) == [
+        {"model": UPSTREAM_MODEL, "input": "Hi", "instructions": "Be kind.", "store": True},
         {
-            "model": "gpt-4o-mini",
+            "model": UPSTREAM_MODEL,
             "input": [{"role": "user", "content": "Again"}],
-            "previous_response_id": "resp_up_1",
+            "previous_response_id": up_1,
             "store": True,
         },
         {
-            "model": "gpt-4o-mini",
+            "model": UPSTREAM_MODEL,
             "input": "Third",
-            "previous_response_id": "resp_up_2",
+            "previous_response_id": up_2,
             "instructions": "X",
             "store": True,
         },
@@ -115,16 +123,24 @@ def test_follow_ups_send_the_upstream_id_and_only_the_new_input(
     assert (meta["api"], meta["deployment"], meta["upstream_id"], meta["parent"]) == (
         "responses",
         "acct-a/gpt-4o-mini",
-        "resp_up_2",
+        up_2,
         first.id,
     )
 
 
 def test_streamed_tool_calls_chain_natively(
-    gw: RunningGateway, mini_a: tuple[MiniResponses, str], redis_sync: redis.Redis
+    gw: RunningGateway, fake: FakeProviders, redis_sync: redis.Redis
 ) -> None:
-    mini, _ = mini_a
-    mini.tool_calls.append({"call_id": "call_n1", "name": "get_weather", "arguments": '{"city":"Rome"}'})
+    fake.script(
+        [
+            {
+                "reply": {
+                    "tool_calls": [{"name": "get_weather", "arguments": '{"city":"Rome"}', "id": "call_n1"}]
+                }
+            }
+        ],
+        model=UPSTREAM_MODEL,
+    )
     answer = post(
         gw, {"model": "native", "input": "Weather in Rome?", "tools": [WEATHER_TOOL], "stream": True}
     )
@@ -134,8 +150,11 @@ def test_streamed_tool_calls_chain_natively(
     assert events[-1][0] == "response.completed"
     ours = final["id"]
     assert {data["response"]["id"] for name, data in events if "response" in data} == {ours}
-    assert final["output"][0]["call_id"] == "call_n1"
+    assert [(item["type"], item["call_id"], item["arguments"]) for item in final["output"]] == [
+        ("function_call", "call_n1", '{"city":"Rome"}')
+    ]
     assert stored(redis_sync, gw, ours)["output"] == final["output"]
+    [up_1] = fake.stored_responses()
 
     output_item = {"type": "function_call_output", "call_id": "call_n1", "output": "sunny"}
     follow = post(
@@ -149,25 +168,23 @@ def test_streamed_tool_calls_chain_natively(
         },
     )
     last = sse_events(follow.text)[-1][1]["response"]
-    assert last["output"][0]["content"][0]["text"] == "Tool said: sunny"
+    assert last["output"][0]["content"][0]["text"] == "Tool results: get_weather returned sunny"
     assert last["previous_response_id"] == ours
-    sent = mini.posts()[1]
-    assert (sent["previous_response_id"], sent["input"], sent["stream"]) == ("resp_up_1", [output_item], True)
+    sent = posts(fake)[1]
+    assert (sent["previous_response_id"], sent["input"], sent["stream"]) == (up_1, [output_item], True)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-@pytest.mark.parametrize("in_band", [False, True], ids=["http-400", "in-band"])
 def test_a_forgotten_parent_is_replayed_transparently(
-    gw: RunningGateway,
-    mini_a: tuple[MiniResponses, str],
-    redis_sync: redis.Redis,
-    stream: bool,
-    in_band: bool,
+    gw: RunningGateway, fake: FakeProviders, redis_sync: redis.Redis, stream: bool
 ) -> None:
-    mini, _ = mini_a
-    mini.not_found_in_band = in_band
+    """The upstream forgot the parent (expired, or another account): its HTTP 400
+    ``previous_response_not_found`` (the fake's ``forget_response``). The fake cannot answer it
+    in-band in a stream; that form is covered by
+    ``tests/unit/responses/test_stale_chain_in_band.py``."""
     first = post(gw, {"model": "native", "input": "Remember 7", "instructions": "Old rules."}).json()
-    mini.forget("resp_up_1")  # expired upstream, or another account
+    [up_1] = fake.stored_responses()
+    assert fake.forget_response(up_1)
 
     answer = post(
         gw,
@@ -179,8 +196,8 @@ def test_a_forgotten_parent_is_replayed_transparently(
     assert final["output"][0]["content"][0]["text"] == "You said: Which number?"
     assert final["previous_response_id"] == first["id"]
 
-    native, replay = mini.posts()[1:]
-    assert native["previous_response_id"] == "resp_up_1"
+    native, replay = posts(fake)[1:]
+    assert native["previous_response_id"] == up_1
     assert "previous_response_id" not in replay
     assert "instructions" not in replay
     assert replay["input"] == [
@@ -196,58 +213,57 @@ def test_a_forgotten_parent_is_replayed_transparently(
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Which number?"}]},
     ]
     # The new response is stored upstream again: the next turn chains natively from it.
-    assert stored(redis_sync, gw, final["id"])["meta"]["upstream_id"] == "resp_up_2"
+    [up_2] = fake.stored_responses()
+    assert stored(redis_sync, gw, final["id"])["meta"]["upstream_id"] == up_2
     post(gw, {"model": "native", "input": "Thanks", "previous_response_id": final["id"]})
-    assert mini.posts()[-1]["previous_response_id"] == "resp_up_2"
+    assert posts(fake)[-1]["previous_response_id"] == up_2
 
 
 def test_a_chain_moved_by_failover_is_replayed_then_chains_where_it_lives(
-    gw: RunningGateway,
-    mini_a: tuple[MiniResponses, str],
-    mini_b: tuple[MiniResponses, str],
-    redis_sync: redis.Redis,
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str, redis_sync: redis.Redis
 ) -> None:
-    a, _ = mini_a
-    b, _ = mini_b
-    first = post(gw, {"model": "spread", "input": "one"}).json()
-    assert stored(redis_sync, gw, first["id"])["meta"]["deployment"] == "acct-a/gpt-4o-mini"
+    with FakeProviders() as other:
+        gw = gateway_factory(config_for(fake, redis_url, other))
+        first = post(gw, {"model": "spread", "input": "one"}).json()
+        assert stored(redis_sync, gw, first["id"])["meta"]["deployment"] == "acct-a/gpt-4o-mini"
 
-    a.failing = True
-    with AutoAdvance(gw.clock):
-        second = post(gw, {"model": "spread", "input": "two", "previous_response_id": first["id"]})
-    assert second.status_code == 200 and second.headers["x-gateway-provider"] == "acct-b"
-    [on_b] = b.posts()
-    assert "previous_response_id" not in on_b  # account b never saw the chain: full replay
-    assert [item.get("role") for item in on_b["input"]] == ["user", "assistant", "user"]
-    meta = stored(redis_sync, gw, second.json()["id"])["meta"]
-    assert (meta["deployment"], meta["upstream_id"]) == ("acct-b/gpt-4o-mini", "resp_up_1")
+        fake.script([{"fault": "503", "times": None}], model=UPSTREAM_MODEL)  # account a is down
+        with AutoAdvance(gw.clock):
+            second = post(gw, {"model": "spread", "input": "two", "previous_response_id": first["id"]})
+        assert second.status_code == 200 and second.headers["x-gateway-provider"] == "acct-b"
+        [on_b] = posts(other)
+        assert "previous_response_id" not in on_b  # account b never saw the chain: full replay
+        assert [item.get("role") for item in on_b["input"]] == ["user", "assistant", "user"]
+        [b_1] = other.stored_responses()
+        meta = stored(redis_sync, gw, second.json()["id"])["meta"]
+        assert (meta["deployment"], meta["upstream_id"]) == ("acct-b/gpt-4o-mini", b_1)
 
-    with AutoAdvance(gw.clock):
-        third = post(gw, {"model": "spread", "input": "three", "previous_response_id": second.json()["id"]})
-    assert third.status_code == 200
-    assert b.posts()[-1]["previous_response_id"] == "resp_up_1"  # native again, on b
-    assert b.posts()[-1]["input"] == "three"
+        with AutoAdvance(gw.clock):
+            third = post(
+                gw, {"model": "spread", "input": "three", "previous_response_id": second.json()["id"]}
+            )
+        assert third.status_code == 200
+        assert posts(other)[-1]["previous_response_id"] == b_1  # native again, on b
+        assert posts(other)[-1]["input"] == "three"
 
-    a.failing = False
-    fourth = post(gw, {"model": "spread", "input": "four", "previous_response_id": third.json()["id"]})
-    assert fourth.headers["x-gateway-provider"] == "acct-a"
-    back_on_a = a.posts()[-1]
-    assert "previous_response_id" not in back_on_a
-    texts = [item["content"][0]["text"] for item in back_on_a["input"]]
-    assert texts == [
-        "one",
-        "You said: one",
-        "two",
-        "You said: two",
-        "three",
-        "You said: three",
-        "four",
-    ]
+        fake.clear_script()  # account a is back
+        fourth = post(gw, {"model": "spread", "input": "four", "previous_response_id": third.json()["id"]})
+        assert fourth.status_code == 200 and fourth.headers["x-gateway-provider"] == "acct-a"
+        back_on_a = posts(fake)[-1]
+        assert "previous_response_id" not in back_on_a
+        texts = [item["content"][0]["text"] for item in back_on_a["input"]]
+        assert texts == [
+            "one",
+            "You said: one",
+            "two",
+            "You said: two",
+            "three",
+            "You said: three",
+            "four",
+        ]
 
 
-def test_a_chain_that_moves_to_a_chat_model_is_replayed(
-    gw: RunningGateway, fake: FakeProviders, mini_a: tuple[MiniResponses, str]
-) -> None:
+def test_a_chain_that_moves_to_a_chat_model_is_replayed(gw: RunningGateway, fake: FakeProviders) -> None:
     first = post(gw, {"model": "native", "input": "Hi"}).json()
     second = post(gw, {"model": "chat-model", "input": "Hello?", "previous_response_id": first["id"]})
     assert second.status_code == 200
@@ -256,43 +272,37 @@ def test_a_chain_that_moves_to_a_chat_model_is_replayed(
 
 
 def test_without_upstream_storage_every_turn_is_a_replay(
-    gateway_factory: GatewayFactory,
-    fake: FakeProviders,
-    redis_url: str,
-    mini_a: tuple[MiniResponses, str],
-    mini_b: tuple[MiniResponses, str],
-    redis_sync: redis.Redis,
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str, redis_sync: redis.Redis
 ) -> None:
-    gw = gateway_factory(config_for(fake, redis_url, mini_a[1], mini_b[1], upstream_store=False))
-    mini, _ = mini_a
+    gw = gateway_factory(config_for(fake, redis_url, upstream_store=False))
     first = gw.openai().responses.create(model="native", input="Hi")
     second = gw.openai().responses.create(model="native", input="Again", previous_response_id=first.id)
     assert first.store is True and second.store is True  # the client's view: stored (by the gateway)
-    assert [body["store"] for body in mini.posts()] == [False, False]
-    assert "previous_response_id" not in mini.posts()[1]
-    assert len(mini.posts()[1]["input"]) == 3
-    assert mini.stored == {}
+    assert [body["store"] for body in posts(fake)] == [False, False]
+    assert "previous_response_id" not in posts(fake)[1]
+    assert len(posts(fake)[1]["input"]) == 3
+    assert fake.stored_responses() == []
     assert stored(redis_sync, gw, second.id)["meta"]["upstream_id"] is None
 
 
 def test_store_false_is_passed_on_and_not_recorded(
-    gw: RunningGateway, mini_a: tuple[MiniResponses, str], redis_sync: redis.Redis
+    gw: RunningGateway, fake: FakeProviders, redis_sync: redis.Redis
 ) -> None:
-    mini, _ = mini_a
     response = gw.openai().responses.create(model="native", input="Secret", store=False)
-    assert mini.posts()[0]["store"] is False
+    assert posts(fake)[0]["store"] is False
+    assert fake.stored_responses() == []
     assert response.store is False
     assert stored(redis_sync, gw, response.id) == {}
 
 
-def test_delete_also_deletes_the_upstream_copy(gw: RunningGateway, mini_a: tuple[MiniResponses, str]) -> None:
-    mini, _ = mini_a
+def test_delete_also_deletes_the_upstream_copy(gw: RunningGateway, fake: FakeProviders) -> None:
     response = gw.openai().responses.create(model="native", input="Bye")
-    assert "resp_up_1" in mini.stored
+    [up_1] = fake.stored_responses()
     answer = call(gw, "DELETE", f"/responses/{response.id}")
+    assert answer.status_code == 200
     assert answer.json() == {"id": response.id, "object": "response", "deleted": True}
-    assert mini.journal[-1] == ("DELETE", "/v1/responses/resp_up_1", None)
-    assert mini.stored == {}
+    [deleted] = fake.requests(path=f"{RESPONSES_PATH}/{up_1}")
+    assert (deleted.method, deleted.body) == ("DELETE", None)
+    assert fake.stored_responses() == []
     with pytest.raises(openai.NotFoundError):
         gw.openai().responses.retrieve(response.id)
-    assert json.loads(answer.content)["deleted"] is True

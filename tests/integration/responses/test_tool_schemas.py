@@ -3,16 +3,14 @@ speaks: a schema the provider would refuse (``required: null``...) never gets th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from fake_providers.testing import FakeProviders, serve
+from fake_providers.testing import FakeProviders
 from gateway.schema_fix import Target, repair_schema
 from tests.conftest import GatewayFactory, RunningGateway
-from tests.integration.responses.mini_upstreams import MiniResponses
-from tests.integration.responses.support import CHAT_PATH, post, responses_config
+from tests.integration.responses.support import CHAT_PATH, RESPONSES_PATH, post, responses_config
 
 BROKEN: dict[str, Any] = {"type": "object", "properties": {"q": {"type": "string"}}, "required": None}
 VALID: dict[str, Any] = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
@@ -29,22 +27,8 @@ def tool(parameters: dict[str, Any], *, strict: bool) -> dict[str, Any]:
 
 
 @pytest.fixture
-def mini() -> Iterator[tuple[MiniResponses, str]]:
-    app = MiniResponses()
-    with serve(app) as served:
-        yield app, served.base_url + "/v1"
-
-
-@pytest.fixture
-def gw(
-    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str, mini: tuple[MiniResponses, str]
-) -> RunningGateway:
-    config = responses_config(fake, redis_url)
-    config["providers"].append({"name": "acct", "kind": "openai", "base_url": mini[1]})
-    config["models"].append(
-        {"name": "native", "provider": "acct", "upstream_model": "gpt-4o-mini", "api": "responses"}
-    )
-    return gateway_factory(config)
+def gw(gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str) -> RunningGateway:
+    return gateway_factory(responses_config(fake, redis_url))
 
 
 @pytest.mark.parametrize("strict", [False, True], ids=["plain", "strict"])
@@ -69,14 +53,16 @@ def test_broken_schemas_reach_a_chat_upstream_repaired(
     )
 
 
-def test_broken_schemas_reach_a_responses_upstream_repaired(
-    gw: RunningGateway, mini: tuple[MiniResponses, str]
-) -> None:
-    upstream, _ = mini
-    post(
+def test_broken_schemas_reach_a_responses_upstream_repaired(gw: RunningGateway, fake: FakeProviders) -> None:
+    answer = post(
         gw,
-        {"model": "native", "input": "Hi", "tools": [tool(BROKEN, strict=True), tool(VALID, strict=False)]},
+        {
+            "model": "resp-model",
+            "input": "Hi",
+            "tools": [tool(BROKEN, strict=True), tool(VALID, strict=False)],
+        },
     )
-    sent = upstream.posts()[-1]["tools"]
+    assert answer.status_code == 200, answer.text  # the fake's validator accepted it
+    [sent] = [entry.body["tools"] for entry in fake.requests(path=RESPONSES_PATH)]
     assert sent[0]["parameters"] == repair_schema(BROKEN, Target.OPENAI_STRICT).schema
     assert sent[1] == tool(VALID, strict=False)  # valid tools travel untouched
