@@ -771,6 +771,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="TOML appended to the gateway's generated config (repeatable)",
     )
     p.add_argument(
+        "--key",
+        metavar="SECRET",
+        help="send this gateway key instead of the generated one (declare it with --extra-config, "
+        "e.g. an [[auth.keys]] entry with limits and budgets so the policy runs its Redis script)",
+    )
+    p.add_argument(
         "--startup-timeout", type=float, default=60.0, help="seconds for the gateway to become healthy"
     )
     p.add_argument(
@@ -927,7 +933,7 @@ def main(argv: list[str] | None = None) -> int:
         print("--loadgen wrk: wrk is not on PATH", file=sys.stderr)
         return 2
     streams = {"both": [False, True], "non-streaming": [False], "streaming": [True]}[args.mode]
-    key = "sk-bench-" + secrets.token_hex(12)
+    key = args.key or "sk-bench-" + secrets.token_hex(12)
     children = Children()
     exit_code = 0
     with (

@@ -170,6 +170,9 @@ def test_budget_usage_and_reports_agree(
     report = admin(gw, "GET", f"/keys/{kid}/usage").json()["total"]
     assert spent == counter == report["cost_nusd"] > 0
     assert report["requests"] == ok and all(e["status"] == 200 for e in evs)
+    # The org-wide rollup (summed per settlement batch) agrees with the per-key one.
+    [org] = [row for row in admin(gw, "GET", "/usage?group_by=key").json()["data"] if row["key"] == kid]
+    assert (org["requests"], org["cost_nusd"]) == (ok, spent)
     assert all(e["usage_source"] == "reported" for e in evs)
     # Holds cover max_tokens, so the overshoot bound is zero: never above the limit.
     assert counter <= 200_000
