@@ -83,6 +83,38 @@ def usage_from_body(body: bytes) -> Usage | None:
     return None if found is None else _from_chat(found)
 
 
+class _InputDetails(msgspec.Struct):
+    cached_tokens: int | None = None
+
+
+class _OutputDetails(msgspec.Struct):
+    reasoning_tokens: int | None = None
+
+
+class _ResponsesUsage(msgspec.Struct):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    input_tokens_details: _InputDetails | None = None
+    output_tokens_details: _OutputDetails | None = None
+
+
+def usage_from_responses(usage: object) -> Usage | None:
+    """A Responses API ``usage`` object (the final response's, streamed or not) as a Usage."""
+    if usage is None:
+        return None
+    try:
+        u = msgspec.convert(usage, _ResponsesUsage)
+    except msgspec.ValidationError:
+        return None
+    inp, out = u.input_tokens_details, u.output_tokens_details
+    return Usage(
+        input_tokens=u.input_tokens,
+        cache_read_tokens=(inp.cached_tokens or 0) if inp else 0,
+        output_tokens=u.output_tokens,
+        reasoning_tokens=(out.reasoning_tokens or 0) if out else 0,
+    )
+
+
 def usage_from_dict(usage: object) -> Usage | None:
     try:
         return _from_chat(msgspec.convert(usage, _ChatUsage))
