@@ -46,8 +46,8 @@ async def _answer(request: Request[Any, Any, Any], read: Read) -> Response[bytes
     headers = {"x-request-id": asgi_io.new_request_id()}
     services = services_of(request.scope)
     try:
-        principal = services.keys.authenticate(asgi_io.presented_key_from_scope(request.scope))
-        body = await read(services, principal)
+        caller = await services.policy.authenticate(asgi_io.presented_key_from_scope(request.scope))
+        body = await read(services, caller.principal)
     except GatewayError as exc:
         return _error(exc, headers)
     except RedisError:

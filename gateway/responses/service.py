@@ -28,6 +28,8 @@ from gateway.config import UpstreamApi
 from gateway.errors import error_response
 from gateway.errors.client import GatewayError, InvalidRequest, ServiceUnavailable
 from gateway.policy.auth import Principal
+from gateway.policy.outcome import Outcome
+from gateway.policy.usage import usage_from_responses
 from gateway.providers import Deployment
 from gateway.proxy.attempts import Attempt, AttemptFailed, Failover, Trace
 from gateway.proxy.chat_completions import model_not_found
@@ -116,10 +118,25 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
     trace = Trace()
     base_headers = [("x-request-id", request_id)]
     store = response_store(services)
+    ticket = None  # policy: the admitted request, settled on every exit (gateway/policy)
+    outcome = Outcome()
     try:
-        principal = services.keys.authenticate(asgi_io.presented_key_from_scope(scope))
+        caller = await services.policy.authenticate(asgi_io.presented_key_from_scope(scope))
+        principal = caller.principal
         body = await asgi_io.read_body(scope, receive, services.settings.server.max_body_bytes)
         request = parse_responses_request(body)
+        max_tokens = request.data.get("max_output_tokens")
+        ticket = await services.policy.admit(
+            caller,
+            model=request.model,
+            body_size=len(body),
+            max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+            request_id=request_id,
+            endpoint="/v1/responses",
+            started=started,
+        )
+        ticket.stream = request.stream
+        base_headers += ticket.headers
         plan = services.router.plan(request.model)
         if not plan:
             raise model_not_found(request.model)
@@ -127,12 +144,17 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
         plan = fit_plan(plan, services.catalog, turn.prompt_tokens, param="input")
     except GatewayError as exc:
         await asgi_io.send_error(send, exc, headers=base_headers)
+        outcome.failed(exc.status_code, "invalid_request")
+        outcome.settle(ticket, trace)
         return
     except RedisError:
         log.exception("response store unavailable")
         await asgi_io.send_error(send, store_unavailable(), headers=base_headers)
+        outcome.settle(ticket, trace)
         return
     except ClientDisconnected:
+        outcome.failed(499, "client_disconnect")
+        outcome.settle(ticket, trace)
         return
 
     clock = services.clock
@@ -247,10 +269,12 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
                         services.router, clock, trace
                     )
                     deployment, produced = await json_failover.run(plan, try_json)
+                    outcome.usage = usage_from_responses(produced.response.get("usage"))
                     await turn.save(deployment, produced.response, produced.upstream_id)
                     await asgi_io.send_bytes(
                         send, 200, _ENCODER.encode(produced.response), headers=headers_now()
                     )
+                    outcome.ok()
                     return
                 stream_failover: Failover[tuple[Deployment, OpenedStream, Converter]] = Failover(
                     services.router, clock, trace
@@ -260,18 +284,22 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
                 status, headers, payload = error_response(failed.classified, api="responses")
                 headers.pop("content-type", None)  # send_bytes sets it
                 await asgi_io.send_bytes(send, status, payload, headers=headers_now(headers))
+                outcome.failed(status, "upstream")
                 return
             except GatewayError as exc:
                 await asgi_io.send_error(send, exc, headers=headers_now())
+                outcome.failed(exc.status_code, "invalid_request")
                 return
             except RedisError:
                 log.exception("response store unavailable")
                 await asgi_io.send_error(send, store_unavailable(), headers=headers_now())
+                outcome.failed(503, "internal")
                 return
 
             upstream = services.upstreams[deployment.provider]
 
             async def record(response: dict[str, Any]) -> None:
+                outcome.usage = usage_from_responses(response.get("usage"))
                 upstream_id = converter.upstream_id if isinstance(converter, NativeConverter) else None
                 await turn.save(deployment, response, upstream_id)
 
@@ -287,10 +315,16 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
                 await asgi_io.send_chunk(send, chunk)
 
             await asgi_io.start_stream(send, headers=headers_now())
+            outcome.ok()
             await relay.run(opened, forward)
+            if relay.failure is not None:
+                outcome.failed(200, "upstream")
             await asgi_io.end_stream(send)
     except ClientDisconnected:
+        outcome.failed(499, "client_disconnect")
         return
+    finally:
+        outcome.settle(ticket, trace)
 
 
 # -- retrieve, delete, list -----------------------------------------------------------------------
