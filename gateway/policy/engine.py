@@ -191,6 +191,7 @@ class Settler:
         self._queue: list[_SettleItem] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def put(self, item: _SettleItem) -> None:
         self._queue.append(item)
@@ -200,15 +201,16 @@ class Settler:
         self._task = asyncio.create_task(self._run(), name="policy-settler")
 
     async def stop(self) -> None:
+        """Write what is queued, including a batch in flight (never cancelled mid-write)."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
         while self._queue:
             await self._flush_some()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
@@ -295,6 +297,7 @@ class PolicyService:
                 masked=f"{k.name} (config)",
             )
             self.config_keys[k.name] = Caller(record, self.config_teams.get(k.team or ""), k.digest())
+        self._config_by_kid = {c.key.id: c for c in self.config_keys.values()}
         self._keys: dict[str, _Entry] = {}
         self._teams: dict[str, tuple[TeamRecord, float]] = {}
         self._lease_ms = int(settings.policy.lease_ttl_seconds * 1000)
@@ -523,6 +526,51 @@ class PolicyService:
         if self._windows[0] != minute:
             self._windows = (minute, window_ids(minute * 60.0))
         return self._windows[1]
+
+    async def charge(
+        self,
+        kid: str,
+        *,
+        model: str,
+        usage: Usage | None,
+        request_id: str,
+        endpoint: str,
+        provider: str | None = None,
+        upstream_model: str | None = None,
+        status: int = 200,
+        error_type: str | None = None,
+        stream: bool = True,
+        attempts: int = 1,
+    ) -> None:
+        """Record usage that ran outside an admitted request (a chat turn's step in a worker,
+        possibly on another replica): cost to the budgets and rollups, tokens to the TPM
+        limiter, one usage event. ``kid`` is the key id (``Principal.key_id``). A key that no
+        longer exists is not charged."""
+        caller = self._config_by_kid.get(kid)
+        if caller is None:
+            entry = await self._load_key(kid, fresh=False)
+            if entry is None:
+                return
+            caller = Caller(entry.record, await self.team(entry.record.team_id), b"")
+        now_ms = "" if self.config.time_source == "redis" else str(int(self.clock.now() * 1000))
+        ticket = Ticket(
+            self,
+            caller,
+            request_id=request_id,
+            model=model,
+            endpoint=endpoint,
+            started=time.perf_counter(),
+            now_ms=now_ms,
+        )
+        ticket.stream = stream
+        ticket.settle(
+            status=status,
+            usage=usage,
+            error_type=error_type,
+            provider=provider,
+            upstream_model=upstream_model,
+            attempts=attempts,
+        )
 
     def _budgets(self, caller: Caller) -> bool:
         return bool(caller.key.budgets or (caller.team is not None and caller.team.budgets))
