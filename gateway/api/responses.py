@@ -30,7 +30,12 @@ async def create_response(scope: Scope, receive: Receive, send: Send) -> None:
     if scope.get("method") != "POST":
         await asgi_io.send_error(send, method_not_allowed(scope))
         return
-    await guarded(service.create, scope, receive, send)
+    gauge = services_of(scope).metrics.in_flight("/v1/responses")
+    gauge.inc()
+    try:
+        await guarded(service.create, scope, receive, send)
+    finally:
+        gauge.dec()
 
 
 def _error(exc: GatewayError, headers: dict[str, str]) -> Response[bytes]:

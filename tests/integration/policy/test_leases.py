@@ -67,11 +67,14 @@ def test_client_disconnect_mid_stream_releases_lease_and_hold(
         assert leases == [(request_id.encode(), float(now_ms(gw) + 120_000))]
         holds = redis_sync.zrange(names.holds, 0, -1)
         assert len(holds) == 1 and holds[0].startswith(f"{request_id}:".encode())
+        inflight = 'gw_inflight_requests{route="/v1/chat/completions"}'
+        assert f"{inflight} 1.0" in httpx.get(gw.root_url + "/metrics").text
         # Only one request may run at a time: a second one is refused while this one streams.
         refused = chat(gw, secret)
         assert refused.status_code == 429
         assert refused.json()["error"]["code"] == "concurrency_limit_exceeded"
     poll(lambda: released(redis_sync, names))
+    poll(lambda: f"{inflight} 0.0" in httpx.get(gw.root_url + "/metrics").text)
     ev = poll(lambda: [e for e in events(redis_sync, names) if e["request_id"] == request_id])
     assert (ev[0]["status"], ev[0]["error_type"], ev[0]["stream"]) == (499, "client_disconnect", True)
     assert chat(gw, secret).status_code == 200  # the key is not locked

@@ -58,3 +58,5 @@ def test_responses_are_admitted_limited_and_billed(
         usage["output_tokens"],
     )
     assert evs[1]["output_tokens"] > 0
+    metrics = httpx.get(gw.root_url + "/metrics").text
+    assert 'gw_inflight_requests{route="/v1/responses"} 0.0' in metrics
