@@ -26,6 +26,7 @@ from redis.exceptions import RedisError, ResponseError
 from gateway.chat.loop import Turn, end_in_error, unexpected_error
 from gateway.chat.tools import ToolSet
 from gateway.clock import Clock
+from gateway.errors._model import ErrorKind
 from gateway.providers import Router
 from gateway.providers.catalog import ModelCatalog
 from gateway.retry import rfc3339
@@ -33,11 +34,31 @@ from gateway.store.chats import JOBS_GROUP, ChatStore, chat_from_fields
 
 log = logging.getLogger("gateway.chat.worker")
 _DEC = msgspec.json.Decoder()
+_ENC = msgspec.json.Encoder()
 TIMED_OUT = "Dynamic tool execution timed out"
 LEASE_RENEW = "chat_lease_renew"
 REAPER = "chat_reaper"
+TAKEN_OVER = "The replica running this chat stopped; another one continues it."
 
 ToolsFor = Callable[[list[str]], Awaitable[list[object]]]
+
+
+def takeover_retry(chat_id: str, now: str) -> dict[str, Any]:
+    """The ``retry`` event published when a replica takes over a ``running`` chat: the step the
+    dead worker was streaming starts again, so clients drop its partial parts."""
+    return {
+        "type": "retry",
+        "chat_id": chat_id,
+        "retry": {
+            "attempt": 1,
+            "delay_ms": 0,
+            "error": TAKEN_OVER,
+            "kind": str(ErrorKind.GENERIC),
+            "provider": "",
+            "status_code": 0,
+            "retrying_at": now,
+        },
+    }
 
 
 class Worker:
@@ -135,7 +156,10 @@ class Worker:
 
     async def run_chat(self, chat_id: str, *, takeover: bool) -> None:
         now = rfc3339(self.clock.now())
-        result = await self.store.run("acquire", chat_id, now, self.id, "1" if takeover else "0")
+        args = [now, self.id, "1" if takeover else "0"]
+        if takeover:
+            args.append(_ENC.encode(takeover_retry(chat_id, now)).decode())
+        result = await self.store.run("acquire", chat_id, *args)
         if result[0] != "run":
             return
         try:

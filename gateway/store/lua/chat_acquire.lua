@@ -1,4 +1,6 @@
--- A worker takes a chat. ARGV: now, worker id, takeover (0/1: the job was claimed from a dead worker).
+-- A worker takes a chat. ARGV: now, worker id, takeover (0/1: the job was claimed from a dead worker),
+-- then for a takeover the `retry` event JSON to publish when the chat was still `running` (the dead
+-- worker's partial step is dropped by clients on `retry`, and a new snapshot starts after it).
 -- Returns {"run"} or {"skip", status}.
 if redis.call('EXISTS', CHAT) == 0 then
   return {'skip', 'missing'}
@@ -9,6 +11,8 @@ if status == 'pending' or (status == 'running' and (takeover or redis.call('HGET
   redis.call('HSET', CHAT, 'worker', worker)
   if status == 'pending' then
     set_status('running', now)
+  elseif takeover and ARGV[4] then
+    redis.call('HSET', CHAT, 'turn_start', publish(ARGV[4]))
   end
   return {'run'}
 end
