@@ -83,16 +83,75 @@ class _Entry:
 
 
 class _SettleItem:
-    __slots__ = ("args", "event", "keys", "org_fields", "org_rollup")
+    """One finished request, as the settler needs it."""
+
+    __slots__ = (
+        "cost",
+        "delta",
+        "event",
+        "hold_member",
+        "keys",
+        "now_ms",
+        "org_fields",
+        "org_rollup",
+        "request_id",
+        "rollup",
+        "tpm",
+        "ttls",
+    )
 
     def __init__(
-        self, keys: list[str], args: list[Any], org_rollup: str, org_fields: dict[str, int], event: bytes
+        self,
+        *,
+        keys: tuple[str, ...],
+        now_ms: str,
+        request_id: str,
+        hold_member: str,
+        cost: int,
+        delta: int,
+        tpm: tuple[int, int],
+        ttls: list[int],
+        rollup: dict[str, int],
+        org_rollup: str,
+        org_fields: dict[str, int],
+        event: bytes,
     ) -> None:
         self.keys = keys
-        self.args = args
+        self.now_ms = now_ms
+        self.request_id = request_id
+        self.hold_member = hold_member
+        self.cost = cost
+        self.delta = delta
+        self.tpm = tpm
+        self.ttls = ttls
+        self.rollup = rollup
         self.org_rollup = org_rollup
         self.org_fields = org_fields
         self.event = event
+
+
+def _settle_args(group: Sequence[_SettleItem]) -> list[Any]:
+    """``settle.lua`` arguments for requests that share every key: costs, token corrections and
+    rollups are sums, so one call settles them all."""
+    last = group[-1]
+    rollup: dict[str, int] = {}
+    for item in group:
+        for field, value in item.rollup.items():
+            rollup[field] = rollup.get(field, 0) + value
+    args: list[Any] = [
+        max(item.now_ms for item in group),
+        sum(item.cost for item in group),
+        sum(item.delta for item in group),
+        last.tpm[0],
+        last.tpm[1],
+        "\t".join(item.request_id for item in group),
+        "\t".join(item.hold_member for item in group if item.hold_member),
+        len(last.ttls),
+        *last.ttls,
+    ]
+    for field, value in rollup.items():
+        args += [field, value]
+    return args
 
 
 class Ticket:
@@ -229,23 +288,28 @@ class Settler:
         store = self._store
         script = store.settle_script
         pipe = store.redis.pipeline(transaction=False)
-        # The org-wide rollups are summed over the batch first: a batch of one key and model
-        # costs five HINCRBYs, not five per request.
+        # Requests of one key (and team, model and day) share every key of the settle script:
+        # one call per such group. The org-wide rollups are summed over the whole batch.
+        groups: dict[tuple[str, ...], list[_SettleItem]] = {}
         org: dict[str, dict[str, int]] = {}
         for item in batch:
-            pipe.evalsha(script.sha, len(item.keys), *item.keys, *item.args)
-            pipe.xadd(store.usage_stream, {"e": item.event}, maxlen=store.usage_maxlen, approximate=True)
+            groups.setdefault(item.keys, []).append(item)
             sums = org.setdefault(item.org_rollup, {})
             for field, value in item.org_fields.items():
                 sums[field] = sums.get(field, 0) + value
+        calls = [(list(keys), _settle_args(group)) for keys, group in groups.items()]
+        for keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        for item in batch:
+            pipe.xadd(store.usage_stream, {"e": item.event}, maxlen=store.usage_maxlen, approximate=True)
         for name, sums in org.items():
             for field, value in sums.items():
                 pipe.hincrby(name, field, value)
             pipe.expire(name, 400 * 86400)
         results = await pipe.execute(raise_on_error=False)
-        for item, outcome in zip(batch, results[: 2 * len(batch) : 2], strict=True):
+        for (keys, args), outcome in zip(calls, results[: len(calls)], strict=True):
             if isinstance(outcome, NoScriptError):
-                await script(store.redis, item.keys, item.args)
+                await script(store.redis, keys, args)
             elif isinstance(outcome, Exception):
                 raise outcome
         self._metrics.settle_batch.observe(len(batch))
@@ -786,13 +850,13 @@ class PolicyService:
             "nusd": cost,
             "err": 1 if status >= 400 else 0,
         }
-        rollup: list[Any] = []
+        rollup: dict[str, int] = {}
         scopes = [f"k:{key.id}"] + ([f"t:{tid}"] if team is not None else [])
         for scope in scopes:
             for name, value in metrics.items():
                 if value or name == "req":
-                    rollup += [f"{scope}|{model}|{name}", value]
-        keys = [
+                    rollup[f"{scope}|{model}|{name}"] = value
+        keys = (
             s.leases(root, "key", key.id),
             s.leases(root, "team", tid),
             s.holds(root, "key", key.id),
@@ -801,26 +865,29 @@ class PolicyService:
             s.rl(root, "team", tid, "tpm"),
             s.rollup(root, day),
             *spend_keys,
-        ]
-        args: list[Any] = [
-            ticket.now_ms and str(int(now * 1000)),
-            ticket.request_id,
-            ticket.hold_member,
-            cost,
-            delta,
-            key.limits.tpm or 0,
-            (team.limits.tpm or 0) if team is not None else 0,
-            len(spend_keys),
-            *ttls,
-            *rollup,
-        ]
+        )
         org: dict[str, int] = {}
         for scope in [f"key:{key.id}", f"model:{model}"] + ([f"team:{tid}"] if team is not None else []):
             for name in ("req", "in", "out", "nusd", "err"):
                 if metrics[name] or name == "req":
                     org[f"{scope}|{name}"] = metrics[name]
         if self.enabled:
-            self.settler.put(_SettleItem(keys, args, s.org_rollup(day), org, _ENCODER.encode(event)))
+            self.settler.put(
+                _SettleItem(
+                    keys=keys,
+                    now_ms=ticket.now_ms and str(int(now * 1000)),
+                    request_id=ticket.request_id,
+                    hold_member=ticket.hold_member,
+                    cost=cost,
+                    delta=delta,
+                    tpm=(key.limits.tpm or 0, (team.limits.tpm or 0) if team is not None else 0),
+                    ttls=ttls,
+                    rollup=rollup,
+                    org_rollup=s.org_rollup(day),
+                    org_fields=org,
+                    event=_ENCODER.encode(event),
+                )
+            )
         self.metrics.usage(
             provider=provider or "",
             model=model,

@@ -48,21 +48,28 @@ def test_charge_commits_cost_tokens_and_one_event(fake: Any, redis_url: str, red
             provider="fake-openai",
             upstream_model="gpt-4o-mini",
         )
+        # Queued together with the first one: one settle call for both (they share every key).
+        await policy.charge(
+            "chargekid001", model="gpt-4o-mini", usage=usage, request_id="chat_1:step_2", endpoint="/v1/chats"
+        )
         await policy.charge(
             "nosuchkey000", model="gpt-4o-mini", usage=usage, request_id="x", endpoint="/v1/chats"
         )
         await policy.stop()  # flushes the settler
         await client.aclose()
+        batches = policy.metrics.settle_batch.collect()[0].samples
+        assert [x.value for x in batches if x.name.endswith("_sum")] == [2.0]
         return policy.prices.cost(usage, "gpt-4o-mini")
 
     cost = asyncio.run(run())
     assert cost > 0
     root = f"{p}{{k:chargekid001}}"
-    assert int(redis_sync.get(f"{root}:spend:key:chargekid001:total") or 0) == cost
-    # 1,500 tokens at 3,000 per minute: the limiter's clock moved 30 s ahead of now.
+    assert int(redis_sync.get(f"{root}:spend:key:chargekid001:total") or 0) == 2 * cost
+    # 2 x 1,500 tokens at 3,000 per minute: the limiter's clock moved 60 s ahead of now.
     tat = float(redis_sync.get(f"{root}:rl:key:chargekid001:tpm") or 0)
-    assert tat == 1_800_000_000_000 + 30_000
-    [(_, fields)] = redis_sync.xrange(f"{p}usage")
+    assert tat == 1_800_000_000_000 + 60_000
+    [(_, fields), (_, second)] = redis_sync.xrange(f"{p}usage")
+    assert msgspec.json.decode(second[b"e"])["request_id"] == "chat_1:step_2"
     event = msgspec.json.decode(fields[b"e"])
     assert (event["kid"], event["endpoint"], event["request_id"], event["cost_nusd"]) == (
         "chargekid001",
