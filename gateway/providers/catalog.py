@@ -75,7 +75,7 @@ class ModelCatalog:
             if not path.startswith("http")
             else upstream.client.build_request("GET", path)
         )
-        response = await upstream.client.send(request)
+        response = await upstream.send(request, stream=False)
         if response.status_code != 200:
             raise RuntimeError(f"GET {request.url} answered {response.status_code}")
         windows = parse_model_listing(_DECODER.decode(response.content))

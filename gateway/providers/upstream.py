@@ -17,10 +17,30 @@ from gateway.providers.transport import AiohttpTransport
 class Upstream:
     """A provider and its one pooled client."""
 
-    __slots__ = ("_headers", "base_url", "client", "kind", "name", "settings")
+    __slots__ = (
+        "_headers",
+        "_timeout",
+        "_transport",
+        "_urls",
+        "base_url",
+        "client",
+        "kind",
+        "name",
+        "settings",
+    )
 
-    def __init__(self, settings: ProviderSettings, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, settings: ProviderSettings, client: httpx.AsyncClient, transport: httpx.AsyncBaseTransport
+    ) -> None:
         self.settings = settings
+        self._transport = transport
+        self._urls: dict[str, httpx.URL] = {}
+        timeouts = settings.timeouts
+        # Read timeouts are enforced by the startup guard and the idle timer on the injected
+        # clock; the socket-level read timeout is only a backstop.
+        self._timeout = httpx.Timeout(
+            connect=timeouts.connect, read=None, write=timeouts.connect, pool=timeouts.connect
+        ).as_dict()
         self.name = settings.name
         self.kind = settings.kind
         self.base_url = settings.base_url.rstrip("/")
@@ -45,31 +65,27 @@ class Upstream:
     def request(
         self, method: str, path: str, body: bytes | None = None, *, headers: Mapping[str, str] | None = None
     ) -> httpx.Request:
+        """A request for this upstream. Built directly (no client defaults to merge) with the
+        URL parsed once per path: this runs once per attempt on the hot path."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.base_url + path)
         merged = self._headers if not headers else {**self._headers, **headers}
-        timeouts = self.settings.timeouts
-        return self.client.build_request(
-            method,
-            self.base_url + path,
-            content=body,
-            headers=merged,
-            # Read timeouts are enforced by the startup guard and the idle timer on the
-            # injected clock; the socket-level read timeout is only a backstop.
-            timeout=httpx.Timeout(
-                connect=timeouts.connect, read=None, write=timeouts.connect, pool=timeouts.connect
-            ),
-        )
+        return httpx.Request(method, url, content=body, headers=merged, extensions={"timeout": self._timeout})
 
     async def send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
-        return await self.client.send(request, stream=stream)
+        """Straight to the transport: no auth, redirect, cookie or event-hook layers to pay for."""
+        response = await self._transport.handle_async_request(request)
+        if not stream:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return response
 
 
-def make_client(
-    settings: ProviderSettings, transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=transport or AiohttpTransport(max_connections=settings.max_connections),
-        follow_redirects=False,
-    )
+def make_transport(settings: ProviderSettings) -> httpx.AsyncBaseTransport:
+    return AiohttpTransport(max_connections=settings.max_connections)
 
 
 def build_upstreams(
@@ -77,4 +93,9 @@ def build_upstreams(
 ) -> dict[str, Upstream]:
     """One Upstream per configured provider; ``transports`` overrides by provider name (tests)."""
     transports = transports or {}
-    return {p.name: Upstream(p, make_client(p, transports.get(p.name))) for p in settings.providers}
+    upstreams: dict[str, Upstream] = {}
+    for p in settings.providers:
+        transport = transports.get(p.name) or make_transport(p)
+        client = httpx.AsyncClient(transport=transport, follow_redirects=False)
+        upstreams[p.name] = Upstream(p, client, transport)
+    return upstreams

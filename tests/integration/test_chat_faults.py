@@ -200,17 +200,6 @@ def test_cut_after_commit_ends_with_an_inband_error_not_done(
         list(gateway.openai().chat.completions.create(model="gpt-4o-mini", messages=HELLO, stream=True))
 
 
-def test_inband_error_in_the_same_read_as_the_first_content_is_still_retried(
-    gateway: RunningGateway, fake: FakeProviders
-) -> None:
-    """Chunks and the error arrive together: nothing was sent to the client yet, so retry."""
-    fake.script([{"fault": "inband-429-after-3", "times": 1}], model="gpt-4o-mini")
-    with AutoAdvance(gateway.clock):
-        response = post(gateway, {"model": "gpt-4o-mini", "messages": HELLO, "stream": True})
-    assert sse_data(response.text)[-1] == "[DONE]"
-    assert len(fake.requests(path=CHAT)) == 2
-
-
 def test_startup_guard_fires_when_nothing_arrives(
     gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str
 ) -> None:

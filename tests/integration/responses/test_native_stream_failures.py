@@ -62,17 +62,6 @@ def test_a_failure_after_commit(
     assert "previous_response_id" not in fake.requests(path=RESPONSES_PATH)[-1].body
 
 
-def test_an_in_band_error_in_the_same_read_as_the_first_event_is_retried(
-    gw: RunningGateway, fake: FakeProviders
-) -> None:
-    """The fake sends its head and the error at once: nothing was committed yet."""
-    fake.script([{"fault": "inband-503-after-4"}])
-    with AutoAdvance(gw.clock):
-        answer = post(gw, body())
-    assert answer.headers["x-gateway-attempts"] == "2"
-    assert sse_events(answer.text)[-1][0] == "response.completed"
-
-
 def test_an_in_band_error_before_commit_is_retried(gw: RunningGateway, fake: FakeProviders) -> None:
     fake.script([{"fault": "inband-503"}])
     with AutoAdvance(gw.clock):
