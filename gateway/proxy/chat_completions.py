@@ -324,7 +324,6 @@ def _finish(services: Services, ticket: Any, outcome: _Outcome, trace: Trace, st
     if usage is None and outcome.translator is not None:
         usage = outcome.translator.usage
     last = trace.attempts[-1] if trace.attempts else None
-    total = time.perf_counter() - started
     if outcome.span is not None:
         model = outcome.tap.model if outcome.tap is not None else None
         model = model or (last.upstream_model if last else None)
@@ -343,19 +342,12 @@ def _finish(services: Services, ticket: Any, outcome: _Outcome, trace: Trace, st
             ttft_s=outcome.ttft,
             upstream_s=trace.upstream_s + trace.backoff_s,
         )
-    services.metrics.request(
+    services.metrics.finished(
         route=ROUTE,
         model=ticket.model if ticket is not None else None,
         status=outcome.status,
         error_type=outcome.error_type,
-        duration_s=total,
-        overhead_s=max(0.0, total - trace.upstream_s - trace.backoff_s),
+        started=started,
+        trace=trace,
         ttft_s=outcome.ttft,
     )
-    for attempt in trace.attempts:
-        services.metrics.attempt(
-            provider=attempt.provider,
-            model=attempt.upstream_model,
-            error_type="" if attempt.kind is None else "upstream",
-            duration_s=attempt.upstream_ms / 1000,
-        )

@@ -325,6 +325,14 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
         return
     finally:
         outcome.settle(ticket, trace)
+        services.metrics.finished(
+            route="/v1/responses",
+            model=request.model,
+            status=outcome.status,
+            error_type=outcome.error_type,
+            started=started,
+            trace=trace,
+        )
 
 
 # -- retrieve, delete, list -----------------------------------------------------------------------

@@ -9,6 +9,7 @@ plus one dict lookup.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -157,6 +158,37 @@ class Metrics:
         self._child(self.overhead, route).observe(overhead_s)
         if ttft_s is not None:
             self._child(self.server_ttft, operation, m).observe(ttft_s)
+
+    def finished(
+        self,
+        *,
+        route: str,
+        model: str | None,
+        status: int,
+        error_type: str,
+        started: float,
+        trace: Any,
+        ttft_s: float | None = None,
+    ) -> None:
+        """One answered request and its upstream attempts (``trace``: a proxy ``Trace``)."""
+        total = time.perf_counter() - started
+        waited = trace.upstream_s + trace.backoff_s
+        self.request(
+            route=route,
+            model=model,
+            status=status,
+            error_type=error_type,
+            duration_s=total,
+            overhead_s=max(0.0, total - waited),
+            ttft_s=ttft_s,
+        )
+        for attempt in trace.attempts:
+            self.attempt(
+                provider=attempt.provider,
+                model=attempt.upstream_model,
+                error_type="" if attempt.kind is None else "upstream",
+                duration_s=attempt.upstream_ms / 1000,
+            )
 
     def attempt(self, *, provider: str, model: str, error_type: str, duration_s: float) -> None:
         e = error_type if error_type in ERROR_TYPES else "upstream"

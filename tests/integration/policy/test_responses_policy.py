@@ -60,3 +60,5 @@ def test_responses_are_admitted_limited_and_billed(
     assert evs[1]["output_tokens"] > 0
     metrics = httpx.get(gw.root_url + "/metrics").text
     assert 'gw_inflight_requests{route="/v1/responses"} 0.0' in metrics
+    answered = 'gw_requests_total{error_type="",model="gpt-4o-mini",route="/v1/responses",status_class="2xx"}'
+    assert f"{answered} 2.0" in metrics
