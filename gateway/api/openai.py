@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get
 from litestar.handlers import asgi
+from litestar.params import PathParameter
 from litestar.types import Message, Receive, Scope, Send
 
 from gateway.api import asgi_io
@@ -84,7 +85,7 @@ def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 @get("/v1/models/{model_id:path}", sync_to_thread=False)
-def get_model(request: Request[Any, Any, Any], model_id: str) -> Response[bytes]:
+def get_model(request: Request[Any, Any, Any], model_id: Annotated[str, PathParameter()]) -> Response[bytes]:
     request_id = asgi_io.new_request_id()
     services = services_of(request.scope)
     model_id = model_id.lstrip("/")
@@ -105,7 +106,7 @@ def get_model(request: Request[Any, Any, Any], model_id: str) -> Response[bytes]
     return _json(200, _card(services, model_id), request_id)
 
 
-@asgi("/v1/chat/completions")
+@asgi("/v1/chat/completions", copy_scope=False)
 async def chat_completions_route(scope: Scope, receive: Receive, send: Send) -> None:
     if scope.get("method") != "POST":
         await asgi_io.send_error(send, _method_not_allowed(scope))

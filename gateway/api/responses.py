@@ -4,10 +4,11 @@ plain handlers over the gateway's records."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post
 from litestar.handlers import asgi
+from litestar.params import PathParameter
 from litestar.types import Receive, Scope, Send
 from redis.exceptions import RedisError
 
@@ -19,6 +20,7 @@ from gateway.responses import service
 from gateway.services import Services
 
 Read = Callable[[Services, Principal], Awaitable[bytes]]
+ResponseId = Annotated[str, PathParameter()]
 
 
 def method_not_allowed(scope: Scope) -> MethodNotAllowed:
@@ -61,7 +63,7 @@ async def _answer(request: Request[Any, Any, Any], read: Read) -> Response[bytes
 
 
 @get("/v1/responses/{response_id:str}")
-async def retrieve_response(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
+async def retrieve_response(request: Request[Any, Any, Any], response_id: ResponseId) -> Response[bytes]:
     streamed = request.query_params.get("stream")
     return await _answer(
         request,
@@ -70,14 +72,14 @@ async def retrieve_response(request: Request[Any, Any, Any], response_id: str) -
 
 
 @delete("/v1/responses/{response_id:str}", status_code=200)
-async def delete_response(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
+async def delete_response(request: Request[Any, Any, Any], response_id: ResponseId) -> Response[bytes]:
     return await _answer(
         request, lambda services, principal: service.delete(services, principal, response_id)
     )
 
 
 @get("/v1/responses/{response_id:str}/input_items")
-async def list_input_items(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
+async def list_input_items(request: Request[Any, Any, Any], response_id: ResponseId) -> Response[bytes]:
     query = request.query_params
     return await _answer(
         request,
@@ -93,7 +95,7 @@ async def list_input_items(request: Request[Any, Any, Any], response_id: str) ->
 
 
 @post("/v1/responses/{response_id:str}/cancel", status_code=200)
-async def cancel_response(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
+async def cancel_response(request: Request[Any, Any, Any], response_id: ResponseId) -> Response[bytes]:
     return await _answer(
         request, lambda services, principal: service.cancel(services, principal, response_id)
     )
