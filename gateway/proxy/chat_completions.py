@@ -31,7 +31,7 @@ from gateway.proxy.upstream_call import (
     open_stream,
 )
 from gateway.services import Services
-from gateway.telemetry.tracing import AttemptSpan, response_model
+from gateway.telemetry.tracing import AttemptSpan, response_model, run_attempt
 from gateway.token_estimate import estimate_chat_tokens
 from gateway.translate import AnthropicContext, TranslationError
 
@@ -147,47 +147,19 @@ async def _handle(services: Services, scope: Any, receive: Any, send: Any) -> No
 
     tracing = services.tracing
 
-    def start_span(attempt: Attempt) -> AttemptSpan:
-        assert tracing is not None
-        upstream = attempt.upstream
-        return tracing.attempt(
-            operation="chat",
-            kind=upstream.kind,
-            provider=upstream.name,
-            base_url=upstream.base_url,
-            request_model=attempt.deployment.upstream_model,
-            public_model=request.model,
-            number=attempt.number,
-            stream=request.stream,
-        )
-
     async def try_json(attempt: Attempt) -> bytes:
         if tracing is None:
             return await json_once(attempt)
-        span = start_span(attempt)
-        try:
-            content = await json_once(attempt)
-        except AttemptFailed as failed:
-            span.fail(str(failed.classified.kind))
-            raise
-        except BaseException as exc:
-            span.fail(type(exc).__name__)
-            raise
+        span = tracing.attempt_span(attempt, public_model=request.model, stream=False)
+        content = await run_attempt(span, json_once(attempt))
         span.succeed(usage=usage_from_body(content), model=response_model(content))
         return content
 
     async def try_stream(attempt: Attempt) -> tuple[OpenedStream, Relay]:
         if tracing is None:
             return await stream_once(attempt)
-        span = start_span(attempt)
-        try:
-            opened = await stream_once(attempt)
-        except AttemptFailed as failed:
-            span.fail(str(failed.classified.kind))
-            raise
-        except BaseException as exc:
-            span.fail(type(exc).__name__)
-            raise
+        span = tracing.attempt_span(attempt, public_model=request.model, stream=True)
+        opened = await run_attempt(span, stream_once(attempt))
         outcome.span = span  # ended in _finish, when the stream is over
         return opened
 

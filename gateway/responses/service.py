@@ -56,6 +56,7 @@ from gateway.responses.stream import (
 from gateway.responses.upstreams import IDS, Produced, Turn, is_stale_chain
 from gateway.services import Services
 from gateway.store.responses import ResponseStore
+from gateway.telemetry.tracing import AttemptSpan, run_attempt
 from gateway.translate import AnthropicContext, AnthropicToResponsesStream, ChatToResponsesStream
 
 log = logging.getLogger("gateway.responses")
@@ -253,12 +254,24 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
         )
         return deployment, opened, converter
 
+    tracing = services.tracing
+    stream_spans: list[AttemptSpan] = []  # the committed stream's span, ended with it
+
     async def try_json(attempt: Attempt) -> tuple[Deployment, Produced]:
-        result: tuple[Deployment, Produced] = await native_or_replay(attempt, json_once)
+        span = tracing.attempt_span(attempt, public_model=request.model, stream=False) if tracing else None
+        result: tuple[Deployment, Produced] = await run_attempt(span, native_or_replay(attempt, json_once))
+        if span is not None:
+            answer = result[1].response
+            span.succeed(usage=usage_from_responses(answer.get("usage")), model=answer.get("model"))
         return result
 
     async def try_stream(attempt: Attempt) -> tuple[Deployment, OpenedStream, Converter]:
-        result: tuple[Deployment, OpenedStream, Converter] = await native_or_replay(attempt, stream_once)
+        span = tracing.attempt_span(attempt, public_model=request.model, stream=True) if tracing else None
+        result: tuple[Deployment, OpenedStream, Converter] = await run_attempt(
+            span, native_or_replay(attempt, stream_once)
+        )
+        if span is not None:
+            stream_spans.append(span)
         return result
 
     try:
@@ -325,6 +338,11 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
         return
     finally:
         outcome.settle(ticket, trace)
+        for span in stream_spans:
+            if outcome.error_type:
+                span.fail(outcome.error_type, usage=outcome.usage)
+            else:
+                span.succeed(usage=outcome.usage, model=None)
         services.metrics.finished(
             route="/v1/responses",
             model=request.model,

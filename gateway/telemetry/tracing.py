@@ -13,13 +13,17 @@ passes (tests use the SDK's in-memory exporter).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
 
 from gateway.config import ProviderKind, TelemetrySettings
 from gateway.pricing import Usage
+from gateway.proxy.attempts import Attempt, AttemptFailed
+
+T = TypeVar("T")
 
 # gen_ai.provider.name: the semantic-conventions value where one exists.
 _PROVIDER_NAMES = {ProviderKind.OPENAI: "openai", ProviderKind.ANTHROPIC: "anthropic"}
@@ -126,8 +130,37 @@ class Tracing:
         span = self._tracer.start_span(f"{operation} {request_model}", kind=self._kind, attributes=attributes)
         return AttemptSpan(span, self._error_status)
 
+    def attempt_span(self, attempt: Attempt, *, public_model: str, stream: bool) -> AttemptSpan:
+        """The span of one upstream attempt of a chat-like operation (chat, responses)."""
+        upstream = attempt.upstream
+        return self.attempt(
+            operation="chat",
+            kind=upstream.kind,
+            provider=upstream.name,
+            base_url=upstream.base_url,
+            request_model=attempt.deployment.upstream_model,
+            public_model=public_model,
+            number=attempt.number,
+            stream=stream,
+        )
+
     def shutdown(self) -> None:
         self._provider.shutdown()
+
+
+async def run_attempt(span: AttemptSpan | None, call: Awaitable[T]) -> T:
+    """Await an attempt; if it fails, end its span with the failure's kind. A success leaves the
+    span to the caller (a stream's span ends with the stream)."""
+    if span is None:
+        return await call
+    try:
+        return await call
+    except AttemptFailed as failed:
+        span.fail(str(failed.classified.kind))
+        raise
+    except BaseException as exc:
+        span.fail(type(exc).__name__)
+        raise
 
 
 def _otlp_exporter(endpoint: str | None) -> Any:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 
 from fake_providers.testing import serve
@@ -106,3 +107,30 @@ def test_traces_are_off_by_default_and_need_no_sdk() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "None"
+
+
+def test_responses_attempts_are_traced_too(fake: Any, redis_url: str) -> None:
+    with traced_gateway(fake, redis_url) as (gw, exporter):
+        answer = httpx.post(
+            gw.base_url + "/responses",
+            headers={"authorization": f"Bearer {GATEWAY_KEY}"},
+            json={"model": "gpt-4o-mini", "input": "hello"},
+            timeout=30,
+        )
+        assert answer.status_code == 200
+        streamed = httpx.post(
+            gw.base_url + "/responses",
+            headers={"authorization": f"Bearer {GATEWAY_KEY}"},
+            json={"model": "gpt-4o-mini", "input": "hello", "stream": True},
+            timeout=30,
+        )
+        assert streamed.status_code == 200
+        plain, stream = poll(lambda: (s := exporter.get_finished_spans()) and len(s) == 2 and s)
+    usage = answer.json()["usage"]
+    assert plain.name == stream.name == "chat gpt-4o-mini"
+    assert attributes(plain)["gen_ai.usage.input_tokens"] == usage["input_tokens"]
+    assert attributes(plain)["gen_ai.usage.output_tokens"] == usage["output_tokens"]
+    assert attributes(plain)["gen_ai.request.stream"] is False
+    assert attributes(stream)["gen_ai.request.stream"] is True
+    assert attributes(stream)["gen_ai.usage.output_tokens"] > 0
+    assert "error.type" not in attributes(plain) and "error.type" not in attributes(stream)
