@@ -77,7 +77,7 @@ def create_app(
         await policy.start()
         tracing = build_tracing(settings.telemetry, span_exporter)
         router = Router(settings, upstreams)
-        chat_engine = ChatEngine(settings, redis, router, the_clock, catalog)
+        chat_engine = ChatEngine(settings, redis, router, the_clock, catalog, policy)
         try:
             await chat_engine.start()
             app.state.services = Services(
@@ -95,10 +95,11 @@ def create_app(
             )
             yield
         finally:
+            # The chat workers first: a turn's last charges still reach the settler.
+            await chat_engine.stop()
             await policy.stop()
             if tracing is not None:
                 tracing.shutdown()
-            await chat_engine.stop()
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher

@@ -15,8 +15,9 @@ from gateway.api.openai import services_of
 from gateway.chat import stream
 from gateway.chat.errors import ChatApiError
 from gateway.chat.requests import BODY_LIMIT
-from gateway.chat.service import ChatService
+from gateway.chat.service import Admit, ChatService
 from gateway.errors.client import GatewayError
+from gateway.policy.engine import Caller
 from gateway.services import Services
 
 _ENC = msgspec.json.Encoder()
@@ -24,15 +25,55 @@ BASE = "/api/v1/chats"
 AnyRequest = Request[Any, Any, Any]
 
 
-def _error(status: int, body: bytes) -> Response[bytes]:
-    return Response(body, status_code=status, media_type="application/json")
+ENDPOINT = "/v1/chats"
 
 
-def _owner(services: Services, request: AnyRequest) -> str:
+def _error(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+async def _caller(services: Services, request: AnyRequest) -> Caller:
+    """The caller, authenticated by the policy (config and admin-created keys; a config key has
+    the same ``key_id`` as in the config key ring, so its chats stay visible)."""
     try:
-        return services.keys.authenticate(asgi_io.presented_key_from_scope(request.scope)).key_id
+        return await services.policy.authenticate(asgi_io.presented_key_from_scope(request.scope))
     except GatewayError as exc:
-        raise ChatApiError(exc.status_code, str(exc)) from None
+        raise ChatApiError(exc.status_code, str(exc), headers=exc.headers) from None
+
+
+async def _owner(services: Services, request: AnyRequest) -> str:
+    return (await _caller(services, request)).principal.key_id
+
+
+class Call:
+    """One chat request's caller, and the admission of the model work it starts."""
+
+    def __init__(self, services: Services, caller: Caller) -> None:
+        self.services = services
+        self.caller = caller
+        self.owner = caller.principal.key_id
+        self.headers: dict[str, str] = {}
+
+    def admission(self, body: bytes) -> Admit:
+        """Admits the turn a request queues (model access, limits) and settles at once: the turn
+        runs later, maybe on another replica, whose worker charges each step's usage."""
+
+        async def admit(model: str, request_id: str) -> None:
+            try:
+                ticket = await self.services.policy.admit(
+                    self.caller,
+                    model=model,
+                    body_size=len(body),
+                    max_tokens=None,
+                    request_id=request_id,
+                    endpoint=ENDPOINT,
+                )
+            except GatewayError as exc:
+                raise ChatApiError(exc.status_code, exc.message, exc.code, headers=exc.headers) from None
+            self.headers.update(ticket.headers)
+            ticket.settle(status=200)
+
+        return admit
 
 
 def _service(services: Services) -> ChatService:
@@ -48,25 +89,29 @@ async def _body(request: AnyRequest) -> bytes:
 
 
 async def _answer(
-    request: AnyRequest, status: int, act: Callable[[ChatService, str], Awaitable[object]]
+    request: AnyRequest, status: int, act: Callable[[ChatService, Call], Awaitable[object]]
 ) -> Response[bytes]:
     services = services_of(request.scope)
     try:
-        owner = _owner(services, request)
-        value = await act(_service(services), owner)
+        call = Call(services, await _caller(services, request))
+        value = await act(_service(services), call)
     except ChatApiError as exc:
-        return _error(exc.status, _ENC.encode(exc.body))
+        return _error(exc.status, _ENC.encode(exc.body), exc.headers or None)
     except RedisError:
         return _error(503, b'{"message":"Chat storage is unavailable."}')
     if value is None:
         return Response(b"", status_code=204)
-    return Response(_ENC.encode(value), status_code=status, media_type="application/json")
+    return Response(
+        _ENC.encode(value), status_code=status, media_type="application/json", headers=call.headers or None
+    )
 
 
 @post(BASE, status_code=201)
 async def create_chat(request: AnyRequest) -> Response[bytes]:
     body = await request.body()
-    return await _answer(request, 201, lambda s, owner: s.create(owner, _checked(body)))
+    return await _answer(
+        request, 201, lambda s, call: s.create(call.owner, _checked(body), call.admission(body))
+    )
 
 
 def _checked(body: bytes) -> bytes:
@@ -77,53 +122,55 @@ def _checked(body: bytes) -> bytes:
 
 @get(BASE)
 async def list_chats(request: AnyRequest) -> Response[bytes]:
-    async def act(s: ChatService, owner: str) -> object:
-        return {"chats": await s.list(owner)}
+    async def act(s: ChatService, call: Call) -> object:
+        return {"chats": await s.list(call.owner)}
 
     return await _answer(request, 200, act)
 
 
 @get(BASE + "/{chat_id:str}")
 async def get_chat(request: AnyRequest, chat_id: str) -> Response[bytes]:
-    return await _answer(request, 200, lambda s, owner: s.get(chat_id, owner))
+    return await _answer(request, 200, lambda s, call: s.get(chat_id, call.owner))
 
 
 @delete(BASE + "/{chat_id:str}", status_code=200)
 async def delete_chat(request: AnyRequest, chat_id: str) -> Response[bytes]:
-    return await _answer(request, 204, lambda s, owner: s.delete(chat_id, owner))
+    return await _answer(request, 204, lambda s, call: s.delete(chat_id, call.owner))
 
 
 @get(BASE + "/{chat_id:str}/messages")
 async def list_messages(request: AnyRequest, chat_id: str) -> Response[bytes]:
     query = {k: v for k, v in request.query_params.items()}
-    return await _answer(request, 200, lambda s, owner: s.messages(chat_id, owner, query))
+    return await _answer(request, 200, lambda s, call: s.messages(chat_id, call.owner, query))
 
 
 @post(BASE + "/{chat_id:str}/messages", status_code=200)
 async def send_message(request: AnyRequest, chat_id: str) -> Response[bytes]:
     body = await request.body()
-    return await _answer(request, 200, lambda s, owner: s.send(chat_id, owner, _checked(body)))
+    return await _answer(
+        request, 200, lambda s, call: s.send(chat_id, call.owner, _checked(body), call.admission(body))
+    )
 
 
 @post(BASE + "/{chat_id:str}/interrupt", status_code=200)
 async def interrupt_chat(request: AnyRequest, chat_id: str) -> Response[bytes]:
-    return await _answer(request, 200, lambda s, owner: s.interrupt(chat_id, owner))
+    return await _answer(request, 200, lambda s, call: s.interrupt(chat_id, call.owner))
 
 
 @post(BASE + "/{chat_id:str}/tool-results", status_code=200)
 async def submit_tool_results(request: AnyRequest, chat_id: str) -> Response[bytes]:
     body = await request.body()
-    return await _answer(request, 204, lambda s, owner: s.tool_results(chat_id, owner, _checked(body)))
+    return await _answer(request, 204, lambda s, call: s.tool_results(chat_id, call.owner, _checked(body)))
 
 
 @get(BASE + "/{chat_id:str}/stream")
 async def stream_chat(request: AnyRequest, chat_id: str) -> Response[bytes] | Stream:
     services = services_of(request.scope)
     try:
-        owner = _owner(services, request)
+        owner = await _owner(services, request)
         await _service(services).get(chat_id, owner)
     except ChatApiError as exc:
-        return _error(exc.status, _ENC.encode(exc.body))
+        return _error(exc.status, _ENC.encode(exc.body), exc.headers or None)
     assert services.chats is not None
     last_event_id = request.headers.get("last-event-id")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import redis.asyncio as aioredis
 
 from gateway.chat.service import ChatService
@@ -13,10 +15,19 @@ from gateway.providers import Router
 from gateway.providers.catalog import ModelCatalog
 from gateway.store.chats import ChatStore
 
+if TYPE_CHECKING:
+    from gateway.policy.engine import PolicyService
+
 
 class ChatEngine:
     def __init__(
-        self, settings: Settings, redis: aioredis.Redis, router: Router, clock: Clock, catalog: ModelCatalog
+        self,
+        settings: Settings,
+        redis: aioredis.Redis,
+        router: Router,
+        clock: Clock,
+        catalog: ModelCatalog,
+        policy: PolicyService | None = None,
     ) -> None:
         chats = settings.chats
         self.store = ChatStore(redis, settings.redis.key_prefix)
@@ -39,6 +50,7 @@ class ChatEngine:
                 max_steps=chats.max_steps,
                 concurrency=chats.concurrency,
                 upstream_store=chats.upstream_store,
+                policy=policy,
             )
 
     async def _tools_for(self, servers: list[str]) -> ToolSet | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
 
@@ -23,10 +25,13 @@ class ChatApiError(Exception):
         message: str,
         detail: str | None = None,
         validations: list[Validation] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.body = ErrorBody(message=message, detail=detail, validations=validations)
+        self.headers: dict[str, str] = dict(headers or {})
 
 
 def not_found() -> ChatApiError:

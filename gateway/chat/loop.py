@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -32,6 +33,9 @@ from gateway.store.chats import ChatStore, message_template
 log = logging.getLogger("gateway.chat")
 _ENC = msgspec.json.Encoder()
 INTERRUPTED = "tool call was interrupted before it produced a result"
+
+# Called after each upstream step that produced an answer (the policy's usage charge).
+OnStep = Callable[[StepState, Deployment], Awaitable[None]]
 
 
 class Outcome(enum.Enum):
@@ -73,8 +77,10 @@ class Turn:
         max_steps: int,
         action_timeout: float,
         upstream_store: bool = True,
+        on_step: OnStep | None = None,
     ) -> None:
         self.store = store
+        self.on_step = on_step
         self.clock = clock
         self.catalog = catalog
         self.chat_id = chat_id
@@ -121,6 +127,8 @@ class Turn:
                 self.persisted_step = True
                 return await self.fail(failed.error)
             self.deployment = deployment
+            if self.on_step is not None:
+                await self.on_step(state, deployment)
             calls = [c for c in state.complete_calls() if c.id]
             builtin = [c for c in calls if c.name not in self.tools.dynamic]
             dynamic = [c for c in calls if c.name in self.tools.dynamic]

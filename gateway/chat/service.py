@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -18,6 +19,14 @@ from gateway.store.chats import ChatStore, chat_from_fields, message_template
 _ENC = msgspec.json.Encoder()
 _DEC_QUEUED = msgspec.json.Decoder(QueuedMessage)
 MAX_PAGE = 1000
+
+# Admits the model work a request starts (policy: model access, limits), called with the chat's
+# public model and the request id once the request is valid and before anything is queued.
+Admit = Callable[[str, str], Awaitable[None]]
+
+
+async def _admit_nothing(model: str, request_id: str) -> None:
+    return None
 
 
 class ChatService:
@@ -36,12 +45,14 @@ class ChatService:
             raise not_found()
         return fields
 
-    async def create(self, owner: str, body: bytes) -> Chat:
+    async def create(self, owner: str, body: bytes, admit: Admit = _admit_nothing) -> Chat:
         request = rq.decode(body, rq.CreateChatRequest)
         rq.check_create(request, known_model=self.router.knows(request.model), mcp_servers=self.mcp_servers)
+        chat_id = str(uuid.uuid4())
+        await admit(request.model, chat_id)
         now = self._now()
         chat = Chat(
-            id=str(uuid.uuid4()),
+            id=chat_id,
             model=request.model,
             status=ChatStatus.PENDING,
             created_at=now,
@@ -105,15 +116,19 @@ class ChatService:
         queued = [_DEC_QUEUED.decode(q) for q in await self.store.queue(chat_id)]
         return {"messages": messages, "queued_messages": queued}
 
-    async def send(self, chat_id: str, owner: str, body: bytes) -> dict[str, Any]:
-        await self._chat(chat_id, owner)
+    async def send(
+        self, chat_id: str, owner: str, body: bytes, admit: Admit = _admit_nothing
+    ) -> dict[str, Any]:
+        fields = await self._chat(chat_id, owner)
         request = rq.decode(body, rq.SendMessageRequest)
         rq.check_send(request)
+        message_id = str(uuid.uuid4())
+        await admit(fields.get("model", ""), message_id)
         now = self._now()
         message = Message(
             id=0, chat_id=chat_id, role="user", content=[text_part(request.message)], created_at=now
         )
-        queued = QueuedMessage(id=str(uuid.uuid4()), content=message.content, created_at=now)
+        queued = QueuedMessage(id=message_id, content=message.content, created_at=now)
         await self.store.mark_pending(chat_id, self.clock.now())
         result = await self.store.run(
             "send",

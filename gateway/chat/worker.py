@@ -18,19 +18,24 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from redis.exceptions import RedisError, ResponseError
 
-from gateway.chat.loop import Turn, end_in_error, unexpected_error
+from gateway.chat.loop import OnStep, Turn, end_in_error, unexpected_error
+from gateway.chat.step import StepState
 from gateway.chat.tools import ToolSet
 from gateway.clock import Clock
 from gateway.errors._model import ErrorKind
-from gateway.providers import Router
+from gateway.pricing import Usage
+from gateway.providers import Deployment, Router
 from gateway.providers.catalog import ModelCatalog
 from gateway.retry import rfc3339
 from gateway.store.chats import JOBS_GROUP, ChatStore, chat_from_fields
+
+if TYPE_CHECKING:
+    from gateway.policy.engine import PolicyService
 
 log = logging.getLogger("gateway.chat.worker")
 _DEC = msgspec.json.Decoder()
@@ -75,9 +80,11 @@ class Worker:
         max_steps: int = 1200,
         concurrency: int = 16,
         upstream_store: bool = True,
+        policy: PolicyService | None = None,
     ) -> None:
         self.store = store
         self.router = router
+        self.policy = policy
         self.clock = clock
         self.catalog = catalog
         self.tools_for = tools_for
@@ -225,7 +232,42 @@ class Worker:
             max_steps=self.max_steps,
             action_timeout=self.action_timeout,
             upstream_store=self.upstream_store,
+            on_step=self._charger(chat_id, chat.model, fields.get("owner", "")),
         )
+
+    def _charger(self, chat_id: str, model: str, owner: str) -> OnStep | None:
+        """Charges each upstream step's usage to the chat owner's key (budgets, TPM, usage
+        reports), on whichever replica runs the turn. Never fails the turn."""
+        policy = self.policy
+        if policy is None or not owner:
+            return None
+
+        async def charge(state: StepState, deployment: Deployment) -> None:
+            reported = state.usage
+            usage = (
+                None
+                if reported is None
+                else Usage(
+                    input_tokens=reported.input_tokens,
+                    cache_read_tokens=reported.cache_read_tokens,
+                    output_tokens=reported.output_tokens,
+                    reasoning_tokens=reported.reasoning_tokens,
+                )
+            )
+            try:
+                await policy.charge(
+                    owner,
+                    model=model,
+                    usage=usage,
+                    request_id=f"{chat_id}:{uuid.uuid4().hex[:16]}",
+                    endpoint="/v1/chats",
+                    provider=deployment.provider,
+                    upstream_model=deployment.upstream_model,
+                )
+            except Exception:
+                log.exception("chat %s: charging the step's usage failed", chat_id)
+
+        return charge
 
     async def _watch(self, chat_id: str, since: str, runner: asyncio.Task[object], turn: Turn) -> None:
         key = self.store.events_key(chat_id)
