@@ -128,7 +128,7 @@ class AdminSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class PolicySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """``[policy]``: limits, budgets and usage accounting (gateway/policy/README_SECTION.md)."""
+    """``[policy]``: limits, budgets and usage accounting (README, Policy)."""
 
     enabled: bool = True
     # Redis unreachable: "closed" answers 503 (retry-after: 1), "open" admits without limits.
