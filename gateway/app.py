@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 from litestar import Litestar
+from litestar.exceptions import HTTPException
+from litestar.types import Scope
 
 from gateway.api import admin, chats, health, metrics, openai, responses
 from gateway.chat.engine import ChatEngine
@@ -121,4 +123,11 @@ def create_app(
         lifespan=[lifespan],
         openapi_config=None,
         debug=False,
+        after_exception=[log_unhandled],
     )
+
+
+async def log_unhandled(exc: Exception, scope: Scope) -> None:
+    """Litestar logs unhandled exceptions only in debug mode: a 500 must leave a traceback."""
+    if not isinstance(exc, HTTPException) or exc.status_code >= 500:
+        log.error("unhandled error in %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
