@@ -10,8 +10,8 @@ import msgspec
 from gateway.errors import ClassifiedError, chat_stream_error_frame, classify_stream_error
 from gateway.policy.usage import usage_from_dict
 from gateway.pricing import Usage
+from gateway.proxy.committed import StreamFailure, StreamTruncated
 from gateway.proxy.sse import DONE_FRAME, SSEEvent, data_frame
-from gateway.proxy.translating_relay import StreamFailure, StreamTruncated
 from gateway.schema_fix import Target, repair_schema
 from gateway.translate import (
     AnthropicContext,

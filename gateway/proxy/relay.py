@@ -9,24 +9,19 @@ and no terminal marker.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
-import httpx
+from collections.abc import Callable
 
 from gateway.clock import Clock
 from gateway.errors import (
     ClassifiedError,
     classify_stream_error,
-    stream_idle_timeout_error,
-    stream_truncated_error,
 )
 from gateway.policy.usage import StreamUsageTap
+from gateway.proxy.committed import SendChunk, StreamTruncated, run_committed
 from gateway.proxy.sse import SSEDecoder
 from gateway.proxy.upstream_call import EventRole, OpenedStream, StreamDialect
-from gateway.proxy.watchdog import STREAM_IDLE, Watchdog
+from gateway.proxy.watchdog import Watchdog
 
-SendChunk = Callable[[bytes], Awaitable[None]]
 ErrorFrames = Callable[[ClassifiedError], bytes]
 
 
@@ -56,19 +51,17 @@ class PassthroughRelay:
     async def run(self, opened: OpenedStream, send: SendChunk) -> None:
         done = self._done
         keep = len(done)
-        tail = b""
-        clean = False
-        idle = Watchdog(self._clock, self._idle_timeout, name=STREAM_IDLE)
-        tap = self._tap
-        try:
-            pending = opened.buffered
-            for chunk in pending:
+
+        async def body(idle: Watchdog) -> None:
+            tail = b""
+            clean = False
+            tap = self._tap
+            for chunk in opened.buffered:
                 if tap is not None and not (chunk := tap.feed(chunk)):
                     continue
                 if b'"error"' in chunk and await self._inband(chunk, send):
                     return
-                if done in tail + chunk:
-                    clean = True
+                clean = clean or done in tail + chunk
                 await send(chunk)
                 tail = chunk[-keep:]
             async for chunk in opened.chunks:
@@ -77,8 +70,7 @@ class PassthroughRelay:
                     continue
                 if b'"error"' in chunk and await self._inband(chunk, send):
                     return
-                if done in tail + chunk:
-                    clean = True
+                clean = clean or done in tail + chunk
                 await send(chunk)
                 tail = chunk[-keep:]
             rest = tap.flush() if tap is not None else b""
@@ -86,20 +78,14 @@ class PassthroughRelay:
                 clean = clean or done in tail + rest
                 await send(rest)
             if not clean:
-                await self._fail(stream_truncated_error(self._provider), send)
-        except asyncio.CancelledError:
-            if idle.absorb():
-                await self._fail(
-                    stream_idle_timeout_error(self._provider, idle_seconds=self._idle_timeout), send
-                )
-                return
-            raise
-        except httpx.HTTPError:
-            # A committed stream that breaks is a truncated answer, whatever broke it.
-            await self._fail(stream_truncated_error(self._provider), send)
-        finally:
-            idle.cancel()
-            await opened.aclose()
+                raise StreamTruncated
+
+        async def fail(failure: ClassifiedError) -> None:
+            await self._fail(failure, send)
+
+        await run_committed(
+            opened, body, fail, provider=self._provider, clock=self._clock, idle_timeout=self._idle_timeout
+        )
 
     async def _inband(self, chunk: bytes, send: SendChunk) -> bool:
         """Forward what precedes an in-band error, then our classified error. True if one was found."""

@@ -8,35 +8,14 @@ that ends before its terminal event all end with the translator's classified err
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-import httpx
-
 from gateway.clock import Clock
-from gateway.errors import (
-    ClassifiedError,
-    stream_idle_timeout_error,
-    stream_truncated_error,
-)
+from gateway.errors import ClassifiedError
+from gateway.proxy.committed import SendChunk, run_committed
 from gateway.proxy.sse import SSEEvent
 from gateway.proxy.upstream_call import OpenedStream
-from gateway.proxy.watchdog import STREAM_IDLE, Watchdog
-
-SendChunk = Callable[[bytes], Awaitable[None]]
-
-
-class StreamFailure(Exception):
-    """Raised by a translator for an in-band failure (already classified)."""
-
-    def __init__(self, classified: ClassifiedError) -> None:
-        super().__init__(classified.message)
-        self.classified = classified
-
-
-class StreamTruncated(Exception):
-    """Raised by :meth:`EventTranslator.end` when the upstream never reached its terminal event."""
+from gateway.proxy.watchdog import Watchdog
 
 
 class EventTranslator(Protocol):
@@ -65,36 +44,25 @@ class TranslatingRelay:
 
     async def run(self, opened: OpenedStream, send: SendChunk) -> None:
         translator = self._translator
-        idle = Watchdog(self._clock, self._idle_timeout, name=STREAM_IDLE)
-        try:
-            try:
-                out = b"".join(translator.event(event) for event, _, _ in opened.events)
+
+        async def body(idle: Watchdog) -> None:
+            out = b"".join(translator.event(event) for event, _, _ in opened.events)
+            if out:
+                await send(out)
+            async for chunk in opened.chunks:
+                idle.touch()
+                out = b"".join(translator.event(event) for event in opened.decoder.feed(chunk))
                 if out:
                     await send(out)
-                async for chunk in opened.chunks:
-                    idle.touch()
-                    out = b"".join(translator.event(event) for event in opened.decoder.feed(chunk))
-                    if out:
-                        await send(out)
-                out = b"".join(translator.event(event) for event in opened.decoder.flush())
-                await send(out + translator.end())
-            except StreamTruncated:
-                await self._fail(stream_truncated_error(self._provider), send)
-            except StreamFailure as failed:
-                await self._fail(failed.classified, send)
-        except asyncio.CancelledError:
-            if idle.absorb():
-                await self._fail(
-                    stream_idle_timeout_error(self._provider, idle_seconds=self._idle_timeout), send
-                )
-                return
-            raise
-        except httpx.HTTPError:
-            # A committed stream that breaks is a truncated answer, whatever broke it.
-            await self._fail(stream_truncated_error(self._provider), send)
-        finally:
-            idle.cancel()
-            await opened.aclose()
+            out = b"".join(translator.event(event) for event in opened.decoder.flush())
+            await send(out + translator.end())
+
+        async def fail(failure: ClassifiedError) -> None:
+            await self._fail(failure, send)
+
+        await run_committed(
+            opened, body, fail, provider=self._provider, clock=self._clock, idle_timeout=self._idle_timeout
+        )
 
     async def _fail(self, failure: ClassifiedError, send: SendChunk) -> None:
         self.failure = failure

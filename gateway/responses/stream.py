@@ -20,13 +20,11 @@ never a ``response.completed`` after a failure.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple, Protocol
 
-import httpx
 import msgspec
 
 from gateway.clock import Clock
@@ -34,12 +32,11 @@ from gateway.errors import (
     ClassifiedError,
     classify_stream_error,
     error_object,
-    stream_idle_timeout_error,
-    stream_truncated_error,
 )
+from gateway.proxy.committed import StreamFailure, StreamTruncated, run_committed
 from gateway.proxy.sse import SSEEvent
 from gateway.proxy.upstream_call import OpenedStream
-from gateway.proxy.watchdog import STREAM_IDLE, Watchdog
+from gateway.proxy.watchdog import Watchdog
 from gateway.translate import AnthropicToResponsesStream, ChatToResponsesStream, InbandError, encode_event
 from gateway.translate.responses_chat import response_error
 
@@ -63,16 +60,6 @@ STORE_FAILED: dict[str, Any] = {
     "param": None,
     "code": "response_store_unavailable",
 }
-
-
-class StreamFailure(Exception):
-    def __init__(self, classified: ClassifiedError) -> None:
-        super().__init__(classified.message)
-        self.classified = classified
-
-
-class StreamTruncated(Exception):
-    """The upstream ended before its terminal event."""
 
 
 class Emit(NamedTuple):
@@ -283,40 +270,30 @@ class ResponsesRelay:
 
     async def run(self, opened: OpenedStream, send: SendChunk) -> None:
         converter = self._converter
-        idle = self._idle = Watchdog(self._clock, self._idle_timeout, name=STREAM_IDLE)
-        try:
-            try:
-                for event, _, payload in opened.events:
-                    if await self._step(converter.event(event, payload), send):
-                        return
-                await self._flush(send)
-                async for chunk in opened.chunks:
-                    idle.touch()
-                    for event in opened.decoder.feed(chunk):
-                        if await self._step(converter.event(event, None), send):
-                            return
-                    await self._flush(send)
-                for event in opened.decoder.flush():
+
+        async def body(idle: Watchdog) -> None:
+            self._idle = idle
+            for event, _, payload in opened.events:
+                if await self._step(converter.event(event, payload), send):
+                    return
+            await self._flush(send)
+            async for chunk in opened.chunks:
+                idle.touch()
+                for event in opened.decoder.feed(chunk):
                     if await self._step(converter.event(event, None), send):
                         return
-                await self._step(converter.end(), send)
-            except StreamTruncated:
-                await self._fail(stream_truncated_error(self._provider), send)
-            except StreamFailure as failed:
-                await self._fail(failed.classified, send)
-        except asyncio.CancelledError:
-            if idle.absorb():
-                await self._fail(
-                    stream_idle_timeout_error(self._provider, idle_seconds=self._idle_timeout), send
-                )
-                return
-            raise
-        except httpx.HTTPError:
-            # A committed stream that breaks is a truncated answer, whatever broke it.
-            await self._fail(stream_truncated_error(self._provider), send)
-        finally:
-            idle.cancel()
-            await opened.aclose()
+                await self._flush(send)
+            for event in opened.decoder.flush():
+                if await self._step(converter.event(event, None), send):
+                    return
+            await self._step(converter.end(), send)
+
+        async def fail(failure: ClassifiedError) -> None:
+            await self._fail(failure, send)
+
+        await run_committed(
+            opened, body, fail, provider=self._provider, clock=self._clock, idle_timeout=self._idle_timeout
+        )
 
     async def _flush(self, send: SendChunk) -> None:
         if self._pending:
