@@ -8,6 +8,7 @@ gets a burst of 60 and then one more request per second. The 90 requests are rel
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -102,8 +103,12 @@ def test_rpm_is_shared_exactly_across_three_processes(replicas: list[Replica], f
     summary = (
         f"codes {sorted(set(codes))}: {codes.count(200)} x 200, {codes.count(429)} x 429 in {elapsed:.2f}s"
     )
-    assert codes.count(200) == 60 and codes.count(429) == 30, summary
-    assert len(fake.requests(path="/openai/v1/chat/completions")) == 60
+    # The burst of 60, plus at most one refill per second the burst took (GCRA refills one request
+    # a second at rpm=60; the burst usually takes ~0.2 s). Per-process counters would admit 90.
+    admitted = codes.count(200)
+    assert 60 <= admitted <= 60 + math.floor(elapsed), summary
+    assert admitted + codes.count(429) == 90, summary
+    assert len(fake.requests(path="/openai/v1/chat/completions")) == admitted
     # All three processes answered; the limit is one, whichever process is asked.
     assert {p for p, _ in results} == {0, 1, 2}
 
