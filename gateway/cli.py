@@ -6,6 +6,7 @@ Configuration mistakes exit with status 2 and one line naming the file, the key 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -33,6 +34,11 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
 
     from gateway.app import create_app
 
+    # The app's long-lived objects (modules, settings, routes) need no cycle collection: freeze
+    # them, and collect young garbage less often (fewer stop-the-world pauses under load).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
     uvicorn.run(
         create_app(settings),
         host=host or settings.server.host,
