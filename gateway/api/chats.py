@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post
+from litestar.params import PathParameter
 from litestar.response import Stream
 from redis.exceptions import RedisError
 
@@ -19,6 +20,8 @@ from gateway.chat.service import Admit, ChatService
 from gateway.errors.client import GatewayError
 from gateway.policy.engine import Caller
 from gateway.services import Services
+
+ChatId = Annotated[str, PathParameter()]
 
 _ENC = msgspec.json.Encoder()
 BASE = "/api/v1/chats"
@@ -129,23 +132,23 @@ async def list_chats(request: AnyRequest) -> Response[bytes]:
 
 
 @get(BASE + "/{chat_id:str}")
-async def get_chat(request: AnyRequest, chat_id: str) -> Response[bytes]:
+async def get_chat(request: AnyRequest, chat_id: ChatId) -> Response[bytes]:
     return await _answer(request, 200, lambda s, call: s.get(chat_id, call.owner))
 
 
 @delete(BASE + "/{chat_id:str}", status_code=200)
-async def delete_chat(request: AnyRequest, chat_id: str) -> Response[bytes]:
+async def delete_chat(request: AnyRequest, chat_id: ChatId) -> Response[bytes]:
     return await _answer(request, 204, lambda s, call: s.delete(chat_id, call.owner))
 
 
 @get(BASE + "/{chat_id:str}/messages")
-async def list_messages(request: AnyRequest, chat_id: str) -> Response[bytes]:
+async def list_messages(request: AnyRequest, chat_id: ChatId) -> Response[bytes]:
     query = {k: v for k, v in request.query_params.items()}
     return await _answer(request, 200, lambda s, call: s.messages(chat_id, call.owner, query))
 
 
 @post(BASE + "/{chat_id:str}/messages", status_code=200)
-async def send_message(request: AnyRequest, chat_id: str) -> Response[bytes]:
+async def send_message(request: AnyRequest, chat_id: ChatId) -> Response[bytes]:
     body = await request.body()
     return await _answer(
         request, 200, lambda s, call: s.send(chat_id, call.owner, _checked(body), call.admission(body))
@@ -153,18 +156,18 @@ async def send_message(request: AnyRequest, chat_id: str) -> Response[bytes]:
 
 
 @post(BASE + "/{chat_id:str}/interrupt", status_code=200)
-async def interrupt_chat(request: AnyRequest, chat_id: str) -> Response[bytes]:
+async def interrupt_chat(request: AnyRequest, chat_id: ChatId) -> Response[bytes]:
     return await _answer(request, 200, lambda s, call: s.interrupt(chat_id, call.owner))
 
 
 @post(BASE + "/{chat_id:str}/tool-results", status_code=200)
-async def submit_tool_results(request: AnyRequest, chat_id: str) -> Response[bytes]:
+async def submit_tool_results(request: AnyRequest, chat_id: ChatId) -> Response[bytes]:
     body = await request.body()
     return await _answer(request, 204, lambda s, call: s.tool_results(chat_id, call.owner, _checked(body)))
 
 
 @get(BASE + "/{chat_id:str}/stream")
-async def stream_chat(request: AnyRequest, chat_id: str) -> Response[bytes] | Stream:
+async def stream_chat(request: AnyRequest, chat_id: ChatId) -> Response[bytes] | Stream:
     services = services_of(request.scope)
     try:
         owner = await _owner(services, request)
