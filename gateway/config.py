@@ -13,9 +13,13 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+
+# A limit of 0 would read as "no limit" to the limiter: limits are positive or absent.
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 
 
 class ConfigError(Exception):
@@ -63,16 +67,16 @@ class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class Limits(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
     """Rate limits of a key or a team (None: no limit). Enforced in Redis by gateway/policy."""
 
-    rpm: int | None = None
-    tpm: int | None = None
-    max_concurrency: int | None = None
+    rpm: PositiveInt | None = None
+    tpm: PositiveInt | None = None
+    max_concurrency: PositiveInt | None = None
 
 
 class Budget(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """A spend ceiling in USD per calendar window (UTC; weeks start on Monday)."""
 
     window: Literal["day", "week", "month", "total"]
-    limit_usd: float
+    limit_usd: NonNegative
 
 
 class GatewayKey(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -169,11 +173,11 @@ class TelemetrySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
 class Price(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """USD per million tokens. ``input`` applies to uncached input tokens."""
 
-    input: float
-    output: float
-    cache_read: float | None = None
-    cache_write: float | None = None
-    reasoning: float | None = None
+    input: NonNegative
+    output: NonNegative
+    cache_read: NonNegative | None = None
+    cache_write: NonNegative | None = None
+    reasoning: NonNegative | None = None
 
 
 class Timeouts(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -297,6 +301,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NAMED_FIELD = re.compile(r"Object (?:contains|missing) (unknown|required) field `([^`]*)`")
 _PATH_PART = re.compile(r"\[(\d+)\]|\.([A-Za-z0-9_\-]+)|^\$")
 _DEFAULT_API = {
     ProviderKind.OPENAI: UpstreamApi.CHAT,
@@ -334,17 +339,43 @@ def settings_from_mapping(
 ) -> Settings:
     raw = _interpolate(dict(data), os.environ if env is None else env, source, "")
     raw["source"] = source
-    try:
-        settings = msgspec.convert(raw, Settings, str_keys=True)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        key = ""
-        if " - at `" in message:
-            message, _, at = message.rpartition(" - at `")
-            key = _key_path(at.rstrip("`"))
-        raise ConfigError(source, key, message) from None
+    prices = raw.get("prices")
+    if isinstance(prices, dict):
+        # msgspec names a mapping's entry `[...]`; check each price on its own to name the model.
+        for name, price in prices.items():
+            _convert(price, Price, source, f"prices.{_toml_key(name)}")
+    return _checked(_convert(raw, Settings, source, ""))
+
+
+def _toml_key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_\-]+", name) else '"' + name.replace('"', '\\"') + '"'
+
+
+def _checked(settings: Settings) -> Settings:
     _check(settings)
     return settings
+
+
+def _convert(raw: Any, kind: type[Any], source: str, prefix: str) -> Any:
+    try:
+        return msgspec.convert(raw, kind, str_keys=True)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        key = prefix
+        if " - at `" in message:
+            message, _, at = message.rpartition(" - at `")
+            path = _key_path(at.rstrip("`"))
+            key = f"{prefix}{'' if path.startswith('[') or not prefix else '.'}{path}" if path else prefix
+        # An unknown or missing key is named in the path itself: `server.colour`, not `server`.
+        named = _NAMED_FIELD.fullmatch(message)
+        if named is not None:
+            key = f"{key}.{named.group(2)}" if key else named.group(2)
+            message = (
+                "unknown setting (check its spelling and its section)"
+                if named.group(1) == "unknown"
+                else "required setting is missing"
+            )
+        raise ConfigError(source, key, message) from None
 
 
 def load_settings(path: str | Path, *, env: Mapping[str, str] | None = None) -> Settings:
@@ -366,6 +397,12 @@ def _check(s: Settings) -> None:
         raise ConfigError(src, "server.port", "must be between 0 and 65535")
     if s.server.max_body_bytes <= 0:
         raise ConfigError(src, "server.max_body_bytes", "must be positive")
+    if s.server.models_refresh_seconds <= 0:
+        raise ConfigError(src, "server.models_refresh_seconds", "must be positive")
+    if s.redis.url is not None and not s.redis.url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(src, "redis.url", "must start with redis://, rediss:// or unix:// (or be absent)")
+    if s.redis.url is None and not s.redis.data_dir:
+        raise ConfigError(src, "redis.data_dir", "must not be empty when redis.url is absent")
     for field in ("ttl_seconds", "max_chain_length", "anthropic_max_tokens"):
         if getattr(s.responses, field) <= 0:
             raise ConfigError(src, f"responses.{field}", "must be positive")
@@ -399,6 +436,13 @@ def _check(s: Settings) -> None:
         for field in ("connect", "startup", "idle", "request"):
             if getattr(p.timeouts, field) <= 0:
                 raise ConfigError(src, f"{where}.timeouts.{field}", "must be positive")
+        if p.max_connections < 1:
+            raise ConfigError(src, f"{where}.max_connections", "must be at least 1")
+        if p.retry.max_attempts < 1:
+            raise ConfigError(src, f"{where}.retry.max_attempts", "must be at least 1")
+        for field in ("initial_delay", "max_delay", "budget_seconds"):
+            if getattr(p.retry, field) < 0:
+                raise ConfigError(src, f"{where}.retry.{field}", "must not be negative")
         providers[p.name] = p
     public = {m.name for m in s.models}
     for i, m in enumerate(s.models):
@@ -449,7 +493,25 @@ def _check_policy(s: Settings) -> None:
             raise ConfigError(
                 src, f"admin.keys[{i}].hash", 'must look like "sha256:<64 lower-case hex digits>"'
             )
-    if s.policy.lease_ttl_seconds <= 0:
-        raise ConfigError(src, "policy.lease_ttl_seconds", "must be positive")
+    admin_names: set[str] = set()
+    inference = {k.digest() for k in s.auth.keys}
+    for i, admin in enumerate(s.admin.keys):
+        if not admin.name or admin.name in admin_names:
+            raise ConfigError(src, f"admin.keys[{i}].name", f"must be unique and not empty ({admin.name!r})")
+        admin_names.add(admin.name)
+        if admin.digest() in inference:
+            raise ConfigError(
+                src, f"admin.keys[{i}]", "is also an inference key in [auth] keys; admin keys must differ"
+            )
+    p = s.policy
+    for field in ("lease_ttl_seconds",):
+        if getattr(p, field) <= 0:
+            raise ConfigError(src, f"policy.{field}", "must be positive")
+    for field in ("output_reserve_tokens", "settle_batch_max", "usage_stream_maxlen", "audit_stream_maxlen"):
+        if getattr(p, field) < 1:
+            raise ConfigError(src, f"policy.{field}", "must be at least 1")
+    for field in ("cache_ttl_seconds", "default_rotation_grace_seconds"):
+        if getattr(p, field) < 0:
+            raise ConfigError(src, f"policy.{field}", "must not be negative")
     if not 0.0 <= s.telemetry.otel_sample_ratio <= 1.0:
         raise ConfigError(src, "telemetry.otel_sample_ratio", "must be between 0 and 1")

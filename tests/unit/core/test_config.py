@@ -71,7 +71,82 @@ def test_missing_variable_names_the_key(tmp_path: Path) -> None:
     [
         ({"server": {"port": "80"}}, "server.port", "Expected `int`, got `str`"),
         ({"server": {"port": 70000}}, "server.port", "between 0 and 65535"),
-        ({"server": {"colour": "red"}}, "server", "unknown field `colour`"),
+        ({"server": {"colour": "red"}}, "server.colour", "unknown setting"),
+        ({"colour": "red"}, "colour", "unknown setting"),
+        ({"models": [{"name": "m"}]}, "models[0].provider", "required setting is missing"),
+        ({"redis": {"url": "localhost:6379"}}, "redis.url", "redis://"),
+        ({"server": {"models_refresh_seconds": 0}}, "server.models_refresh_seconds", "positive"),
+        (
+            {"auth": {"keys": [{"name": "a", "key": "sk-12345678", "limits": {"rpm": 0}}]}},
+            "auth.keys[0].limits.rpm",
+            ">= 1",
+        ),
+        (
+            {"teams": [{"id": "t", "limits": {"max_concurrency": -2}}]},
+            "teams[0].limits.max_concurrency",
+            ">= 1",
+        ),
+        (
+            {"teams": [{"id": "t", "budgets": [{"window": "day", "limit_usd": -1}]}]},
+            "teams[0].budgets[0].limit_usd",
+            ">= 0",
+        ),
+        (
+            {
+                "auth": {
+                    "keys": [
+                        {"name": "a", "key": "sk-12345678", "budgets": [{"window": "year", "limit_usd": 1}]}
+                    ]
+                }
+            },
+            "auth.keys[0].budgets[0].window",
+            "Invalid enum value 'year'",
+        ),
+        (
+            {"auth": {"keys": [{"name": "a", "key": "sk-12345678", "team": "t"}]}},
+            "auth.keys[0].team",
+            "unknown team",
+        ),
+        ({"prices": {"m": {"input": -0.1, "output": 1}}}, "prices.m.input", ">= 0"),
+        ({"policy": {"on_store_error": "maybe"}}, "policy.on_store_error", "Invalid enum value 'maybe'"),
+        ({"policy": {"settle_batch_max": 0}}, "policy.settle_batch_max", "at least 1"),
+        ({"policy": {"lease_ttl_seconds": 0}}, "policy.lease_ttl_seconds", "positive"),
+        ({"policy": {"cache_ttl_seconds": -1}}, "policy.cache_ttl_seconds", "negative"),
+        ({"telemetry": {"otel_sample_ratio": 2}}, "telemetry.otel_sample_ratio", "between 0 and 1"),
+        ({"admin": {"keys": [{"name": "ops", "key": "short"}]}}, "admin.keys[0].key", "at least 16"),
+        (
+            {"admin": {"keys": [{"name": "a", "key": "x" * 16}, {"name": "a", "key": "y" * 16}]}},
+            "admin.keys[1].name",
+            "unique",
+        ),
+        (
+            {
+                "auth": {"keys": [{"name": "k", "key": "z" * 20}]},
+                "admin": {"keys": [{"name": "ops", "key": "z" * 20}]},
+            },
+            "admin.keys[0]",
+            "also an inference key",
+        ),
+        (
+            {
+                "providers": [
+                    {"name": "p", "kind": "openai", "base_url": "http://x", "retry": {"max_attempts": 0}}
+                ]
+            },
+            "providers[0].retry.max_attempts",
+            "at least 1",
+        ),
+        (
+            {"providers": [{"name": "p", "kind": "openai", "base_url": "http://x", "timeouts": {"idle": 0}}]},
+            "providers[0].timeouts.idle",
+            "positive",
+        ),
+        (
+            {"providers": [{"name": "p", "kind": "openai", "base_url": "http://x", "max_connections": 0}]},
+            "providers[0].max_connections",
+            "at least 1",
+        ),
+        ({"teams": [{"id": "a b"}]}, "teams[0].id", "letters, digits"),
         (
             {"providers": [{"name": "p", "kind": "gemini", "base_url": "http://x"}]},
             "providers[0].kind",
@@ -145,3 +220,49 @@ def test_check_config_command_exit_status(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert bad.stderr.strip() == f"config error: {broken}: models[0].provider: unknown provider 'q'"
+    assert bad.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[server\nport = 1\n", "invalid TOML: "),
+        ("[server]\nport = 'x'\n", "server.port: Expected `int`, got `str`"),
+        ("[server]\nprot = 1\n", "server.prot: unknown setting"),
+        ("[policy]\non_store_error = 'open-ish'\n", "policy.on_store_error: Invalid enum value 'open-ish'"),
+        (
+            "[[auth.keys]]\nname = 'a'\nkey = 'sk-12345678'\nlimits = { rpm = 0 }\n",
+            "auth.keys[0].limits.rpm: Expected `int` >= 1",
+        ),
+    ],
+)
+def test_check_config_reports_file_key_and_reason_with_status_2(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    broken = write(tmp_path, text)
+    bad = subprocess.run(
+        [sys.executable, "-m", "gateway", "check-config", str(broken)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2, bad.stdout
+    [line] = bad.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith(f"config error: {broken}: {expected}"), line
+
+
+def test_serve_with_a_broken_or_missing_config_exits_2(tmp_path: Path) -> None:
+    broken = write(tmp_path, "[server]\nport = 70000\n")
+    for path, expected in (
+        (broken, f"config error: {broken}: server.port: must be between 0 and 65535"),
+        (tmp_path / "absent.toml", f"config error: {tmp_path / 'absent.toml'}: cannot read file: "),
+    ):
+        run = subprocess.run(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert run.returncode == 2
+        assert run.stderr.strip().splitlines()[-1].startswith(expected), run.stderr
