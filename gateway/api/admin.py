@@ -113,9 +113,19 @@ async def _body(request: Request[Any, Any, Any], kind: type[Any]) -> Any:
     try:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"Invalid request body: {exc}", code="invalid_body") from None
+        message, _, at = str(exc).partition(" - at `$.")
+        raise InvalidRequest(
+            f"Invalid request body: {message}", param=at.rstrip("`") or None, code="invalid_body"
+        ) from None
     except msgspec.DecodeError:
         raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+
+
+def _limit(request: Request[Any, Any, Any], default: int = 100) -> int:
+    raw = request.query_params.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise InvalidRequest("limit must be an integer from 1 to 1000.", param="limit", code="invalid_limit")
+    return int(raw)
 
 
 def _merge(target: Any, patch_: Any) -> Any:
@@ -221,7 +231,7 @@ async def create_key(request: Request[Any, Any, Any]) -> Response[bytes]:
 async def list_keys(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def act(s: Services, actor: str) -> Response[bytes]:
         q = request.query_params
-        limit = min(1000, max(1, int(q.get("limit", "100"))))
+        limit = _limit(request)
         ids = await s.policy.store.list_ids("keys", after=q.get("cursor"), limit=limit)
         data = []
         for kid in ids:
@@ -282,14 +292,6 @@ async def update_key(request: Request[Any, Any, Any], kid: KeyId) -> Response[by
                 f"Only these fields can be changed: {', '.join(sorted(_KEY_FIELDS))}.", code="invalid_body"
             )
         record, _ = await _find_key(s.policy, kid)
-        if "team_id" in changes:
-            await _check_team(s.policy, changes["team_id"])
-        new_alias = changes.get("alias", record.alias) if "alias" in changes else record.alias
-        if new_alias != record.alias:
-            if new_alias is not None and not await s.policy.store.claim_alias(new_alias, kid):
-                raise Conflict(f"A key with alias '{new_alias}' exists.", param="alias", code="alias_taken")
-            if record.alias:
-                await s.policy.store.release_alias(record.alias, kid)
 
         def change(rec: KeyRecord) -> KeyRecord:
             merged = _merge(msgspec.to_builtins(rec), changes)
@@ -298,6 +300,23 @@ async def update_key(request: Request[Any, Any, Any], kid: KeyId) -> Response[by
             except msgspec.ValidationError as exc:
                 raise InvalidRequest(f"Invalid change: {exc}", code="invalid_body") from None
             return out
+
+        candidate = change(record)  # refuses an invalid change before anything is written
+        if candidate.team_id != record.team_id:
+            # A key's limits, spend counters and usage rollups live under its team's hash tag;
+            # moving it would silently reset its budgets and split its usage report.
+            raise Conflict(
+                "A key's team is fixed when the key is created; create a new key in the other team.",
+                param="team_id",
+                code="team_change_not_supported",
+            )
+        if candidate.alias != record.alias:
+            if candidate.alias is not None and not await s.policy.store.claim_alias(candidate.alias, kid):
+                raise Conflict(
+                    f"A key with alias '{candidate.alias}' exists.", param="alias", code="alias_taken"
+                )
+            if record.alias:
+                await s.policy.store.release_alias(record.alias, kid)
 
         updated = await _update_key(s, actor, kid, "key.update", change, detail=changes)
         return _json(200, await _key_view(s.policy, updated))
@@ -473,7 +492,7 @@ async def org_usage(request: Request[Any, Any, Any]) -> Response[bytes]:
 @get("/admin/v1/audit")
 async def audit_log(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def act(s: Services, actor: str) -> Response[bytes]:
-        count = min(1000, max(1, int(request.query_params.get("limit", "100"))))
+        count = _limit(request)
         entries = await s.policy.store.read_audit(count)
         return _json(200, {"object": "list", "data": [{"id": i, **e} for i, e in entries]})
 
@@ -509,7 +528,7 @@ async def create_team(request: Request[Any, Any, Any]) -> Response[bytes]:
 @get("/admin/v1/teams")
 async def list_teams(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def act(s: Services, actor: str) -> Response[bytes]:
-        limit = min(1000, max(1, int(request.query_params.get("limit", "100"))))
+        limit = _limit(request)
         ids = await s.policy.store.list_ids("teams", after=request.query_params.get("cursor"), limit=limit)
         data = (
             [msgspec.to_builtins(t) for t in s.policy.config_teams.values()]
@@ -606,7 +625,7 @@ async def read_self(request: Request[Any, Any, Any]) -> Response[bytes]:
     """An inference key reads its own limits and remaining budget (never another key's)."""
     s = _services(request)
     try:
-        caller = await s.policy.authenticate(asgi_io.presented_key_from_scope(request.scope))
+        caller = await s.policy.authenticate(asgi_io.presented_key_from_scope(request.scope), fresh=True)
         view = await _key_view(s.policy, caller.key)
         view.pop("metadata", None)
         view.pop("created_by", None)

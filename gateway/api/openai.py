@@ -13,7 +13,9 @@ from litestar.params import PathParameter
 from litestar.types import Message, Receive, Scope, Send
 
 from gateway.api import asgi_io
-from gateway.errors.client import GatewayError, InternalError, MethodNotAllowed, NotFound
+from gateway.errors.client import GatewayError, InternalError, MethodNotAllowed
+from gateway.policy.engine import Caller
+from gateway.policy.errors import model_not_found
 from gateway.proxy import chat_completions
 from gateway.services import Services
 
@@ -69,40 +71,40 @@ def _error(exc: GatewayError, request_id: str) -> Response[bytes]:
     )
 
 
-def _authenticate(request: Request[Any, Any, Any]) -> None:
-    services_of(request.scope).keys.authenticate(asgi_io.presented_key_from_scope(request.scope))
+async def _caller(request: Request[Any, Any, Any]) -> Caller:
+    """The same authentication as the proxy routes: config keys and admin-created keys, with
+    blocks, deletions and rotations seen at once."""
+    policy = services_of(request.scope).policy
+    return await policy.authenticate(asgi_io.presented_key_from_scope(request.scope), fresh=True)
 
 
-@get("/v1/models", sync_to_thread=False)
-def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
+@get("/v1/models")
+async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The configured models this key may use (its and its team's allow-lists)."""
     request_id = asgi_io.new_request_id()
+    services = services_of(request.scope)
     try:
-        _authenticate(request)
+        caller = await _caller(request)
     except GatewayError as exc:
         return _error(exc, request_id)
-    services = services_of(request.scope)
-    return _json(200, ModelList(data=[_card(services, m) for m in services.router.models]), request_id)
+    cards = [_card(services, m) for m in services.router.models if services.policy.may_use(caller, m)]
+    return _json(200, ModelList(data=cards), request_id)
 
 
-@get("/v1/models/{model_id:path}", sync_to_thread=False)
-def get_model(request: Request[Any, Any, Any], model_id: Annotated[str, PathParameter()]) -> Response[bytes]:
+@get("/v1/models/{model_id:path}")
+async def get_model(
+    request: Request[Any, Any, Any], model_id: Annotated[str, PathParameter()]
+) -> Response[bytes]:
     request_id = asgi_io.new_request_id()
     services = services_of(request.scope)
     model_id = model_id.lstrip("/")
     try:
-        _authenticate(request)
-        if not services.router.knows(model_id):
-            raise NotFound(
-                f"The model `{model_id}` does not exist or you do not have access to it.",
-                code="model_not_found",
-            )
+        caller = await _caller(request)
+        # A model the key may not use is answered like one that does not exist (as OpenAI does).
+        if not services.router.knows(model_id) or not services.policy.may_use(caller, model_id):
+            raise model_not_found(model_id)
     except GatewayError as exc:
-        return Response(
-            exc.body(),
-            status_code=exc.status_code,
-            media_type="application/json",
-            headers={"x-request-id": request_id},
-        )
+        return _error(exc, request_id)
     return _json(200, _card(services, model_id), request_id)
 
 

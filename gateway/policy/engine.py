@@ -362,6 +362,9 @@ class PolicyService:
             )
             self.config_keys[k.name] = Caller(record, self.config_teams.get(k.team or ""), k.digest())
         self._config_by_kid = {c.key.id: c for c in self.config_keys.values()}
+        # Public model names: a request for any other model is refused before admission, so a
+        # typo neither spends a limit nor writes usage and rollups under an unbounded name.
+        self.models = frozenset(m.name for m in settings.models)
         self._keys: dict[str, _Entry] = {}
         self._teams: dict[str, tuple[TeamRecord, float]] = {}
         self._lease_ms = int(settings.policy.lease_ttl_seconds * 1000)
@@ -460,6 +463,32 @@ class PolicyService:
             raise AuthenticationFailed("This API key has expired.", code="invalid_api_key")
         return Caller(record, team, digest)
 
+    async def _reload(self, caller: Caller) -> Caller:
+        """``caller`` read again from Redis (its cached copy may be stale): refused if the key
+        was deleted, blocked, expired or rotated past its grace period since."""
+        key = caller.key
+        self.invalidate(key.id, key.team_id)
+        fresh = await self._load_key(key.id, fresh=True)
+        if fresh is None:
+            raise AuthenticationFailed("This API key has been deleted.", code="invalid_api_key")
+        digest = caller.digest
+        fields = fresh.fields
+        ok = hmac.compare_digest(digest, fields.get("hash", b"")) or (
+            "prev_hash" in fields
+            and self.clock.now() < float(fields.get("prev_until", b"0"))
+            and hmac.compare_digest(digest, fields["prev_hash"])
+        )
+        if not ok:
+            raise AuthenticationFailed("Incorrect API key provided.", code="invalid_api_key")
+        team = await self.team(fresh.record.team_id, fresh=True)
+        if fresh.record.status != "active" or (team is not None and team.status != "active"):
+            self.metrics.decision("auth", "key", "denied")
+            raise AuthenticationFailed("This API key has been blocked.", code="invalid_api_key")
+        if fresh.record.expires_at is not None and self.clock.now() >= fresh.record.expires_at:
+            self.metrics.decision("auth", "key", "denied")
+            raise AuthenticationFailed("This API key has expired.", code="invalid_api_key")
+        return Caller(fresh.record, team, digest)
+
     def _store_failed(self, exc: BaseException, op: str) -> GatewayError:
         decision = self.config.on_store_error
         self.metrics.store_error(decision if op == "admit" else "closed")
@@ -467,10 +496,15 @@ class PolicyService:
         return errors.store_unavailable()
 
     # -- admission -------------------------------------------------------------------------------
+    @staticmethod
+    def may_use(caller: Caller, model: str) -> bool:
+        """The key's and its team's allow-lists both admit ``model``."""
+        return model_allowed(caller.key.models, model) and (
+            caller.team is None or model_allowed(caller.team.models, model)
+        )
+
     def check_model(self, caller: Caller, model: str) -> None:
-        if not model_allowed(caller.key.models, model) or (
-            caller.team is not None and not model_allowed(caller.team.models, model)
-        ):
+        if not self.may_use(caller, model):
             self.metrics.decision("model_access", "key", "denied")
             raise errors.model_not_allowed(model)
 
@@ -510,7 +544,19 @@ class PolicyService:
     ) -> Ticket:
         started = time.perf_counter() if started is None else started
         self.check_model(caller, model)
+        if model not in self.models:
+            raise errors.model_not_found(model)
         if not self.enabled:
+            if caller.key.source == "admin":
+                # No admission call to compare versions: read the key itself, so a block or a
+                # deletion still applies on every replica at once.
+                try:
+                    caller = await self._reload(caller)
+                except STORE_ERRORS as exc:
+                    failure = self._store_failed(exc, "admit")
+                    if self.config.on_store_error != "open":
+                        raise failure from None
+                self.check_model(caller, model)
             return Ticket(
                 None, caller, request_id=request_id, model=model, endpoint=endpoint, started=started
             )
@@ -548,27 +594,10 @@ class PolicyService:
             if result[0] != -1:
                 break
             # The cached config is stale (updated, rotated, blocked, deleted): read it again.
-            self.invalidate(key.id, key.team_id)
             try:
-                fresh = await self._load_key(key.id, fresh=True)
+                caller = await self._reload(caller)
             except STORE_ERRORS as exc:
                 raise self._store_failed(exc, "admit") from None
-            if fresh is None:
-                raise AuthenticationFailed("This API key has been deleted.", code="invalid_api_key")
-            digest = caller.digest
-            fields = fresh.fields
-            ok = hmac.compare_digest(digest, fields.get("hash", b"")) or (
-                "prev_hash" in fields
-                and self.clock.now() < float(fields.get("prev_until", b"0"))
-                and hmac.compare_digest(digest, fields["prev_hash"])
-            )
-            if not ok:
-                raise AuthenticationFailed("Incorrect API key provided.", code="invalid_api_key")
-            team_rec = await self.team(fresh.record.team_id, fresh=True)
-            if fresh.record.status != "active" or (team_rec is not None and team_rec.status != "active"):
-                self.metrics.decision("auth", "key", "denied")
-                raise AuthenticationFailed("This API key has been blocked.", code="invalid_api_key")
-            caller = Caller(fresh.record, team_rec, digest)
             self.check_model(caller, model)
             ticket.caller = caller
             key, team = caller.key, caller.team

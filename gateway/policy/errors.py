@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gateway.errors.client import GatewayError, PermissionDenied, RateLimited, ServiceUnavailable
+from gateway.errors.client import GatewayError, NotFound, PermissionDenied, RateLimited, ServiceUnavailable
 
 
 class TokensRateLimited(RateLimited):
@@ -42,6 +42,13 @@ def retry_headers(ms: int, *, should_retry: bool = True) -> dict[str, str]:
 def model_not_allowed(model: str) -> PermissionDenied:
     return PermissionDenied(
         f"This API key is not allowed to use the model `{model}`.", param="model", code="model_not_allowed"
+    )
+
+
+def model_not_found(model: str) -> NotFound:
+    """OpenAI's answer for a model that does not exist (or is hidden from the caller)."""
+    return NotFound(
+        f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found"
     )
 
 
