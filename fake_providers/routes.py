@@ -110,6 +110,19 @@ def _single(
     return single
 
 
+def _gemini_listing(middleware: list[Middleware]) -> HTTPRouteHandler:
+    @get("/gemini/v1beta/models", sync_to_thread=False, middleware=middleware)
+    def listing(request: Request[Any, Any, Any]) -> Response[bytes]:
+        query = request.query_params
+        try:
+            body = gemini.render_list(query.get("pageSize"), query.get("pageToken"))
+        except gemini.BadPage as bad:
+            return Response(gemini.bad_page(str(bad)), status_code=400, media_type=JSON)
+        return Response(body, media_type=JSON)
+
+    return listing
+
+
 def _openai_models(
     service: OpenAIService, prefix: str, middleware: list[Middleware]
 ) -> list[HTTPRouteHandler]:
@@ -160,6 +173,6 @@ def dialect_handlers(
         _listing("/lmstudio/api/v0/models", lmstudio.render_list, journaled),
         _single("/lmstudio/api/v0/models/{model_id:str}", lmstudio.render_one, _lmstudio_missing, journaled),
         _chat(service, "/gemini/v1beta/openai", journaled),
-        _listing("/gemini/v1beta/models", gemini.render_list, journaled),
+        _gemini_listing(journaled),
         _single("/gemini/v1beta/models/{model_id:str}", gemini.render_one, _gemini_missing, journaled),
     ]

@@ -5,6 +5,12 @@ parsed (``gateway.context_limit``); the windows go to Redis (one hash per provid
 TTL), so a replica that cannot reach a provider still knows what another replica read. A
 listing that fails never stops the gateway: it is retried sooner and reported on
 ``/readyz``. A window configured on a model (``context_window``) always wins.
+
+Listings are paged where the provider pages them: Anthropic (``has_more`` + ``last_id`` ->
+``after_id``, asked for 1000 per page) and Gemini (``nextPageToken`` -> ``pageToken``; the page
+size is whatever ``models_path`` asks, 50 by default); at most ``MAX_PAGES`` pages are read. A ``models_path`` that is an absolute URL
+(Gemini's native listing next to its OpenAI-compatible endpoint) gets the provider's headers
+too, so ``providers.headers`` (e.g. ``x-goog-api-key``) authenticates it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from gateway.clock import Clock
+from gateway.config import ProviderKind
 from gateway.context_limit import parse_model_listing
 from gateway.providers.routing import Deployment
 from gateway.providers.upstream import Upstream
@@ -25,11 +32,25 @@ from gateway.providers.upstream import Upstream
 log = logging.getLogger("gateway.catalog")
 
 CATALOG_REFRESH = "catalog_refresh"
+MAX_PAGES = 50
+PAGE_SIZE = 1000
 _DECODER = msgspec.json.Decoder()
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _next_page(body: object) -> dict[str, str] | None:
+    """The query of the next page: Anthropic's ``after_id``, Gemini's ``pageToken``."""
+    if not isinstance(body, dict):
+        return None
+    if body.get("has_more") is True and isinstance(body.get("last_id"), str) and body["last_id"]:
+        return {"after_id": body["last_id"]}
+    token = body.get("nextPageToken")
+    if isinstance(token, str) and token:
+        return {"pageToken": token}
+    return None
 
 
 class ListingStatus(msgspec.Struct):
@@ -68,18 +89,36 @@ class ModelCatalog:
             return deployment.settings.context_window
         return self._windows.get(deployment.provider, {}).get(deployment.upstream_model)
 
-    async def fetch(self, upstream: Upstream) -> dict[str, int]:
+    def _listing_request(self, upstream: Upstream, params: Mapping[str, str]) -> httpx.Request:
         path = upstream.settings.models_path
-        request = (
-            upstream.request("GET", path)
-            if not path.startswith("http")
-            else upstream.client.build_request("GET", path)
-        )
-        response = await upstream.send(request, stream=False)
-        if response.status_code != 200:
-            raise RuntimeError(f"GET {request.url} answered {response.status_code}")
-        windows = parse_model_listing(_DECODER.decode(response.content))
-        return {model: window for model, window in windows.items() if window}
+        absolute = path.startswith(("http://", "https://"))
+        base = upstream.request("GET", "" if absolute else path)
+        url = httpx.URL(path) if absolute else base.url
+        if params:
+            url = url.copy_merge_params(params)
+        headers = base.headers.copy()
+        for name in ("host", "content-type"):
+            headers.pop(name, None)
+        return httpx.Request("GET", url, headers=headers, extensions=base.extensions)
+
+    async def fetch(self, upstream: Upstream) -> dict[str, int]:
+        """Every page of one provider's listing, parsed."""
+        windows: dict[str, int] = {}
+        params: dict[str, str] = {}
+        if upstream.settings.kind is ProviderKind.ANTHROPIC:
+            params["limit"] = str(PAGE_SIZE)
+        for _ in range(MAX_PAGES):
+            request = self._listing_request(upstream, params)
+            response = await upstream.send(request, stream=False)
+            if response.status_code != 200:
+                raise RuntimeError(f"GET {request.url} answered {response.status_code}")
+            body = _DECODER.decode(response.content)
+            windows.update({model: w for model, w in parse_model_listing(body).items() if w})
+            following = _next_page(body)
+            if following is None:
+                break
+            params = {**params, **following}
+        return windows
 
     async def refresh_once(self) -> bool:
         """Fetch every listing; returns True when all succeeded."""

@@ -5,6 +5,11 @@ MCP servers and client libraries send schemas that providers refuse (``required:
 that returns the very same object when a schema is already valid, so a request whose tools
 are fine is forwarded as it came. A strict tool whose schema strict mode cannot express is
 sent non-strict (logged) rather than refused by the provider.
+
+A Responses function tool that leaves ``strict`` out is normalized into strict mode by OpenAI
+(api-semantics §3.1). Its schema is repaired structurally and sent as it is, so the provider
+does the normalizing; only when strict mode cannot express it does the gateway add
+``strict: false``, so the provider neither refuses it nor tightens it.
 """
 
 from __future__ import annotations
@@ -25,11 +30,20 @@ _BASE_TARGET = {
 }
 
 
-def _repair_function(function: Mapping[str, Any], kind: ProviderKind) -> Mapping[str, Any]:
+def _repair_function(
+    function: Mapping[str, Any], kind: ProviderKind, *, strict_by_default: bool = False
+) -> Mapping[str, Any]:
     """A function definition (Chat's nested ``function`` or a flat Responses tool)."""
     if "parameters" not in function:
         return function
     parameters = function["parameters"]
+    implicit_strict = strict_by_default and "strict" not in function and kind is not ProviderKind.ANTHROPIC
+    if implicit_strict and not repair_schema(parameters, Target.OPENAI_STRICT).strict_ok:
+        log.warning(
+            "tool %r: strict mode (the Responses default) cannot express its schema; sent with strict=false",
+            function.get("name"),
+        )
+        return {**_repair_function(function, kind), "strict": False}
     strict = function.get("strict") is True and kind is not ProviderKind.ANTHROPIC
     result = repair_schema(parameters, Target.OPENAI_STRICT if strict else _BASE_TARGET[kind])
     if strict and not result.strict_ok:
@@ -62,7 +76,7 @@ def repair_responses_tools(tools: Sequence[Any], kind: ProviderKind) -> Sequence
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict) or tool.get("type") != "function":
             continue
-        fixed = _repair_function(tool, kind)
+        fixed = _repair_function(tool, kind, strict_by_default=True)
         if fixed is not tool:
             repaired = repaired if repaired is not None else list(tools)
             repaired[i] = fixed

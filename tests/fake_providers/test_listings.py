@@ -195,3 +195,26 @@ def test_unknown_openai_route_is_invalid_url(http: httpx.Client) -> None:
 def test_routes_outside_the_dialects_get_a_plain_404(http: httpx.Client) -> None:
     response = http.get("/nowhere")
     assert (response.status_code, response.json()) == (404, {"status_code": 404, "detail": "Not Found"})
+
+
+def test_gemini_listing_is_paged(http: httpx.Client) -> None:
+    names: list[str] = []
+    token: str | None = None
+    pages = 0
+    while True:
+        params = {"pageSize": "4"} if token is None else {"pageSize": "4", "pageToken": token}
+        body = http.get("/gemini/v1beta/models", params=params).json()
+        pages += 1
+        names += [model["name"] for model in body["models"]]
+        assert len(body["models"]) <= 4
+        token = body.get("nextPageToken")
+        if token is None:
+            break
+    assert pages == 3
+    assert names == [f"models/{model.id}" for model in CATALOGUE]
+    whole = http.get("/gemini/v1beta/models").json()  # default page size 50: one page
+    assert "nextPageToken" not in whole
+    assert len(whole["models"]) == len(CATALOGUE)
+    refused = http.get("/gemini/v1beta/models", params={"pageToken": "not a token!"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["status"] == "INVALID_ARGUMENT"
