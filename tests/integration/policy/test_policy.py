@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -12,6 +14,7 @@ import msgspec
 import pytest
 import redis
 
+from gateway.pricing import PriceTable
 from gateway.store.embedded import EmbeddedRedis
 from tests.conftest import GATEWAY_KEY, GatewayFactory, base_config, free_port
 
@@ -107,17 +110,48 @@ def test_key_lifecycle_block_is_immediate_on_every_instance(
 
 
 def test_rotation_grace(gateway_factory: GatewayFactory, fake: Any, redis_url: str) -> None:
-    gw = gateway_factory(config(fake, redis_url))
-    created = admin(gw, "POST", "/keys", {}).json()
+    cfg = config(fake, redis_url)
+    gw, other = gateway_factory(cfg), gateway_factory(cfg)
+    created = admin(gw, "POST", "/keys", {"limits": {"rpm": 100}}).json()
     old, kid = created["key"], created["id"]
+    assert chat(other, old).status_code == 200  # `other` caches the key as it was
     rotated = admin(gw, "POST", f"/keys/{kid}/rotate", {"grace_seconds": 30}).json()
     new = rotated["key"]
     assert new != old and rotated["id"] == kid
-    assert chat(gw, old).status_code == 200
-    assert chat(gw, new).status_code == 200
-    gw.clock.advance(31)
-    assert chat(gw, old).status_code == 401
-    assert chat(gw, new).status_code == 200
+    for replica in (gw, other):
+        assert chat(replica, old).status_code == 200
+        last = chat(replica, new)
+        assert last.status_code == 200
+    # Same id, settings and counters: one RPM limit counted the five requests of both secrets.
+    assert last.headers["x-ratelimit-remaining-requests"] == "95"
+    for replica in (gw, other):
+        replica.clock.advance(31)
+        refused = chat(replica, old)
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "invalid_api_key"
+        assert chat(replica, new).status_code == 200
+    # Without a grace period the old secret stops at once, on every replica.
+    newest = admin(other, "POST", f"/keys/{kid}/rotate", {"grace_seconds": 0}).json()["key"]
+    for replica in (gw, other):
+        assert chat(replica, new).status_code == 401
+        assert chat(replica, newest).status_code == 200
+
+
+def test_a_block_applies_on_every_replica_with_the_policy_disabled(
+    gateway_factory: GatewayFactory, fake: Any, redis_url: str
+) -> None:
+    cfg = config(fake, redis_url, enabled=False)
+    a, b = gateway_factory(cfg), gateway_factory(cfg)
+    created = admin(a, "POST", "/keys", {"models": ["gpt-4o-mini"]}).json()
+    secret, kid = created["key"], created["id"]
+    assert chat(b, secret).status_code == 200  # b caches the key
+    assert chat(b, secret, model="llama").status_code == 403  # allow-lists still apply
+    assert admin(a, "POST", f"/keys/{kid}/block").status_code == 200
+    r = chat(b, secret)
+    assert r.status_code == 401
+    assert r.json()["error"]["message"] == "This API key has been blocked."
+    assert admin(a, "DELETE", f"/keys/{kid}").status_code == 200
+    assert chat(b, secret).json()["error"]["code"] == "invalid_api_key"
 
 
 def test_rpm_is_shared_exactly_across_instances(
@@ -145,38 +179,67 @@ def test_rpm_is_shared_exactly_across_instances(
 def test_budget_usage_and_reports_agree(
     gateway_factory: GatewayFactory, fake: Any, redis_url: str, redis_sync: redis.Redis
 ) -> None:
-    gw = gateway_factory(config(fake, redis_url))
-    created = admin(gw, "POST", "/keys", {"budgets": [{"window": "total", "limit_usd": 0.0002}]}).json()
+    """A budget near its limit, 20 parallel requests: refusals with `insufficient_quota`, spend
+    above the limit by at most the documented bound, and usage events = counter = report."""
+    # Output reserve of one token: the real answers cost more than their holds, so the bound
+    # (the sum of actual cost - hold over the admitted requests) is not trivially zero.
+    gw = gateway_factory(config(fake, redis_url, output_reserve_tokens=1))
+    limit = 10_000_000  # nano-USD ($0.01)
+    created = admin(gw, "POST", "/keys", {"budgets": [{"window": "total", "limit_usd": limit / 1e9}]}).json()
     secret, kid = created["key"], created["id"]
+    # A long prompt that the fake echoes: the answer's output tokens exceed the one reserved.
+    prompt = [{"role": "user", "content": "hello " * 60}]
+    body = msgspec.json.encode({"model": "gpt-4o-mini", "messages": prompt})
+    hold = PriceTable().hold(math.ceil(len(body) / 4), 1, "gpt-4o-mini")
+    prefix = gw.settings.redis.key_prefix
+    counter_key = f"{prefix}{{k:{kid}}}:spend:key:{kid}:total"
+    preset = limit - 3 * hold  # room for three holds
+    redis_sync.set(counter_key, preset)
+    barrier = threading.Barrier(20)
+
+    def send(_: int) -> httpx.Response:
+        barrier.wait(10)
+        return httpx.post(
+            gw.base_url + "/chat/completions",
+            headers={"authorization": f"Bearer {secret}", "content-type": "application/json"},
+            content=body,
+            timeout=30,
+        )
+
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
-        responses = list(pool.map(lambda _: chat(gw, secret, max_tokens=50), range(20)))
+        responses = list(pool.map(send, range(20)))
     codes = [r.status_code for r in responses]
-    assert 200 in codes
+    ok = codes.count(200)
+    assert 1 <= ok < 20 and ok + codes.count(429) == 20, codes
     refused = next(r for r in responses if r.status_code == 429)
     assert refused.json()["error"]["type"] == "insufficient_quota"
+    assert refused.json()["error"]["code"] == "insufficient_quota"
     assert refused.headers["x-should-retry"] == "false"
-    ok = codes.count(200)
-    prefix = gw.settings.redis.key_prefix
-    usage_key = f"{prefix}usage"
+    assert len(fake.requests(path="/openai/v1/chat/completions")) == ok  # refusals never went upstream
 
     def events() -> list[dict[str, Any]]:
-        raw = redis_sync.xrange(usage_key)
+        raw = redis_sync.xrange(f"{prefix}usage")
         return [msgspec.json.decode(f[b"e"]) for _, f in raw if msgspec.json.decode(f[b"e"])["kid"] == kid]
 
     # One usage event per admitted request (refusals are counted in gw_policy_decisions_total).
     evs = poll(lambda: (e := events()) and len(e) == ok and e)
+    assert poll(lambda: redis_sync.zcard(f"{prefix}{{k:{kid}}}:holds:key:{kid}") == 0 or None)
     spent = sum(e["cost_nusd"] for e in evs)
-    counter = int(redis_sync.get(f"{prefix}{{k:{kid}}}:spend:key:{kid}:total") or 0)
+    counter = int(redis_sync.get(counter_key) or 0)
     report = admin(gw, "GET", f"/keys/{kid}/usage").json()["total"]
-    assert spent == counter == report["cost_nusd"] > 0
+    assert spent == counter - preset == report["cost_nusd"] > 0
     assert report["requests"] == ok and all(e["status"] == 200 for e in evs)
+    assert all(e["usage_source"] == "reported" for e in evs)
     # The org-wide rollup (summed per settlement batch) agrees with the per-key one.
     [org] = [row for row in admin(gw, "GET", "/usage?group_by=key").json()["data"] if row["key"] == kid]
     assert (org["requests"], org["cost_nusd"]) == (ok, spent)
-    assert all(e["usage_source"] == "reported" for e in evs)
-    # Holds cover max_tokens, so the overshoot bound is zero: never above the limit.
-    assert counter <= 200_000
-    assert poll(lambda: redis_sync.zcard(f"{prefix}{{k:{kid}}}:holds:key:{kid}") == 0 or None)
+    # The documented bound: overshoot <= sum over admitted requests of (actual cost - hold).
+    bound = sum(max(0, e["cost_nusd"] - hold) for e in evs)
+    assert all(e["cost_nusd"] > hold for e in evs)  # the case the bound is about
+    assert counter - limit <= bound, (counter - limit, bound)
+    # And the key's own view agrees with the counter.
+    spend = admin(gw, "GET", f"/keys/{kid}").json()["spend_nusd"]["total"]
+    assert spend == counter
 
 
 def test_store_unavailable_fails_closed_and_counts(gateway_factory: GatewayFactory, fake: Any) -> None:
@@ -190,8 +253,23 @@ def test_store_unavailable_fails_closed_and_counts(gateway_factory: GatewayFacto
         r = chat(gw, secret)
         assert r.status_code == 503
         assert r.headers["retry-after"] == "1"
+        assert r.headers["x-should-retry"] == "true"
+        assert r.json()["error"]["code"] == "policy_store_unavailable"
+        assert r.json()["error"]["type"] == "service_unavailable_error"
         metrics = httpx.get(gw.root_url + "/metrics").text
         assert 'gw_policy_store_errors_total{decision="closed"} 1.0' in metrics
+        # The refused request never went upstream.
+        assert len(fake.requests(path="/openai/v1/chat/completions")) == 1
+        # /readyz says the process cannot serve; /healthz that it lives.
+        ready = httpx.get(gw.root_url + "/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["redis"] == "unreachable"
+        assert httpx.get(gw.root_url + "/healthz").status_code == 200
+        # Redis back (same data): served again, without a restart.
+        server.start()
+        assert poll(lambda: chat(gw, secret).status_code == 200)
+        assert httpx.get(gw.root_url + "/readyz").status_code == 200
+        server.stop()
 
 
 def test_metrics_series_do_not_grow_with_junk_models(
