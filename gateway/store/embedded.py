@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -41,6 +42,45 @@ class EmbeddedRedis:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self._proc: subprocess.Popen[bytes] | None = None
+        self._lock: int | None = None
+
+    def _take_lock(self) -> None:
+        """One gateway per data directory: two servers appending to one AOF would corrupt it."""
+        if sys.platform == "win32":  # pragma: no cover
+            return
+        import fcntl
+
+        fd = os.open(self.data_dir / "gateway.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise EmbeddedRedisError(
+                f"another gateway process runs the embedded Redis in {self.data_dir}: give this one "
+                "its own redis.data_dir, or set redis.url so that both share one Redis"
+            ) from None
+        self._lock = fd
+
+    def _release_lock(self) -> None:
+        fd, self._lock = self._lock, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def _stop_orphan(self) -> None:
+        """A redis-server left running by a gateway that was killed: shut it down (it writes its
+        AOF first), so that exactly one server owns the data directory."""
+        import socket
+
+        if not self.socket_path.exists():
+            return
+        try:
+            with socket.socket(socket.AF_UNIX) as conn:
+                conn.settimeout(2.0)
+                conn.connect(str(self.socket_path))
+                conn.sendall(b"SHUTDOWN\r\n")
+                conn.recv(64)  # the server closes the connection once it has exited
+        except OSError:
+            pass
 
     @property
     def socket_path(self) -> Path:
@@ -54,6 +94,8 @@ class EmbeddedRedis:
 
     def start(self, *, timeout: float = 10.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        self._stop_orphan()
         if self.socket_path.exists():
             self.socket_path.unlink()
         args = [
@@ -78,7 +120,11 @@ class EmbeddedRedis:
         if not self.port:
             args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        self._wait_ready(timeout)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self._release_lock()
+            raise
 
     def _wait_ready(self, timeout: float) -> None:
         import socket
@@ -109,11 +155,14 @@ class EmbeddedRedis:
 
     def stop(self, *, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()  # SIGTERM: redis flushes the AOF and exits
         try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            if proc is None or proc.poll() is not None:
+                return
+            proc.terminate()  # SIGTERM: redis flushes the AOF and exits
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        finally:
+            self._release_lock()
