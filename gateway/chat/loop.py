@@ -99,21 +99,29 @@ class Turn:
         self.runner = StepRunner(router, clock, self._publish, on_retry=self._retry, store=upstream_store)
 
     async def _publish(self, event: dict[str, Any]) -> None:
-        await self.store.publish(self.chat_id, {"type": event.pop("type"), "chat_id": self.chat_id, **event})
+        await self.store.publish(
+            self.chat_id, self.worker, {"type": event.pop("type"), "chat_id": self.chat_id, **event}
+        )
 
     async def _retry(self, event: RetryEvent) -> None:
         # Clients drop the partial parts of the turn on `retry`; a reconnecting client's
         # snapshot starts after it too.
-        event_id = await self.store.publish(
-            self.chat_id, {"type": "retry", "chat_id": self.chat_id, "retry": event.payload()}
+        await self.store.publish(
+            self.chat_id,
+            self.worker,
+            {"type": "retry", "chat_id": self.chat_id, "retry": event.payload()},
+            starts_turn=True,
         )
-        await self.store.redis.hset(self.store.chat_key(self.chat_id), "turn_start", event_id)
 
     def _now(self) -> str:
         return rfc3339(self.clock.now())
 
     async def run(self) -> Outcome:
         for step in range(self.max_steps):
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # An interrupt that something below swallowed: no new step after it.
+                raise asyncio.CancelledError
             history = await self.store.messages(self.chat_id)
             self.persisted_step = False
             self.results = {}

@@ -3,13 +3,18 @@
 Every event of a chat is an entry of its Redis event stream, so any replica can serve any
 client and an event id is the entry id. On connect the client gets, read in one transaction:
 
-- without ``Last-Event-ID`` (or with one older than what the capped stream keeps): a
-  ``status`` event, every durable ``message``, the ``message_part`` events of the step in
-  flight, the pending ``action_required`` and a ``queue_update``; all carry the id of the
-  newest entry;
-- with ``Last-Event-ID``: a ``status`` event, then every event after that id, with its own id;
+- with ``Last-Event-ID`` (still in the capped stream): a ``status`` event carrying that same id,
+  then every event after it, each with its own id;
+- otherwise a snapshot: a ``status`` event, every durable ``message``, the ``message_part``
+  events of the turn in flight, the pending ``action_required`` and a ``queue_update``;
 
-then live events as they are added.
+then live events as they are added, until the chat is deleted.
+
+Ids follow what an SSE client does with them (it keeps the last ``id:`` it received and sends it
+back when it reconnects), so a client that drops at any frame misses nothing. The snapshot's
+status and messages carry no id: a client that drops among them reconnects as it came and gets
+the snapshot again. In-flight parts carry their own ids (every durable message is older than the
+turn's start), and the snapshot's last frame carries the id of the newest event it reflects.
 """
 
 from __future__ import annotations
@@ -30,10 +35,11 @@ EVENTS_CAP = 10_000  # the cap of the event stream (gateway/store/lua/chat_prelu
 KEEPALIVE = b": keep-alive\n\n"
 
 
-def frame(event_id: str, event: dict[str, Any] | bytes) -> bytes:
+def frame(event_id: str | None, event: dict[str, Any] | bytes) -> bytes:
     data = event if isinstance(event, bytes) else _ENC.encode(event)
     kind = str(_DEC.decode(data)["type"] if isinstance(event, bytes) else event["type"])
-    return b"id: " + event_id.encode() + b"\nevent: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+    head = b"" if event_id is None else b"id: " + event_id.encode() + b"\n"
+    return head + b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
 
 
 def _before_or_at(a: str, b: str) -> bool:
@@ -61,15 +67,16 @@ async def events(store: ChatStore, chat_id: str, last_event_id: str | None) -> A
     last = replies[3][0][0].decode() if replies[3] else "0-0"
     oldest = replies[4][0][0].decode() if replies[4] else "0-0"
     status = {"type": "status", "chat_id": chat_id, "status": {"status": fields["status"]}}
-    yield frame(last, status)
     # Below the cap nothing was ever trimmed, so every id (even "0-0") can be resumed from.
     if resume and (_before_or_at(oldest, resume) or replies[5] < EVENTS_CAP):
+        yield frame(resume, status)
         for entry_id, entry in replies[6]:
             yield frame(entry_id.decode(), entry[b"e"])
     else:
+        yield frame(None, status)
         for raw in replies[1]:
             yield frame(
-                last, b'{"type":"message","chat_id":' + _ENC.encode(chat_id) + b',"message":' + raw + b"}"
+                None, b'{"type":"message","chat_id":' + _ENC.encode(chat_id) + b',"message":' + raw + b"}"
             )
         turn_start = fields.get("turn_start")
         if fields["status"] == "running" and turn_start:
@@ -80,7 +87,7 @@ async def events(store: ChatStore, chat_id: str, last_event_id: str | None) -> A
         if fields["status"] == "requires_action" and fields.get("pending_calls"):
             calls = fields["pending_calls"].encode()
             yield frame(
-                last,
+                None,
                 b'{"type":"action_required","chat_id":'
                 + _ENC.encode(chat_id)
                 + b',"action_required":{"tool_calls":'
@@ -98,9 +105,12 @@ async def events(store: ChatStore, chat_id: str, last_event_id: str | None) -> A
         )
     since = last
     while True:
-        # Waiting on Redis for events (not on time): the timeout only paces keep-alives.
+        # Waiting on Redis for events (not on time): the timeout only paces keep-alives and
+        # noticing that the chat was deleted.
         read: Any = await store.redis.xread({events_key: since}, block=BLOCK_MS)
         if not read:
+            if not await store.redis.exists(chat_key):
+                return
             yield KEEPALIVE
             continue
         for _stream, entries in read:

@@ -83,6 +83,11 @@ class ToolSet:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # The tool's library turned our cancellation into an error (the MCP client's
+                # task group does): the turn is being interrupted, not the tool failing.
+                raise asyncio.CancelledError from exc
             log.warning("tool %r failed: %s", name, exc)
             return _error(f"tool failed: {exc}"), True
 

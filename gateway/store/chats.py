@@ -38,6 +38,7 @@ _SCRIPTS = (
     "persist_step",
     "finish",
     "action_timeout",
+    "publish",
 )
 
 
@@ -172,11 +173,16 @@ class ChatStore:
         return list(raw)
 
     # -- events ----------------------------------------------------------------------
-    async def publish(self, chat_id: str, event: dict[str, Any]) -> str:
-        event_id: Any = await self.redis.xadd(
-            self.events_key(chat_id), {"e": _ENC.encode(event)}, maxlen=10000, approximate=True
+    async def publish(
+        self, chat_id: str, worker: str, event: dict[str, Any], *, starts_turn: bool = False
+    ) -> str | None:
+        """Add a worker's event to the chat's stream while that worker runs the chat; the event
+        id, or None (the chat was deleted, interrupted or taken over: nothing is written).
+        ``starts_turn``: a reconnecting client's snapshot of the turn starts after this event."""
+        raw: Any = await self._scripts["publish"](
+            keys=self.keys(chat_id), args=[worker, _ENC.encode(event), "1" if starts_turn else "0"]
         )
-        return str(event_id.decode())
+        return None if raw is None else _s(raw)
 
     # -- jobs ------------------------------------------------------------------------
     async def enqueue(self, chat_id: str) -> None:

@@ -10,6 +10,8 @@ local status = redis.call('HGET', CHAT, 'status')
 if status == 'pending' or (status == 'running' and (takeover or redis.call('HGET', CHAT, 'worker') == worker)) then
   redis.call('HSET', CHAT, 'worker', worker)
   if status == 'pending' then
+    -- The turn starts here: a client joining mid-turn gets the parts published after this.
+    mark_turn()
     set_status('running', now)
   elseif takeover and ARGV[4] then
     redis.call('HSET', CHAT, 'turn_start', publish(ARGV[4]))

@@ -12,7 +12,7 @@ import pytest
 from fake_providers.mcp import create_mcp_app
 from fake_providers.testing import FakeProviders, serve
 from tests.conftest import GatewayFactory, base_config
-from tests.integration.chats.helpers import client, read_events, wait_status
+from tests.integration.chats.helpers import client, poll, read_events, wait_status
 from tests.integration.chats.test_dynamic_tools import CHAT, WEATHER
 
 
@@ -118,3 +118,50 @@ def test_unreachable_mcp_server_offers_no_tools(
         wait_status(c, r.json()["id"], "waiting")
     [sent] = fake.requests(path=CHAT)
     assert "tools" not in sent.body
+
+
+def test_interrupt_while_a_builtin_tool_runs(
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str, mcp_url: str
+) -> None:
+    config = base_config(fake, redis_url, chats={"mcp_servers": [{"name": "tools", "url": mcp_url}]})
+    gw = gateway_factory(config)
+    fake.script([{"reply": {"tool_calls": [_call("slow", {"seconds": 30}, "call_slow")]}}])
+    with client(gw) as c:
+        r = c.post("", json={"model": "gpt-4o-mini", "message": "go", "mcp_servers": ["tools"]})
+        assert r.status_code == 201, r.text
+        chat_id = r.json()["id"]
+
+        def complete_call(evs: list[dict[str, Any]]) -> bool:
+            return any(
+                e["event"] == "message_part" and e["data"]["message_part"]["part"].get("args") is not None
+                for e in evs
+            )
+
+        read_events(c, chat_id, complete_call, last_event_id="0-0")
+        gw.clock.advance(7)  # the tool has been running a while
+        interrupted = c.post(f"/{chat_id}/interrupt").json()
+        assert interrupted["status"] == "waiting"
+
+        def persisted() -> list[dict[str, Any]] | None:
+            ms: list[dict[str, Any]] = c.get(f"/{chat_id}/messages").json()["messages"]
+            return ms if ms[-1]["role"] == "tool" else None
+
+        messages = poll(persisted, what="the interrupted step")
+        assert c.get(f"/{chat_id}").json()["status"] == "waiting"
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
+    [call] = messages[1]["content"]
+    [result] = messages[2]["content"]
+    assert (call["tool_call_id"], call["args"]) == ("call_slow", '{"seconds":30}')
+    # The result is a synthetic error stamped with the interrupt time, after the call's.
+    assert result == {
+        "type": "tool-result",
+        "tool_call_id": "call_slow",
+        "tool_name": "slow",
+        "mcp_server": "tools",
+        "result": json.dumps(
+            {"error": "tool call was interrupted before it produced a result"}, separators=(",", ":")
+        ),
+        "is_error": True,
+        "created_at": interrupted["updated_at"],
+    }
+    assert call["created_at"] < result["created_at"]

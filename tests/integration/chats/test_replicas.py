@@ -148,6 +148,8 @@ class Follower:
     first: Replica
     fallback: Callable[[], Replica]
     events: list[dict[str, Any]] = field(default_factory=list)
+    # What an SSE client sends back when it reconnects: the last `id:` it received.
+    last_id: str | None = None
     connections: list[str] = field(default_factory=list)
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -171,7 +173,7 @@ class Follower:
                         ) from None
                 # our replica was killed: resume where we were on the survivor
                 replica = self.fallback()
-                last_id = self.events[-1]["id"] if self.events else None
+                last_id = self.last_id
         except BaseException as exc:  # reported by the test
             self.error = exc
 
@@ -182,7 +184,7 @@ class Follower:
             assert response.status_code == 200, response.read()
             block: dict[str, Any] = {}
             # The replay on connect (a status, and without Last-Event-ID the snapshot up to the
-            # queue_update) repeats ids; it is tagged `head`.
+            # queue_update) is tagged `head`: it restates what earlier events said.
             head = True
             for line in response.iter_lines():
                 if self.stop.is_set():
@@ -197,6 +199,8 @@ class Follower:
                     continue
                 event = {**block, "data": json.loads(block["data"]), "replica": replica.name, "head": head}
                 self.events.append(event)
+                if "id" in block:
+                    self.last_id = block["id"]
                 block = {}
                 if last_id is not None or event["event"] == "queue_update":
                     head = False
@@ -333,7 +337,7 @@ def test_a_killed_replica_s_turn_is_taken_over_by_the_other(
             print("follower:", follower.connections, repr(follower.error), thread and thread.is_alive())
             print("--- events ---")
             for e in follower.events:
-                print(e["replica"], e["id"], e["event"], json.dumps(e["data"])[:200])
+                print(e["replica"], e.get("id"), e["event"], json.dumps(e["data"])[:200])
         raise
     finally:
         if follower is not None:
@@ -397,7 +401,9 @@ def read_snapshot(replica: Replica, chat_id: str) -> list[dict[str, Any]]:
                 key, _, value = line.partition(": ")
                 block[key] = value
             elif "data" in block:
-                events.append({"id": block["id"], "event": block["event"], "data": json.loads(block["data"])})
+                events.append(
+                    {"id": block.get("id"), "event": block["event"], "data": json.loads(block["data"])}
+                )
                 if block["event"] == "queue_update":
                     return events
                 block = {}

@@ -56,7 +56,7 @@ def test_reconnect_with_last_event_id(gateway: RunningGateway, fake: FakeProvide
     with client(gateway) as c:
         wait_status(c, chat["id"], "waiting")
         first = read_events(c, chat["id"], lambda evs: any(e["event"] == "queue_update" for e in evs))
-        resume_at = first[0]["id"]
+        resume_at = first[-1]["id"]  # the snapshot's last frame: the id the client holds
         r = c.post(f"/{chat['id']}/messages", json={"message": "again"})
         assert r.json()["queued"] is False
         wait_status(c, chat["id"], "waiting")
