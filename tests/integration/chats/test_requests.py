@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from fake_providers.testing import FakeProviders
-from tests.conftest import OTHER_KEY, GatewayFactory, RunningGateway
+from tests.conftest import OTHER_KEY, GatewayFactory, RunningGateway, base_config
 from tests.integration.chats.helpers import client, poll, read_events, wait_status
 from tests.integration.chats.test_dynamic_tools import CHAT, create, to_requires_action
 
@@ -195,3 +195,23 @@ def test_a_message_sent_with_interrupt_stops_the_turn_and_runs_next(
         {"role": "assistant", "content": partial},
         {"role": "user", "content": "now this"},
     ]
+
+
+def test_each_assistant_message_records_usage_and_the_context_window(
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str
+) -> None:
+    config = base_config(fake, redis_url)
+    config["models"] = [{"name": "gpt-4o-mini", "provider": "fake-openai", "context_window": 64000}]
+    gw = gateway_factory(config)
+    chat = create(gw, dynamic_tools=[])
+    with client(gw) as c:
+        wait_status(c, chat["id"], "waiting")
+        [user, assistant] = c.get(f"/{chat['id']}/messages").json()["messages"]
+    [sent] = fake.requests(path=CHAT)
+    usage = assistant["usage"]
+    assert usage["context_limit"] == 64000
+    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert assistant["model"] == "gpt-4o-mini"
+    assert "usage" not in user
+    assert sent.body["stream_options"] == {"include_usage": True}
