@@ -4,7 +4,9 @@ A request walks its plan (the model's deployments, then its fallback models' dep
 Each deployment gets up to ``retry.max_attempts`` attempts with exponential backoff on the
 injected clock (Retry-After as a minimum); retryable kinds only. When a deployment is spent,
 or the failure says another deployment may do better (``failover``), the next one is tried.
-Errors the client caused end the request at once.
+Errors the client caused end the request at once. A prompt too long for the model's context
+window is never sent to the same model again: the other deployments of that model are skipped
+and only its fallback models are tried.
 """
 
 from __future__ import annotations
@@ -98,7 +100,10 @@ class Failover(Generic[T]):
         assert plan, "a plan has at least one deployment"
         started = self._clock.monotonic()
         last: ClassifiedError | None = None
+        too_long: set[str] = set()  # public models whose context window the prompt overflowed
         for deployment in plan:
+            if deployment.public_model in too_long:
+                continue  # the same model elsewhere has the same window: only a fallback can help
             upstream = self._router.upstream(deployment)
             policy = policy_for(upstream)
             number = 0
@@ -144,5 +149,7 @@ class Failover(Generic[T]):
                 self._trace.backoff_s += time.perf_counter() - waited
             if not last.failover:
                 break
+            if last.code == "context_length_exceeded":
+                too_long.add(deployment.public_model)
         assert last is not None
         raise AttemptFailed(last)

@@ -12,6 +12,7 @@ from gateway.policy.usage import usage_from_dict
 from gateway.pricing import Usage
 from gateway.proxy.committed import StreamFailure, StreamTruncated
 from gateway.proxy.sse import DONE_FRAME, SSEEvent, data_frame
+from gateway.proxy.upstream_call import malformed_event
 from gateway.schema_fix import Target, repair_schema
 from gateway.translate import (
     AnthropicContext,
@@ -72,9 +73,12 @@ class AnthropicToChatTranslator:
         return usage_from_dict(self._stream.usage) if self._usage_seen else None
 
     def event(self, event: SSEEvent) -> bytes:
-        payload = _DECODER.decode(event.data)
+        try:
+            payload = _DECODER.decode(event.data)
+        except msgspec.DecodeError:
+            raise StreamFailure(malformed_event(self._provider)) from None
         if not isinstance(payload, dict):
-            return b""
+            raise StreamFailure(malformed_event(self._provider))
         kind = event.event if event.event != "message" else str(payload.get("type", ""))
         if kind == "message_start" or kind == "message_delta":
             self._usage_seen = True

@@ -124,7 +124,9 @@ class AnthropicStreamDialect:
 
 
 def malformed_event(provider: str) -> ClassifiedError:
-    return classify_text("upstream server error: malformed stream event", provider=provider)
+    """An upstream stream event that is not valid JSON (generic, retryable before the commit)."""
+    classified = classify_text("upstream server error: malformed stream event", provider=provider)
+    return msgspec.structs.replace(classified, detail="An upstream stream event was not valid JSON.")
 
 
 def closed_early(provider: str) -> ClassifiedError:
@@ -195,6 +197,44 @@ def _json_instead_of_stream(body: bytes, provider: str) -> AttemptFailed:
     return AttemptFailed(malformed_event(provider))
 
 
+class _Envelope(msgspec.Struct):
+    """The top level of a JSON answer, as far as telling an answer from an error goes."""
+
+    error: msgspec.Raw = msgspec.Raw()
+    choices: msgspec.Raw = msgspec.Raw()  # Chat Completions
+    output: msgspec.Raw = msgspec.Raw()  # Responses (a failed response has both)
+    content: msgspec.Raw = msgspec.Raw()  # Anthropic Messages
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+
+
+def _absent(raw: msgspec.Raw) -> bool:
+    return len(raw) == 0 or bytes(raw) == b"null"
+
+
+def malformed_body(provider: str) -> ClassifiedError:
+    """A 2xx answer whose body is not a JSON object (cut short or corrupted; generic, retryable)."""
+    classified = classify_text("upstream server error: malformed JSON answer", provider=provider)
+    return msgspec.structs.replace(classified, detail="The upstream answer was not a valid JSON object.")
+
+
+def _json_answer_failure(body: bytes, provider: str) -> AttemptFailed | None:
+    """Why a 2xx JSON answer is not an answer: not a JSON object (cut short, corrupted), or an
+    error object under a 2xx status (OpenAI's ``{"error": ...}``, Anthropic's
+    ``{"type": "error", "error": ...}``). ``None`` for an answer."""
+    try:
+        envelope = _ENVELOPE.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return AttemptFailed(malformed_body(provider))
+    if _absent(envelope.error) or not (
+        _absent(envelope.choices) and _absent(envelope.output) and _absent(envelope.content)
+    ):
+        return None
+    payload = _decode(body.decode("utf-8", "replace"))
+    return AttemptFailed(classify_stream_error(payload or {}, provider=provider, status_code=200))
+
+
 async def call_json(attempt: Attempt, request: httpx.Request, clock: Clock) -> httpx.Response:
     """A non-streaming attempt; returns the upstream response with its body read."""
     upstream = attempt.upstream
@@ -206,14 +246,9 @@ async def call_json(attempt: Attempt, request: httpx.Request, clock: Clock) -> h
         if response.status_code >= 400:
             raise await _error_from_response(response, attempt, clock)
         await response.aread()
-        if response.content[:64].lstrip().startswith(b'{"error"'):
-            payload = _decode(response.content.decode("utf-8", "replace"))
-            if payload is not None and "error" in payload and "choices" not in payload:
-                raise AttemptFailed(
-                    classify_stream_error(
-                        payload, provider=upstream.classifier_key, status_code=response.status_code
-                    )
-                )
+        failure = _json_answer_failure(response.content, upstream.classifier_key)
+        if failure is not None:
+            raise failure
         return response
     except asyncio.CancelledError:
         if guard.absorb():

@@ -31,7 +31,19 @@ HTTP_FAULTS: dict[str, tuple[int, str, str, int, str]] = {
     "529": (503, "server_is_overloaded", "overloaded", 3, "true"),
     "hidden-429": (429, "rate_limit_exceeded", "rate_limit", 3, "true"),
     "200-error": (502, "upstream_error", "generic", 3, "true"),
+    "200-error-429": (429, "rate_limit_exceeded", "rate_limit", 3, "true"),
+    "200-error-context-length": (400, "context_length_exceeded", "config", 1, "false"),
     "reset": (504, "upstream_timeout", "timeout", 3, "true"),
+    # In-band errors after the harmless role chunk (a 200 with the error body without stream).
+    "inband": (502, "upstream_error", "generic", 3, "true"),
+    "inband-429": (429, "rate_limit_exceeded", "rate_limit", 3, "true"),
+    "inband-503": (503, "server_is_overloaded", "overloaded", 3, "true"),
+    "inband-401": (502, "upstream_authentication_failed", "auth", 1, "false"),
+    "inband-context-length": (400, "context_length_exceeded", "config", 1, "false"),
+    # The first chunk (or the JSON body) cut in half: not JSON.
+    "malformed-1": (502, "upstream_error", "generic", 3, "true"),
+    # The connection closes after the role chunk (or half the JSON body).
+    "cut-1": (504, "upstream_timeout", "timeout", 3, "true"),
 }
 
 
@@ -74,6 +86,115 @@ def test_fault_is_classified_retried_and_answered(
     if status == 502 and kind == "auth":
         # The provider's credentials failed, not the client's key: never a 401.
         assert "Authentication with OpenAI failed" in error["message"]
+    if fault == "malformed-1":
+        assert error["detail"] == (
+            "An upstream stream event was not valid JSON."
+            if stream
+            else "The upstream answer was not a valid JSON object."
+        )
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("fault", list(HTTP_FAULTS))
+def test_fault_fails_over_to_the_second_deployment(
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str, fault: str, stream: bool
+) -> None:
+    """Every fault on the first deployment ends on the second one (after its retries), except
+    a prompt over the context window: another deployment of the same model has the same window."""
+    status, code, _kind, attempts, _ = HTTP_FAULTS[fault]
+    config = base_config(fake, redis_url)
+    config["models"] = [
+        {"name": "m", "provider": "fake-openai", "upstream_model": "gpt-4o-mini"},
+        {"name": "m", "provider": "fake-vllm", "upstream_model": "second"},
+    ]
+    gw = gateway_factory(config)
+    fake.script([{"fault": fault, "times": None}], model="gpt-4o-mini")
+    with AutoAdvance(gw.clock):
+        response = post(gw, {"model": "m", "messages": HELLO, "stream": stream})
+    sent = [e.model for e in generation_requests(fake)]
+    if code == "context_length_exceeded":
+        assert response.status_code == status
+        assert sent == ["gpt-4o-mini"]
+        return
+    assert response.status_code == 200, response.text
+    assert sent == ["gpt-4o-mini"] * attempts + ["second"]
+    assert response.headers["x-gateway-attempts"] == str(attempts + 1)
+    assert response.headers["x-gateway-provider"] == "fake-vllm"
+    text = (
+        "".join(
+            json.loads(d)["choices"][0]["delta"].get("content") or ""
+            for d in sse_data(response.text)
+            if d != "[DONE]" and json.loads(d)["choices"]
+        )
+        if stream
+        else response.json()["choices"][0]["message"]["content"]
+    )
+    assert text == "You said: Hello there"
+    if stream:
+        assert sse_data(response.text)[-1] == "[DONE]"
+
+
+# Faults that strike after content chunks. Whether the gateway has committed by then depends on
+# how the fake's chunks fall into reads: if the bad event shares a read with the first content,
+# nothing was sent yet and the attempt is retried. Either way the classification is the same and
+# the answer never ends like a success.
+POST_CONTENT_FAULTS: dict[str, tuple[int, str, str]] = {
+    "malformed": (502, "upstream_error", "generic"),
+    "inband-after-3": (502, "upstream_error", "generic"),
+    "inband-429-after-3": (429, "rate_limit_exceeded", "rate_limit"),
+    "inband-context-length-after-3": (400, "context_length_exceeded", "config"),
+}
+
+
+@pytest.mark.parametrize("fault", list(POST_CONTENT_FAULTS))
+def test_fault_after_content_never_ends_like_a_success(
+    gateway: RunningGateway, fake: FakeProviders, fault: str
+) -> None:
+    status, code, kind = POST_CONTENT_FAULTS[fault]
+    fake.script([{"fault": fault, "times": None}], model="gpt-4o-mini")
+    with AutoAdvance(gateway.clock):
+        response = post(gateway, {"model": "gpt-4o-mini", "messages": HELLO, "stream": True})
+    attempts = int(response.headers["x-gateway-attempts"])
+    assert len(fake.requests(path=CHAT)) == attempts
+    if response.status_code == 200:  # committed: the last attempt's error is in-band
+        data = sse_data(response.text)
+        assert "[DONE]" not in data
+        error = json.loads(data[-1])["error"]
+        assert all("error" not in json.loads(d) for d in data[:-1])
+    else:  # every attempt failed before its commit point
+        assert response.status_code == status
+        assert attempts == (1 if kind == "config" else 3)
+        error = response.json()["error"]
+    assert (error["code"], error["kind"], error["provider"]) == (code, kind, "openai")
+
+    with pytest.raises(openai.APIError) as info, AutoAdvance(gateway.clock):
+        list(gateway.openai().chat.completions.create(model="gpt-4o-mini", messages=HELLO, stream=True))
+    assert info.value.code == code
+
+
+@pytest.mark.parametrize("fault", ["silence", "stall"])
+def test_json_request_that_never_completes_hits_the_request_timeout(
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str, fault: str
+) -> None:
+    config = base_config(fake, redis_url)
+    config["providers"][0]["retry"] = {"max_attempts": 2, "initial_delay": 0.0, "max_delay": 0.0}
+    config["providers"][0]["timeouts"] = {"request": 120.0}
+    gw = gateway_factory(config)
+    fake.script([{"fault": fault, "times": None}], model="gpt-4o-mini")
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(post, gw, {"model": "gpt-4o-mini", "messages": HELLO})
+        for attempt in (1, 2):
+            wait_until(lambda n=attempt: len(fake.requests(path=CHAT)) == n)
+            wait_until(lambda: fake.status()["active_replies"] == 1)
+            timer = gw.clock.fire("request_timeout")
+            assert timer.deadline - timer.armed_at == 120.0
+        response = future.result(timeout=10)
+    assert response.status_code == 504
+    error = response.json()["error"]
+    assert (error["kind"], error["code"], error["retryable"]) == ("timeout", "upstream_timeout", True)
+    assert response.headers["x-gateway-attempts"] == "2"
+    assert len(fake.requests(path=CHAT)) == 2
+    wait_until(lambda: fake.status()["active_replies"] == 0)  # the hanging answers were abandoned
 
 
 def test_retry_then_success_is_invisible_to_the_client(gateway: RunningGateway, fake: FakeProviders) -> None:
@@ -304,3 +425,23 @@ def test_error_answers_carry_each_header_once(gateway: RunningGateway, fake: Fak
     names = [name.lower() for name, _ in response.headers.raw]
     assert names.count(b"content-type") == 1
     assert names.count(b"x-request-id") == 1
+
+
+def test_context_length_skips_the_models_other_deployments_but_not_its_fallback(
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str
+) -> None:
+    config = base_config(fake, redis_url)
+    config["models"] = [
+        {
+            "name": "m",
+            "provider": "fake-openai",
+            "upstream_model": "fault-context-length",
+            "fallbacks": ["big"],
+        },
+        {"name": "m", "provider": "fake-vllm", "upstream_model": "same-window"},
+        {"name": "big", "provider": "fake-vllm", "upstream_model": "larger-window"},
+    ]
+    gw = gateway_factory(config)
+    raw = gw.openai().chat.completions.with_raw_response.create(model="m", messages=HELLO)
+    assert raw.parse().choices[0].message.content == "You said: Hello there"
+    assert [e.model for e in generation_requests(fake)] == ["fault-context-length", "larger-window"]

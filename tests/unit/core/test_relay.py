@@ -119,3 +119,56 @@ async def test_activity_pushes_the_idle_deadline_back() -> None:
     body, r = await asyncio.wait_for(task, 2)
     assert r.failure is None
     assert body.endswith(DONE_FRAME)
+
+
+async def test_a_corrupted_event_after_commit_ends_with_an_inband_error() -> None:
+    broken = b'data: {"choices":[{"index":0,"delta":{"content":"lo"}}\n\n'  # cut JSON
+    body, r = await run(opened([ROLE, HELLO], chunks_of(LO + broken, LO, DONE_FRAME)), ManualClock())
+    # What came before the broken event is forwarded; the broken event and the rest are not.
+    assert body.startswith(ROLE + HELLO + LO)
+    assert broken not in body
+    assert DONE_FRAME not in body
+    error = last_error(body)
+    assert (error["kind"], error["provider"], error["retryable"]) == ("generic", "openai", True)
+    assert error["detail"] == "An upstream stream event was not valid JSON."
+    assert r.failure is not None
+
+
+async def test_a_cut_that_still_ends_in_a_brace_is_caught() -> None:
+    broken = b'data: {"choices":[{"index":0,"delta":{}\n\n'
+    body, r = await run(opened([ROLE, HELLO], chunks_of(broken, DONE_FRAME)), ManualClock())
+    assert DONE_FRAME not in body
+    assert r.failure is not None
+
+
+async def test_events_split_across_reads_are_sent_whole() -> None:
+    sent: list[bytes] = []
+
+    async def send(chunk: bytes) -> None:
+        sent.append(chunk)
+
+    stream = opened([ROLE], chunks_of(HELLO[:10], HELLO[10:30], HELLO[30:] + LO[:5], LO[5:], DONE_FRAME))
+    r = relay(ManualClock())
+    await r.run(stream, send)
+    assert sent == [ROLE, HELLO, LO, DONE_FRAME]
+    assert r.failure is None
+
+
+async def test_legal_sse_variants_pass_untouched() -> None:
+    multi_line = b'data: {"choices":[{"index":0,\ndata: "delta":{"content":"x"}}]}\n\n'
+    crlf = b'data: {"choices":[{"index":0,"delta":{"content":"y"}}]}\r\n\r\n'
+    comment = b": keep-alive\n\n"
+    no_space = b'data:{"choices":[{"index":0,"delta":{"content":"z"}}]}\n\n'
+    parts = (multi_line, crlf, comment, no_space, DONE_FRAME)
+    body, r = await run(opened([ROLE], chunks_of(*parts)), ManualClock())
+    assert body == ROLE + b"".join(parts)
+    assert r.failure is None
+
+
+async def test_a_last_event_without_its_blank_line_counts() -> None:
+    body, r = await run(opened([ROLE, HELLO], chunks_of(b"data: [DONE]")), ManualClock())
+    assert body == ROLE + HELLO + b"data: [DONE]\n\n"
+    assert r.failure is None
+    body, r = await run(opened([ROLE, HELLO], chunks_of(b'data: {"choices":[')), ManualClock())
+    assert body.startswith(ROLE + HELLO + b'data: {"error":')
+    assert r.failure is not None and r.failure.detail == "An upstream stream event was not valid JSON."
