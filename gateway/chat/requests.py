@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -13,6 +14,8 @@ MAX_DYNAMIC_TOOLS = 250
 MAX_SYSTEM_PROMPT = 10_000
 MAX_QUEUE = 20
 BODY_LIMIT = 256 * 1024
+# What every provider accepts as a function name (OpenAI and Anthropic: ^[a-zA-Z0-9_-]{1,64}$).
+TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 T = TypeVar("T")
 
 
@@ -74,6 +77,17 @@ def check_create(request: CreateChatRequest, *, known_model: bool, mcp_servers: 
                 "Duplicate dynamic tool name.", f"Dynamic tool {tool.name!r} is declared twice."
             )
         seen.add(tool.name)
+        # Refused here rather than by the provider on every turn.
+        if not TOOL_NAME.fullmatch(tool.name):
+            raise bad_request(
+                "Invalid dynamic tool name.",
+                f"Dynamic tool name {tool.name!r} must be 1 to 64 letters, digits, underscores or dashes.",
+            )
+        if tool.input_schema is not None and not isinstance(tool.input_schema, dict):
+            raise bad_request(
+                "Invalid dynamic tool input schema.",
+                f"The input_schema of dynamic tool {tool.name!r} must be a JSON Schema object.",
+            )
 
 
 def check_send(request: SendMessageRequest) -> None:

@@ -214,6 +214,29 @@ def test_create_validation(gateway: RunningGateway) -> None:
         assert post(dynamic_tools=[{"name": ""}]) == (400, "Dynamic tool name must not be empty.")
         assert post(dynamic_tools=[{"name": "a"}, {"name": "a"}]) == (400, "Duplicate dynamic tool name.")
         assert post(dynamic_tools=[{"name": f"t{i}"} for i in range(251)]) == (400, "Too many dynamic tools.")
+        most = [{"name": f"t{i}"} for i in range(250)]
+        assert (
+            c.post("", json={"model": "gpt-4o-mini", "message": "hi", "dynamic_tools": most}).status_code
+            == 201
+        )
+        for bad in ("get weather", "x" * 65, "fn.call"):
+            r = c.post("", json={"model": "gpt-4o-mini", "message": "hi", "dynamic_tools": [{"name": bad}]})
+            assert (r.status_code, r.json()) == (
+                400,
+                {
+                    "message": "Invalid dynamic tool name.",
+                    "detail": f"Dynamic tool name {bad!r} must be 1 to 64 letters, digits, underscores or dashes.",
+                },
+            )
+        r = c.post(
+            "",
+            json={
+                "model": "gpt-4o-mini",
+                "message": "hi",
+                "dynamic_tools": [{"name": "t", "input_schema": "{}"}],
+            },
+        )
+        assert (r.status_code, r.json()["message"]) == (400, "Invalid dynamic tool input schema.")
         assert post(system_prompt="x" * 10_001) == (400, "System prompt exceeds maximum length.")
         assert c.post("", content=b"x" * (256 * 1024 + 1)).status_code == 413
         assert c.get("/nope").status_code == 404
