@@ -172,3 +172,34 @@ async def test_a_last_event_without_its_blank_line_counts() -> None:
     body, r = await run(opened([ROLE, HELLO], chunks_of(b'data: {"choices":[')), ManualClock())
     assert body.startswith(ROLE + HELLO + b'data: {"error":')
     assert r.failure is not None and r.failure.detail == "An upstream stream event was not valid JSON."
+
+
+def test_what_does_not_commit_a_stream_or_disarm_the_startup_guard() -> None:
+    """Keep-alive comments produce no event; role-only chunks, ``ping``, ``message_start`` and
+    ``response.created``/``in_progress`` are harmless; content is what commits."""
+    from gateway.proxy.upstream_call import AnthropicStreamDialect, EventRole, ResponsesStreamDialect
+
+    decoder = SSEDecoder()
+    assert decoder.feed(b": keep-alive\n\n:\n\n") == []
+    chat = ChatStreamDialect()
+    [role_only] = decoder.feed(ROLE)
+    assert chat.role(role_only)[0] is EventRole.HARMLESS
+    [hello] = decoder.feed(HELLO)
+    assert chat.role(hello)[0] is EventRole.MEANINGFUL
+    anthropic = AnthropicStreamDialect()
+    frames = (
+        b'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":3}}}\n\n'
+        b'event: ping\ndata: {"type": "ping"}\n\n'
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        b'"delta":{"type":"text_delta","text":"Hi"}}\n\n'
+        b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+    )
+    roles = [anthropic.role(e)[0] for e in decoder.feed(frames)]
+    assert roles == [EventRole.HARMLESS, EventRole.HARMLESS, EventRole.MEANINGFUL, EventRole.ERROR]
+    responses = ResponsesStreamDialect()
+    frames = b"".join(
+        b"event: " + t.encode() + b'\ndata: {"type":"' + t.encode() + b'"}\n\n'
+        for t in ("response.created", "response.in_progress", "response.output_text.delta", "error")
+    )
+    roles = [responses.role(e)[0] for e in decoder.feed(frames)]
+    assert roles == [EventRole.HARMLESS, EventRole.HARMLESS, EventRole.MEANINGFUL, EventRole.ERROR]

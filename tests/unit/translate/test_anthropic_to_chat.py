@@ -445,3 +445,30 @@ def test_inband_error_is_raised_with_its_payload() -> None:
     assert err.value.error_type == "overloaded_error"
     assert err.value.message == "Overloaded"
     assert not stream.finished
+
+
+def test_cache_tokens_reach_the_official_sdk_types() -> None:
+    """Cache reads and writes count in ``prompt_tokens``; reads are OpenAI's ``cached_tokens``."""
+    from openai.types.chat import ChatCompletion
+
+    completion = chat_completion_from_anthropic(
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "text", "text": "Hi"}],
+            "stop_reason": "end_turn",
+            "usage": {
+                "input_tokens": 10,
+                "output_tokens": 5,
+                "cache_read_input_tokens": 300,
+                "cache_creation_input_tokens": 20,
+            },
+        },
+        model="claude-haiku-4-5",
+        completion_id="chatcmpl-1",
+        created=1,
+    )
+    usage = ChatCompletion.model_validate(completion).usage
+    assert usage is not None and usage.prompt_tokens_details is not None
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (330, 5, 335)
+    assert usage.prompt_tokens_details.cached_tokens == 300
