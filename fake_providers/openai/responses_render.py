@@ -8,13 +8,20 @@ characters, `function_call_arguments.done`, `output_item.done`; and last `respon
 `response.incomplete` when the output was cut by `max_output_tokens`). Every event is named
 (`event: <type>`), carries a `sequence_number` counting from 0, and no `[DONE]` follows unless
 `FakeOptions.responses_done_marker` is set.
+
+When the request asks for reasoning, a `reasoning` item (`rs_…`) comes first: `output_item.added`
+(empty summary), then per summary part `reasoning_summary_part.added`, one
+`reasoning_summary_text.delta` per word, `reasoning_summary_text.done`,
+`reasoning_summary_part.done`, and `output_item.done`.
 """
 
 from __future__ import annotations
 
+import base64
+
 import msgspec
 
-from fake_providers.composer import Completion
+from fake_providers.composer import Completion, split_text
 from fake_providers.openai.errors import ErrorDetail
 from fake_providers.openai.responses_request import ResponsesRequest
 from fake_providers.openai.responses_wire import (
@@ -26,13 +33,19 @@ from fake_providers.openai.responses_wire import (
     MessageItem,
     OutputItem,
     OutputText,
+    OutputTokensDetails,
     PartEvent,
+    ReasoningItem,
     ResponseError,
     ResponseEvent,
     ResponseObject,
     ResponseUsage,
     StreamErrorDetail,
     StreamErrorEvent,
+    SummaryDeltaEvent,
+    SummaryDoneEvent,
+    SummaryPartEvent,
+    SummaryText,
     TextDeltaEvent,
     TextDoneEvent,
 )
@@ -49,6 +62,46 @@ class ResponseIdentity(msgspec.Struct, frozen=True, kw_only=True):
     created_at: int
     message_id: str
     call_item_ids: tuple[str, ...]  # one `fc_…` per tool call
+    reasoning_id: str | None = None  # `rs_…` when the request asks for reasoning
+
+
+# Reasoning tokens by `reasoning.effort` (a `summary` without an effort reasons at "medium").
+REASONING_TOKENS = {"minimal": 4, "low": 16, "medium": 64, "high": 256, "xhigh": 512, "max": 512}
+ENCRYPTED_INCLUDE = "reasoning.encrypted_content"
+
+
+def reasons(request: ResponsesRequest) -> bool:
+    """The fake reasons when asked to: `reasoning.effort` other than "none", or a `summary`."""
+    effort = request.reasoning.effort
+    if effort == "none":
+        return False
+    return effort is not None or request.reasoning.summary is not None
+
+
+def reasoning_tokens(request: ResponsesRequest) -> int:
+    if not reasons(request):
+        return 0
+    return REASONING_TOKENS.get(request.reasoning.effort or "medium", REASONING_TOKENS["medium"])
+
+
+def reasoning_item(
+    request: ResponsesRequest, identity: ResponseIdentity, completion: Completion
+) -> ReasoningItem:
+    """The summary (only when `reasoning.summary` is set) says what the answer will be."""
+    assert identity.reasoning_id is not None
+    summary: list[SummaryText] = []
+    if request.reasoning.summary is not None:
+        if completion.tool_calls:
+            plan = "call " + ", ".join(call.name for call in completion.tool_calls)
+        else:
+            plan = "answer: " + (completion.text or "")[:80]
+        summary = [SummaryText(type="summary_text", text=f"**Planning the reply**\n\nI will {plan}")]
+    encrypted = None
+    if ENCRYPTED_INCLUDE in request.include:
+        encrypted = "gAAAAA" + base64.urlsafe_b64encode(identity.reasoning_id.encode()).decode()
+    return ReasoningItem(
+        id=identity.reasoning_id, type="reasoning", summary=summary, encrypted_content=encrypted
+    )
 
 
 def skeleton(request: ResponsesRequest, identity: ResponseIdentity) -> ResponseObject:
@@ -83,9 +136,13 @@ def _incomplete(completion: Completion) -> IncompleteDetails | None:
     return IncompleteDetails(reason=reason) if reason is not None else None
 
 
-def output_items(completion: Completion, identity: ResponseIdentity) -> list[OutputItem]:
+def output_items(
+    request: ResponsesRequest, completion: Completion, identity: ResponseIdentity
+) -> list[OutputItem]:
     status = "incomplete" if _incomplete(completion) is not None else "completed"
     items: list[OutputItem] = []
+    if identity.reasoning_id is not None:
+        items.append(reasoning_item(request, identity, completion))
     if completion.text is not None:
         part = OutputText(type="output_text", text=completion.text)
         items.append(
@@ -111,16 +168,19 @@ def final_response(
     request: ResponsesRequest, identity: ResponseIdentity, completion: Completion
 ) -> ResponseObject:
     incomplete = _incomplete(completion)
+    thought = reasoning_tokens(request) if identity.reasoning_id is not None else 0
+    output = completion.output_tokens + thought
     return msgspec.structs.replace(
         skeleton(request, identity),
         status="incomplete" if incomplete is not None else "completed",
         completed_at=None if incomplete is not None else identity.created_at,
         incomplete_details=incomplete,
-        output=output_items(completion, identity),
+        output=output_items(request, completion, identity),
         usage=ResponseUsage(
             input_tokens=completion.input_tokens,
-            output_tokens=completion.output_tokens,
-            total_tokens=completion.input_tokens + completion.output_tokens,
+            output_tokens=output,
+            total_tokens=completion.input_tokens + output,
+            output_tokens_details=OutputTokensDetails(reasoning_tokens=thought),
         ),
     )
 
@@ -153,7 +213,10 @@ class _Events:
         | TextDeltaEvent
         | TextDoneEvent
         | ArgumentsDeltaEvent
-        | ArgumentsDoneEvent,
+        | ArgumentsDoneEvent
+        | SummaryPartEvent
+        | SummaryDeltaEvent
+        | SummaryDoneEvent,
     ) -> None:
         self.frames.append(event_frame(event.type, event))
 
@@ -167,7 +230,9 @@ def response_frames(
     events.add(ResponseEvent(type="response.created", sequence_number=events.seq, response=start))
     events.add(ResponseEvent(type="response.in_progress", sequence_number=events.seq, response=start))
     for index, item in enumerate(final.output):
-        if isinstance(item, MessageItem):
+        if isinstance(item, ReasoningItem):
+            _reasoning_events(events, index, item)
+        elif isinstance(item, MessageItem):
             _message_events(events, index, item, completion.chunks)
         else:
             _call_events(events, index, item)
@@ -217,6 +282,30 @@ def _message_events(events: _Events, index: int, item: MessageItem, chunks: tupl
     )
     full = OutputText(type="output_text", text=text)
     events.add(_part_event(events, "response.content_part.done", index, item.id, full))
+    events.add(
+        ItemEvent(type="response.output_item.done", sequence_number=events.seq, output_index=index, item=item)
+    )
+
+
+def _reasoning_events(events: _Events, index: int, item: ReasoningItem) -> None:
+    opened = msgspec.structs.replace(item, summary=[])
+    events.add(
+        ItemEvent(
+            type="response.output_item.added", sequence_number=events.seq, output_index=index, item=opened
+        )
+    )
+    rs, empty = item.id, SummaryText(type="summary_text", text="")
+    for n, part in enumerate(item.summary):
+        name = "response.reasoning_summary_part.added"
+        events.add(SummaryPartEvent(name, events.seq, rs, index, n, empty))
+        for piece in split_text(part.text):
+            events.add(
+                SummaryDeltaEvent("response.reasoning_summary_text.delta", events.seq, rs, index, n, piece)
+            )
+        events.add(
+            SummaryDoneEvent("response.reasoning_summary_text.done", events.seq, rs, index, n, part.text)
+        )
+        events.add(SummaryPartEvent("response.reasoning_summary_part.done", events.seq, rs, index, n, part))
     events.add(
         ItemEvent(type="response.output_item.done", sequence_number=events.seq, output_index=index, item=item)
     )

@@ -55,6 +55,7 @@ class ResponsesRequest(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, str]
     user: str | None
     reasoning: Reasoning
+    include: tuple[str, ...] = ()
 
 
 def _message(index: int, item: dict[str, Any]) -> dict[str, Any]:
@@ -310,6 +311,9 @@ def parse_responses_request(body: Any) -> ResponsesRequest:
     metadata = body.get("metadata")
     reasoning = body.get("reasoning")
     user = body.get("user")
+    include = body.get("include")
+    if include is not None and not isinstance(include, list):
+        raise invalid_type("include", "an array of strings", include)
     return ResponsesRequest(
         model=model,
         input=items,
@@ -335,6 +339,7 @@ def parse_responses_request(body: Any) -> ResponsesRequest:
             effort=reasoning.get("effort") if isinstance(reasoning, dict) else None,
             summary=reasoning.get("summary") if isinstance(reasoning, dict) else None,
         ),
+        include=tuple(str(entry) for entry in include) if isinstance(include, list) else (),
     )
 
 

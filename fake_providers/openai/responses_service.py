@@ -28,6 +28,7 @@ from fake_providers.openai.responses_dialect import ResponsesDialect
 from fake_providers.openai.responses_render import (
     ResponseIdentity,
     final_response,
+    reasons,
     response_frames,
     skeleton,
 )
@@ -48,7 +49,12 @@ _DECODER = msgspec.json.Decoder()
 _ENCODER = msgspec.json.Encoder()
 ID_LENGTH = 48
 # Ids given to input items that arrive without one (function_call_output's prefix is our choice).
-_ITEM_PREFIXES = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_"}
+_ITEM_PREFIXES = {
+    "message": "msg_",
+    "function_call": "fc_",
+    "function_call_output": "fco_",
+    "reasoning": "rs_",
+}
 _STORED_FAULTS = (None, FaultKind.SLOW)  # answers that arrive whole are stored
 MAX_ITEMS_LIMIT = 100
 DEFAULT_ITEMS_LIMIT = 20
@@ -89,6 +95,25 @@ def _formatted_reply(
         value = {"text": default_text(conversation)}
     text = _ENCODER.encode(value).decode()
     return msgspec.structs.replace(scripted or ScriptedReply(), text=text)
+
+
+def _truncated(items: list[Any], request: ResponsesRequest, window: int) -> Conversation:
+    """`truncation: "auto"`: the oldest items are dropped until the input fits (the newest item is
+    always kept; when even it does not fit, the request still overflows). The outputs of a dropped
+    function call go with it, so no output is left without its call."""
+    kept = items
+    conversation = conversation_of(kept, request.instructions, request)
+    while input_tokens(conversation) > window and len(kept) > 1:
+        dropped, kept = kept[0], kept[1:]
+        if dropped.get("type") == "function_call":
+            call_id = dropped.get("call_id")
+            kept = [
+                item
+                for item in kept
+                if item.get("type") != "function_call_output" or item.get("call_id") != call_id
+            ] or kept[-1:]
+        conversation = conversation_of(kept, request.instructions, request)
+    return conversation
 
 
 class ResponsesService:
@@ -137,6 +162,9 @@ class ResponsesService:
         over_window = False
         if known is not None:
             exchange.context_window = known.context_window
+            if exchange.input_tokens > known.context_window and parsed.truncation == "auto":
+                conversation = _truncated(items, parsed, known.context_window)
+                exchange.input_tokens = input_tokens(conversation)
             over_window = exchange.input_tokens > known.context_window
         if over_window:
             # Over the window: a 400, or in a stream the in-band error after the head (§1.8).
@@ -153,6 +181,7 @@ class ResponsesService:
             created_at=self._state.ids.created(),
             message_id=self._hex_id("msg_"),
             call_item_ids=tuple(self._hex_id("fc_") for _ in completion.tool_calls),
+            reasoning_id=self._hex_id("rs_") if reasons(parsed) else None,
         )
         dialect = ResponsesDialect(self._openai.dialect, skeleton(parsed, identity))
         if over_window and not parsed.stream:

@@ -47,7 +47,21 @@ class FunctionCallItem(msgspec.Struct):
     name: str
 
 
-OutputItem = MessageItem | FunctionCallItem
+class SummaryText(msgspec.Struct):
+    type: str
+    text: str
+
+
+class ReasoningItem(msgspec.Struct, omit_defaults=True):
+    """`encrypted_content` only when the request's `include` asks for it."""
+
+    id: str
+    type: str
+    summary: list[SummaryText]
+    encrypted_content: str | None = None
+
+
+OutputItem = ReasoningItem | MessageItem | FunctionCallItem
 
 
 class FunctionToolEcho(msgspec.Struct):
@@ -183,6 +197,35 @@ class ArgumentsDoneEvent(msgspec.Struct):
     output_index: int
     name: str
     arguments: str
+
+
+class SummaryPartEvent(msgspec.Struct):
+    """response.reasoning_summary_part.added and response.reasoning_summary_part.done."""
+
+    type: str
+    sequence_number: int
+    item_id: str
+    output_index: int
+    summary_index: int
+    part: SummaryText
+
+
+class SummaryDeltaEvent(msgspec.Struct):
+    type: str
+    sequence_number: int
+    item_id: str
+    output_index: int
+    summary_index: int
+    delta: str
+
+
+class SummaryDoneEvent(msgspec.Struct):
+    type: str
+    sequence_number: int
+    item_id: str
+    output_index: int
+    summary_index: int
+    text: str
 
 
 class StreamErrorDetail(msgspec.Struct):
