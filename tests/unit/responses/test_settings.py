@@ -28,4 +28,4 @@ def test_unknown_keys_are_refused() -> None:
     data: dict[str, Any] = {"responses": {"ttl": 5}}
     with pytest.raises(ConfigError) as caught:
         settings_from_mapping(data, source="gw.toml", env={})
-    assert caught.value.key == "responses"
+    assert caught.value.key == "responses.ttl"
