@@ -17,6 +17,16 @@ _SCRIPT_DECODER = msgspec.json.Decoder(ScriptRequest)
 JSON = "application/json"
 
 
+class ResetRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """`POST /_fake/reset` body, optional: `{"seed": N}` restarts ids and `created` from seed N,
+    `{"seed": null}` makes them random again; without `seed` they keep their sequence."""
+
+    seed: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+_RESET_DECODER = msgspec.json.Decoder(ResetRequest)
+
+
 class Status(msgspec.Struct):
     active_replies: int  # answers still being sent (hanging faults included)
     journal_size: int
@@ -85,9 +95,17 @@ def control_handlers(state: FakeState) -> list[HTTPRouteHandler]:
         state.scripts.clear()
         return _json(state.scripts.view())
 
-    @post("/_fake/reset", status_code=200, sync_to_thread=False)
-    def reset() -> Response[bytes]:
-        state.reset()
+    @post("/_fake/reset", status_code=200)
+    async def reset(request: Request[Any, Any, Any]) -> Response[bytes]:
+        raw = await request.body()
+        try:
+            options = _RESET_DECODER.decode(raw) if raw.strip() else ResetRequest()
+        except msgspec.DecodeError as error:
+            return _problem(f"invalid reset request: {error}")
+        if isinstance(options.seed, msgspec.UnsetType):
+            state.reset()
+        else:
+            state.reset(seed=options.seed, reseed=True)
         return _json({"reset": True})
 
     @get("/_fake/status", sync_to_thread=False)

@@ -22,6 +22,12 @@ class IdSource:
         self._random = random.Random(seed)
         self._answers = 0
 
+    def reseed(self, seed: int | None) -> None:
+        """Start over as if created with `seed` (None: random ids and the real clock from now on)."""
+        self._seeded = seed is not None
+        self._random = random.Random(seed)
+        self._answers = 0
+
     def token(self, length: int, alphabet: str = ALNUM) -> str:
         return "".join(self._random.choices(alphabet, k=length))
 

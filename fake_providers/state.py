@@ -19,8 +19,11 @@ class FakeState:
         self.replies = ReplyTracker()
         self.responses = ResponseStore(options.responses_limit)
 
-    def reset(self) -> None:
-        """Forget the journal, every queued step and every stored response (ids keep their sequence)."""
+    def reset(self, *, seed: int | None = None, reseed: bool = False) -> None:
+        """Forget the journal, every queued step and every stored response. Ids keep their sequence,
+        unless `reseed`: then they start over from `seed` (None: random)."""
         self.journal.clear()
         self.scripts.clear()
         self.responses.clear()
+        if reseed:
+            self.ids.reseed(seed)

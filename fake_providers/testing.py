@@ -280,9 +280,14 @@ class FakeProviders:
     def clear_script(self) -> None:
         self._call("DELETE", "/_fake/script")
 
-    def reset(self) -> None:
-        """Forget the journal, every queued step and every stored Response."""
-        self._call("POST", "/_fake/reset")
+    def reset(self, *, seed: int | msgspec.UnsetType | None = msgspec.UNSET) -> None:
+        """Forget the journal, every queued step and every stored Response. With `seed`, ids and
+        `created` start over from it (None: random again), so one test's answers are repeatable
+        whatever ran before it on the same server."""
+        if seed is msgspec.UNSET:
+            self._call("POST", "/_fake/reset")
+        else:
+            self._call("POST", "/_fake/reset", content=_ENCODER.encode({"seed": seed}))
 
     def stored_responses(self) -> list[str]:
         """Ids of the Responses the fake holds (stored and neither deleted nor forgotten), oldest first."""

@@ -426,3 +426,12 @@ def test_anthropic_cut_stream_breaks_the_sdk_stream(claude: anthropic.Anthropic)
         seen.extend(event.type for event in stream)
     assert seen[:1] == ["message_start"]
     assert "message_stop" not in seen
+
+
+def test_responses_unknown_fields_are_ignored(client: openai.OpenAI, providers: FakeProviders) -> None:
+    """Newer clients send fields an older server does not know (reference: "accept and ignore")."""
+    future = {"context_management": [{"type": "compaction"}], "prompt_cache_options": {"mode": "x"}}
+    response = client.responses.create(model="gpt-4o-mini", input="hi", extra_body=future)
+    assert response.output_text == "You said: hi"
+    sent = providers.requests(path=RESPONSES)[-1].body
+    assert {key: sent[key] for key in future} == future
