@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
 from gateway.config import (
     ConfigError,
     ProviderKind,
+    Settings,
     UpstreamApi,
     load_settings,
     settings_from_mapping,
@@ -48,6 +53,88 @@ def test_example_config_is_valid() -> None:
     assert settings.redis.url is None  # embedded by default
     assert [p.name for p in settings.providers] == ["fake-openai", "fake-vllm"]
     assert settings.auth.keys[0].key == "sk-gateway-dev-key"
+
+
+# A commented-out setting in the example: `# key = value` or `# [table]` / `# [[array]]`.
+_COMMENTED_SETTING = re.compile(r'^# ?(\[\[?[A-Za-z0-9_."\-]+\]\]?(\s|$)|[A-Za-z_][A-Za-z0-9_]* *=)')
+
+
+def _example_with_comments_enabled() -> str:
+    """config.example.toml with every commented-out setting and table switched on."""
+    text = (ROOT / "config.example.toml").read_text()
+    return "\n".join(
+        line.removeprefix("#").removeprefix(" ") if _COMMENTED_SETTING.match(line) else line
+        for line in text.splitlines()
+    )
+
+
+_SEQUENCE = (msgspec.inspect.ListType, msgspec.inspect.VarTupleType)
+
+
+def _all_fields(info: Any, seen: set[type], out: set[tuple[str, str]]) -> None:
+    """Every (Struct, field) reachable from a settings type."""
+    if isinstance(info, msgspec.inspect.StructType):
+        if info.cls in seen:
+            return
+        seen.add(info.cls)
+        for f in info.fields:
+            out.add((info.cls.__name__, f.encode_name))
+            _all_fields(f.type, seen, out)
+    elif isinstance(info, msgspec.inspect.UnionType):
+        for member in info.types:
+            _all_fields(member, seen, out)
+    elif isinstance(info, _SEQUENCE):
+        _all_fields(info.item_type, seen, out)
+    elif isinstance(info, msgspec.inspect.DictType):
+        _all_fields(info.value_type, seen, out)
+
+
+def _fields_given(info: Any, value: Any, out: set[tuple[str, str]]) -> None:
+    """Every (Struct, field) that a parsed TOML document sets."""
+    if isinstance(info, msgspec.inspect.StructType) and isinstance(value, dict):
+        for f in info.fields:
+            if f.encode_name in value:
+                out.add((info.cls.__name__, f.encode_name))
+                _fields_given(f.type, value[f.encode_name], out)
+    elif isinstance(info, msgspec.inspect.UnionType):
+        for member in info.types:
+            _fields_given(member, value, out)
+    elif isinstance(info, _SEQUENCE) and isinstance(value, list):
+        for item in value:
+            _fields_given(info.item_type, item, out)
+    elif isinstance(info, msgspec.inspect.DictType) and isinstance(value, dict):
+        for item in value.values():
+            _fields_given(info.value_type, item, out)
+
+
+def test_example_config_documents_every_setting(tmp_path: Path) -> None:
+    """Every settings field appears in config.example.toml (live or commented out, in its own
+    section), and every commented-out setting there is valid once switched on."""
+    enabled = _example_with_comments_enabled()
+    path = tmp_path / "all.toml"
+    path.write_text(enabled)
+    # Misspelt or misplaced settings in the comments would be refused here.
+    settings = load_settings(path, env={"REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert settings.teams and settings.chats.mcp_servers and settings.prices  # the comments were switched on
+    info = msgspec.inspect.type_info(Settings)
+    expected: set[tuple[str, str]] = set()
+    _all_fields(info, set(), expected)
+    expected.discard(("Settings", "source"))  # set by the loader, not a setting
+    given: set[tuple[str, str]] = set()
+    _fields_given(info, tomllib.loads(enabled), given)
+    assert sorted(expected - given) == []
+
+
+def test_example_config_switch_on_sees_a_commented_setting() -> None:
+    """The check above can fail: a setting only in prose is not switched on."""
+    assert _COMMENTED_SETTING.match("# max_steps = 1200")
+    assert _COMMENTED_SETTING.match('# [prices."gpt-4o-mini"]   # USD')
+    assert _COMMENTED_SETTING.match("# [[chats.mcp_servers]]")
+    assert not _COMMENTED_SETTING.match("# Give the key itself, or only its hash: hash = ...")
+    assert not _COMMENTED_SETTING.match("# No `url`: the gateway starts a private redis-server")
+    given: set[tuple[str, str]] = set()
+    _fields_given(msgspec.inspect.type_info(Settings), {"chats": {"max_steps": 3}}, given)
+    assert given == {("Settings", "chats"), ("ChatsSettings", "max_steps")}
 
 
 def test_interpolation_with_and_without_defaults(tmp_path: Path) -> None:
