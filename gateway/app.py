@@ -57,7 +57,11 @@ def create_app(
             embedded.start()
             url = embedded.url
             log.info("embedded redis-server started with data in %s", embedded.data_dir)
-        redis = redis_client(url)
+        redis = redis_client(
+            url,
+            max_connections=settings.redis.max_connections,
+            pool_timeout=settings.redis.pool_timeout_seconds,
+        )
         upstreams = build_upstreams(settings, transports)
         catalog = ModelCatalog(
             upstreams,

@@ -62,6 +62,12 @@ class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     url: str | None = None
     data_dir: str = ".data/redis"
     key_prefix: str = "gw:"
+    # Connections per process for ordinary commands; blocking reads (chat streams, watchers,
+    # the job reader) have their own two, whatever the number of open streams.
+    max_connections: int = 64
+    # How long a command waits for a free connection when all are in use before failing as
+    # Redis unavailable (503, or the policy's on_store_error).
+    pool_timeout_seconds: float = 2.0
 
 
 class Limits(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
@@ -403,6 +409,10 @@ def _check(s: Settings) -> None:
         raise ConfigError(src, "redis.url", "must start with redis://, rediss:// or unix:// (or be absent)")
     if s.redis.url is None and not s.redis.data_dir:
         raise ConfigError(src, "redis.data_dir", "must not be empty when redis.url is absent")
+    if s.redis.max_connections < 1:
+        raise ConfigError(src, "redis.max_connections", "must be at least 1")
+    if not s.redis.pool_timeout_seconds > 0:
+        raise ConfigError(src, "redis.pool_timeout_seconds", "must be positive")
     for field in ("ttl_seconds", "max_chain_length", "anthropic_max_tokens"):
         if getattr(s.responses, field) <= 0:
             raise ConfigError(src, f"responses.{field}", "must be positive")

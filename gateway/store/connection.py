@@ -1,19 +1,62 @@
-"""The Redis connection: one pool per process, created in the app lifespan."""
+"""The Redis connections of a process, created in the app lifespan.
+
+Two clients, so that waiting for events can never starve the request path:
+
+- the command client (``redis_client``): every ordinary command (policy admission, the
+  Responses store, chat operations) on a bounded pool of ``[redis] max_connections``. When all
+  are in use a command waits up to ``[redis] pool_timeout_seconds`` for one to be released (a
+  ``BlockingConnectionPool``), then fails with ``ConnectionError("No connection available.")``,
+  which every caller already handles as Redis being unavailable;
+- the blocking client (``blocking_client``): its own small pool for the commands that block on
+  the server (``XREAD BLOCK``, ``XREADGROUP BLOCK``). Only per-process readers use it (the chat
+  event reader, gateway/chat/events.py, which multiplexes every open chat stream and running
+  turn's watcher; the chat job reader), so its size does not grow with the number of streams.
+
+Connections are named (``CLIENT SETNAME``) so an operator sees in ``CLIENT LIST`` which pool a
+connection belongs to.
+"""
 
 from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+COMMANDS_NAME = "gateway"
+BLOCKING_NAME = "gateway-blocking"
+# The blocking client's pool: the chat event reader and the chat job reader.
+BLOCKING_CONNECTIONS = 2
 
-def redis_client(url: str, *, max_connections: int = 64) -> aioredis.Redis:
-    """A pooled client. ``decode_responses`` stays off: the gateway stores msgspec bytes."""
-    return aioredis.Redis.from_url(
+
+def redis_client(url: str, *, max_connections: int = 64, pool_timeout: float = 2.0) -> aioredis.Redis:
+    """The command client. ``decode_responses`` stays off: the gateway stores msgspec bytes."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
+        timeout=pool_timeout,
         socket_connect_timeout=2.0,
         socket_timeout=5.0,
         health_check_interval=30,
+        client_name=COMMANDS_NAME,
     )
+    return aioredis.Redis.from_pool(pool)
+
+
+def blocking_client(
+    commands: aioredis.Redis, *, max_connections: int = BLOCKING_CONNECTIONS
+) -> aioredis.Redis:
+    """A client for blocking reads on the same server as ``commands``, with its own pool.
+
+    Its socket timeout stays above the block time of the readers (1 s), and a reader that finds
+    the pool in use waits for it as long as the command pool lets commands wait."""
+    source = commands.connection_pool
+    kwargs = {**source.connection_kwargs, "client_name": BLOCKING_NAME}
+    timeout = source.timeout if isinstance(source, aioredis.BlockingConnectionPool) else 2.0
+    pool = aioredis.BlockingConnectionPool(
+        connection_class=source.connection_class,
+        max_connections=max_connections,
+        timeout=timeout,
+        **kwargs,
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 async def ping(client: aioredis.Redis) -> bool:

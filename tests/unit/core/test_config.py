@@ -51,6 +51,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_example_config_is_valid() -> None:
     settings = load_settings(ROOT / "config.example.toml", env={})
     assert settings.redis.url is None  # embedded by default
+    assert (settings.redis.max_connections, settings.redis.pool_timeout_seconds) == (64, 2.0)
     assert [p.name for p in settings.providers] == ["fake-openai", "fake-vllm"]
     assert settings.auth.keys[0].key == "sk-gateway-dev-key"
 
@@ -162,6 +163,9 @@ def test_missing_variable_names_the_key(tmp_path: Path) -> None:
         ({"colour": "red"}, "colour", "unknown setting"),
         ({"models": [{"name": "m"}]}, "models[0].provider", "required setting is missing"),
         ({"redis": {"url": "localhost:6379"}}, "redis.url", "redis://"),
+        ({"redis": {"max_connections": 0}}, "redis.max_connections", "at least 1"),
+        ({"redis": {"pool_timeout_seconds": 0}}, "redis.pool_timeout_seconds", "positive"),
+        ({"redis": {"pool_timeout_seconds": "soon"}}, "redis.pool_timeout_seconds", "Expected `float`"),
         ({"server": {"models_refresh_seconds": 0}}, "server.models_refresh_seconds", "positive"),
         (
             {"auth": {"keys": [{"name": "a", "key": "sk-12345678", "limits": {"rpm": 0}}]}},
