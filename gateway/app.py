@@ -62,7 +62,7 @@ def create_app(
             max_connections=settings.redis.max_connections,
             pool_timeout=settings.redis.pool_timeout_seconds,
         )
-        upstreams = build_upstreams(settings, transports)
+        upstreams = build_upstreams(settings, the_clock, transports)
         catalog = ModelCatalog(
             upstreams,
             redis,

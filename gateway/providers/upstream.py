@@ -10,8 +10,9 @@ from collections.abc import Mapping
 
 import httpx
 
+from gateway.clock import Clock
 from gateway.config import ProviderKind, ProviderSettings, Settings
-from gateway.providers.transport import AiohttpTransport
+from gateway.providers.http11_transport import Http11Transport
 
 
 class Upstream:
@@ -84,18 +85,18 @@ class Upstream:
         return response
 
 
-def make_transport(settings: ProviderSettings) -> httpx.AsyncBaseTransport:
-    return AiohttpTransport(max_connections=settings.max_connections)
+def make_transport(settings: ProviderSettings, clock: Clock) -> httpx.AsyncBaseTransport:
+    return Http11Transport(clock, max_connections=settings.max_connections)
 
 
 def build_upstreams(
-    settings: Settings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
+    settings: Settings, clock: Clock, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
 ) -> dict[str, Upstream]:
     """One Upstream per configured provider; ``transports`` overrides by provider name (tests)."""
     transports = transports or {}
     upstreams: dict[str, Upstream] = {}
     for p in settings.providers:
-        transport = transports.get(p.name) or make_transport(p)
+        transport = transports.get(p.name) or make_transport(p, clock)
         client = httpx.AsyncClient(transport=transport, follow_redirects=False)
         upstreams[p.name] = Upstream(p, client, transport)
     return upstreams
