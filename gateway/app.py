@@ -1,5 +1,6 @@
-"""Build the Litestar app from a :class:`Settings` object. No globals: the lifespan creates the
-Redis client, the upstream clients and the clock, and hangs them on ``app.state.services``.
+"""Build the gateway's ASGI app from a :class:`Settings` object. No globals: the lifespan creates
+the Redis client, the upstream clients and the clock, and hangs them on the Litestar app's
+``state.services``; the proxy's hot routes are served in front of Litestar (``api/hot_routes``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from litestar.exceptions import HTTPException
 from litestar.types import Scope
 
 from gateway.api import admin, chats, health, metrics, openai, responses
+from gateway.api.hot_routes import GatewayApp
 from gateway.chat.engine import ChatEngine
 from gateway.clock import Clock, RealClock
 from gateway.config import Settings
@@ -39,7 +41,7 @@ def create_app(
     clock: Clock | None = None,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     span_exporter: Any | None = None,
-) -> Litestar:
+) -> GatewayApp:
     """The gateway as an ASGI app.
 
     ``clock`` defaults to the real clock; tests pass a ``ManualClock``. ``transports`` replaces
@@ -115,7 +117,7 @@ def create_app(
             if embedded is not None:
                 embedded.stop()
 
-    return Litestar(
+    litestar = Litestar(
         route_handlers=[
             *openai.ROUTES,
             *responses.ROUTES,
@@ -129,6 +131,7 @@ def create_app(
         debug=False,
         after_exception=[log_unhandled],
     )
+    return GatewayApp(litestar, {**openai.HOT_ROUTES, **responses.HOT_ROUTES})
 
 
 async def log_unhandled(exc: Exception, scope: Scope) -> None:

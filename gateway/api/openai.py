@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get
 from litestar.handlers import asgi
 from litestar.params import PathParameter
-from litestar.types import Message, Receive, Scope, Send
+from litestar.types import Receive, Scope, Send
 
 from gateway.api import asgi_io
-from gateway.errors.client import GatewayError, InternalError, MethodNotAllowed
+from gateway.api.hot_routes import Handler, guarded
+from gateway.errors.client import GatewayError, MethodNotAllowed
 from gateway.policy.engine import Caller
 from gateway.policy.errors import model_not_found
 from gateway.proxy import chat_completions
 from gateway.services import Services
 
 _ENCODER = msgspec.json.Encoder()
-log = logging.getLogger("gateway.api")
-Handler = Callable[[Services, Scope, Receive, Send], Awaitable[None]]
 
 
 def services_of(scope: Scope) -> Services:
@@ -113,27 +110,11 @@ async def chat_completions_route(scope: Scope, receive: Receive, send: Send) -> 
     if scope.get("method") != "POST":
         await asgi_io.send_error(send, _method_not_allowed(scope))
         return
-    await guarded(chat_completions.handle, scope, receive, send)
+    await guarded(chat_completions.handle, services_of(scope), scope, receive, send)
 
 
-async def guarded(handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
-    """Run a proxy handler; a bug becomes a logged 500 in OpenAI's shape, never a bare crash."""
-    started = False
-
-    async def tracking_send(message: Message) -> None:
-        nonlocal started
-        if message["type"] == "http.response.start":
-            started = True
-        await send(message)
-
-    try:
-        await handler(services_of(scope), scope, receive, tracking_send)
-    except Exception:
-        log.exception("unhandled error in %s", scope["path"])
-        if not started:
-            await asgi_io.send_error(
-                send, InternalError("The server had an error while processing your request.")
-            )
+# Served by gateway.api.hot_routes before Litestar (the route above answers other methods).
+HOT_ROUTES: dict[str, Handler] = {"/v1/chat/completions": chat_completions.handle}
 
 
 def _method_not_allowed(scope: Scope) -> MethodNotAllowed:

@@ -13,7 +13,8 @@ from litestar.types import Receive, Scope, Send
 from redis.exceptions import RedisError
 
 from gateway.api import asgi_io
-from gateway.api.openai import guarded, services_of
+from gateway.api.hot_routes import Handler, guarded
+from gateway.api.openai import services_of
 from gateway.errors.client import GatewayError, MethodNotAllowed
 from gateway.policy.auth import Principal
 from gateway.responses import service
@@ -32,12 +33,20 @@ async def create_response(scope: Scope, receive: Receive, send: Send) -> None:
     if scope.get("method") != "POST":
         await asgi_io.send_error(send, method_not_allowed(scope))
         return
-    gauge = services_of(scope).metrics.in_flight("/v1/responses")
+    await guarded(create, services_of(scope), scope, receive, send)
+
+
+async def create(services: Services, scope: Scope, receive: Receive, send: Send) -> None:
+    gauge = services.metrics.in_flight("/v1/responses")
     gauge.inc()
     try:
-        await guarded(service.create, scope, receive, send)
+        await service.create(services, scope, receive, send)
     finally:
         gauge.dec()
+
+
+# Served by gateway.api.hot_routes before Litestar (the route above answers other methods).
+HOT_ROUTES: dict[str, Handler] = {"/v1/responses": create}
 
 
 def _error(exc: GatewayError, headers: dict[str, str]) -> Response[bytes]:
