@@ -34,9 +34,10 @@ unit: $(STAMP)
 check-config: $(STAMP)
 	$(BIN)/gateway check-config $(CONFIG)
 
-## Gateway vs direct upstream: req/s, latency, CPU per request, RSS.
+## Gateway vs direct upstream, then each gateway configuration (default, limited key, policy
+## and metrics off, traces on): req/s, latency, CPU per request, RSS. Options: BENCH_ARGS="...".
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .data

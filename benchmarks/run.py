@@ -1,12 +1,14 @@
-"""Gateway versus direct upstream: throughput, latency, CPU per request, memory.
+"""Gateway versus direct upstream, and the gateway's configurations against each other.
 
 ``python -m benchmarks.run`` (``make bench``) starts the minimal upstream (benchmarks.upstream)
-and the gateway (``python -m gateway serve`` with a temporary config pointing at it), each in
-its own process, then drives load at both, non-streaming and streaming, with ``wrk`` when it is
-on PATH or the built-in generator (benchmarks.loadgen) otherwise. CPU per request is the
-serving process's utime+stime over the measured window divided by the requests completed in
-it. Results: a Markdown table on stdout and in benchmarks/results/latest.md (raw numbers in
-latest.json, process logs next to them).
+and measures it directly, then, for each variant of the gateway's configuration (default,
+limited key, policy and metrics off, traces on), starts the gateway (``python -m gateway serve``
+with a temporary config pointing at the upstream, its own embedded Redis) and measures it; each
+in its own process, non-streaming and streaming, with ``wrk`` when it is on PATH or the built-in
+generator (benchmarks.loadgen) otherwise. CPU per request is the serving process's utime+stime
+over the measured window divided by the requests completed in it. Results: Markdown tables on
+stdout and in benchmarks/results/latest.md (raw numbers in latest.json, process logs next to
+them).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +41,7 @@ from benchmarks import procstat, wrkdriver
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
-PROFILE = RESULTS / "gateway.prof"
+CONFIGS = Path(__file__).resolve().parent / "configs"
 MODEL = "bench-model"
 CHAT_PATH = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "Say hello in a few words."}]
@@ -54,6 +57,90 @@ NOISE_CORES = 0.10
 
 class BenchError(Exception):
     """A failure worth one line (plus a log tail), not a traceback."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Variants: the gateway configurations one run compares
+
+
+@dataclass(frozen=True)
+class Variant:
+    id: str  # what --variants takes
+    title: str  # what the report shows
+    configs: tuple[str, ...] = ()  # files in benchmarks/configs appended to the generated config
+    key_from: str | None = None  # a file in benchmarks/configs whose first [[auth.keys]] key is sent
+    traces: bool = False  # OpenTelemetry traces to the harness's OTLP sink (needs the otel extra)
+
+    @property
+    def config_paths(self) -> list[Path]:
+        return [CONFIGS / name for name in self.configs]
+
+
+VARIANTS = (
+    Variant("default", "default"),
+    Variant(
+        "limited-key",
+        "limited key",
+        configs=("policy-limited-key.toml",),
+        key_from="policy-limited-key.toml",
+    ),
+    Variant("off", "policy and metrics off", configs=("policy-off.toml", "metrics-off.toml")),
+    Variant("traces", "traces on", traces=True),
+)
+# The bare proxy: the other variants' CPU per request is compared with this one's.
+BARE = "off"
+
+
+def parse_variants(text: str | None) -> list[Variant]:
+    """``--variants a,b,c`` → the variants, in the order given (``None`` or ``all``: every one)."""
+    if text is None or text.strip() == "all":
+        return list(VARIANTS)
+    by_id = {v.id: v for v in VARIANTS}
+    chosen: list[Variant] = []
+    for raw in text.split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        if name not in by_id:
+            known = ", ".join(by_id)
+            raise ValueError(f"unknown variant {name!r} (known: {known}, or all)")
+        if by_id[name] not in chosen:
+            chosen.append(by_id[name])
+    if not chosen:
+        raise ValueError("no variant named (known: " + ", ".join(by_id) + ", or all)")
+    return chosen
+
+
+def variant_key(variant: Variant, generated: str, override: str | None) -> str:
+    """The key a variant sends: its own file's key, else ``--key``, else the generated one."""
+    if variant.key_from is not None:
+        data = tomllib.loads((CONFIGS / variant.key_from).read_text())
+        key: str = data["auth"]["keys"][0]["key"]
+        return key
+    return override or generated
+
+
+def traces_config(endpoint: str) -> str:
+    return f"""# The "traces on" variant: every request sampled, spans exported to the harness's sink.
+[telemetry]
+otel_traces = true
+otel_sample_ratio = 1.0
+otel_endpoint = {json.dumps(endpoint)}
+"""
+
+
+def otel_missing() -> str | None:
+    """Why the gateway could not export traces in this environment, or None if it can."""
+    import importlib.util
+
+    for module in ("opentelemetry.sdk.trace", "opentelemetry.exporter.otlp.proto.http.trace_exporter"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:
+            found = False
+        if not found:
+            return f"{module} is not installed (pip install -e '.[otel]')"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,7 +357,10 @@ def _headers(key: str | None) -> list[tuple[str, str]]:
 
 
 def _sanity(port: int, key: str | None, who: str) -> dict[str, str]:
-    """One request of each kind before any load: a clear failure beats a table of errors."""
+    """One request of each kind before any load: a clear failure beats a table of errors.
+
+    Returns the response headers, each name prefixed by the kind ("non-streaming x-request-id").
+    """
     extra: dict[str, str] = {}
     for stream in (False, True):
         reply = _http(port, "POST", CHAT_PATH, body=_chat_body(stream).encode(), headers=dict(_headers(key)))
@@ -290,13 +380,37 @@ def _sanity(port: int, key: str | None, who: str) -> dict[str, str]:
             if not content:
                 raise BenchError(f"{who} {kind} sanity request: empty content")
         for name, value in reply.headers.items():
-            if name.startswith("x-gateway"):
-                extra[f"{kind} {name}"] = value
+            extra[f"{kind} {name}"] = value
     return extra
+
+
+def _timing_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in headers.items() if name.split(" ", 1)[1].startswith("x-gateway")}
+
+
+def _check_variant(port: int, variant: Variant, headers: dict[str, str]) -> None:
+    """That the variant's configuration took effect, from the sanity replies and ``/metrics``."""
+    limited = "non-streaming x-ratelimit-limit-requests" in headers
+    if variant.key_from is not None and not limited:
+        raise BenchError(
+            f"{variant.title}: the sanity reply has no x-ratelimit-limit-requests header: "
+            "the key's limits are not applied"
+        )
+    metrics = _http(port, "GET", "/metrics").status
+    wanted = 404 if "metrics-off.toml" in variant.configs else 200
+    if metrics != wanted:
+        raise BenchError(f"{variant.title}: GET /metrics answered {metrics}, expected {wanted}")
+    if "policy-off.toml" in variant.configs and limited:
+        raise BenchError(f"{variant.title}: the policy is off but the reply carries rate-limit headers")
 
 
 def _upstream_stats(port: int) -> dict[str, int]:
     stats: dict[str, int] = json.loads(_http(port, "GET", "/_bench/stats").body)
+    return stats
+
+
+def _sink_stats(port: int) -> dict[str, int]:
+    stats: dict[str, int] = json.loads(_http(port, "GET", "/_sink/stats").body)
     return stats
 
 
@@ -308,6 +422,7 @@ def _upstream_stats(port: int) -> dict[str, int]:
 class Case:
     target: str  # "direct" | "gateway"
     stream: bool
+    variant: Variant | None = None  # gateway cases
     result: dict[str, Any] = field(default_factory=dict)
     server_cpu_ms: float | None = None  # per completed response
     upstream_cpu_ms: float | None = None
@@ -319,8 +434,15 @@ class Case:
     other_cores: float | None = None  # CPU used by processes outside the benchmark, in cores
 
     @property
+    def mode(self) -> str:
+        return "streaming" if self.stream else "non-streaming"
+
+    @property
     def label(self) -> str:
-        return f"{self.target}, {'streaming' if self.stream else 'non-streaming'}"
+        who = self.target
+        if self.variant is not None and self.variant.id != "default":
+            who += f" ({self.variant.title})"
+        return f"{who}, {self.mode}"
 
     @property
     def rps(self) -> float:
@@ -503,7 +625,17 @@ def _per_request_ms(result: dict[str, Any], pid: int | None) -> float | None:
 # The gateway's configuration
 
 
-def gateway_config(*, port: int, upstream_port: int, key: str, data_dir: Path, extra: list[Path]) -> str:
+def gateway_config(
+    *,
+    port: int,
+    upstream_port: int,
+    key: str,
+    data_dir: Path,
+    extra: list[Path],
+    generated: str = "",
+) -> str:
+    """The config of one gateway: server, embedded Redis, one key, the bench upstream and model;
+    then ``generated`` (a variant's own section), then the ``extra`` files in order."""
     text = f"""# Written by benchmarks/run.py for one run.
 [server]
 host = "127.0.0.1"
@@ -527,6 +659,8 @@ api_key = "sk-bench-upstream"
 name = {json.dumps(MODEL)}
 provider = "bench"
 """
+    if generated:
+        text += "\n" + generated
     for path in extra:
         text += f"\n# --- from {path}\n" + path.read_text()
         if not text.endswith("\n"):
@@ -550,6 +684,48 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}×"  # noqa: RUF001
 
 
+def _delta(value: float | None, reference: float | None) -> str:
+    """``+0.052 (+24%)``: a CPU figure against the bare proxy's."""
+    if value is None or reference is None:
+        return "n/a"
+    diff = value - reference
+    percent = f" ({diff / reference * 100:+.0f}%)" if reference > 0 else ""
+    return f"{diff:+.3f}{percent}"
+
+
+@dataclass
+class VariantRun:
+    """One variant's gateway process: its figures, or why it was not measured."""
+
+    variant: Variant
+    key_source: str = "generated"  # "generated", "--key", or the file that declares it
+    config_files: list[str] = field(default_factory=list)
+    ready_s: float | None = None
+    rss_idle_mb: float | None = None
+    rss_end_mb: float | None = None
+    rss_peak_mb: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # x-gateway-* of the sanity replies
+    error: str | None = None  # failed to start or under load
+    skipped: str | None = None  # not attempted
+    otlp: dict[str, int] | None = None  # what the OTLP sink received ("traces on")
+    requests_sent: int = 0  # to this gateway, warm-ups and sanity requests included
+
+    @property
+    def title(self) -> str:
+        return self.variant.title
+
+    @property
+    def spans_per_request(self) -> float | None:
+        if self.otlp is None or not self.requests_sent:
+            return None
+        return self.otlp["spans"] / self.requests_sent
+
+
+def _reason(error: str) -> str:
+    lines = [line for line in error.splitlines() if line.strip()]
+    return lines[0] + (f" … {lines[-1].strip()}" if len(lines) > 1 else "")
+
+
 @dataclass
 class Run:
     machine: dict[str, str | int]
@@ -557,35 +733,87 @@ class Run:
     started: datetime
     commit: str
     cases: list[Case] = field(default_factory=list)
-    gateway_rss_idle_mb: float | None = None
-    gateway_rss_end_mb: float | None = None
-    gateway_rss_peak_mb: float | None = None
-    gateway_ready_s: float | None = None
-    gateway_headers: dict[str, str] = field(default_factory=dict)
-    gateway_error: str | None = None
+    variants: list[VariantRun] = field(default_factory=list)
+    extra_configs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     profiled: bool = False
 
-    def find(self, target: str, stream: bool) -> Case | None:
+    def find(self, target: str, stream: bool, variant: str = "default") -> Case | None:
         for case in self.cases:
-            if case.target == target and case.stream == stream:
+            if case.target != target or case.stream != stream:
+                continue
+            if target == "direct" or (case.variant is not None and case.variant.id == variant):
                 return case
         return None
 
+    @property
+    def primary(self) -> VariantRun | None:
+        """The variant compared with the direct upstream: ``default`` when it ran, else the first."""
+        tried = [v for v in self.variants if v.skipped is None]
+        for v in tried:
+            if v.variant.id == "default":
+                return v
+        return tried[0] if tried else None
+
+    def variant_rows(self) -> list[dict[str, Any]]:
+        """Per measured variant and mode: the figures of the variants table, and the CPU per
+        request against the bare proxy's (``policy and metrics off``) in the same mode."""
+        rows = []
+        for v in self.variants:
+            for stream in (False, True):
+                case = self.find("gateway", stream, v.variant.id)
+                if case is None:
+                    continue
+                bare = self.find("gateway", stream, BARE)
+                reference = bare.server_cpu_ms if bare is not None else None
+                rows.append(
+                    {
+                        "variant": v.variant.id,
+                        "title": v.title,
+                        "mode": case.mode,
+                        "rps": case.rps,
+                        "p50_ms": case.latency("p50"),
+                        "p99_ms": case.latency("p99"),
+                        "cpu_ms": case.server_cpu_ms,
+                        "cpu_ms_vs_bare": (
+                            case.server_cpu_ms - reference
+                            if case.server_cpu_ms is not None and reference is not None
+                            else None
+                        ),
+                        "cpu_vs_bare": "reference"
+                        if v.variant.id == BARE
+                        else _delta(case.server_cpu_ms, reference),
+                        "rss_mb": case.rss_mb_after,
+                        "failed": case.failures,
+                    }
+                )
+        return rows
+
     def markdown(self) -> str:
         m, load = self.machine, self.load
+        primary = self.primary
+        config = ""
+        if self.extra_configs:
+            config = " Gateway config: generated + " + ", ".join(f"`{c}`" for c in self.extra_configs) + "."
         out = [
             "### Gateway vs direct upstream",
             "",
             f"{m['cpu']} (nproc {m['nproc']}), Python {m['python']}, Linux {m['kernel']}; "
             f"load: {load.describe()}, {load.connections} connections, {load.duration:g} s measured "
             f"after {load.warmup:g} s warm-up; commit {self.commit}, {self.started:%Y-%m-%d %H:%M} UTC."
+            + config
             + (" **Gateway under cProfile: its CPU figures are inflated.**" if self.profiled else ""),
             "",
             "| case | req/s | p50 ms | p99 ms | server CPU ms/req | failed |",
             "|---|--:|--:|--:|--:|--:|",
         ]
-        for case in self.cases:
+        shown = [
+            c
+            for c in self.cases
+            if c.target == "direct"
+            or (primary is not None and c.variant is not None and c.variant.id == primary.variant.id)
+        ]
+        for case in shown:
             who = "gateway" if case.target == "gateway" else "upstream"
             out.append(
                 f"| {case.label} | {_fmt(case.rps, 0)} | {_fmt(case.latency('p50'))} | "
@@ -593,26 +821,28 @@ class Run:
             )
         ratios = []
         for stream in (False, True):
-            gw, direct = self.find("gateway", stream), self.find("direct", stream)
+            if primary is None:
+                break
+            gw, direct = self.find("gateway", stream, primary.variant.id), self.find("direct", stream)
             if gw is None or direct is None:
                 continue
             ratios.append(
-                f"| {'streaming' if stream else 'non-streaming'} | {_ratio(gw.rps, direct.rps)} | "
+                f"| {gw.mode} | {_ratio(gw.rps, direct.rps)} | "
                 f"{_ratio(gw.latency('p50'), direct.latency('p50'))} | "
                 f"{_ratio(gw.latency('p99'), direct.latency('p99'))} | {_fmt(gw.server_cpu_ms, 3)} | "
                 f"{_fmt(gw.rss_mb_after, 0)} |"
             )
         if ratios:
+            assert primary is not None
+            who = "gateway" if primary.variant.id == "default" else f"gateway ({primary.title})"
             out += [
                 "",
-                "| gateway / direct | throughput | p50 latency | p99 latency | gateway CPU ms/req | gateway RSS MB |",
+                f"| {who} / direct | throughput | p50 latency | p99 latency | gateway CPU ms/req | gateway RSS MB |",
                 "|---|--:|--:|--:|--:|--:|",
                 *ratios,
             ]
-        if self.gateway_error:
-            lines = [line for line in self.gateway_error.splitlines() if line.strip()]
-            reason = lines[0] + (f" … {lines[-1].strip()}" if len(lines) > 1 else "")
-            out += ["", f"Gateway not measured: {reason}"]
+        if primary is not None and primary.error:
+            out += ["", f"Gateway not measured: {_reason(primary.error)}"]
         out += ["", *self._budget_lines()]
         noisy = [c for c in self.cases if c.other_cores is not None and c.other_cores > NOISE_CORES]
         if noisy:
@@ -622,9 +852,46 @@ class Run:
                 + ", ".join(c.label for c in noisy)
                 + "; throughput and latency there are disturbed."
             )
+        if len(self.variants) > 1:
+            out += ["", *self.variants_markdown()]
         return "\n".join(out).rstrip() + "\n"
 
+    def variants_markdown(self) -> list[str]:
+        bare = next((v.title for v in VARIANTS if v.id == BARE), BARE)
+        out = [
+            "### Gateway configurations",
+            "",
+            "Each variant is its own gateway process with a fresh embedded Redis. CPU ms/req: the "
+            "gateway process's utime+stime over the measured window ÷ responses; "
+            f"vs bare: the difference from `{bare}` (the bare proxy) in the same mode.",
+            "",
+            "| variant | mode | req/s | p50 ms | p99 ms | gateway CPU ms/req | vs bare ms/req | RSS MB | failed |",
+            "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+        ]
+        for row in self.variant_rows():
+            out.append(
+                f"| {row['title']} | {row['mode']} | {_fmt(row['rps'], 0)} | {_fmt(row['p50_ms'])} | "
+                f"{_fmt(row['p99_ms'])} | {_fmt(row['cpu_ms'], 3)} | {row['cpu_vs_bare']} | "
+                f"{_fmt(row['rss_mb'], 0)} | {row['failed']} |"
+            )
+        out.append("")
+        for v in self.variants:
+            if v.skipped:
+                out.append(f"- {v.title}: skipped: {v.skipped}")
+            elif v.error:
+                out.append(f"- {v.title}: not measured: {_reason(v.error).removeprefix(v.title + ': ')}")
+            if v.otlp is not None:
+                out.append(
+                    f"- {v.title}: the OTLP sink received {v.otlp['spans']:,} spans in {v.otlp['posts']:,} "
+                    f"posts ({v.otlp['bytes'] / 1e6:.1f} MB) for {v.requests_sent:,} requests sent "
+                    f"({_fmt(v.spans_per_request, 2)} spans/request; below 1.00 the exporter dropped spans)"
+                )
+        return out
+
     def _budget_lines(self) -> list[str]:
+        primary = self.primary
+        if primary is None or primary.variant.id != "default":
+            return []
         plain, stream = self.find("gateway", False), self.find("gateway", True)
         if plain is None and stream is None:
             return []
@@ -636,8 +903,8 @@ class Run:
             checks.append(_check("req/s", plain.rps, BUDGET_RPS, "", lower=False, digits=0))
         if stream is not None:
             checks.append(_check("streams/s", stream.rps, BUDGET_STREAMS, "", lower=False, digits=0))
-        checks.append(_check("RSS", self.gateway_rss_peak_mb, BUDGET_RSS_MB, " MB", lower=True, digits=0))
-        return ["DESIGN §8 budget (per worker): " + "; ".join(checks) + "."]
+        checks.append(_check("RSS", primary.rss_peak_mb, BUDGET_RSS_MB, " MB", lower=True, digits=0))
+        return ["DESIGN §8 budget (per worker, default variant): " + "; ".join(checks) + "."]
 
     def details(self) -> str:
         out = ["", "#### Details", ""]
@@ -658,22 +925,41 @@ class Run:
                 out.append(f"- {c.label}: failures {c.result['errors']}")
                 if c.result.get("sample_bad"):
                     out.append(f"  - first one: `{c.result['sample_bad'][:400]}`")
-        if self.gateway_ready_s is not None:
+        for v in self.variants:
+            if v.ready_s is None:
+                continue
+            who = "gateway" if v.variant.id == "default" else f"gateway ({v.title})"
             rss = [
-                f"idle {_fmt(self.gateway_rss_idle_mb, 1)} MB",
-                *(_rss_line(c) for c in self.cases if c.target == "gateway"),
-                f"peak (VmHWM) {_fmt(self.gateway_rss_peak_mb, 1)} MB",
+                f"idle {_fmt(v.rss_idle_mb, 1)} MB",
+                *(_rss_line(c) for c in self.cases if c.variant is v.variant),
+                f"peak (VmHWM) {_fmt(v.rss_peak_mb, 1)} MB",
             ]
-            out.append(f"- gateway ready in {self.gateway_ready_s:.2f} s; RSS: " + ", ".join(rss))
-        if self.gateway_headers:
+            config = ", ".join(v.config_files) if v.config_files else "generated only"
             out.append(
-                "- gateway timing headers (sanity request): "
-                + ", ".join(f"{k}={v}" for k, v in sorted(self.gateway_headers.items()))
+                f"- {who}: key {v.key_source}, config {config}; ready in {v.ready_s:.2f} s; RSS: "
+                + ", ".join(rss)
             )
+            if v.headers:
+                out.append(
+                    "  - timing headers (sanity request): "
+                    + ", ".join(f"{k}={val}" for k, val in sorted(v.headers.items()))
+                )
         out += [f"- {note}" for note in self.notes]
         return "\n".join(out) + "\n"
 
     def as_json(self) -> dict[str, Any]:
+        primary = self.primary
+        rows = {(r["variant"], r["mode"]): r for r in self.variant_rows()}
+
+        def gateway(v: VariantRun) -> dict[str, Any]:
+            return {
+                "ready_s": v.ready_s,
+                "rss_idle_mb": v.rss_idle_mb,
+                "rss_end_mb": v.rss_end_mb,
+                "rss_peak_mb": v.rss_peak_mb,
+                "error": v.error,
+            }
+
         return {
             "machine": self.machine,
             "generator": self.load.describe(),
@@ -682,17 +968,31 @@ class Run:
             "warmup": self.load.warmup,
             "commit": self.commit,
             "started": self.started.isoformat(),
-            "gateway": {
-                "ready_s": self.gateway_ready_s,
-                "rss_idle_mb": self.gateway_rss_idle_mb,
-                "rss_end_mb": self.gateway_rss_end_mb,
-                "rss_peak_mb": self.gateway_rss_peak_mb,
-                "error": self.gateway_error,
-            },
+            "extra_configs": self.extra_configs,
+            # The variant of the direct comparison (default when it ran), as before variants.
+            "gateway": {"variant": primary.variant.id, **gateway(primary)} if primary is not None else None,
+            "variants": [
+                {
+                    "variant": v.variant.id,
+                    "title": v.title,
+                    "key": v.key_source,
+                    "config_files": v.config_files,
+                    "skipped": v.skipped,
+                    "otlp_sink": v.otlp,
+                    "requests_sent": v.requests_sent,
+                    **gateway(v),
+                }
+                for v in self.variants
+            ],
             "cases": [
                 {
                     "case": c.label,
+                    "variant": c.variant.id if c.variant is not None else None,
+                    "mode": c.mode,
                     "server_cpu_ms_per_request": c.server_cpu_ms,
+                    "cpu_ms_per_request_vs_bare": (
+                        rows[(c.variant.id, c.mode)]["cpu_ms_vs_bare"] if c.variant is not None else None
+                    ),
                     "upstream_cpu_ms_per_request": c.upstream_cpu_ms,
                     "redis_cpu_ms_per_request": c.redis_cpu_ms,
                     "upstream_calls_per_request": c.upstream_calls_per_request,
@@ -705,7 +1005,7 @@ class Run:
 
 
 def _rss_line(case: Case) -> str:
-    line = f"after {case.label} {_fmt(case.rss_mb_after, 1)} MB"
+    line = f"after {case.mode} {_fmt(case.rss_mb_after, 1)} MB"
     if case.rss_mb_window is not None:
         start, end = case.rss_mb_window
         line += f" ({start:.1f} → {end:.1f} MB over the measured window)"
@@ -749,10 +1049,17 @@ def _git_commit() -> str:
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections (32)")
-    p.add_argument("--duration", type=float, default=10.0, help="measured seconds per case (10)")
+    p.add_argument("--duration", type=float, default=8.0, help="measured seconds per case (8)")
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each case (2)")
     p.add_argument(
         "--mode", choices=("both", "non-streaming", "streaming"), default="both", help="which request kinds"
+    )
+    p.add_argument(
+        "--variants",
+        metavar="A,B,…",
+        help="gateway configurations to measure, in this order: "
+        + ", ".join(v.id for v in VARIANTS)
+        + " (default: all; only default when --extra-config or --key is given)",
     )
     p.add_argument("--direct-only", action="store_true", help="measure only the upstream (no gateway)")
     p.add_argument(
@@ -768,13 +1075,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="FILE",
-        help="TOML appended to the gateway's generated config (repeatable)",
+        help="TOML appended to every variant's generated gateway config (repeatable)",
     )
     p.add_argument(
         "--key",
         metavar="SECRET",
         help="send this gateway key instead of the generated one (declare it with --extra-config, "
-        "e.g. an [[auth.keys]] entry with limits and budgets so the policy runs its Redis script)",
+        "e.g. an [[auth.keys]] entry with limits and budgets so the policy runs its Redis script); "
+        "the limited-key variant always sends its own key",
     )
     p.add_argument(
         "--startup-timeout", type=float, default=60.0, help="seconds for the gateway to become healthy"
@@ -785,7 +1093,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--profile",
         action="store_true",
-        help="run the gateway under cProfile (its CPU figures grow); top functions to results/gateway-profile.txt",
+        help="run each gateway under cProfile (its CPU figures grow); top functions to "
+        "results/gateway-<variant>-profile.txt",
     )
     p.add_argument(
         "--output", type=Path, default=RESULTS / "latest.md", help="where to write the Markdown report"
@@ -796,7 +1105,26 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     for path in args.extra_config:
         if not path.is_file():
             p.error(f"--extra-config {path}: no such file")
+    args.variant_list = select_variants(
+        args.variants, direct_only=args.direct_only, customised=bool(args.extra_config or args.key)
+    )
+    if isinstance(args.variant_list, str):
+        p.error(args.variant_list)
     return args
+
+
+def select_variants(text: str | None, *, direct_only: bool, customised: bool) -> list[Variant] | str:
+    """The variants to run, or an error message. With ``--extra-config``/``--key`` and no
+    ``--variants``, only ``default`` (a run comparing settings needs one gateway, and the other
+    variants' own sections may clash with the extra file's)."""
+    if direct_only:
+        return []
+    if text is None and customised:
+        return [VARIANTS[0]]
+    try:
+        return parse_variants(text)
+    except ValueError as exc:
+        return f"--variants: {exc}"
 
 
 @contextlib.contextmanager
@@ -818,54 +1146,20 @@ def _terminate_as_interrupt() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _start_upstream(children: Children, log: IO[bytes]) -> tuple[subprocess.Popen[bytes], int]:
+def _start_listener(
+    children: Children, name: str, module: str, log: IO[bytes]
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A harness server (upstream, OTLP sink) that prints ``listening host:port`` once bound."""
     proc = children.spawn(
-        "upstream",
-        [sys.executable, "-m", "benchmarks.upstream", "--port", "0"],
+        name,
+        [sys.executable, "-m", module, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=log,
     )
     line = _read_line(proc, time.monotonic() + 15)
     if not line.startswith("listening "):
-        raise BenchError(f"unexpected upstream banner: {line!r}")
+        raise BenchError(f"unexpected {name} banner: {line!r}")
     return proc, int(line.rsplit(":", 1)[1])
-
-
-def _start_gateway(
-    children: Children,
-    args: argparse.Namespace,
-    workdir: Path,
-    upstream_port: int,
-    key: str,
-    log_path: Path,
-    log: IO[bytes],
-) -> tuple[subprocess.Popen[bytes], int, float]:
-    port = _free_port()
-    config = workdir / "gateway.toml"
-    config.write_text(
-        gateway_config(
-            port=port,
-            upstream_port=upstream_port,
-            key=key,
-            data_dir=workdir / "redis",
-            extra=args.extra_config,
-        )
-    )
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    profiler = ["-m", "cProfile", "-o", str(PROFILE)] if args.profile else []
-    proc = children.spawn(
-        "gateway",
-        [sys.executable, *profiler, "-m", "gateway", "serve", "--config", str(config)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        # SIGINT: uvicorn shuts down gracefully, then re-raises it, which cProfile survives (a
-        # re-raised SIGTERM would kill the process before the profile is written).
-        stop_signal=signal.SIGINT,
-        grace=15.0,
-    )
-    ready = _wait_healthy(port, proc, log_path, args.startup_timeout)
-    return proc, port, ready
 
 
 @dataclass
@@ -874,10 +1168,138 @@ class Servers:
     upstream_port: int
     gateway_pid: int | None = None
     gateway_port: int | None = None
+    sink_pid: int | None = None  # the OTLP sink, while a "traces on" gateway runs
 
 
-def _measure(run: Run, servers: Servers, target: str, stream: bool, key: str | None) -> Case:
-    case = Case(target, stream)
+@dataclass
+class Gateway:
+    """A variant's running gateway (and its OTLP sink)."""
+
+    run: VariantRun
+    proc: subprocess.Popen[bytes]
+    port: int
+    key: str
+    log: Path
+    sink: subprocess.Popen[bytes] | None = None
+    sink_port: int | None = None
+
+
+def _log_path(variant: Variant) -> Path:
+    return RESULTS / f"gateway-{variant.id}.log"
+
+
+def _profile_path(variant: Variant) -> Path:
+    return RESULTS / f"gateway-{variant.id}.prof"
+
+
+def _open_variant(
+    children: Children,
+    args: argparse.Namespace,
+    workdir: Path,
+    servers: Servers,
+    vr: VariantRun,
+    generated_key: str,
+) -> Gateway:
+    """Start the variant's gateway (and sink), wait until healthy, check it serves as configured.
+
+    On failure whatever it started is stopped again, so that the next variant runs alone."""
+    variant = vr.variant
+    key = variant_key(variant, generated_key, args.key)
+    vr.key_source = variant.key_from or ("--key" if args.key else "generated")
+    extra = [*variant.config_paths, *args.extra_config]
+    vr.config_files = [str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in extra]
+    sink: subprocess.Popen[bytes] | None = None
+    sink_port: int | None = None
+    generated = ""
+    if variant.traces:
+        with open(RESULTS / "otlp-sink.log", "ab") as sink_log:
+            sink, sink_port = _start_listener(children, "otlp sink", "benchmarks.otlpsink", sink_log)
+        servers.sink_pid = sink.pid
+        generated = traces_config(f"http://127.0.0.1:{sink_port}/v1/traces")
+        vr.config_files.insert(0, "(generated [telemetry] section: traces to the sink)")
+    gateway: Gateway | None = None
+    try:
+        port = _free_port()
+        home = workdir / variant.id
+        home.mkdir()
+        text = gateway_config(
+            port=port,
+            upstream_port=servers.upstream_port,
+            key=generated_key,
+            data_dir=home / "redis",
+            extra=extra,
+            generated=generated,
+        )
+        try:
+            tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise BenchError(
+                f"{vr.title}: the gateway config is not valid TOML ({exc}); does an --extra-config "
+                f"file repeat a table the variant sets ({', '.join(variant.configs) or 'telemetry'})?"
+            ) from None
+        config = home / "gateway.toml"
+        config.write_text(text)
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        profiler = ["-m", "cProfile", "-o", str(_profile_path(variant))] if args.profile else []
+        if args.profile:
+            _profile_path(variant).unlink(missing_ok=True)
+        log = _log_path(variant)
+        with open(log, "wb") as log_file:
+            proc = children.spawn(
+                f"gateway ({vr.title})",
+                [sys.executable, *profiler, "-m", "gateway", "serve", "--config", str(config)],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                # SIGINT: uvicorn shuts down gracefully, then re-raises it, which cProfile survives
+                # (a re-raised SIGTERM would kill the process before the profile is written).
+                stop_signal=signal.SIGINT,
+                grace=15.0,
+            )
+        gateway = Gateway(vr, proc, port, key, log, sink, sink_port)
+        vr.ready_s = _wait_healthy(port, proc, log, args.startup_timeout)
+        idle = procstat.rss_kib(proc.pid)
+        vr.rss_idle_mb = idle / 1024 if idle is not None else None
+        print(
+            f"gateway ({vr.title}): pid {proc.pid}, port {port}, healthy after {vr.ready_s:.2f} s", flush=True
+        )
+        headers = _sanity(port, key, f"gateway ({vr.title})")
+        _check_variant(port, variant, headers)
+    except BaseException:
+        if gateway is not None:
+            _close_variant(children, servers, gateway)
+        elif sink is not None:
+            children.stop(sink)
+            servers.sink_pid = None
+        raise
+    vr.headers = _timing_headers(headers)
+    vr.requests_sent = 2
+    servers.gateway_pid, servers.gateway_port = proc.pid, port
+    return gateway
+
+
+def _close_variant(children: Children, servers: Servers, gateway: Gateway) -> None:
+    """Record the gateway's memory, stop it, then collect what its sink received and stop that."""
+    vr = gateway.run
+    if gateway.proc.poll() is None:
+        end, peak = procstat.rss_kib(gateway.proc.pid), procstat.peak_rss_kib(gateway.proc.pid)
+        vr.rss_end_mb = end / 1024 if end is not None else None
+        vr.rss_peak_mb = peak / 1024 if peak is not None else None
+    children.stop(gateway.proc)
+    servers.gateway_pid = servers.gateway_port = None
+    if gateway.sink is not None:
+        assert gateway.sink_port is not None
+        # After the gateway stopped: its span processor flushes what it still held on shutdown.
+        with contextlib.suppress(OSError, ValueError):
+            vr.otlp = _sink_stats(gateway.sink_port)
+        children.stop(gateway.sink)
+        servers.sink_pid = None
+
+
+def _measure(
+    run: Run, servers: Servers, target: str, stream: bool, key: str | None, variant: Variant | None = None
+) -> Case:
+    case = Case(target, stream, variant)
     if target == "gateway":
         assert servers.gateway_pid is not None
         assert servers.gateway_port is not None
@@ -887,7 +1309,8 @@ def _measure(run: Run, servers: Servers, target: str, stream: bool, key: str | N
         ]
     else:
         server_pid, port, redis_pids = servers.upstream_pid, servers.upstream_port, []
-    watch = sorted({server_pid, servers.upstream_pid, *redis_pids})
+    sink = [servers.sink_pid] if target == "gateway" and servers.sink_pid is not None else []
+    watch = sorted({server_pid, servers.upstream_pid, *redis_pids, *sink})
     counter = "streams" if stream else "completions"
     print(f"- {case.label}: {run.load.warmup:g} s warm-up + {run.load.duration:g} s ...", flush=True)
     before = _upstream_stats(servers.upstream_port)[counter]
@@ -923,6 +1346,19 @@ def _measure(run: Run, servers: Servers, target: str, stream: bool, key: str | N
     return case
 
 
+def _measure_variant(run: Run, servers: Servers, gateway: Gateway, streams: list[bool]) -> None:
+    vr = gateway.run
+    for stream in streams:
+        case = _measure(run, servers, "gateway", stream, gateway.key, vr.variant)
+        run.cases.append(case)
+        vr.requests_sent += case.result.get("total_completed", 0) + case.result.get("in_flight_at_end", 0)
+        if gateway.proc.poll() is not None:
+            raise BenchError(
+                f"the gateway exited with status {gateway.proc.returncode} under load; log tail:\n"
+                + _log_tail(gateway.log)
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -933,14 +1369,13 @@ def main(argv: list[str] | None = None) -> int:
         print("--loadgen wrk: wrk is not on PATH", file=sys.stderr)
         return 2
     streams = {"both": [False, True], "non-streaming": [False], "streaming": [True]}[args.mode]
-    key = args.key or "sk-bench-" + secrets.token_hex(12)
+    generated_key = "sk-bench-" + secrets.token_hex(12)
     children = Children()
     exit_code = 0
     with (
         _terminate_as_interrupt(),
         tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp,
         open(RESULTS / "upstream.log", "wb") as upstream_log,
-        open(RESULTS / "gateway.log", "wb") as gateway_log,
     ):
         workdir = Path(tmp)
         load = Load(
@@ -953,47 +1388,56 @@ def main(argv: list[str] | None = None) -> int:
             workdir,
             children,
         )
-        run = Run(procstat.machine_summary(), load, datetime.now(UTC), _git_commit(), profiled=args.profile)
-        if args.profile:
-            PROFILE.unlink(missing_ok=True)
+        run = Run(
+            procstat.machine_summary(),
+            load,
+            datetime.now(UTC),
+            _git_commit(),
+            variants=[VariantRun(v) for v in args.variant_list],
+            extra_configs=[str(p) for p in args.extra_config],
+            profiled=args.profile,
+        )
+        (RESULTS / "otlp-sink.log").unlink(missing_ok=True)
         print(f"machine: {run.machine}")
         print(f"load generator: {load.describe()}")
+        if run.variants:
+            print("gateway variants: " + ", ".join(v.title for v in run.variants))
+        for vr in run.variants:
+            missing = otel_missing() if vr.variant.traces else None
+            if missing:
+                vr.skipped = f"traces need the otel extra: {missing}"
+                print(f"note: {vr.title} skipped: {vr.skipped}")
+        todo = [vr for vr in run.variants if vr.skipped is None]
         try:
-            upstream, upstream_port = _start_upstream(children, upstream_log)
+            upstream, upstream_port = _start_listener(
+                children, "upstream", "benchmarks.upstream", upstream_log
+            )
             _sanity(upstream_port, None, "upstream")
             servers = Servers(upstream.pid, upstream_port)
             print(f"upstream: pid {upstream.pid}, port {upstream_port}")
-            gateway: subprocess.Popen[bytes] | None = None
-            if not args.direct_only:
+            first: Gateway | None = None
+            if todo:
                 # Started (and checked) before any load, so that a gateway that cannot serve
                 # fails the run in seconds; it idles while the direct cases run.
-                gateway, port, ready = _start_gateway(
-                    children, args, workdir, upstream_port, key, RESULTS / "gateway.log", gateway_log
-                )
-                run.gateway_ready_s = ready
-                idle = procstat.rss_kib(gateway.pid)
-                run.gateway_rss_idle_mb = idle / 1024 if idle is not None else None
-                print(f"gateway: pid {gateway.pid}, port {port}, healthy after {ready:.2f} s")
-                run.gateway_headers = _sanity(port, key, "gateway")
-                servers.gateway_pid, servers.gateway_port = gateway.pid, port
+                first = _open_variant(children, args, workdir, servers, todo[0], generated_key)
             for stream in streams:
                 run.cases.append(_measure(run, servers, "direct", stream, None))
-            if gateway is not None:
+            for vr in todo:
+                gateway = first if first is not None and first.run is vr else None
                 try:
-                    for stream in streams:
-                        run.cases.append(_measure(run, servers, "gateway", stream, key))
-                        if gateway.poll() is not None:
-                            raise BenchError(
-                                f"the gateway exited with status {gateway.returncode} under load; log tail:\n"
-                                + _log_tail(RESULTS / "gateway.log")
-                            )
-                    end, peak = procstat.rss_kib(gateway.pid), procstat.peak_rss_kib(gateway.pid)
-                    run.gateway_rss_end_mb = end / 1024 if end is not None else None
-                    run.gateway_rss_peak_mb = peak / 1024 if peak is not None else None
+                    if gateway is None:
+                        gateway = _open_variant(children, args, workdir, servers, vr, generated_key)
+                    _measure_variant(run, servers, gateway, streams)
                 except BenchError as exc:
-                    run.gateway_error = str(exc)
+                    vr.error = str(exc)
                     exit_code = 1
-                    print(f"\nGATEWAY FAILURE: {exc}", file=sys.stderr)
+                    print(
+                        f"\nGATEWAY FAILURE ({vr.title}): {vr.error.removeprefix(vr.title + ': ')}",
+                        file=sys.stderr,
+                    )
+                finally:
+                    if gateway is not None:
+                        _close_variant(children, servers, gateway)
         except BenchError as exc:
             print(f"\nbenchmark failed: {exc}", file=sys.stderr)
             exit_code = 1
@@ -1008,13 +1452,15 @@ def main(argv: list[str] | None = None) -> int:
                 signal.signal(signal.SIGINT, previous)
         if exit_code == 130 or not run.cases:
             return exit_code
-        errors = _gateway_log_problems(RESULTS / "gateway.log")
-        if errors:
-            run.notes.append(f"gateway log: {errors}")
-        if args.profile:
-            run.notes.append(_profile_summary())
-        table = run.markdown()
-        report = table + run.details()
+        for vr in run.variants:
+            if vr.ready_s is None:
+                continue
+            errors = _gateway_log_problems(_log_path(vr.variant))
+            if errors:
+                run.notes.append(f"gateway ({vr.title}) log: {errors}")
+            if args.profile:
+                run.notes.append(_profile_summary(vr.variant))
+        report = run.markdown() + run.details()
         print()
         print(report)
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -1024,17 +1470,18 @@ def main(argv: list[str] | None = None) -> int:
     return exit_code
 
 
-def _profile_summary() -> str:
-    """The gateway's cProfile output as text: the top functions by own time and by cumulative time."""
-    if not PROFILE.exists():
-        return "profile: the gateway wrote no profile (it did not exit cleanly)"
+def _profile_summary(variant: Variant) -> str:
+    """A gateway's cProfile output as text: the top functions by own time and by cumulative time."""
+    profile = _profile_path(variant)
+    if not profile.exists():
+        return f"profile ({variant.title}): the gateway wrote no profile (it did not exit cleanly)"
     text = io.StringIO()
-    stats = pstats.Stats(str(PROFILE), stream=text)
+    stats = pstats.Stats(str(profile), stream=text)
     stats.strip_dirs().sort_stats("tottime").print_stats(30)
     stats.sort_stats("cumulative").print_stats(40)
-    out = RESULTS / "gateway-profile.txt"
+    out = RESULTS / f"gateway-{variant.id}-profile.txt"
     out.write_text(text.getvalue())
-    return f"gateway ran under cProfile (CPU figures inflated); top functions in {out}"
+    return f"gateway ({variant.title}) ran under cProfile (CPU figures inflated); top functions in {out}"
 
 
 def _gateway_log_problems(path: Path) -> str:
