@@ -29,7 +29,7 @@ from gateway.providers.catalog import ModelCatalog
 from gateway.services import Services
 from gateway.store.connection import redis_client
 from gateway.store.embedded import EmbeddedRedis
-from gateway.telemetry.metrics import Metrics
+from gateway.telemetry.metrics import DisabledMetrics, Metrics
 from gateway.telemetry.tracing import build_tracing
 
 log = logging.getLogger("gateway")
@@ -75,7 +75,7 @@ def create_app(
         refresher = asyncio.create_task(catalog.run(), name="model-catalog")
         keyring = KeyRing(settings.auth.keys)
         # Bounded label values: the configured public and upstream model names, provider names.
-        meters = Metrics(
+        meters = (Metrics if settings.telemetry.metrics else DisabledMetrics)(
             [*(m.name for m in settings.models), *(m.target_model for m in settings.models)],
             [p.name for p in settings.providers],
         )

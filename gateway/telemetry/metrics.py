@@ -210,3 +210,68 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Idle:
+    """A gauge that counts nothing (``inc``/``dec`` of the disabled metrics)."""
+
+    __slots__ = ()
+
+    def inc(self, amount: float = 1) -> None:
+        return None
+
+    def dec(self, amount: float = 1) -> None:
+        return None
+
+
+class DisabledMetrics(Metrics):
+    """``[telemetry] metrics = false``: the request path records nothing (``/metrics`` is 404).
+
+    The registry still exists, so code that holds a metric object keeps working; only the per-request
+    updates are skipped, which is what turning metrics off is for.
+    """
+
+    _IDLE = _Idle()
+
+    def decision(self, limit: str, scope: str, result: str) -> None:
+        return None
+
+    def in_flight(self, route: str) -> Any:
+        return self._IDLE
+
+    def store_error(self, decision: str) -> None:
+        return None
+
+    def request(
+        self,
+        *,
+        route: str,
+        model: str | None,
+        status: int,
+        error_type: str,
+        duration_s: float,
+        overhead_s: float,
+        ttft_s: float | None,
+    ) -> None:
+        return None
+
+    def finished(
+        self,
+        *,
+        route: str,
+        model: str | None,
+        status: int,
+        error_type: str,
+        started: float,
+        trace: Any,
+        ttft_s: float | None = None,
+    ) -> None:
+        return None
+
+    def attempt(self, *, provider: str, model: str, error_type: str, duration_s: float) -> None:
+        return None
+
+    def usage(
+        self, *, provider: str, model: str, tokens: dict[str, int], cost_nusd: int, estimated: bool
+    ) -> None:
+        return None

@@ -63,3 +63,38 @@ def test_tap_strips_usage_chunk_split_across_reads() -> None:
     out = b"".join(tap.feed(stream[i : i + 7]) for i in range(0, len(stream), 7)) + tap.flush()
     assert out == (b'data: {"choices":[{"delta":{"content":"hi"}}],"usage":null}\n\ndata: [DONE]\n\n')
     assert tap.usage is not None and (tap.usage.input_tokens, tap.usage.output_tokens) == (3, 2)
+
+
+def _one_of_everything(m: Metrics) -> None:
+    gauge = m.in_flight("/v1/chat/completions")
+    gauge.inc()
+    m.request(
+        route="/v1/chat/completions",
+        model="gpt-4o-mini",
+        status=200,
+        error_type="",
+        duration_s=0.1,
+        overhead_s=0.001,
+        ttft_s=0.05,
+    )
+    m.attempt(provider="openai", model="gpt-4o-mini", error_type="", duration_s=0.09)
+    m.usage(
+        provider="openai", model="gpt-4o-mini", tokens={"input": 10, "output": 5}, cost_nusd=7, estimated=True
+    )
+    m.decision("rpm", "key", "allowed")
+    m.store_error("closed")
+
+
+def test_metrics_off_records_nothing_on_the_request_path() -> None:
+    from gateway.telemetry.metrics import DisabledMetrics
+
+    on, off = Metrics(["gpt-4o-mini"], ["openai"]), DisabledMetrics(["gpt-4o-mini"], ["openai"])
+    untouched = off.exposition()
+    _one_of_everything(on)
+    _one_of_everything(off)
+    assert off.exposition() == untouched
+    exposed = on.exposition()
+    assert (
+        b"gw_requests_total{" in exposed
+        and b'gw_inflight_requests{route="/v1/chat/completions"} 1.0' in exposed
+    )
