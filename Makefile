@@ -36,8 +36,13 @@ check-config: $(STAMP)
 
 ## Gateway vs direct upstream, then each gateway configuration (default, limited key, policy
 ## and metrics off, traces on): req/s, latency, CPU per request, RSS. Options: BENCH_ARGS="...".
-bench: $(STAMP)
+bench: $(VENV)/.otel
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# The traces variant of the benchmark needs the OTLP exporter (the `otel` extra).
+$(VENV)/.otel: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[otel]'
+	@touch $@
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .data
