@@ -121,6 +121,14 @@ class Http11Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(ProtocolViolation(f"invalid HTTP answer from the upstream: {exc}"))
             self.close()
+        except httptools.HttpParserUpgrade:  # not an HttpParserError: a 101 answer
+            self._fail(
+                ProtocolViolation("the upstream switched protocols (101), which this client does not do")
+            )
+            self.close()
+        except ProtocolViolation as exc:  # raised by a callback below
+            self._fail(exc)
+            self.close()
 
     def eof_received(self) -> bool | None:
         return False  # close our side too; connection_lost follows
@@ -142,6 +150,13 @@ class Http11Connection(asyncio.Protocol):
         self._on_lost(self)
 
     # -- httptools callbacks --------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self.complete:
+            # A second answer to one request (in the same segment as the first, or while its
+            # body is still being read): neither its headers nor its body are the caller's, and
+            # the connection can no longer be trusted. Parsing stops here; the connection closes.
+            raise ProtocolViolation("the upstream sent more than one answer to one request")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
 

@@ -129,8 +129,10 @@ class Http11Transport(httpx.AsyncBaseTransport):
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read")
         data = await _serialise(request)
-        for _ in range(2):
-            conn, reused = await self._acquire(origin, timeouts, request)
+        for attempt in range(2):
+            # The retry goes on a new connection, never on another idle one (gone stale too, most
+            # likely): a second clean close is then not "reused" and is raised, not retried.
+            conn, reused = await self._acquire(origin, timeouts, request, fresh=attempt > 0)
             try:
                 conn.send(data)
                 await conn.wait_headers(read_timeout, self.arm_read)
@@ -214,11 +216,17 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 return
 
     async def _acquire(
-        self, origin: Origin, timeouts: dict[str, float | None], request: httpx.Request
+        self,
+        origin: Origin,
+        timeouts: dict[str, float | None],
+        request: httpx.Request,
+        *,
+        fresh: bool = False,
     ) -> tuple[Http11Connection, bool]:
+        """A connection to ``origin`` and whether it was reused; ``fresh``: a new one."""
         while True:
             idle = self._idle.get(origin)
-            while idle:
+            while idle and not fresh:
                 conn = idle.pop()
                 if conn.closed or self._clock.monotonic() - conn.idle_since > self._keepalive:
                     self._discard(conn)
