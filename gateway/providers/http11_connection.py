@@ -25,6 +25,7 @@ TimerFactory = Callable[[float, Callable[[], None]], TimerHandle]
 
 HIGH_WATER = 256 * 1024  # stop reading from the socket while this much body waits unread
 LOW_WATER = 64 * 1024
+MAX_HEADER_BYTES = 64 * 1024  # an answer's header names and values, all together
 
 
 class ConnectionClosed(Exception):
@@ -56,6 +57,7 @@ class Http11Connection(asyncio.Protocol):
         "_buffered",
         "_chunks",
         "_error",
+        "_header_bytes",
         "_headers",
         "_headers_done",
         "_keep_alive",
@@ -97,6 +99,7 @@ class Http11Connection(asyncio.Protocol):
         self.status = 0
         self.complete = False
         self._headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
         self._headers_done = False
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
@@ -159,6 +162,14 @@ class Http11Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > MAX_HEADER_BYTES:
+            # Recorded first: httptools reports a callback's exception as its own parser error.
+            violation = ProtocolViolation(
+                f"the upstream's answer headers exceed {MAX_HEADER_BYTES // 1024} KiB"
+            )
+            self._fail(violation)
+            raise violation
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()

@@ -15,6 +15,8 @@ with httptools' parser, because every layer of a general-purpose client costs CP
 * an answer that is complete when its headers are read is returned with its body in memory;
   otherwise the body streams, with back-pressure on the socket; closing an unfinished body closes
   the connection, so the upstream sees the caller go away;
+* answer headers are capped at 64 KiB; the ``write`` timeout is not applied (bodies are written
+  whole and are bounded by the gateway's body limit); HEAD is not supported;
 * no proxies, redirects, cookies, compression or HTTP/2: upstream calls need none of them.
 
 Failures are raised in httpx's exception tree, so the classifier sees one vocabulary.
@@ -184,8 +186,18 @@ class Http11Transport(httpx.AsyncBaseTransport):
         """Hand a connection back after its exchange: kept if reusable, else dropped."""
         conn.finish_exchange()
         if conn.reusable and not self._closed:
-            conn.idle_since = self._clock.monotonic()
-            self._idle.setdefault(conn.origin, []).append(conn)
+            now = conn.idle_since = self._clock.monotonic()
+            idle = self._idle.setdefault(conn.origin, [])
+            idle.append(conn)
+            # Idle connections are reused newest first, so the oldest sit at the front, in the
+            # order they went idle: close the ones past their keep-alive (usually none).
+            if now - idle[0].idle_since > self._keepalive:
+                stale = 0
+                while now - idle[stale].idle_since > self._keepalive:
+                    stale += 1
+                expired, idle[:stale] = idle[:stale], []
+                for old in expired:
+                    self._discard(old)
             self._wake_one()
         else:
             self._discard(conn)
@@ -225,6 +237,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
     ) -> tuple[Http11Connection, bool]:
         """A connection to ``origin`` and whether it was reused; ``fresh``: a new one."""
         while True:
+            if self._closed:
+                raise httpx.ConnectError("the transport is closed", request=request)
             idle = self._idle.get(origin)
             while idle and not fresh:
                 conn = idle.pop()

@@ -903,6 +903,51 @@ def test_keepalive_expiry_opens_a_new_connection(run: Callable[[Scenario], None]
     run(scenario)
 
 
+def test_idle_connections_past_their_keepalive_are_closed_when_another_comes_back(
+    run: Callable[[Scenario], None],
+) -> None:
+    """Idle connections are reused newest first; the older ones are closed once expired, not
+    left holding a slot until the server gives up on them."""
+
+    async def scenario() -> None:
+        both = asyncio.Event()
+
+        async def handler(conn: ServerConnection, req: SeenRequest) -> None:
+            if len(h.server.requests) == 2:
+                both.set()
+            await both.wait()
+            await echo_path(conn, req)
+
+        async with harness(handler, keepalive_expiry=30.0) as h:
+            await asyncio.gather(h.get("/a"), h.get("/b"))
+            assert h.transport._open == 2
+            h.clock.advance(20.0)
+            await h.get("/c")  # the newest idle connection; the other stays idle since t=0
+            h.clock.advance(15.0)
+            await h.get("/d")  # back in the pool at t=35: the one idle since t=0 is past 30 s
+            await eventually(lambda: h.server.gone == 1, "the expired idle connection to close")
+            assert h.transport._open == 1
+            assert len(h.idle()) == 1
+            assert len(h.server.connections) == 2  # nothing new was opened
+
+    run(scenario)
+
+
+def test_oversized_answer_headers_are_refused(run: Callable[[Scenario], None]) -> None:
+    async def handler(conn: ServerConnection, req: SeenRequest) -> None:
+        huge = tuple((f"x-h{i}", "v" * 1000) for i in range(70))
+        await conn.send(answer(b"ok", headers=huge))
+        await conn.wait_disconnect()
+
+    async def scenario() -> None:
+        async with harness(handler) as h:
+            with pytest.raises(httpx.RemoteProtocolError, match="headers exceed 64 KiB"):
+                await h.send(request(h.server, "/x"))
+            assert h.transport._open == 0
+
+    run(scenario)
+
+
 def test_aclose_closes_idle_connections(run: Callable[[Scenario], None]) -> None:
     async def scenario() -> None:
         both = asyncio.Event()
