@@ -1,11 +1,17 @@
-"""``gateway serve | check-config | dev``.
+"""``gateway serve | check-config | healthcheck | dev``.
 
-Configuration mistakes exit with status 2 and one line naming the file, the key and the reason.
+Configuration mistakes exit with status 2 and one line naming the file, the key and the reason;
+so does an embedded Redis that cannot start (for example another gateway owns its data_dir).
+
+Where ``serve`` listens: ``--host``/``--port``, else ``GATEWAY_HOST``/``GATEWAY_PORT``, else
+``[server]`` in the config. ``healthcheck`` resolves the address the same way, so a container's
+``HEALTHCHECK`` follows whatever port the gateway was given.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import logging
 import os
@@ -14,11 +20,29 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
+from types import FrameType
+from typing import NoReturn
+
+import msgspec
 
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.store.embedded import EmbeddedRedis, EmbeddedRedisError
 
 EXIT_CONFIG = 2
+EXIT_UNHEALTHY = 1
+
+log = logging.getLogger("gateway")
+
+
+class _Terminated(BaseException):
+    """SIGTERM: unwind (the embedded Redis and the fake providers stop), then die of the signal."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
+    raise _Terminated
 
 
 def _load(path: str) -> Settings:
@@ -29,27 +53,105 @@ def _load(path: str) -> Settings:
         raise SystemExit(EXIT_CONFIG) from None
 
 
+def _fail(kind: str, message: str) -> NoReturn:
+    print(f"{kind} error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_CONFIG)
+
+
+def listen_address(settings: Settings, host: str | None = None, port: int | None = None) -> tuple[str, int]:
+    """Flags first, then ``GATEWAY_HOST``/``GATEWAY_PORT``, then ``[server]``."""
+    host = host or os.environ.get("GATEWAY_HOST") or settings.server.host
+    if port is None:
+        raw = os.environ.get("GATEWAY_PORT", "").strip()
+        if raw:
+            if not raw.isdigit() or int(raw) > 65535:
+                _fail("config", f"GATEWAY_PORT: must be a port number (0-65535), got {raw!r}")
+            port = int(raw)
+        else:
+            port = settings.server.port
+    if not 0 <= port <= 65535:
+        _fail("config", f"--port: must be between 0 and 65535, got {port}")
+    return host, port
+
+
+def start_embedded_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | None]:
+    """Without ``redis.url``: start the embedded server before serving, so that a refusal (another
+    gateway owns the data directory, no redis-server, a damaged AOF) is one line and exit status 2
+    rather than an ASGI startup traceback. The settings returned point at it."""
+    if settings.redis.url is not None:
+        return settings, None
+    embedded = EmbeddedRedis(settings.redis.data_dir)
+    try:
+        embedded.start()
+    except EmbeddedRedisError as exc:
+        _fail("redis", str(exc))
+    log.info("embedded redis-server started with data in %s", embedded.data_dir)
+    redis = msgspec.structs.replace(settings.redis, url=embedded.url)
+    return msgspec.structs.replace(settings, redis=redis), embedded
+
+
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     import uvicorn
 
     from gateway.app import create_app
 
-    # The app's long-lived objects (modules, settings, routes) need no cycle collection: freeze
-    # them, and collect young garbage less often (fewer stop-the-world pauses under load).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 100)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.server.host,
-        port=port if port is not None else settings.server.port,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level="info",
-        timeout_graceful_shutdown=10,
-    )
+    host, port = listen_address(settings, host, port)
+    settings, embedded = start_embedded_redis(settings)
+    try:
+        app = create_app(settings)
+        # The app's long-lived objects (modules, settings, routes) need no cycle collection:
+        # freeze them, and collect young garbage less often (fewer stop-the-world pauses).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 100)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            loop="uvloop" if sys.platform != "win32" else "asyncio",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_level="info",
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()  # after the app's shutdown: its last writes are in the AOF
+            log.info("embedded redis-server stopped")
+
+
+def _probe_host(host: str) -> str:
+    """Where to reach a server listening on ``host`` from the same machine."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def healthcheck(
+    settings: Settings, *, host: str | None = None, port: int | None = None, timeout: float = 2.0
+) -> int:
+    """``GET /healthz`` on the gateway this configuration (and environment) describes: 0 when it
+    answers 200, else 1 with one line on stderr. For a container's ``HEALTHCHECK``."""
+    host, port = listen_address(settings, host, port)
+    url = f"http://{_probe_host(host)}:{port}/healthz"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        print(f"unhealthy: {url}: {reason}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    if status != 200:
+        print(f"unhealthy: {url}: status {status}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    print(f"healthy: {url}")
+    return 0
 
 
 def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
@@ -74,7 +176,8 @@ def dev(settings: Settings, fake_port: int) -> None:
     try:
         _wait_port("127.0.0.1", fake_port, fake)
         key = next((k.key for k in settings.auth.keys if k.key), "<your gateway key>")
-        base = f"http://{settings.server.host}:{settings.server.port}/v1"
+        host, port = listen_address(settings)
+        base = f"http://{_probe_host(host)}:{port}/v1"
         model = settings.models[0].name if settings.models else "<model>"
         print(
             f"""
@@ -91,7 +194,7 @@ def dev(settings: Settings, fake_port: int) -> None:
 """,
             flush=True,
         )
-        serve(settings)
+        serve(settings, host=host, port=port)
     finally:
         if fake.poll() is None:
             fake.send_signal(signal.SIGINT)
@@ -106,10 +209,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="run the gateway")
     p_serve.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", "config.toml"))
-    p_serve.add_argument("--host")
-    p_serve.add_argument("--port", type=int)
+    p_serve.add_argument("--host", help="default: $GATEWAY_HOST, else server.host")
+    p_serve.add_argument("--port", type=int, help="default: $GATEWAY_PORT, else server.port")
     p_check = sub.add_parser("check-config", help="validate a configuration file and exit")
     p_check.add_argument("path")
+    p_health = sub.add_parser(
+        "healthcheck", help="exit 0 when the gateway `serve` would run with the same config answers /healthz"
+    )
+    p_health.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", "config.toml"))
+    p_health.add_argument("--host", help="default: $GATEWAY_HOST, else server.host")
+    p_health.add_argument("--port", type=int, help="default: $GATEWAY_PORT, else server.port")
+    p_health.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
     p_dev = sub.add_parser("dev", help="run the fake providers and the gateway together")
     p_dev.add_argument("--config", default="config.example.toml")
     p_dev.add_argument("--fake-port", type=int, default=int(os.environ.get("FAKE_PROVIDERS_PORT", "9100")))
@@ -124,8 +234,25 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{len(settings.auth.keys)} keys)"
         )
         return
+    if args.command == "healthcheck":
+        # Docker reserves exit status 2: a health check exits 0 or 1, whatever went wrong.
+        try:
+            code = healthcheck(_load(args.config), host=args.host, port=args.port, timeout=args.timeout)
+        except SystemExit as exc:
+            code = EXIT_UNHEALTHY if exc.code else 0
+        raise SystemExit(code)
     settings = _load(args.config)
-    if args.command == "serve":
-        serve(settings, host=args.host, port=args.port)
-    else:
-        dev(settings, args.fake_port)
+    # SIGTERM unwinds like Ctrl-C (the embedded Redis and the fakes stop), then ends the process
+    # by the signal as before. uvicorn restores this handler when it re-raises the signal.
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        if args.command == "serve":
+            serve(settings, host=args.host, port=args.port)
+        else:
+            dev(settings, args.fake_port)
+    except _Terminated:
+        atexit._run_exitfuncs()  # what a normal exit runs: queued log records are written
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

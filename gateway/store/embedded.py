@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 class EmbeddedRedisError(RuntimeError):
-    pass
+    """The embedded server cannot start; the message is one line for the operator."""
 
 
 def redis_server_binary() -> str:
@@ -50,7 +50,11 @@ class EmbeddedRedis:
             return
         import fcntl
 
-        fd = os.open(self.data_dir / "gateway.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        lock = self.data_dir / "gateway.lock"
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise EmbeddedRedisError(f"cannot open {lock}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -93,8 +97,22 @@ class EmbeddedRedis:
         return f"unix://{self.socket_path}?db=0"
 
     def start(self, *, timeout: float = 10.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Start the server and wait until it answers; on any failure nothing is left running
+        and the data directory is free again (:class:`EmbeddedRedisError` says why)."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EmbeddedRedisError(
+                f"cannot create the data directory {self.data_dir}: {exc.strerror or exc}"
+            ) from None
         self._take_lock()
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()  # a signal or a failure while starting: no server, no lock left behind
+            raise
+
+    def _start(self, timeout: float) -> None:
         self._stop_orphan()
         if self.socket_path.exists():
             self.socket_path.unlink()
@@ -119,12 +137,21 @@ class EmbeddedRedis:
         ]
         if not self.port:
             args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self._release_lock()
-            raise
+            self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        except OSError as exc:
+            raise EmbeddedRedisError(f"cannot run {args[0]}: {exc.strerror or exc}") from None
+        self._wait_ready(timeout)
+
+    def _log_tail(self, lines: int = 1) -> str:
+        """The last line(s) redis-server logged (its reason to exit), on one line."""
+        log = self.data_dir / "redis.log"
+        try:
+            text = log.read_text(errors="replace")
+        except OSError:
+            return "no log"
+        tail = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+        return " | ".join(tail) or "no log"
 
     def _wait_ready(self, timeout: float) -> None:
         import socket
@@ -133,9 +160,10 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             assert self._proc is not None
             if self._proc.poll() is not None:
-                log = self.data_dir / "redis.log"
-                tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
-                raise EmbeddedRedisError(f"redis-server exited with {self._proc.returncode}: {tail}")
+                raise EmbeddedRedisError(
+                    f"redis-server exited with status {self._proc.returncode} "
+                    f"(its log, {self.data_dir / 'redis.log'}, ends: {self._log_tail()})"
+                )
             try:
                 if self.port:
                     conn = socket.create_connection(("127.0.0.1", self.port), timeout=0.2)
@@ -150,7 +178,6 @@ class EmbeddedRedis:
             except OSError:
                 pass
             time.sleep(0.02)
-        self.stop()
         raise EmbeddedRedisError(f"redis-server did not become ready within {timeout}s")
 
     def stop(self, *, timeout: float = 10.0) -> None:

@@ -56,3 +56,25 @@ def test_an_orphaned_server_is_shut_down_and_its_data_kept(tmp_path: Path) -> No
             os.waitpid(pid, 0)  # blocks until the orphan (our child here) has exited
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_server_that_exits_at_start_says_why_on_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    (tmp_path / "appendonly.aof").write_bytes(b"*2\r\n$3\r\nSET\r\ngarbage")  # a damaged AOF
+    server = EmbeddedRedis(tmp_path)
+    with pytest.raises(EmbeddedRedisError) as info:
+        server.start()
+    message = str(info.value)
+    assert message.startswith("redis-server exited with status 1 (its log, ")
+    assert "Bad file format reading the append only file" in message
+    assert "\n" not in message
+    assert server._proc is None and server._lock is None  # no server, and the lock is free
+    (tmp_path / "appendonly.aof").unlink()
+    fresh = EmbeddedRedis(tmp_path)
+    fresh.start()
+    fresh.stop()
+
+
+def test_an_unusable_data_dir_is_named(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(EmbeddedRedisError, match=r"^cannot create the data directory .*/file/redis: "):
+        EmbeddedRedis(tmp_path / "file" / "redis").start()
