@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from gateway.api import asgi_io
 from gateway.api.openai import services_of
 from gateway.chat import stream
-from gateway.chat.errors import ChatApiError
+from gateway.chat.errors import ChatApiError, not_found
 from gateway.chat.requests import BODY_LIMIT
 from gateway.chat.service import Admit, ChatService
 from gateway.errors.client import GatewayError
@@ -26,6 +26,7 @@ ChatId = Annotated[str, PathParameter()]
 _ENC = msgspec.json.Encoder()
 BASE = "/api/v1/chats"
 AnyRequest = Request[Any, Any, Any]
+UNAVAILABLE = b'{"message":"Chat storage is unavailable."}'
 
 
 ENDPOINT = "/v1/chats"
@@ -101,7 +102,7 @@ async def _answer(
     except ChatApiError as exc:
         return _error(exc.status, _ENC.encode(exc.body), exc.headers or None)
     except RedisError:
-        return _error(503, b'{"message":"Chat storage is unavailable."}')
+        return _error(503, UNAVAILABLE)
     if value is None:
         return Response(b"", status_code=204)
     return Response(
@@ -168,17 +169,27 @@ async def submit_tool_results(request: AnyRequest, chat_id: ChatId) -> Response[
 
 @get(BASE + "/{chat_id:str}/stream")
 async def stream_chat(request: AnyRequest, chat_id: ChatId) -> Response[bytes] | Stream:
+    """The chat's events. Refusals (auth, not found, Redis unavailable) come as JSON before the
+    stream starts: the snapshot is read before the 200 is sent."""
     services = services_of(request.scope)
     try:
         owner = await _owner(services, request)
         await _service(services).get(chat_id, owner)
+        engine = services.chats
+        assert engine is not None
+        chunks = stream.events(engine.store, engine.events, chat_id, request.headers.get("last-event-id"))
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:  # deleted since
+            raise not_found() from None
     except ChatApiError as exc:
         return _error(exc.status, _ENC.encode(exc.body), exc.headers or None)
-    assert services.chats is not None
-    last_event_id = request.headers.get("last-event-id")
+    except RedisError:
+        return _error(503, UNAVAILABLE)
 
     async def body() -> AsyncIterator[bytes]:
-        async for chunk in stream.events(services.chats.store, chat_id, last_event_id):  # type: ignore[union-attr]
+        yield first
+        async for chunk in chunks:
             yield chunk
 
     return Stream(

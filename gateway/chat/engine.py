@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
+from gateway.chat.events import EventHub
 from gateway.chat.service import ChatService
 from gateway.chat.tools import ToolSet
 from gateway.chat.worker import Worker
@@ -14,6 +15,7 @@ from gateway.config import Settings
 from gateway.providers import Router
 from gateway.providers.catalog import ModelCatalog
 from gateway.store.chats import ChatStore
+from gateway.store.connection import blocking_client
 
 if TYPE_CHECKING:
     from gateway.policy.engine import PolicyService
@@ -31,6 +33,10 @@ class ChatEngine:
     ) -> None:
         chats = settings.chats
         self.store = ChatStore(redis, settings.redis.key_prefix)
+        # Blocking reads get their own small pool: open streams and running turns share one
+        # reader (self.events), the job reader has the other connection.
+        self.blocking = blocking_client(redis)
+        self.events = EventHub(redis, self.blocking, clock, settings.redis.key_prefix)
         self.mcp = None
         if chats.mcp_servers:
             from gateway.mcp.tools import McpTools
@@ -41,6 +47,8 @@ class ChatEngine:
         if chats.worker:
             self.worker = Worker(
                 store=self.store,
+                events=self.events,
+                blocking=self.blocking,
                 router=router,
                 clock=clock,
                 catalog=catalog,
@@ -59,9 +67,16 @@ class ChatEngine:
         return ToolSet(await self.mcp.tools(servers), [])
 
     async def start(self) -> None:
+        await self.events.start()
         if self.worker is not None:
             await self.worker.start()
 
     async def stop(self) -> None:
-        if self.worker is not None:
-            await self.worker.stop()
+        """The worker first (its turns' watchers follow events), then the event reader (open
+        streams end), then the blocking client's connections."""
+        try:
+            if self.worker is not None:
+                await self.worker.stop()
+        finally:
+            await self.events.stop()
+            await self.blocking.aclose()

@@ -8,7 +8,8 @@ client and an event id is the entry id. On connect the client gets, read in one 
 - otherwise a snapshot: a ``status`` event, every durable ``message``, the ``message_part``
   events of the turn in flight, the pending ``action_required`` and a ``queue_update``;
 
-then live events as they are added, until the chat is deleted.
+then live events as they are added, until the chat is deleted. Live events come from the
+process's shared event reader (gateway/chat/events.py): an open stream holds no Redis connection.
 
 Ids follow what an SSE client does with them (it keeps the last ``id:`` it received and sends it
 back when it reconnects), so a client that drops at any frame misses nothing. The snapshot's
@@ -25,12 +26,12 @@ from typing import Any
 
 import msgspec
 
+from gateway.chat.events import EventHub
 from gateway.store.chats import ChatStore
 
 _ENC = msgspec.json.Encoder()
 _DEC = msgspec.json.Decoder()
 _STREAM_ID = re.compile(r"^\d+-\d+$")
-BLOCK_MS = 1000
 EVENTS_CAP = 10_000  # the cap of the event stream (gateway/store/lua/chat_prelude.lua)
 KEEPALIVE = b": keep-alive\n\n"
 
@@ -48,7 +49,9 @@ def _before_or_at(a: str, b: str) -> bool:
     return (ams, aseq) <= (bms, bseq)
 
 
-async def events(store: ChatStore, chat_id: str, last_event_id: str | None) -> AsyncIterator[bytes]:
+async def events(
+    store: ChatStore, hub: EventHub, chat_id: str, last_event_id: str | None
+) -> AsyncIterator[bytes]:
     chat_key, msgs_key, queue_key, events_key = store.keys(chat_id)
     resume = last_event_id if last_event_id and _STREAM_ID.match(last_event_id) else None
     async with store.redis.pipeline(transaction=True) as pipe:
@@ -103,17 +106,9 @@ async def events(store: ChatStore, chat_id: str, last_event_id: str | None) -> A
             + queued
             + b"}",
         )
-    since = last
-    while True:
-        # Waiting on Redis for events (not on time): the timeout only paces keep-alives and
-        # noticing that the chat was deleted.
-        read: Any = await store.redis.xread({events_key: since}, block=BLOCK_MS)
-        if not read:
-            if not await store.redis.exists(chat_key):
-                return
-            yield KEEPALIVE
-            continue
-        for _stream, entries in read:
-            for entry_id, entry in entries:
-                since = entry_id.decode()
-                yield frame(since, entry[b"e"])
+    # Live events: from the process's shared reader (gateway/chat/events.py), which holds no
+    # connection per stream; a tick (nothing new for a while) is a keep-alive, and the following
+    # ends when the chat is deleted.
+    async with hub.follow(events_key, last, alive=chat_key) as follower:
+        async for entry in follower:
+            yield KEEPALIVE if entry is None else frame(entry[0], entry[1])

@@ -7,8 +7,10 @@ replica's reaper claims the entry once it has been idle longer than the lease
 (``XAUTOCLAIM``) and continues the chat from its persisted state. A chat marked ``pending``
 longer than a lease ago that is still ``pending`` lost its job (the replica died between the
 transition and the enqueue): the reaper enqueues it again. A watcher follows the
-chat's event stream while a turn runs and cancels it when the chat leaves ``running``
-(interrupt, deletion). The reaper also times out stale ``requires_action`` chats.
+chat's event stream while a turn runs (through the shared event reader, gateway/chat/events.py:
+no connection per turn) and cancels it when the chat leaves ``running`` (interrupt, deletion).
+The job reader blocks on the blocking client (gateway/store/connection.py), never on the
+command pool. The reaper also times out stale ``requires_action`` chats.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from gateway.chat.events import EventHub
 from gateway.chat.loop import OnStep, Turn, end_in_error, unexpected_error
 from gateway.chat.step import StepState
 from gateway.chat.tools import ToolSet
@@ -71,6 +75,8 @@ class Worker:
         self,
         *,
         store: ChatStore,
+        events: EventHub,
+        blocking: aioredis.Redis,
         router: Router,
         clock: Clock,
         catalog: ModelCatalog | None,
@@ -83,6 +89,8 @@ class Worker:
         policy: PolicyService | None = None,
     ) -> None:
         self.store = store
+        self.events = events  # the shared event reader: watchers hold no connection each
+        self.blocking = blocking  # the blocking client: the job reader's XREADGROUP BLOCK
         self.router = router
         self.policy = policy
         self.clock = clock
@@ -123,7 +131,7 @@ class Worker:
             try:
                 # A blocking read waits on Redis for work (not on time); the timeout only lets
                 # the loop notice cancellation.
-                raw: Any = await self.store.redis.xreadgroup(
+                raw: Any = await self.blocking.xreadgroup(
                     JOBS_GROUP, self.id, {self.store.jobs_key: ">"}, count=1, block=1000
                 )
             except RedisError as exc:
@@ -271,26 +279,25 @@ class Worker:
 
     async def _watch(self, chat_id: str, since: str, runner: asyncio.Task[object], turn: Turn) -> None:
         key = self.store.events_key(chat_id)
-        while not runner.done():
-            try:
-                raw: Any = await self.store.redis.xread({key: since}, block=1000)
-            except RedisError:
-                await self.clock.sleep(1.0, name="chat_watch_retry")
-                continue
-            if not raw:
-                if not turn.ending and not await self.store.redis.exists(self.store.chat_key(chat_id)):
+        async with self.events.follow(key, since, alive=self.store.chat_key(chat_id)) as follower:
+            while not runner.done():
+                try:
+                    entry = await anext(follower)
+                except StopAsyncIteration:  # the chat was deleted (or the process stops)
+                    if not turn.ending and not self._stopping:
+                        runner.cancel()
+                    return
+                except RedisError:
+                    await self.clock.sleep(1.0, name="chat_watch_retry")
+                    continue
+                if entry is None:
+                    continue
+                event = _DEC.decode(entry[1])
+                if turn.ending:
+                    return
+                if event.get("type") == "status" and event["status"]["status"] != "running":
                     runner.cancel()
                     return
-                continue
-            for _stream, entries in raw:
-                for entry_id, fields in entries:
-                    since = entry_id.decode()
-                    event = _DEC.decode(fields[b"e"])
-                    if turn.ending:
-                        return
-                    if event.get("type") == "status" and event["status"]["status"] != "running":
-                        runner.cancel()
-                        return
 
     # -- leases ----------------------------------------------------------------------
     async def _renew(self) -> None:

@@ -41,14 +41,19 @@ def redis_client(url: str, *, max_connections: int = 64, pool_timeout: float = 2
 
 
 def blocking_client(
-    commands: aioredis.Redis, *, max_connections: int = BLOCKING_CONNECTIONS
+    commands: aioredis.Redis,
+    *,
+    max_connections: int = BLOCKING_CONNECTIONS,
+    name: str = BLOCKING_NAME,
+    socket_timeout: float | None = 5.0,
 ) -> aioredis.Redis:
     """A client for blocking reads on the same server as ``commands``, with its own pool.
 
-    Its socket timeout stays above the block time of the readers (1 s), and a reader that finds
-    the pool in use waits for it as long as the command pool lets commands wait."""
+    ``socket_timeout`` must stay above the block time of its readers (1 s): a read that gets no
+    reply for that long finds a dead connection. A reader that finds the pool in use waits for
+    it as long as the command pool lets commands wait."""
     source = commands.connection_pool
-    kwargs = {**source.connection_kwargs, "client_name": BLOCKING_NAME}
+    kwargs = {**source.connection_kwargs, "client_name": name, "socket_timeout": socket_timeout}
     timeout = source.timeout if isinstance(source, aioredis.BlockingConnectionPool) else 2.0
     pool = aioredis.BlockingConnectionPool(
         connection_class=source.connection_class,
