@@ -126,7 +126,9 @@ class Worker:
 
     # -- jobs ------------------------------------------------------------------------
     async def _read_jobs(self) -> None:
-        while True:
+        # ``_stopping`` as well as cancellation: redis-py can lose a cancellation that arrives just
+        # as a blocking read is sent (the read then returns after its block time).
+        while not self._stopping:
             await self._slots.acquire()
             try:
                 # A blocking read waits on Redis for work (not on time); the timeout only lets

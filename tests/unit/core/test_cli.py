@@ -235,3 +235,23 @@ def test_a_killed_gateway_takes_its_redis_with_it(tmp_path: Path) -> None:
             gateway.proc.kill()
             gateway.proc.wait()
     assert "Received SIGTERM" in _redis_log(data_dir)
+
+
+def test_a_taken_port_ends_the_gateway_and_its_redis(tmp_path: Path) -> None:
+    """uvicorn fails to bind after the app started: the shutdown must not hang (the chat job
+    reader's blocking read used to keep it waiting forever) and the embedded Redis stops."""
+    import socket
+
+    data_dir = tmp_path / "redis"
+    config = tmp_path / "gw.toml"
+    config.write_text(f'[redis]\ndata_dir = "{data_dir}"\n')
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", "--config", str(config), "--port", str(port))
+    assert result.returncode != 0
+    assert "address already in use" in result.stderr
+    assert "embedded redis-server stopped" in result.stderr
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(unix_socket_path=str(data_dir / "redis.sock"), socket_timeout=5).ping()
