@@ -41,7 +41,7 @@ class ChatEngine:
         if chats.mcp_servers:
             from gateway.mcp.tools import McpTools
 
-            self.mcp = McpTools(chats.mcp_servers)
+            self.mcp = McpTools(chats.mcp_servers, clock)
         self.service = ChatService(self.store, router, clock, {s.name for s in chats.mcp_servers})
         self.worker: Worker | None = None
         if chats.worker:

@@ -8,13 +8,17 @@ type arrays, arrays without ``items``). A call opens its own session, so the cal
 concurrently; a failure (transport, protocol, or an ``is_error`` result) becomes an error result
 ``{"error": ...}`` for the model. Text content is answered as-is when it is JSON, else as
 ``{"output": text}``; structured content is answered as JSON.
+
+A server's ``timeout_seconds`` bounds each listing and each call on the injected clock (the named
+timer ``mcp_timeout``, so tests fire it without waiting); the SDK's own timeouts, set to the same
+value, stay as a backstop in real time.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import httpx2
 import mcp_types as types
@@ -23,11 +27,19 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from gateway.chat.tools import BuiltinTool
+from gateway.clock import Clock
 from gateway.config import McpServerSettings
+from gateway.proxy.watchdog import Watchdog
 from gateway.schema_fix import repair_schema
 
 log = logging.getLogger("gateway.mcp")
 _ENC = msgspec.json.Encoder()
+MCP_TIMEOUT = "mcp_timeout"
+T = TypeVar("T")
+
+
+class McpTimeout(Exception):
+    """An MCP server did not answer within its ``timeout_seconds``."""
 
 
 def tool_parameters(schema: Any) -> dict[str, Any]:
@@ -54,14 +66,33 @@ def result_json(result: types.CallToolResult) -> tuple[str, bool]:
 
 
 class McpTools:
-    def __init__(self, servers: Sequence[McpServerSettings]) -> None:
+    def __init__(self, servers: Sequence[McpServerSettings], clock: Clock) -> None:
         self.servers = {s.name: s for s in servers}
+        self._clock = clock
 
     def _client(self, server: McpServerSettings) -> Client:
         http = httpx2.AsyncClient(headers=dict(server.headers), timeout=server.timeout_seconds)
         return Client(
             streamable_http_client(server.url, http_client=http), read_timeout_seconds=server.timeout_seconds
         )
+
+    async def _bounded(
+        self, server: McpServerSettings, what: str, work: Callable[[Client], Awaitable[T]]
+    ) -> T:
+        """One session with ``server`` doing ``work``, within its ``timeout_seconds``."""
+        guard = Watchdog(self._clock, server.timeout_seconds, name=MCP_TIMEOUT)
+        try:
+            async with self._client(server) as client:
+                return await work(client)
+        except BaseException:
+            # However the SDK reports the cancellation (an exception group, an error of its own).
+            if guard.absorb():
+                raise McpTimeout(
+                    f"MCP server {server.name!r} did not answer {what} within {server.timeout_seconds:g} s"
+                ) from None
+            raise
+        finally:
+            guard.cancel()
 
     async def tools(self, names: list[str]) -> list[BuiltinTool]:
         out: list[BuiltinTool] = []
@@ -71,8 +102,7 @@ class McpTools:
             if server is None:
                 continue
             try:
-                async with self._client(server) as client:
-                    listed = await client.list_tools()
+                listed = await self._bounded(server, "the tool listing", lambda c: c.list_tools())
             except Exception as exc:  # an unreachable server offers nothing this turn
                 log.warning("MCP server %r: listing tools failed: %s", name, exc)
                 continue
@@ -94,8 +124,12 @@ class McpTools:
 
     def _runner(self, server: McpServerSettings, tool: str) -> Any:
         async def run(arguments: dict[str, Any]) -> tuple[str, bool]:
-            async with self._client(server) as client:
-                result = await client.call_tool(tool, arguments)
+            try:
+                result = await self._bounded(
+                    server, f"the call of {tool!r}", lambda c: c.call_tool(tool, arguments)
+                )
+            except McpTimeout as exc:
+                return _ENC.encode({"error": str(exc)}).decode(), True
             if not isinstance(result, types.CallToolResult):
                 return _ENC.encode({"error": "unexpected MCP result"}).decode(), True
             return result_json(result)

@@ -165,3 +165,49 @@ def test_interrupt_while_a_builtin_tool_runs(
         "created_at": interrupted["updated_at"],
     }
     assert call["created_at"] < result["created_at"]
+
+
+def test_an_mcp_call_past_its_timeout_becomes_an_error_result(
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str, mcp_url: str
+) -> None:
+    """The server's timeout_seconds bounds the call on the gateway's clock: the test fires the
+    timer instead of waiting, the model gets an error result and the turn goes on."""
+    servers = [{"name": "tools", "url": mcp_url, "timeout_seconds": 20}]
+    gw = gateway_factory(base_config(fake, redis_url, chats={"mcp_servers": servers}))
+    fake.script(
+        [
+            {"reply": {"tool_calls": [_call("slow", {"seconds": 30}, "call_slow")]}},
+            {"reply": {"text": "the tool was too slow"}},
+        ]
+    )
+    with client(gw) as c:
+        r = c.post("", json={"model": "gpt-4o-mini", "message": "go", "mcp_servers": ["tools"]})
+        assert r.status_code == 201, r.text
+        chat_id = r.json()["id"]
+
+        def complete_call(evs: list[dict[str, Any]]) -> bool:
+            return any(
+                e["event"] == "message_part" and e["data"]["message_part"]["part"].get("args") is not None
+                for e in evs
+            )
+
+        read_events(c, chat_id, complete_call, last_event_id="0-0")
+        timer = gw.clock.fire("mcp_timeout")  # the call's deadline (the listing's was disarmed)
+        assert timer.deadline - timer.armed_at == 20
+
+        def answered() -> list[dict[str, Any]] | None:
+            ms: list[dict[str, Any]] = c.get(f"/{chat_id}/messages").json()["messages"]
+            return ms if ms[-1]["role"] == "assistant" and len(ms) == 4 else None
+
+        messages = poll(answered, what="the step after the timed-out call")
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    [result] = messages[2]["content"]
+    assert result["tool_call_id"] == "call_slow"
+    assert result["is_error"] is True
+    assert json.loads(result["result"]) == {
+        "error": "MCP server 'tools' did not answer the call of 'slow' within 20 s"
+    }
+    assert messages[3]["content"][0]["text"] == "the tool was too slow"
+    sent = fake.requests(path="/openai/v1/chat/completions")[-1]
+    tool_message = sent.body["messages"][-1]
+    assert tool_message["role"] == "tool" and "did not answer the call" in tool_message["content"]
