@@ -52,7 +52,7 @@ def test_example_config_is_valid() -> None:
     settings = load_settings(ROOT / "config.example.toml", env={})
     assert settings.redis.url is None  # embedded by default
     assert (settings.redis.max_connections, settings.redis.pool_timeout_seconds) == (64, 2.0)
-    assert [p.name for p in settings.providers] == ["fake-openai", "fake-vllm"]
+    assert [p.name for p in settings.providers] == ["fake-openai", "fake-vllm", "fake-anthropic"]
     assert settings.auth.keys[0].key == "sk-gateway-dev-key"
 
 
@@ -300,7 +300,7 @@ def test_check_config_command_exit_status(tmp_path: Path) -> None:
         check=False,
     )
     assert ok.returncode == 0, ok.stderr
-    assert "ok (2 providers" in ok.stdout
+    assert "ok (3 providers, 3 model deployments" in ok.stdout
     broken = write(tmp_path, MINIMAL.replace('provider = "p"', 'provider = "q"'))
     bad = subprocess.run(
         [sys.executable, "-m", "gateway", "check-config", str(broken)],
