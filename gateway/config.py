@@ -39,6 +39,15 @@ class ProviderKind(enum.StrEnum):
     ANTHROPIC = "anthropic"
 
 
+class SchemaTarget(enum.StrEnum):
+    """Whose tool-schema rules a provider's tools are repaired for (``gateway.schema_fix``)."""
+
+    OPENAI = "openai"
+    OPENAI_COMPATIBLE = "openai-compatible"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+
+
 class UpstreamApi(enum.StrEnum):
     """Which API the upstream speaks for a model."""
 
@@ -220,6 +229,15 @@ class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     anthropic_beta: tuple[str, ...] = ()
     # Where this provider lists its models (relative to base_url); "" disables the fetch.
     models_path: str = "/models"
+    # Whose schema rules its tools are repaired for; absent: the one of its `kind`. Set it when
+    # an OpenAI-compatible endpoint fronts another model family (Gemini's `/v1beta/openai`,
+    # Anthropic's OpenAI SDK endpoint).
+    schema_target: SchemaTarget | None = None
+
+    @property
+    def tool_schema_target(self) -> SchemaTarget:
+        """``schema_target``, or the target of ``kind`` when it is absent."""
+        return SchemaTarget(str(self.kind)) if self.schema_target is None else self.schema_target
 
 
 class ModelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -450,6 +468,14 @@ def _check(s: Settings) -> None:
             raise ConfigError(src, f"{where}.max_connections", "must be at least 1")
         if p.retry.max_attempts < 1:
             raise ConfigError(src, f"{where}.retry.max_attempts", "must be at least 1")
+        if p.kind is ProviderKind.ANTHROPIC and p.tool_schema_target is not SchemaTarget.ANTHROPIC:
+            # The Messages API's `input_schema` is validated by Anthropic's rules whatever model
+            # serves it; another target would let through schemas it refuses.
+            raise ConfigError(
+                src,
+                f"{where}.schema_target",
+                'an anthropic provider takes only "anthropic" (or leave it out)',
+            )
         for field in ("initial_delay", "max_delay", "budget_seconds"):
             if getattr(p.retry, field) < 0:
                 raise ConfigError(src, f"{where}.retry.{field}", "must not be negative")

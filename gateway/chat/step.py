@@ -177,7 +177,7 @@ class StepRunner:
             "stream_options": {"include_usage": True},
         }
         if tools:
-            body["tools"] = list(repair_chat_tools(tools, upstream.kind))
+            body["tools"] = list(repair_chat_tools(tools, upstream.schema_target))
         request = upstream.request("POST", "/chat/completions", _ENC.encode(body))
         opened = await open_stream(attempt, request, _DIALECT, self._clock)
         provider = upstream.classifier_key
@@ -240,7 +240,7 @@ class StepRunner:
         if chain is not None:
             body["previous_response_id"] = chain.previous_response_id
         if tools:
-            body["tools"] = responses_tools(list(repair_chat_tools(tools, upstream.kind)))
+            body["tools"] = responses_tools(list(repair_chat_tools(tools, upstream.schema_target)))
         request = upstream.request("POST", "/responses", _ENC.encode(body))
         opened = await open_stream(attempt, request, _RESPONSES_DIALECT, self._clock)
         provider = upstream.classifier_key

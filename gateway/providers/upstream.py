@@ -27,6 +27,7 @@ class Upstream:
         "client",
         "kind",
         "name",
+        "schema_target",
         "settings",
     )
 
@@ -44,6 +45,8 @@ class Upstream:
         ).as_dict()
         self.name = settings.name
         self.kind = settings.kind
+        # Whose rules its tools' schemas are repaired for (`providers.schema_target`).
+        self.schema_target = settings.tool_schema_target
         self.base_url = settings.base_url.rstrip("/")
         self.client = client
         headers = {"content-type": "application/json", "accept-encoding": "identity"}

@@ -73,7 +73,7 @@ def upstream_chat_body(request: ChatRequest, attempt: Attempt, *, ask_usage: boo
         data = {**data, "model": attempt.deployment.upstream_model}
     tools = data.get("tools")
     if isinstance(tools, list) and tools:
-        repaired = repair_chat_tools(tools, attempt.upstream.kind)
+        repaired = repair_chat_tools(tools, attempt.upstream.schema_target)
         if repaired is not tools:
             data = {**data, "tools": repaired}
     return _ENCODER.encode(data)

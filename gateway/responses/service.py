@@ -191,7 +191,7 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
     async def json_once(attempt: Attempt, native: bool) -> tuple[Deployment, Produced]:
         upstream, deployment = attempt.upstream, attempt.deployment
         if deployment.api is UpstreamApi.RESPONSES:
-            body = await turn.responses_body(deployment, upstream.kind, native=native)
+            body = await turn.responses_body(deployment, upstream.schema_target, native=native)
             response = await call_json(attempt, upstream.request("POST", "/responses", body), clock)
             return deployment, turn.from_responses(response.content)
         if deployment.api is UpstreamApi.ANTHROPIC:
@@ -199,7 +199,7 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
             body = await turn.anthropic_body(deployment, context)
             response = await call_json(attempt, upstream.request("POST", "/messages", body), clock)
             return deployment, turn.from_anthropic(response.content, context)
-        body = await turn.chat_body(deployment, upstream.kind)
+        body = await turn.chat_body(deployment, upstream.schema_target)
         response = await call_json(attempt, upstream.request("POST", "/chat/completions", body), clock)
         return deployment, turn.from_chat(response.content)
 
@@ -208,7 +208,7 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
         provider = upstream.classifier_key
         converter: Converter
         if deployment.api is UpstreamApi.RESPONSES:
-            body = await turn.responses_body(deployment, upstream.kind, native=native)
+            body = await turn.responses_body(deployment, upstream.schema_target, native=native)
             req = upstream.request("POST", "/responses", body)
             opened = await open_stream(attempt, req, _RESPONSES_DIALECT, clock)
             converter = NativeConverter(
@@ -237,7 +237,7 @@ async def create(services: Services, scope: Any, receive: Any, send: Any) -> Non
                 completed_at=lambda: int(clock.now()),
             )
             return deployment, opened, converter
-        body = await turn.chat_body(deployment, upstream.kind)
+        body = await turn.chat_body(deployment, upstream.schema_target)
         opened = await open_stream(
             attempt, upstream.request("POST", "/chat/completions", body), _CHAT_DIALECT, clock
         )

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from gateway.clock import Clock
-from gateway.config import ProviderKind, UpstreamApi
+from gateway.config import SchemaTarget, UpstreamApi
 from gateway.errors import ClassifiedError
 from gateway.errors.client import InvalidRequest
 from gateway.policy.auth import Principal
@@ -152,13 +152,13 @@ class Turn:
 
     # -- bodies -------------------------------------------------------------------------------
 
-    async def responses_body(self, deployment: Deployment, kind: ProviderKind, *, native: bool) -> bytes:
+    async def responses_body(self, deployment: Deployment, target: SchemaTarget, *, native: bool) -> bytes:
         data = dict(self.request.data)
         data["model"] = deployment.upstream_model
         data["store"] = self.upstream_store
         tools = data.get("tools")
         if isinstance(tools, list) and tools:
-            data["tools"] = repair_responses_tools(tools, kind)
+            data["tools"] = repair_responses_tools(tools, target)
         if native:
             assert self.parent is not None
             data["previous_response_id"] = self.parent.upstream_id
@@ -167,7 +167,7 @@ class Turn:
             data["input"] = await self.replay_input(UpstreamApi.RESPONSES)
         return _ENCODER.encode(data)
 
-    async def chat_body(self, deployment: Deployment, kind: ProviderKind) -> bytes:
+    async def chat_body(self, deployment: Deployment, target: SchemaTarget) -> bytes:
         items = await self.replay_input(UpstreamApi.CHAT)
         try:
             body = chat_request_from_responses(self.request.data, items)
@@ -175,7 +175,7 @@ class Turn:
             raise translated(exc) from None
         body["model"] = deployment.upstream_model
         if body.get("tools"):
-            body["tools"] = repair_chat_tools(body["tools"], kind)
+            body["tools"] = repair_chat_tools(body["tools"], target)
         return _ENCODER.encode(body)
 
     async def anthropic_body(self, deployment: Deployment, context: AnthropicContext) -> bytes:
