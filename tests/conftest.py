@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -72,7 +73,9 @@ def base_config(fake: FakeProviders, redis_url: str, **overrides: Any) -> dict[s
     """A gateway config in front of the fakes. Retries have no backoff unless a test asks."""
     no_backoff = {"max_attempts": 3, "initial_delay": 0.0, "max_delay": 0.0, "budget_seconds": 60.0}
     config: dict[str, Any] = {
-        "redis": {"url": redis_url, "key_prefix": f"gwtest{free_port()}:"},
+        # Unique per config: every test's keys apart on the session's one Redis (a port number
+        # is not unique: the OS hands the same ephemeral ports out again).
+        "redis": {"url": redis_url, "key_prefix": f"gwtest-{uuid.uuid4().hex[:12]}:"},
         "auth": {"keys": [{"name": "test", "key": GATEWAY_KEY}, {"name": "other", "key": OTHER_KEY}]},
         "providers": [
             {
