@@ -9,6 +9,7 @@ in ``tests/integration/responses/test_native_chaining.py``), so this stream is s
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from fake_providers.testing import serve
 from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.config import settings_from_mapping
-from tests.conftest import GATEWAY_KEY, RunningGateway, free_port
+from tests.conftest import GATEWAY_KEY, RunningGateway
 from tests.integration.responses.support import post, sse_events, stored
 
 UPSTREAM_URL = "http://upstream.test/v1"
@@ -117,7 +118,7 @@ def upstream() -> Upstream:
 @pytest.fixture
 def gw(redis_url: str, upstream: Upstream) -> Iterator[RunningGateway]:
     config = {
-        "redis": {"url": redis_url, "key_prefix": f"gwunit{free_port()}:"},
+        "redis": {"url": redis_url, "key_prefix": f"gwunit-{uuid.uuid4().hex[:12]}:"},
         "auth": {"keys": [{"name": "test", "key": GATEWAY_KEY}]},
         "providers": [{"name": "acct", "kind": "openai", "base_url": UPSTREAM_URL, "api_key": "sk-a"}],
         "models": [
