@@ -543,9 +543,9 @@ class PolicyService:
         started: float | None = None,
     ) -> Ticket:
         started = time.perf_counter() if started is None else started
-        self.check_model(caller, model)
-        if model not in self.models:
+        if model not in self.models:  # before the allow-list: a typo is a 404 for every key
             raise errors.model_not_found(model)
+        self.check_model(caller, model)
         if not self.enabled:
             if caller.key.source == "admin":
                 # No admission call to compare versions: read the key itself, so a block or a

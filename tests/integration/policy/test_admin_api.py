@@ -169,3 +169,10 @@ def test_an_unknown_model_is_refused_before_any_limit_is_spent(
     prefix = gw.settings.redis.key_prefix
     fields = b"".join(k for name in redis_sync.scan_iter(f"{prefix}*roll*") for k in redis_sync.hkeys(name))
     assert b"typo" not in fields
+    # A key with an allow-list: a model that does not exist is still a 404, one that exists but
+    # is not on the list a 403.
+    narrow = admin(gw, "POST", "/keys", {"models": ["gpt-4o*"]}).json()["key"]
+    unknown = chat(gw, narrow, model="typo-x")
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "model_not_found")
+    denied = chat(gw, narrow, model="llama")
+    assert (denied.status_code, denied.json()["error"]["code"]) == (403, "model_not_allowed")
