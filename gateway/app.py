@@ -19,6 +19,7 @@ from litestar.types import Scope
 
 from gateway.api import admin, chats, health, metrics, openai, responses
 from gateway.api.hot_routes import GatewayApp
+from gateway.api.unrouted import EXCEPTION_HANDLERS
 from gateway.chat.engine import ChatEngine
 from gateway.clock import Clock, RealClock
 from gateway.config import Settings
@@ -130,6 +131,7 @@ def create_app(
         openapi_config=None,
         debug=False,
         after_exception=[log_unhandled],
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     return GatewayApp(litestar, {**openai.HOT_ROUTES, **responses.HOT_ROUTES})
 

@@ -248,6 +248,28 @@ def test_client_errors_in_openai_shape(
     assert [e for e in fake.requests() if e.method == "POST"] == []
 
 
+def test_requests_no_route_takes_get_openai_error_bodies(gateway: RunningGateway) -> None:
+    auth = {"authorization": f"Bearer {gateway.key}"}
+    with httpx.Client() as http:
+        unknown = http.post(gateway.base_url + "/embeddings", headers=auth, json={"input": "x"})
+        wrong_method = http.delete(gateway.base_url + "/models", headers=auth)
+    assert unknown.status_code == 404
+    assert unknown.json() == {
+        "error": {
+            "message": "Invalid URL (POST /v1/embeddings)",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    }
+    assert unknown.headers["x-request-id"].startswith("req_")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+    assert wrong_method.json()["error"]["message"] == "Invalid URL (DELETE /v1/models)"
+    with pytest.raises(openai.NotFoundError):
+        gateway.openai().embeddings.create(model="text-embedding-3-small", input="x")
+
+
 def test_sdk_raises_the_right_exceptions_for_client_errors(gateway: RunningGateway) -> None:
     client = gateway.openai()
     with pytest.raises(openai.NotFoundError) as not_found:
