@@ -85,11 +85,34 @@ def _service(services: Services) -> ChatService:
     return services.chats.service
 
 
+def _too_large() -> ChatApiError:
+    return ChatApiError(413, "Request body too large.", f"The limit is {BODY_LIMIT} bytes.")
+
+
 async def _body(request: AnyRequest) -> bytes:
+    """The request body, read no further than the limit (a declared length over it is refused
+    before anything is read)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > BODY_LIMIT:
-        raise ChatApiError(413, "Request body too large.", f"The limit is {BODY_LIMIT} bytes.")
-    return await request.body()
+        raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > BODY_LIMIT:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _answer_with_body(
+    request: AnyRequest, status: int, act: Callable[[ChatService, Call, bytes], Awaitable[object]]
+) -> Response[bytes]:
+    try:
+        body = await _body(request)
+    except ChatApiError as exc:
+        return _error(exc.status, _ENC.encode(exc.body), exc.headers or None)
+    return await _answer(request, status, lambda s, call: act(s, call, body))
 
 
 async def _answer(
@@ -112,16 +135,9 @@ async def _answer(
 
 @post(BASE, status_code=201)
 async def create_chat(request: AnyRequest) -> Response[bytes]:
-    body = await request.body()
-    return await _answer(
-        request, 201, lambda s, call: s.create(call.owner, _checked(body), call.admission(body))
+    return await _answer_with_body(
+        request, 201, lambda s, call, body: s.create(call.owner, body, call.admission(body))
     )
-
-
-def _checked(body: bytes) -> bytes:
-    if len(body) > BODY_LIMIT:
-        raise ChatApiError(413, "Request body too large.", f"The limit is {BODY_LIMIT} bytes.")
-    return body
 
 
 @get(BASE)
@@ -150,9 +166,8 @@ async def list_messages(request: AnyRequest, chat_id: ChatId) -> Response[bytes]
 
 @post(BASE + "/{chat_id:str}/messages", status_code=200)
 async def send_message(request: AnyRequest, chat_id: ChatId) -> Response[bytes]:
-    body = await request.body()
-    return await _answer(
-        request, 200, lambda s, call: s.send(chat_id, call.owner, _checked(body), call.admission(body))
+    return await _answer_with_body(
+        request, 200, lambda s, call, body: s.send(chat_id, call.owner, body, call.admission(body))
     )
 
 
@@ -163,8 +178,9 @@ async def interrupt_chat(request: AnyRequest, chat_id: ChatId) -> Response[bytes
 
 @post(BASE + "/{chat_id:str}/tool-results", status_code=200)
 async def submit_tool_results(request: AnyRequest, chat_id: ChatId) -> Response[bytes]:
-    body = await request.body()
-    return await _answer(request, 204, lambda s, call: s.tool_results(chat_id, call.owner, _checked(body)))
+    return await _answer_with_body(
+        request, 204, lambda s, call, body: s.tool_results(chat_id, call.owner, body)
+    )
 
 
 @get(BASE + "/{chat_id:str}/stream")

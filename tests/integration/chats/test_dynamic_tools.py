@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -239,6 +240,14 @@ def test_create_validation(gateway: RunningGateway) -> None:
         assert (r.status_code, r.json()["message"]) == (400, "Invalid dynamic tool input schema.")
         assert post(system_prompt="x" * 10_001) == (400, "System prompt exceeds maximum length.")
         assert c.post("", content=b"x" * (256 * 1024 + 1)).status_code == 413
+
+        def pieces() -> Iterator[bytes]:  # no content-length: the limit is checked as it is read
+            for _ in range(300):
+                yield b"x" * 1024
+
+        chunked = c.post("", content=pieces())
+        assert chunked.request.headers["transfer-encoding"] == "chunked"
+        assert (chunked.status_code, chunked.json()["message"]) == (413, "Request body too large.")
         assert c.get("/nope").status_code == 404
 
 
