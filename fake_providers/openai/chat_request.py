@@ -8,7 +8,6 @@ last the pairing of tool calls with tool messages.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
@@ -25,6 +24,7 @@ from fake_providers.conversation import (
 from fake_providers.openai.errors import (
     UNPARSEABLE_BODY_MESSAGE,
     OpenAIError,
+    check_tool_name,
     invalid_type,
     invalid_value,
     missing_parameter,
@@ -40,8 +40,6 @@ _ROLE_MAP = {
     "tool": Role.TOOL,
     "function": Role.TOOL,
 }
-_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
-MAX_TOOL_NAME = 64
 
 
 class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,24 +137,7 @@ def _tool(index: int, tool: Any) -> ToolSpec | None:
         raise invalid_type(f"tools[{index}].function", "an object", function)
     name = function.get("name")
     where = f"tools[{index}].function.name"
-    if name is None:
-        raise missing_parameter(where)
-    if not isinstance(name, str):
-        raise invalid_type(where, "a string", name)
-    if len(name) > MAX_TOOL_NAME:
-        raise OpenAIError(
-            f"Invalid '{where}': string too long. Expected a string with maximum length {MAX_TOOL_NAME}, "
-            f"but got a string with length {len(name)} instead.",
-            param=where,
-            code="string_above_max_length",
-        )
-    if not _TOOL_NAME.match(name):
-        raise OpenAIError(
-            f"Invalid '{where}': string does not match pattern. Expected a string that matches the pattern "
-            "'^[a-zA-Z0-9_-]+$'.",
-            param=where,
-            code="invalid_value",
-        )
+    name = check_tool_name(name, where)
     parameters = function.get("parameters")
     if "parameters" in function:
         problem = openai_tool_schema_error(parameters, strict=function.get("strict") is True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -86,6 +87,33 @@ def missing_parameter(param: str) -> OpenAIError:
     return OpenAIError(
         f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
     )
+
+
+MAX_TOOL_NAME = 64
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def check_tool_name(name: Any, where: str) -> str:
+    """A function tool's name as OpenAI checks it (Chat's ``function.name``, Responses' ``name``)."""
+    if name is None:
+        raise missing_parameter(where)
+    if not isinstance(name, str):
+        raise invalid_type(where, "a string", name)
+    if len(name) > MAX_TOOL_NAME:
+        raise OpenAIError(
+            f"Invalid '{where}': string too long. Expected a string with maximum length {MAX_TOOL_NAME}, "
+            f"but got a string with length {len(name)} instead.",
+            param=where,
+            code="string_above_max_length",
+        )
+    if not _TOOL_NAME.match(name):
+        raise OpenAIError(
+            f"Invalid '{where}': string does not match pattern. Expected a string that matches the pattern "
+            "'^[a-zA-Z0-9_-]+$'.",
+            param=where,
+            code="invalid_value",
+        )
+    return name
 
 
 def invalid_value(param: str, value: str, supported: tuple[str, ...]) -> OpenAIError:

@@ -22,15 +22,19 @@ from fake_providers.conversation import (
     ToolSpec,
     Turn,
 )
-from fake_providers.openai.errors import OpenAIError, invalid_type, invalid_value, missing_parameter
+from fake_providers.openai.errors import (
+    OpenAIError,
+    check_tool_name,
+    invalid_type,
+    invalid_value,
+    missing_parameter,
+)
 from fake_providers.openai.responses_wire import FunctionToolEcho, Reasoning
 from fake_providers.validation.openai_schema import openai_tool_schema_error
 
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 _ROLE_MAP = {"user": Role.USER, "assistant": Role.ASSISTANT, "system": Role.SYSTEM, "developer": Role.SYSTEM}
-_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 _ID = re.compile(r"^[a-zA-Z0-9_-]+$")
-MAX_TOOL_NAME = 64
 MIN_OUTPUT_TOKENS = 16
 TEXT_PART_TYPES = ("input_text", "output_text", "text")
 
@@ -123,24 +127,7 @@ def _tool(index: int, tool: Any) -> tuple[ToolSpec | None, Any]:
         return None, tool  # hosted and custom tools: accepted and echoed, never called by the fake
     name = tool.get("name")
     where = f"tools[{index}].name"
-    if name is None:
-        raise missing_parameter(where)
-    if not isinstance(name, str):
-        raise invalid_type(where, "a string", name)
-    if len(name) > MAX_TOOL_NAME:
-        raise OpenAIError(
-            f"Invalid '{where}': string too long. Expected a string with maximum length {MAX_TOOL_NAME}, "
-            f"but got a string with length {len(name)} instead.",
-            param=where,
-            code="string_above_max_length",
-        )
-    if not _TOOL_NAME.match(name):
-        raise OpenAIError(
-            f"Invalid '{where}': string does not match pattern. Expected a string that matches the pattern "
-            "'^[a-zA-Z0-9_-]+$'.",
-            param=where,
-            code="invalid_value",
-        )
+    name = check_tool_name(name, where)
     parameters = tool.get("parameters")
     strict = tool.get("strict")
     # Omitted `strict` means "normalize into strict mode where possible" (§3.1): only an explicit
