@@ -14,15 +14,9 @@ Run ``python -m benchmarks.otlpsink --port 0``: it prints ``listening <host>:<po
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
-import signal
-import sys
 
-import uvloop
-
-from benchmarks.upstream import MODEL, NOT_FOUND, UpstreamProtocol, _fixed
+from benchmarks.upstream import MODEL, NOT_FOUND, UpstreamProtocol, _fixed, run_main
 
 SPAN_NAME = f"chat {MODEL}".encode()
 EXPORTED = _fixed("200 OK", "application/x-protobuf", b"")
@@ -45,25 +39,8 @@ class SinkProtocol(UpstreamProtocol):
         return NOT_FOUND
 
 
-async def serve(host: str, port: int) -> None:
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(SinkProtocol, host, port, backlog=256)
-    bound = server.sockets[0].getsockname()
-    print(f"listening {bound[0]}:{bound[1]}", flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with server:
-        await stop.wait()
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="An OTLP/HTTP trace sink for benchmarks.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on stdout)")
-    args = parser.parse_args(argv)
-    uvloop.run(serve(args.host, args.port))
-    sys.exit(0)
+    run_main("An OTLP/HTTP trace sink for benchmarks.", SinkProtocol, 256, argv)
 
 
 if __name__ == "__main__":

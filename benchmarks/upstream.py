@@ -22,6 +22,7 @@ import json
 import re
 import signal
 import sys
+from collections.abc import Callable
 from typing import cast
 
 import uvloop
@@ -269,9 +270,12 @@ class UpstreamProtocol(asyncio.Protocol):
             self._transport = None
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(
+    host: str, port: int, protocol: Callable[[], asyncio.Protocol] = UpstreamProtocol, backlog: int = 2048
+) -> None:
+    """Serve ``protocol`` until SIGINT or SIGTERM; the bound address goes to stdout first."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(UpstreamProtocol, host, port, backlog=2048)
+    server = await loop.create_server(protocol, host, port, backlog=backlog)
     bound = server.sockets[0].getsockname()
     print(f"listening {bound[0]}:{bound[1]}", flush=True)
     stop = asyncio.Event()
@@ -281,13 +285,20 @@ async def serve(host: str, port: int) -> None:
         await stop.wait()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="A minimal OpenAI-shaped upstream for benchmarks.")
+def run_main(
+    description: str, protocol: Callable[[], asyncio.Protocol], backlog: int, argv: list[str] | None
+) -> None:
+    """The command line of a benchmark server: ``--host``, ``--port`` (0: a free one)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on stdout)")
     args = parser.parse_args(argv)
-    uvloop.run(serve(args.host, args.port))
+    uvloop.run(serve(args.host, args.port, protocol, backlog))
     sys.exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_main("A minimal OpenAI-shaped upstream for benchmarks.", UpstreamProtocol, 2048, argv)
 
 
 if __name__ == "__main__":
