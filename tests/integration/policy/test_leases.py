@@ -157,6 +157,8 @@ def test_a_long_stream_renews_its_lease_and_hold(
         poll(lambda: redis_sync.zscore(names.leases, request_id) == start + 50_000)
         hold = redis_sync.zrange(names.holds, 0, -1, withscores=True)
         assert [score for _, score in hold] == [start + 50_000]
+        # The renewal re-arms itself once its round trip is done: wait for that before moving on.
+        gw.clock.wait_for_timer_blocking("policy_lease_renew")
         # Past the first expiry (start + 40 s) the lease still counts.
         gw.clock.advance(35.0)
         poll(lambda: redis_sync.zscore(names.leases, request_id) == start + 85_000)
