@@ -20,18 +20,18 @@ from litestar.types import Scope
 from gateway.api import admin, chats, health, metrics, openai, responses
 from gateway.api.hot_routes import GatewayApp
 from gateway.api.unrouted import EXCEPTION_HANDLERS
-from gateway.chat.engine import ChatEngine
+from gateway.chats.engine import ChatEngine
 from gateway.clock import Clock, RealClock
 from gateway.config import Settings
 from gateway.policy.auth import KeyRing
 from gateway.policy.engine import PolicyService
-from gateway.providers import Router, build_upstreams
-from gateway.providers.catalog import ModelCatalog
+from gateway.redis.connection import redis_client
+from gateway.redis.embedded import EmbeddedRedis
 from gateway.services import Services
-from gateway.store.connection import redis_client
-from gateway.store.embedded import EmbeddedRedis
 from gateway.telemetry.metrics import DisabledMetrics, Metrics
 from gateway.telemetry.tracing import build_tracing
+from gateway.upstream import Router, build_upstreams
+from gateway.upstream.catalog import ModelCatalog
 
 log = logging.getLogger("gateway")
 

@@ -29,7 +29,7 @@ from typing import NoReturn
 import msgspec
 
 from gateway.config import ConfigError, Settings, load_settings
-from gateway.store.embedded import EmbeddedRedis, EmbeddedRedisError
+from gateway.redis.embedded import EmbeddedRedis, EmbeddedRedisError
 
 EXIT_CONFIG = 2
 EXIT_UNHEALTHY = 1

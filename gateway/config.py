@@ -282,7 +282,7 @@ class McpServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
 
 
 class ChatsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """``[chats]``: the stateful chat engine (gateway/chat)."""
+    """``[chats]``: the stateful chat engine (gateway/chats)."""
 
     # A chat left in `requires_action` this long gets error results and status `error`.
     action_timeout_seconds: float = 300.0

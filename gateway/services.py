@@ -11,13 +11,13 @@ from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.policy.auth import KeyRing
 from gateway.policy.engine import PolicyService
-from gateway.providers import Router, Upstream
-from gateway.providers.catalog import ModelCatalog
 from gateway.telemetry.metrics import Metrics
 from gateway.telemetry.tracing import Tracing
+from gateway.upstream import Router, Upstream
+from gateway.upstream.catalog import ModelCatalog
 
 if TYPE_CHECKING:
-    from gateway.chat.engine import ChatEngine
+    from gateway.chats.engine import ChatEngine
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from fake_providers.testing import FakeProviders, serve
 from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.config import Settings, settings_from_mapping
-from gateway.store.embedded import EmbeddedRedis
+from gateway.redis.embedded import EmbeddedRedis
 
 GATEWAY_KEY = "sk-test-gateway-key-1"
 OTHER_KEY = "sk-test-gateway-key-2"

@@ -392,7 +392,7 @@ async def delete_key(request: Request[Any, Any, Any], kid: KeyId) -> Response[by
 async def reset_spend(request: Request[Any, Any, Any], kid: KeyId) -> Response[bytes]:
     async def act(s: Services, actor: str) -> Response[bytes]:
         spec: ResetSpend = await _body(request, ResetSpend)
-        from gateway.store.policy import window_ids
+        from gateway.policy.store import window_ids
 
         ids = window_ids(s.clock.now())
         if spec.window not in ids:

@@ -1,4 +1,4 @@
-"""``/api/v1/chats``: stateful chats, scoped to the caller's gateway key (see gateway/chat)."""
+"""``/api/v1/chats``: stateful chats, scoped to the caller's gateway key (see gateway/chats)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from redis.exceptions import RedisError
 
 from gateway.api import asgi_io
 from gateway.api.openai import services_of
-from gateway.chat import stream
-from gateway.chat.errors import ChatApiError, not_found
-from gateway.chat.requests import BODY_LIMIT
-from gateway.chat.service import Admit, ChatService
+from gateway.chats import stream
+from gateway.chats.errors import ChatApiError, not_found
+from gateway.chats.requests import BODY_LIMIT
+from gateway.chats.service import Admit, ChatService
 from gateway.errors.client import GatewayError
 from gateway.policy.engine import Caller
 from gateway.services import Services

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Request, Response, get
 
 from gateway.api.openai import services_of
-from gateway.store.connection import ping
+from gateway.redis.connection import ping
 
 
 @get("/healthz", sync_to_thread=False)

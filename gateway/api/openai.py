@@ -12,10 +12,10 @@ from litestar.types import Receive, Scope, Send
 
 from gateway.api import asgi_io
 from gateway.api.hot_routes import Handler, guarded
+from gateway.chat_completions import endpoint as chat_completions
 from gateway.errors.client import GatewayError, MethodNotAllowed
 from gateway.policy.engine import Caller
 from gateway.policy.errors import model_not_found
-from gateway.proxy import chat_completions
 from gateway.services import Services
 
 _ENCODER = msgspec.json.Encoder()

@@ -36,9 +36,9 @@ from gateway.policy import errors
 from gateway.policy.auth import KeyRing, Principal
 from gateway.policy.keys import KeyHasher, kid_of
 from gateway.policy.records import KeyRecord, TeamRecord, has_limits, model_allowed
+from gateway.policy.store import PolicyStore, window_ids, window_reset
 from gateway.policy.usage import UsageEvent
 from gateway.pricing import PriceTable, Usage
-from gateway.store.policy import PolicyStore, window_ids, window_reset
 from gateway.telemetry.metrics import Metrics
 
 log = logging.getLogger("gateway.policy")

@@ -7,7 +7,7 @@
 * :mod:`.stream`: converters and the relay that records before the terminal event;
 * :mod:`.service`: the routes' logic (create, retrieve, delete, input items).
 
-The records themselves live in :mod:`gateway.store.responses`.
+The records themselves live in :mod:`gateway.responses.store`.
 
 **Ids.** Clients only ever see ids the gateway minted (``resp_`` and 48 hex digits), whatever
 the upstream: a chain may move between deployments and upstreams (a fallback, a replay), and an

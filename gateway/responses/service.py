@@ -24,28 +24,18 @@ from redis.exceptions import RedisError
 
 from gateway.api import asgi_io
 from gateway.api.asgi_io import ClientDisconnected
+from gateway.chat_completions.endpoint import model_not_found
+from gateway.clock import Watchdog
 from gateway.config import UpstreamApi
 from gateway.errors import error_response
 from gateway.errors.client import GatewayError, InvalidRequest, ServiceUnavailable
 from gateway.policy.auth import Principal
 from gateway.policy.outcome import Outcome
 from gateway.policy.usage import usage_from_responses
-from gateway.providers import Deployment
-from gateway.proxy.attempts import Attempt, AttemptFailed, Failover, Trace
-from gateway.proxy.chat_completions import model_not_found
-from gateway.proxy.context_check import fit_plan
-from gateway.proxy.upstream_call import (
-    AnthropicStreamDialect,
-    ChatStreamDialect,
-    OpenedStream,
-    ResponsesStreamDialect,
-    call_json,
-    open_stream,
-)
-from gateway.proxy.watchdog import Watchdog
 from gateway.responses import errors
 from gateway.responses.items import check_tool_outputs
 from gateway.responses.request import ResponsesRequest, parse_responses_request
+from gateway.responses.store import ResponseStore
 from gateway.responses.stream import (
     AnthropicConverter,
     ChatConverter,
@@ -55,9 +45,19 @@ from gateway.responses.stream import (
 )
 from gateway.responses.upstreams import IDS, Produced, Turn, is_stale_chain
 from gateway.services import Services
-from gateway.store.responses import ResponseStore
 from gateway.telemetry.tracing import AttemptSpan, run_attempt
 from gateway.translate import AnthropicContext, AnthropicToResponsesStream, ChatToResponsesStream
+from gateway.upstream import Deployment
+from gateway.upstream.call import (
+    AnthropicStreamDialect,
+    ChatStreamDialect,
+    OpenedStream,
+    ResponsesStreamDialect,
+    call_json,
+    open_stream,
+)
+from gateway.upstream.context_check import fit_plan
+from gateway.upstream.failover import Attempt, AttemptFailed, Failover, Trace
 
 log = logging.getLogger("gateway.responses")
 

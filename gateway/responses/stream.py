@@ -27,18 +27,17 @@ from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
-from gateway.clock import Clock
+from gateway.clock import Clock, Watchdog
 from gateway.errors import (
     ClassifiedError,
     classify_stream_error,
     error_object,
 )
-from gateway.proxy.committed import StreamFailure, StreamTruncated, run_committed
-from gateway.proxy.sse import SSEEvent
-from gateway.proxy.upstream_call import OpenedStream
-from gateway.proxy.watchdog import Watchdog
 from gateway.translate import AnthropicToResponsesStream, ChatToResponsesStream, InbandError, encode_event
 from gateway.translate.responses_chat import response_error
+from gateway.upstream.call import OpenedStream
+from gateway.upstream.committed import StreamFailure, StreamTruncated, run_committed
+from gateway.upstream.sse import SSEEvent
 
 log = logging.getLogger("gateway.responses")
 

@@ -24,8 +24,6 @@ from gateway.config import SchemaTarget, UpstreamApi
 from gateway.errors import ClassifiedError
 from gateway.errors.client import InvalidRequest
 from gateway.policy.auth import Principal
-from gateway.providers import Deployment
-from gateway.proxy.tool_schemas import repair_chat_tools, repair_responses_tools
 from gateway.responses import errors
 from gateway.responses.items import (
     Item,
@@ -37,8 +35,8 @@ from gateway.responses.items import (
     without_minted_ids,
 )
 from gateway.responses.request import ResponsesRequest
+from gateway.responses.store import Ancestor, ChainBroken, NewRecord, ResponseMeta, ResponseStore
 from gateway.schema_fix import Target, repair_schema
-from gateway.store.responses import Ancestor, ChainBroken, NewRecord, ResponseMeta, ResponseStore
 from gateway.token_estimate import estimate_responses_tokens, text_tokens
 from gateway.translate import (
     AnthropicContext,
@@ -49,6 +47,8 @@ from gateway.translate import (
     response_from_anthropic_message,
     response_from_chat_completion,
 )
+from gateway.upstream import Deployment
+from gateway.upstream.tool_schemas import repair_chat_tools, repair_responses_tools
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(dict[str, Any])

@@ -21,7 +21,7 @@ import msgspec
 
 from gateway.config import ProviderKind, TelemetrySettings
 from gateway.pricing import Usage
-from gateway.proxy.attempts import Attempt, AttemptFailed
+from gateway.upstream.failover import Attempt, AttemptFailed
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from fake_providers.testing import FakeProviders
-from gateway.providers.catalog import CATALOG_REFRESH
+from gateway.upstream.catalog import CATALOG_REFRESH
 from tests.conftest import GATEWAY_KEY, GatewayFactory, RunningGateway, base_config
 
 # provider name, base path under the fake, models path (relative), upstream model, window

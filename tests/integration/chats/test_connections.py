@@ -20,7 +20,7 @@ from fake_providers.testing import serve
 from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.config import settings_from_mapping
-from gateway.store.embedded import EmbeddedRedis
+from gateway.redis.embedded import EmbeddedRedis
 from tests.conftest import GATEWAY_KEY, GatewayFactory, RunningGateway, base_config, free_port
 from tests.integration.chats.helpers import DEADLINE, client, poll, wait_status
 

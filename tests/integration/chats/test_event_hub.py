@@ -1,4 +1,4 @@
-"""The shared chat event reader (gateway/chat/events.py) over the real Redis: many followers on one
+"""The shared chat event reader (gateway/chats/events.py) over the real Redis: many followers on one
 blocking connection, each getting exactly its stream's entries in order, whatever its pace or the
 id it joins with; deleted chats end their followers; stopping ends them all and leaves nothing."""
 
@@ -13,9 +13,9 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from gateway.chat.events import RETRY, EventHub, Follower
+from gateway.chats.events import RETRY, EventHub, Follower
 from gateway.clock import ManualClock
-from gateway.store.connection import blocking_client, redis_client
+from gateway.redis.connection import blocking_client, redis_client
 from tests.integration.chats.helpers import DEADLINE, poll
 
 Hub = tuple[EventHub, aioredis.Redis]

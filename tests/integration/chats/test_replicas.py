@@ -28,7 +28,7 @@ import pytest
 import redis
 
 from fake_providers.testing import FakeProviders
-from gateway.chat.worker import TAKEN_OVER
+from gateway.chats.worker import TAKEN_OVER
 from tests.conftest import GATEWAY_KEY, base_config, free_port
 
 T = TypeVar("T")

@@ -16,7 +16,7 @@ import redis
 import redis.asyncio as aioredis
 
 from fake_providers.testing import FakeProviders
-from gateway.store.chats import ChatStore
+from gateway.chats.store import ChatStore
 from tests.conftest import GatewayFactory, RunningGateway, base_config
 from tests.integration.chats.helpers import DEADLINE, client, poll, read_events, wait_status
 from tests.integration.chats.test_dynamic_tools import CHAT, create

@@ -14,7 +14,7 @@ from gateway.policy.auth import KeyRing
 from gateway.policy.engine import PolicyService
 from gateway.policy.records import KeyRecord
 from gateway.pricing import Usage
-from gateway.store.connection import redis_client
+from gateway.redis.connection import redis_client
 from gateway.telemetry.metrics import Metrics
 from tests.conftest import base_config
 

@@ -11,7 +11,7 @@ import httpx
 import msgspec
 import redis
 
-from gateway.store.embedded import EmbeddedRedis
+from gateway.redis.embedded import EmbeddedRedis
 from tests.conftest import GatewayFactory, base_config, free_port
 from tests.integration.policy.test_policy import MSG, admin, chat, config, poll
 

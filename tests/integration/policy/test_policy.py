@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from gateway.pricing import PriceTable
-from gateway.store.embedded import EmbeddedRedis
+from gateway.redis.embedded import EmbeddedRedis
 from tests.conftest import GATEWAY_KEY, GatewayFactory, base_config, free_port
 
 ADMIN = "admin-key-0123456789abcdef"

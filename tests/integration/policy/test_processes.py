@@ -1,7 +1,7 @@
 """Policy across three real gateway processes on one Redis: an RPM limit is shared exactly, and a
 key blocked on one process is refused at once by all of them.
 
-The limiter is GCRA (``gateway/store/lua/admit.lua``) on Redis ``TIME``: a key with ``rpm = 60``
+The limiter is GCRA (``gateway/policy/lua/admit.lua``) on Redis ``TIME``: a key with ``rpm = 60``
 gets a burst of 60 and then one more request per second. The 90 requests are released together
 (a barrier) so that all of them are admitted or refused well within that second.
 """

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.store.responses import BLOCK, ChainBroken, NewRecord, ResponseMeta, ResponseStore
+from gateway.responses.store import BLOCK, ChainBroken, NewRecord, ResponseMeta, ResponseStore
 
 OWNER = "owner0000001"
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from fake_providers.testing import FakeProviders
-from gateway.proxy.watchdog import STREAM_IDLE
+from gateway.clock import STREAM_IDLE
 from tests.conftest import AutoAdvance, GatewayFactory, RunningGateway
 from tests.integration.responses.support import CHAT_PATH, post, responses_config, sse_events, stored
 

@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from gateway.errors import ErrorKind, build_error, classify_text, startup_timeout_error
-from gateway.retry import (
+from gateway.upstream.retry import (
     CHAT_RETRY_POLICY,
     STATUS_CODE_RETRYABLE,
     RetryEvent,

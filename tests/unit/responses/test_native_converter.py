@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from gateway.proxy.sse import SSEDecoder, SSEEvent
 from gateway.responses.stream import Emit, NativeConverter, StreamFailure, StreamTruncated
 from gateway.translate import encode_event
+from gateway.upstream.sse import SSEDecoder, SSEEvent
 
 OURS = "resp_ours"
 PARENT = "resp_parent_ours"

@@ -1,1 +1,0 @@
-"""MCP client: tools of configured MCP servers, offered to chats as built-in tools."""

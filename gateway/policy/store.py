@@ -1,0 +1,244 @@
+"""The Redis side of the policy: key and team records, admission, settlement, usage, audit.
+
+Layout (prefix ``gw:`` by default; ``{r}`` is the enforcement root, ``t:<team>`` or ``k:<kid>``,
+the hash tag every per-request key shares so one script call is Cluster-safe):
+
+==================================  =====  =================================================
+``key:{k:<kid>}``                   hash   ``cfg`` (msgspec JSON), ``hash``, ``prev_hash``,
+                                           ``prev_until``
+``team:{t:<tid>}``                  hash   ``cfg``
+``alias:<alias>``                   str    kid (``SET NX``: aliases are unique)
+``idx:keys`` / ``idx:teams``        zset   listing indexes, score = created_at
+``{r}:state``                       hash   ``<kid>`` / ``team`` -> ``<status>:<version>``;
+                                           checked by every admission (revocation, staleness)
+``{r}:rl:<scope>:<id>:rpm|tpm``     str    GCRA theoretical arrival time (ms)
+``{r}:cc:<scope>:<id>``             zset   concurrency leases, score = lease expiry (ms); renewed
+                                           while the request runs (``renew.lua``)
+``{r}:holds:<scope>:<id>``          zset   budget holds ``<request id>:<nano-USD>``, score = expiry
+``{r}:spend:<scope>:<id>:<window>`` str    committed nano-USD; window ``d20261124``, ``w2026W48``,
+                                           ``m202611``, ``total``; TTL window end + 35 days
+``{r}:roll:d:<yyyymmdd>``           hash   rollup ``<scope>:<id>|<model>|<metric>`` (TTL 400 days)
+``roll:d:<yyyymmdd>``               hash   org-wide rollup ``key:<kid>|team:<tid>|model:<m>|<metric>``
+``usage`` / ``audit``               stream usage events / admin mutations (``MAXLEN ~``)
+==================================  =====  =================================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
+
+from gateway.policy.records import KeyRecord, TeamRecord
+
+_KEY_DECODER = msgspec.json.Decoder(KeyRecord)
+_TEAM_DECODER = msgspec.json.Decoder(TeamRecord)
+_ENCODER = msgspec.json.Encoder()
+WINDOWS = ("day", "week", "month", "total")
+_GRACE_DAYS = 35
+
+
+def _lua(name: str) -> str:
+    return resources.files("gateway.policy").joinpath(f"lua/{name}").read_text(encoding="utf-8")
+
+
+def window_ids(ts: float) -> dict[str, tuple[str, int]]:
+    """Window id and counter TTL (seconds, 0 = none) of each budget window at ``ts`` (UTC)."""
+    now = dt.datetime.fromtimestamp(ts, dt.UTC)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    week = day - dt.timedelta(days=day.weekday())
+    month = day.replace(day=1)
+    next_month = (month + dt.timedelta(days=32)).replace(day=1)
+    iso = now.isocalendar()
+
+    def ttl(end: dt.datetime) -> int:
+        return int((end - now).total_seconds()) + _GRACE_DAYS * 86400
+
+    return {
+        "day": (f"d{now:%Y%m%d}", ttl(day + dt.timedelta(days=1))),
+        "week": (f"w{iso.year}W{iso.week:02d}", ttl(week + dt.timedelta(days=7))),
+        "month": (f"m{now:%Y%m}", ttl(next_month)),
+        "total": ("total", 0),
+    }
+
+
+def window_reset(ts: float, window: str) -> float | None:
+    now = dt.datetime.fromtimestamp(ts, dt.UTC)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if window == "day":
+        return (day + dt.timedelta(days=1)).timestamp()
+    if window == "week":
+        return (day + dt.timedelta(days=7 - day.weekday())).timestamp()
+    if window == "month":
+        return (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1).timestamp()
+    return None
+
+
+class Script:
+    """A Lua script called by ``EVALSHA``, loaded again after ``NOSCRIPT`` (failover, flush)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def __call__(self, redis: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await redis.script_load(self.source)
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+
+
+class PolicyStore:
+    def __init__(self, redis: aioredis.Redis, prefix: str, *, usage_maxlen: int, audit_maxlen: int) -> None:
+        # Typed loosely: redis-py's annotations differ between sync and async return types.
+        self.redis: Any = redis
+        self.p = prefix
+        self.usage_maxlen = usage_maxlen
+        self.audit_maxlen = audit_maxlen
+        self.admit_script = Script(_lua("admit.lua"))
+        self.settle_script = Script(_lua("settle.lua"))
+        self.renew_script = Script(_lua("renew.lua"))
+
+    # -- names -------------------------------------------------------------------------------
+    def key_name(self, kid: str) -> str:
+        return f"{self.p}key:{{k:{kid}}}"
+
+    def team_name(self, tid: str) -> str:
+        return f"{self.p}team:{{t:{tid}}}"
+
+    def alias_name(self, alias: str) -> str:
+        return f"{self.p}alias:{alias}"
+
+    def state(self, root: str) -> str:
+        return f"{self.p}{{{root}}}:state"
+
+    def rl(self, root: str, scope: str, ident: str, kind: str) -> str:
+        return f"{self.p}{{{root}}}:rl:{scope}:{ident}:{kind}"
+
+    def leases(self, root: str, scope: str, ident: str) -> str:
+        return f"{self.p}{{{root}}}:cc:{scope}:{ident}"
+
+    def holds(self, root: str, scope: str, ident: str) -> str:
+        return f"{self.p}{{{root}}}:holds:{scope}:{ident}"
+
+    def spend(self, root: str, scope: str, ident: str, window_id: str) -> str:
+        return f"{self.p}{{{root}}}:spend:{scope}:{ident}:{window_id}"
+
+    def rollup(self, root: str, day: str) -> str:
+        return f"{self.p}{{{root}}}:roll:d:{day}"
+
+    def org_rollup(self, day: str) -> str:
+        return f"{self.p}roll:d:{day}"
+
+    @property
+    def usage_stream(self) -> str:
+        return f"{self.p}usage"
+
+    @property
+    def audit_stream(self) -> str:
+        return f"{self.p}audit"
+
+    # -- records -------------------------------------------------------------------------------
+    async def load_key(self, kid: str) -> tuple[KeyRecord, dict[str, bytes]] | None:
+        raw: dict[bytes, bytes] = await self.redis.hgetall(self.key_name(kid))
+        if not raw or b"cfg" not in raw:
+            return None
+        fields = {k.decode(): v for k, v in raw.items()}
+        return _KEY_DECODER.decode(fields["cfg"]), fields
+
+    async def load_team(self, tid: str) -> TeamRecord | None:
+        raw = await self.redis.hget(self.team_name(tid), "cfg")
+        return None if raw is None else _TEAM_DECODER.decode(raw)
+
+    async def claim_alias(self, alias: str, kid: str) -> bool:
+        return bool(await self.redis.set(self.alias_name(alias), kid, nx=True))
+
+    async def release_alias(self, alias: str, kid: str) -> None:
+        if await self.redis.get(self.alias_name(alias)) == kid.encode():
+            await self.redis.delete(self.alias_name(alias))
+
+    async def kid_by_alias(self, alias: str) -> str | None:
+        raw = await self.redis.get(self.alias_name(alias))
+        return None if raw is None else bytes(raw).decode()
+
+    async def save_key(
+        self, record: KeyRecord, *, hashes: dict[str, str | bytes] | None = None, old_root: str | None = None
+    ) -> None:
+        """Write the record, then its state in the root (the write that every replica sees)."""
+        fields: dict[str, str | bytes] = {"cfg": _ENCODER.encode(record), **(hashes or {})}
+        await self.redis.hset(self.key_name(record.id), mapping=fields)
+        await self.redis.zadd(f"{self.p}idx:keys", {record.id: record.created_at})
+        if old_root is not None and old_root != record.root:
+            await self.redis.hdel(self.state(old_root), record.id)
+        await self.redis.hset(self.state(record.root), record.id, record.state())
+
+    async def delete_key(self, record: KeyRecord) -> None:
+        await self.redis.hdel(self.state(record.root), record.id)
+        await self.redis.delete(self.key_name(record.id))
+        await self.redis.zrem(f"{self.p}idx:keys", record.id)
+        if record.alias:
+            await self.release_alias(record.alias, record.id)
+
+    async def save_team(self, record: TeamRecord) -> None:
+        await self.redis.hset(self.team_name(record.id), "cfg", _ENCODER.encode(record))
+        await self.redis.zadd(f"{self.p}idx:teams", {record.id: record.created_at})
+        await self.redis.hset(self.state(f"t:{record.id}"), "team", record.state())
+
+    async def delete_team(self, tid: str) -> None:
+        await self.redis.hdel(self.state(f"t:{tid}"), "team")
+        await self.redis.delete(self.team_name(tid))
+        await self.redis.zrem(f"{self.p}idx:teams", tid)
+
+    async def list_ids(self, kind: str, *, after: str | None, limit: int) -> list[str]:
+        """Ids in creation order, starting after the cursor id."""
+        name = f"{self.p}idx:{kind}"
+        start = 0
+        if after is not None:
+            rank = await self.redis.zrank(name, after)
+            start = 0 if rank is None else int(rank) + 1
+        raw = await self.redis.zrange(name, start, start + limit - 1)
+        return [bytes(r).decode() for r in raw]
+
+    async def key_ids_of_team(self, tid: str) -> list[str]:
+        raw = await self.redis.hkeys(self.state(f"t:{tid}"))
+        return [bytes(r).decode() for r in raw if r != b"team"]
+
+    # -- audit ---------------------------------------------------------------------------------
+    async def audit(self, entry: dict[str, str]) -> None:
+        await self.redis.xadd(
+            self.audit_stream,
+            entry,
+            maxlen=self.audit_maxlen,
+            approximate=True,
+        )
+
+    async def read_audit(self, count: int) -> list[tuple[str, dict[str, str]]]:
+        raw = await self.redis.xrevrange(self.audit_stream, count=count)
+        return [
+            (bytes(i).decode(), {bytes(k).decode(): bytes(v).decode() for k, v in fields.items()})
+            for i, fields in raw
+        ]
+
+    # -- reads for reports ---------------------------------------------------------------------
+    async def spend_of(self, root: str, scope: str, ident: str, ts: float) -> dict[str, int]:
+        ids = window_ids(ts)
+        names = [self.spend(root, scope, ident, ids[w][0]) for w in WINDOWS]
+        values = await self.redis.mget(names)
+        return {w: int(v or 0) for w, v in zip(WINDOWS, values, strict=True)}
+
+    async def rollup_days(self, name_of_day: Any, days: Sequence[str]) -> dict[str, dict[str, int]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for day in days:
+            pipe.hgetall(name_of_day(day))
+        results = await pipe.execute()
+        out: dict[str, dict[str, int]] = {}
+        for day, raw in zip(days, results, strict=True):
+            out[day] = {bytes(k).decode(): int(v) for k, v in raw.items()}
+        return out

@@ -1,0 +1,324 @@
+"""One attempt against an upstream: send, wait for the answer under a timer, classify failures.
+
+Streaming attempts end at the **commit point**: the first meaningful upstream event. Until
+then nothing has been sent to the client, so every failure (an HTTP error, a connection
+reset, silence past the startup guard, an in-band error after a harmless first event, a
+stream that ends early) becomes :class:`AttemptFailed` and can be retried or failed over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import httpx
+import msgspec
+
+from gateway.clock import REQUEST_TIMEOUT, STARTUP_GUARD, Clock, Watchdog
+from gateway.errors import (
+    ClassifiedError,
+    classify_exception,
+    classify_response,
+    classify_stream_error,
+    classify_text,
+    startup_timeout_error,
+)
+from gateway.upstream.failover import Attempt, AttemptFailed
+from gateway.upstream.sse import SSEDecoder, SSEEvent
+
+_DECODER = msgspec.json.Decoder()
+ERROR_BODY_LIMIT = 64 * 1024
+
+
+class EventRole(enum.Enum):
+    HARMLESS = "harmless"  # does not commit the stream (keep-alive-like)
+    MEANINGFUL = "meaningful"  # commits the stream
+    ERROR = "error"  # an in-band failure
+    DONE = "done"  # a clean terminal marker
+
+
+class StreamDialect(Protocol):
+    def role(self, event: SSEEvent) -> tuple[EventRole, dict[str, Any] | None]: ...
+
+
+def _decode(data: str) -> dict[str, Any] | None:
+    try:
+        value = _DECODER.decode(data)
+    except msgspec.DecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class ChatStreamDialect:
+    """Chat Completions chunks. A role-only first delta is harmless; content commits."""
+
+    def role(self, event: SSEEvent) -> tuple[EventRole, dict[str, Any] | None]:
+        if event.data == "[DONE]":
+            return EventRole.DONE, None
+        chunk = _decode(event.data)
+        if chunk is None:
+            return EventRole.ERROR, None
+        if "error" in chunk:
+            return EventRole.ERROR, chunk
+        if chunk.get("usage"):
+            return EventRole.MEANINGFUL, chunk
+        for choice in chunk.get("choices") or ():
+            if choice.get("finish_reason"):
+                return EventRole.MEANINGFUL, chunk
+            delta = choice.get("delta") or {}
+            if (
+                delta.get("content")
+                or delta.get("tool_calls")
+                or delta.get("refusal")
+                or delta.get("function_call")
+            ):
+                return EventRole.MEANINGFUL, chunk
+            if delta.get("reasoning_content") or delta.get("reasoning"):
+                return EventRole.MEANINGFUL, chunk
+        return EventRole.HARMLESS, chunk
+
+
+class ResponsesStreamDialect:
+    """Responses events: created/in_progress/queued are harmless; error/failed are failures."""
+
+    _HARMLESS = frozenset({"response.created", "response.in_progress", "response.queued"})
+    _DONE = frozenset({"response.completed", "response.incomplete"})
+
+    def role(self, event: SSEEvent) -> tuple[EventRole, dict[str, Any] | None]:
+        if event.data == "[DONE]":
+            return EventRole.DONE, None
+        payload = _decode(event.data)
+        if payload is None:
+            return EventRole.ERROR, None
+        kind = payload.get("type") or event.event
+        if kind in self._HARMLESS:
+            return EventRole.HARMLESS, payload
+        if kind in ("error", "response.failed"):
+            return EventRole.ERROR, payload
+        if kind in self._DONE:
+            return EventRole.DONE, payload
+        return EventRole.MEANINGFUL, payload
+
+
+class AnthropicStreamDialect:
+    """Messages events: message_start and ping are harmless; ``event: error`` is a failure."""
+
+    _HARMLESS = frozenset({"message_start", "ping"})
+
+    def role(self, event: SSEEvent) -> tuple[EventRole, dict[str, Any] | None]:
+        payload = _decode(event.data)
+        if payload is None:
+            return EventRole.ERROR, None
+        kind = event.event if event.event != "message" else str(payload.get("type", ""))
+        if kind in self._HARMLESS:
+            return EventRole.HARMLESS, payload
+        if kind == "error":
+            return EventRole.ERROR, payload
+        if kind == "message_stop":
+            return EventRole.DONE, payload
+        return EventRole.MEANINGFUL, payload
+
+
+def malformed_event(provider: str) -> ClassifiedError:
+    """An upstream stream event that is not valid JSON (generic, retryable before the commit)."""
+    classified = classify_text("upstream server error: malformed stream event", provider=provider)
+    return msgspec.structs.replace(classified, detail="An upstream stream event was not valid JSON.")
+
+
+def closed_early(provider: str) -> ClassifiedError:
+    return classify_text("upstream stream closed before the response started (eof)", provider=provider)
+
+
+async def _already_read(content: bytes) -> AsyncIterator[bytes]:
+    yield content
+
+
+def raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body as it arrives, without decoding. (Mock transports may hand over a read body.)"""
+    if response.is_stream_consumed:
+        return _already_read(response.content)
+    return response.aiter_raw().__aiter__()
+
+
+class OpenedStream:
+    """A stream at its commit point: what was read so far, and the rest to come."""
+
+    __slots__ = ("buffered", "chunks", "decoder", "events", "response")
+
+    def __init__(
+        self,
+        response: httpx.Response,
+        chunks: AsyncIterator[bytes],
+        buffered: list[bytes],
+        events: list[tuple[SSEEvent, EventRole, dict[str, Any] | None]],
+        decoder: SSEDecoder,
+    ) -> None:
+        self.response = response
+        self.chunks = chunks
+        self.buffered = buffered
+        self.events = events
+        self.decoder = decoder
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+
+
+async def _error_from_response(response: httpx.Response, attempt: Attempt, clock: Clock) -> AttemptFailed:
+    body = b""
+    try:
+        async for chunk in response.aiter_raw():
+            body += chunk
+            if len(body) >= ERROR_BODY_LIMIT:
+                break
+    except httpx.HTTPError:
+        pass
+    finally:
+        await response.aclose()
+    return AttemptFailed(
+        classify_response(
+            response.status_code,
+            response.headers,
+            body[:ERROR_BODY_LIMIT],
+            provider=attempt.upstream.classifier_key,
+            now=clock.now(),
+        )
+    )
+
+
+def _json_instead_of_stream(body: bytes, provider: str) -> AttemptFailed:
+    """A 200 JSON answer to a streaming request: an error in disguise, or a broken upstream."""
+    payload = _decode(body[:ERROR_BODY_LIMIT].decode("utf-8", "replace"))
+    if payload is not None and "error" in payload:
+        return AttemptFailed(classify_stream_error(payload, provider=provider, status_code=200))
+    return AttemptFailed(malformed_event(provider))
+
+
+class _Envelope(msgspec.Struct):
+    """The top level of a JSON answer, as far as telling an answer from an error goes."""
+
+    error: msgspec.Raw = msgspec.Raw()
+    choices: msgspec.Raw = msgspec.Raw()  # Chat Completions
+    output: msgspec.Raw = msgspec.Raw()  # Responses (a failed response has both)
+    content: msgspec.Raw = msgspec.Raw()  # Anthropic Messages
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+
+
+def _absent(raw: msgspec.Raw) -> bool:
+    return len(raw) == 0 or bytes(raw) == b"null"
+
+
+def malformed_body(provider: str) -> ClassifiedError:
+    """A 2xx answer whose body is not a JSON object (cut short or corrupted; generic, retryable)."""
+    classified = classify_text("upstream server error: malformed JSON answer", provider=provider)
+    return msgspec.structs.replace(classified, detail="The upstream answer was not a valid JSON object.")
+
+
+def _json_answer_failure(body: bytes, provider: str) -> AttemptFailed | None:
+    """Why a 2xx JSON answer is not an answer: not a JSON object (cut short, corrupted), or an
+    error object under a 2xx status (OpenAI's ``{"error": ...}``, Anthropic's
+    ``{"type": "error", "error": ...}``). ``None`` for an answer."""
+    try:
+        envelope = _ENVELOPE.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return AttemptFailed(malformed_body(provider))
+    if _absent(envelope.error) or not (
+        _absent(envelope.choices) and _absent(envelope.output) and _absent(envelope.content)
+    ):
+        return None
+    payload = _decode(body.decode("utf-8", "replace"))
+    return AttemptFailed(classify_stream_error(payload or {}, provider=provider, status_code=200))
+
+
+async def call_json(attempt: Attempt, request: httpx.Request, clock: Clock) -> httpx.Response:
+    """A non-streaming attempt; returns the upstream response with its body read."""
+    upstream = attempt.upstream
+    guard = Watchdog(clock, upstream.settings.timeouts.request, name=REQUEST_TIMEOUT)
+    started = time.perf_counter()
+    response: httpx.Response | None = None
+    try:
+        response = await upstream.send(request, stream=True)
+        if response.status_code >= 400:
+            raise await _error_from_response(response, attempt, clock)
+        await response.aread()
+        failure = _json_answer_failure(response.content, upstream.classifier_key)
+        if failure is not None:
+            raise failure
+        return response
+    except asyncio.CancelledError:
+        if guard.absorb():
+            if response is not None:
+                await response.aclose()
+            raise AttemptFailed(
+                classify_text("request timed out", provider=upstream.classifier_key)
+            ) from None
+        raise
+    except httpx.HTTPError as exc:
+        raise AttemptFailed(classify_exception(exc, provider=upstream.classifier_key)) from None
+    finally:
+        guard.cancel()
+        attempt.record.upstream_ms = (time.perf_counter() - started) * 1000
+
+
+async def open_stream(
+    attempt: Attempt, request: httpx.Request, dialect: StreamDialect, clock: Clock
+) -> OpenedStream:
+    """A streaming attempt up to its commit point, under the startup guard."""
+    upstream = attempt.upstream
+    provider = upstream.classifier_key
+    guard = Watchdog(clock, upstream.settings.timeouts.startup, name=STARTUP_GUARD)
+    started = time.perf_counter()
+    response: httpx.Response | None = None
+    handed_over = False
+    try:
+        response = await upstream.send(request, stream=True)
+        if response.status_code >= 400:
+            raise await _error_from_response(response, attempt, clock)
+        if "json" in response.headers.get("content-type", ""):
+            raise _json_instead_of_stream(await response.aread(), provider)
+        chunks = raw_chunks(response)
+        decoder = SSEDecoder()
+        buffered: list[bytes] = []
+        seen: list[tuple[SSEEvent, EventRole, dict[str, Any] | None]] = []
+        while True:
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                events = decoder.flush()
+                if not events:
+                    raise AttemptFailed(closed_early(provider)) from None
+                chunk = b""
+            else:
+                buffered.append(chunk)
+                events = decoder.feed(chunk)
+            committed = False
+            for event in events:
+                role, payload = dialect.role(event)
+                if role is EventRole.ERROR:
+                    # An error in the same read as the first meaningful event is still pre-commit.
+                    if payload is None:
+                        raise AttemptFailed(malformed_event(provider))
+                    raise AttemptFailed(classify_stream_error(payload, provider=provider))
+                seen.append((event, role, payload))
+                committed = committed or role is not EventRole.HARMLESS
+            if committed:
+                guard.cancel()
+                handed_over = True
+                return OpenedStream(response, chunks, buffered, seen, decoder)
+            if not chunk:
+                raise AttemptFailed(closed_early(provider))
+    except asyncio.CancelledError:
+        if guard.absorb():
+            raise AttemptFailed(startup_timeout_error(provider)) from None
+        raise
+    except httpx.HTTPError as exc:
+        raise AttemptFailed(classify_exception(exc, provider=provider)) from None
+    finally:
+        guard.cancel()
+        attempt.record.upstream_ms = (time.perf_counter() - started) * 1000
+        if response is not None and not handed_over:
+            await response.aclose()

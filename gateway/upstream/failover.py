@@ -1,0 +1,155 @@
+"""Attempts, retries and failover: one place that decides whether to try again and where.
+
+A request walks its plan (the model's deployments, then its fallback models' deployments).
+Each deployment gets up to ``retry.max_attempts`` attempts with exponential backoff on the
+injected clock (Retry-After as a minimum); retryable kinds only. When a deployment is spent,
+or the failure says another deployment may do better (``failover``), the next one is tried.
+Errors the client caused end the request at once. A prompt too long for the model's context
+window is never sent to the same model again: the other deployments of that model are skipped
+and only its fallback models are tried.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+import msgspec
+
+from gateway.clock import Clock
+from gateway.errors import ClassifiedError
+from gateway.upstream import Deployment, Router, Upstream
+from gateway.upstream.retry import RetryPolicy
+
+log = logging.getLogger("gateway.upstream.retry")
+
+T = TypeVar("T")
+
+RETRY_BACKOFF = "retry_backoff"
+
+
+class AttemptFailed(Exception):
+    """One attempt failed; ``classified`` says how."""
+
+    def __init__(self, classified: ClassifiedError) -> None:
+        super().__init__(classified.message)
+        self.classified = classified
+
+
+class AttemptRecord(msgspec.Struct):
+    provider: str
+    deployment: int
+    upstream_model: str
+    number: int
+    upstream_ms: float = 0.0
+    kind: str | None = None
+    status_code: int = 0
+
+
+class Trace:
+    """What happened to one request across its attempts (timing headers, logs, usage)."""
+
+    __slots__ = ("attempts", "backoff_s", "upstream_s")
+
+    def __init__(self) -> None:
+        self.attempts: list[AttemptRecord] = []
+        self.upstream_s = 0.0
+        self.backoff_s = 0.0
+
+    def headers(self, total_s: float) -> list[tuple[str, str]]:
+        overhead_ms = max(0.0, (total_s - self.upstream_s - self.backoff_s) * 1000)
+        out = [
+            ("x-gateway-overhead-ms", f"{overhead_ms:.2f}"),
+            ("x-gateway-attempts", str(len(self.attempts))),
+        ]
+        if self.attempts:
+            out.append(("x-gateway-upstream-ms", ",".join(f"{a.upstream_ms:.1f}" for a in self.attempts)))
+            last = self.attempts[-1]
+            out.append(("x-gateway-provider", last.provider))
+        return out
+
+
+class Attempt(msgspec.Struct):
+    deployment: Deployment
+    upstream: Upstream
+    number: int  # 1-based, per deployment
+    record: AttemptRecord
+
+
+def policy_for(upstream: Upstream) -> RetryPolicy:
+    r = upstream.settings.retry
+    return RetryPolicy(
+        initial_delay=r.initial_delay,
+        max_delay=r.max_delay,
+        max_attempts=r.max_attempts,
+        budget_seconds=r.budget_seconds,
+    )
+
+
+class Failover(Generic[T]):
+    """Runs ``try_once`` over a plan until one attempt succeeds or nothing is left to try."""
+
+    def __init__(self, router: Router, clock: Clock, trace: Trace) -> None:
+        self._router = router
+        self._clock = clock
+        self._trace = trace
+
+    async def run(self, plan: list[Deployment], try_once: Callable[[Attempt], Awaitable[T]]) -> T:
+        assert plan, "a plan has at least one deployment"
+        started = self._clock.monotonic()
+        last: ClassifiedError | None = None
+        too_long: set[str] = set()  # public models whose context window the prompt overflowed
+        for deployment in plan:
+            if deployment.public_model in too_long:
+                continue  # the same model elsewhere has the same window: only a fallback can help
+            upstream = self._router.upstream(deployment)
+            policy = policy_for(upstream)
+            number = 0
+            while True:
+                number += 1
+                record = AttemptRecord(
+                    provider=upstream.name,
+                    deployment=deployment.index,
+                    upstream_model=deployment.upstream_model,
+                    number=number,
+                )
+                self._trace.attempts.append(record)
+                try:
+                    return await try_once(Attempt(deployment, upstream, number, record))
+                except AttemptFailed as failed:
+                    last = failed.classified
+                    record.kind = str(last.kind)
+                    record.status_code = last.status_code
+                elapsed = self._clock.monotonic() - started
+                delay = policy.should_retry(last, number, elapsed)
+                if delay is None:
+                    log.warning(
+                        "attempt failed, not retrying: provider=%s model=%s attempt=%d kind=%s status=%s failover=%s",
+                        upstream.name,
+                        deployment.upstream_model,
+                        number,
+                        last.kind,
+                        last.status_code,
+                        last.failover,
+                    )
+                    break
+                log.warning(
+                    "attempt failed, retrying: provider=%s model=%s attempt=%d delay=%.2fs kind=%s status=%s",
+                    upstream.name,
+                    deployment.upstream_model,
+                    number,
+                    delay,
+                    last.kind,
+                    last.status_code,
+                )
+                waited = time.perf_counter()
+                await self._clock.sleep(delay, name=RETRY_BACKOFF)
+                self._trace.backoff_s += time.perf_counter() - waited
+            if not last.failover:
+                break
+            if last.code == "context_length_exceeded":
+                too_long.add(deployment.public_model)
+        assert last is not None
+        raise AttemptFailed(last)

@@ -1,0 +1,105 @@
+"""One configured provider: its pooled HTTP client and how to address it.
+
+Adapters never see Litestar; controllers never see httpx. An ``Upstream`` knows the base URL,
+the credentials and the headers of its dialect, and sends already-encoded bodies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from gateway.clock import Clock
+from gateway.config import ProviderKind, ProviderSettings, Settings
+from gateway.upstream.http11_transport import Http11Transport
+
+
+class Upstream:
+    """A provider and its one pooled client."""
+
+    __slots__ = (
+        "_headers",
+        "_timeout",
+        "_transport",
+        "_urls",
+        "base_url",
+        "client",
+        "kind",
+        "name",
+        "schema_target",
+        "settings",
+    )
+
+    def __init__(
+        self, settings: ProviderSettings, client: httpx.AsyncClient, transport: httpx.AsyncBaseTransport
+    ) -> None:
+        self.settings = settings
+        self._transport = transport
+        self._urls: dict[str, httpx.URL] = {}
+        timeouts = settings.timeouts
+        # Read timeouts are enforced by the startup guard and the idle timer on the injected
+        # clock; the socket-level read timeout is only a backstop.
+        self._timeout = httpx.Timeout(
+            connect=timeouts.connect, read=None, write=timeouts.connect, pool=timeouts.connect
+        ).as_dict()
+        self.name = settings.name
+        self.kind = settings.kind
+        # Whose rules its tools' schemas are repaired for (`providers.schema_target`).
+        self.schema_target = settings.tool_schema_target
+        self.base_url = settings.base_url.rstrip("/")
+        self.client = client
+        headers = {"content-type": "application/json", "accept-encoding": "identity"}
+        if settings.kind is ProviderKind.ANTHROPIC:
+            if settings.api_key:
+                headers["x-api-key"] = settings.api_key
+            headers["anthropic-version"] = settings.anthropic_version
+            if settings.anthropic_beta:
+                headers["anthropic-beta"] = ",".join(settings.anthropic_beta)
+        elif settings.api_key:
+            headers["authorization"] = f"Bearer {settings.api_key}"
+        headers.update({k.lower(): v for k, v in settings.headers.items()})
+        self._headers = headers
+
+    @property
+    def classifier_key(self) -> str:
+        """The provider key the error classifier knows (for display names)."""
+        return str(self.kind)
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> httpx.Request:
+        """A request for this upstream. Built directly (no client defaults to merge) with the
+        URL parsed once per path: this runs once per attempt on the hot path."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.base_url + path)
+        merged = self._headers if not headers else {**self._headers, **headers}
+        return httpx.Request(method, url, content=body, headers=merged, extensions={"timeout": self._timeout})
+
+    async def send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
+        """Straight to the transport: no auth, redirect, cookie or event-hook layers to pay for."""
+        response = await self._transport.handle_async_request(request)
+        if not stream:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return response
+
+
+def make_transport(settings: ProviderSettings, clock: Clock) -> httpx.AsyncBaseTransport:
+    return Http11Transport(clock, max_connections=settings.max_connections)
+
+
+def build_upstreams(
+    settings: Settings, clock: Clock, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
+) -> dict[str, Upstream]:
+    """One Upstream per configured provider; ``transports`` overrides by provider name (tests)."""
+    transports = transports or {}
+    upstreams: dict[str, Upstream] = {}
+    for p in settings.providers:
+        transport = transports.get(p.name) or make_transport(p, clock)
+        client = httpx.AsyncClient(transport=transport, follow_redirects=False)
+        upstreams[p.name] = Upstream(p, client, transport)
+    return upstreams

@@ -1,0 +1,186 @@
+"""After the commit point: move upstream bytes to the client, and never fake a success.
+
+The passthrough relay forwards upstream bytes unchanged, cut at event boundaries. It looks at
+each event only as much as it must: the terminal marker (a substring check), to know the stream
+ended cleanly; the ``"error"`` key (a substring check), to catch an in-band failure; and one
+validating JSON decode, so that a corrupted event is not passed on as if nothing happened. A
+stream that stops without its terminal marker, sends an event that is not JSON, stalls past the
+idle timeout, or breaks, ends with a classified in-band error and no terminal marker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+
+from gateway.clock import Clock, Watchdog
+from gateway.errors import (
+    ClassifiedError,
+    classify_stream_error,
+)
+from gateway.policy.usage import StreamUsageTap
+from gateway.upstream.call import EventRole, OpenedStream, StreamDialect, malformed_event
+from gateway.upstream.committed import SendChunk, StreamFailure, StreamTruncated, run_committed
+from gateway.upstream.sse import SSEDecoder
+
+ErrorFrames = Callable[[ClassifiedError], bytes]
+
+
+class EventFramer:
+    """Cuts a relayed SSE byte stream at event boundaries and checks each event's data is JSON.
+
+    :meth:`feed` returns the whole events received so far (a partial event waits for its end,
+    which the client could not have used anyway) and whether an event was broken: its data not
+    valid JSON (``[DONE]`` aside). The check is one ``find`` per line and one validating decode
+    per event (into :class:`msgspec.Raw`, so nothing is built): about a microsecond a chunk.
+    """
+
+    __slots__ = ("_carry",)
+
+    def __init__(self) -> None:
+        self._carry = b""
+
+    def feed(self, chunk: bytes) -> tuple[bytes, bool]:
+        buf = self._carry + chunk if self._carry else chunk
+        start = 0  # of the current line
+        event_start = 0  # of the current event
+        data: list[bytes] = []
+        while True:
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                break
+            line = buf[start:nl]
+            start = nl + 1
+            if line[-1:] == b"\r":
+                line = line[:-1]
+            if line:
+                if line[:5] == b"data:":
+                    value = line[5:]
+                    data.append(value[1:] if value[:1] == b" " else value)
+                continue
+            if data and not _valid(data):
+                self._carry = b""
+                return buf[:event_start], True
+            data = []
+            event_start = start
+        self._carry = buf[event_start:]
+        return buf[:event_start], False
+
+    def flush(self) -> tuple[bytes, bool]:
+        """The stream ended: a last event without its blank line (ended for the client), and
+        whether it is broken."""
+        if not self._carry.strip():
+            rest, self._carry = self._carry, b""
+            return rest, False
+        return self.feed(b"\n\n")
+
+
+_RAW = msgspec.json.Decoder(msgspec.Raw)
+
+
+def _valid(data: list[bytes]) -> bool:
+    payload = data[0] if len(data) == 1 else b"\n".join(data)
+    if payload == b"[DONE]":
+        return True
+    try:
+        _RAW.decode(payload)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
+class PassthroughRelay:
+    """Relays one dialect's stream as-is, whole events at a time. ``done_marker`` ends a clean
+    stream; an event whose data is not JSON ends it with a classified in-band error."""
+
+    def __init__(
+        self,
+        *,
+        dialect: StreamDialect,
+        done_marker: bytes,
+        error_frames: ErrorFrames,
+        provider: str,
+        clock: Clock,
+        idle_timeout: float,
+        tap: StreamUsageTap | None = None,
+    ) -> None:
+        self._tap = tap
+        self._dialect = dialect
+        self._done = done_marker
+        self._error_frames = error_frames
+        self._provider = provider
+        self._clock = clock
+        self._idle_timeout = idle_timeout
+        self.failure: ClassifiedError | None = None
+
+    async def run(self, opened: OpenedStream, send: SendChunk) -> None:
+        done = self._done
+        framer = EventFramer()
+        tap = self._tap
+        clean = False
+
+        async def forward(whole: bytes, broken: bool) -> bool:
+            """Send whole events; True when the stream is over (an in-band or broken event)."""
+            nonlocal clean
+            if tap is not None and whole:
+                whole = tap.feed(whole)
+            if whole:
+                if b'"error"' in whole and await self._inband(whole, send):
+                    return True
+                # Events arrive whole, so the marker is never split across two sends.
+                clean = clean or done in whole
+                await send(whole)
+            if broken:
+                raise StreamFailure(malformed_event(self._provider))
+            return False
+
+        async def body(idle: Watchdog) -> None:
+            nonlocal clean
+            for chunk in opened.buffered:
+                if await forward(*framer.feed(chunk)):
+                    return
+            async for chunk in opened.chunks:
+                idle.touch()
+                if await forward(*framer.feed(chunk)):
+                    return
+            if await forward(*framer.flush()):
+                return
+            rest = tap.flush() if tap is not None else b""
+            if rest:
+                clean = clean or done in rest
+                await send(rest)
+            if not clean:
+                raise StreamTruncated
+
+        async def fail(failure: ClassifiedError) -> None:
+            await self._fail(failure, send)
+
+        await run_committed(
+            opened, body, fail, provider=self._provider, clock=self._clock, idle_timeout=self._idle_timeout
+        )
+
+    async def _inband(self, chunk: bytes, send: SendChunk) -> bool:
+        """Forward what precedes an in-band error, then our classified error. True if one was found."""
+        decoder = SSEDecoder()
+        line_start = 0
+        event_start = 0
+        while line_start < len(chunk):
+            nl = chunk.find(b"\n", line_start)
+            end = len(chunk) if nl < 0 else nl + 1
+            line = chunk[line_start:end]
+            for event in decoder.feed(line if nl >= 0 else line + b"\n\n"):
+                role, payload = self._dialect.role(event)
+                if role is EventRole.ERROR and payload is not None:
+                    if event_start > 0:
+                        await send(chunk[:event_start])
+                    await self._fail(classify_stream_error(payload, provider=self._provider), send)
+                    return True
+            if line.strip() == b"":
+                event_start = end
+            line_start = end
+        return False
+
+    async def _fail(self, failure: ClassifiedError, send: SendChunk) -> None:
+        self.failure = failure
+        await send(self._error_frames(failure))
