@@ -2,20 +2,22 @@
 
 Two translator pairs, composed for the third route:
 
-* :mod:`.responses_chat` / :mod:`.responses_stream`: the Responses API over a Chat upstream;
-* :mod:`.anthropic_chat` / :mod:`.anthropic_stream`: Chat Completions over an Anthropic upstream;
+* the Responses API over a Chat upstream: :mod:`.responses_chat` (request, with
+  :mod:`.responses_content` and :mod:`.responses_tools`), :mod:`.responses_answer` (answer) and
+  :mod:`.responses_stream` (stream);
+* Chat Completions over an Anthropic upstream: :mod:`.anthropic_chat` (request, with
+  :mod:`.anthropic_content` and :mod:`.anthropic_tools`), :mod:`.anthropic_answer` (answer),
+  :mod:`.anthropic_stream` (stream) and :mod:`.anthropic_context` (what a request leaves for
+  its answer);
 * :mod:`.compose`: the Responses API over an Anthropic upstream (Responses -> Chat -> Anthropic
   and back).
 
 Everything here is pure: no I/O, no clock; ids come from an injected :class:`Ids`.
 """
 
-from gateway.translate.anthropic_chat import (
-    AnthropicContext,
-    ToolIdMap,
-    anthropic_request_from_chat,
-    chat_completion_from_anthropic,
-)
+from gateway.translate.anthropic_answer import chat_completion_from_anthropic
+from gateway.translate.anthropic_chat import anthropic_request_from_chat
+from gateway.translate.anthropic_context import AnthropicContext, ToolIdMap
 from gateway.translate.anthropic_stream import AnthropicToChatStream, InbandError
 from gateway.translate.compose import (
     AnthropicToResponsesStream,
@@ -24,11 +26,8 @@ from gateway.translate.compose import (
 )
 from gateway.translate.errors import TranslationError
 from gateway.translate.ids import Ids, RandomIds, SequentialIds
-from gateway.translate.responses_chat import (
-    chat_request_from_responses,
-    input_items_from_input,
-    response_from_chat_completion,
-)
+from gateway.translate.responses_answer import response_from_chat_completion
+from gateway.translate.responses_chat import chat_request_from_responses, input_items_from_input
 from gateway.translate.responses_stream import ChatToResponsesStream, encode_event
 
 __all__ = [

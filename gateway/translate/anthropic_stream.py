@@ -17,7 +17,7 @@
 * ``ping``, thinking and other unknown blocks or events: nothing;
 * ``error``: raises :class:`InbandError`, which carries the payload for classification.
 
-The structured-output tool (see :mod:`gateway.translate.anthropic_chat`) streams as ``content``.
+The structured-output tool (see :mod:`gateway.translate.anthropic_tools`) streams as ``content``.
 """
 
 from __future__ import annotations
@@ -25,11 +25,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.translate.anthropic_chat import (
-    AnthropicContext,
-    chat_usage_from_anthropic,
-    finish_reason_from_stop_reason,
-)
+from gateway.translate.anthropic_answer import chat_usage_from_anthropic, finish_reason_from_stop_reason
+from gateway.translate.anthropic_context import AnthropicContext
 
 Chunk = dict[str, Any]
 

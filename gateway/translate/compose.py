@@ -10,15 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gateway.translate.anthropic_chat import (
-    AnthropicContext,
-    SchemaRepair,
-    anthropic_request_from_chat,
-    chat_completion_from_anthropic,
-)
+from gateway.translate.anthropic_answer import chat_completion_from_anthropic
+from gateway.translate.anthropic_chat import anthropic_request_from_chat
+from gateway.translate.anthropic_context import AnthropicContext, SchemaRepair
 from gateway.translate.anthropic_stream import AnthropicToChatStream
 from gateway.translate.ids import Ids
-from gateway.translate.responses_chat import chat_request_from_responses, response_from_chat_completion
+from gateway.translate.responses_answer import response_from_chat_completion
+from gateway.translate.responses_chat import chat_request_from_responses
 from gateway.translate.responses_stream import ChatToResponsesStream, Event
 
 

@@ -1,8 +1,9 @@
 """Responses API over an upstream that speaks only Chat Completions.
 
-Requests go Responses -> Chat (:func:`chat_request_from_responses`); answers come back
-Chat -> Responses (:func:`response_from_chat_completion`, and for streams
-:class:`gateway.translate.responses_stream.ChatToResponsesStream`).
+Requests go Responses -> Chat here (:func:`chat_request_from_responses`, with message content
+from :mod:`.responses_content` and tools from :mod:`.responses_tools`); answers come back
+Chat -> Responses in :mod:`.responses_answer` (:func:`response_from_chat_completion`) and, for
+streams, :class:`gateway.translate.responses_stream.ChatToResponsesStream`.
 
 Decisions worth knowing:
 
@@ -30,7 +31,13 @@ from typing import Any
 import msgspec
 
 from gateway.translate.errors import TranslationError, rejects_malformed_input
-from gateway.translate.ids import Ids
+
+# `response_error` lives with the answer translation; it stays importable from here.
+from gateway.translate.responses_answer import response_error
+from gateway.translate.responses_content import TEXT_PART_TYPES, chat_message
+from gateway.translate.responses_tools import chat_response_format, chat_tool, chat_tool_choice
+
+__all__ = ["chat_request_from_responses", "input_items_from_input", "response_error"]
 
 # Request fields whose meaning and shape are the same in both dialects.
 _SAME_FIELDS = (
@@ -44,39 +51,8 @@ _SAME_FIELDS = (
     "service_tier",
 )
 
+
 _ENCODER = msgspec.json.Encoder()
-_TEXT_PART_TYPES = frozenset({"input_text", "output_text", "text"})
-
-# ResponseErrorCode values (the SDK validates `response.error.code` against this set).
-RESPONSE_ERROR_CODES = frozenset(
-    {
-        "server_error",
-        "rate_limit_exceeded",
-        "invalid_prompt",
-        "data_residency_mismatch",
-        "bio_policy",
-        "vector_store_timeout",
-        "invalid_image",
-        "invalid_image_format",
-        "invalid_base64_image",
-        "invalid_image_url",
-        "image_too_large",
-        "image_too_small",
-        "image_parse_error",
-        "image_content_policy_violation",
-        "invalid_image_mode",
-        "image_file_too_large",
-        "unsupported_image_media_type",
-        "empty_image_file",
-        "failed_to_download_image",
-        "image_file_not_found",
-    }
-)
-
-
-# --------------------------------------------------------------------------------------------
-# Request: Responses -> Chat
-# --------------------------------------------------------------------------------------------
 
 
 def input_items_from_input(value: str | Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
@@ -108,10 +84,10 @@ def chat_request_from_responses(
 
     tools = request.get("tools")
     if tools:
-        body["tools"] = [_chat_tool(tool, i) for i, tool in enumerate(tools)]
+        body["tools"] = [chat_tool(tool, i) for i, tool in enumerate(tools)]
         tool_choice = request.get("tool_choice")
         if tool_choice is not None:
-            body["tool_choice"] = _chat_tool_choice(tool_choice)
+            body["tool_choice"] = chat_tool_choice(tool_choice)
         parallel = request.get("parallel_tool_calls")
         if parallel is not None:
             body["parallel_tool_calls"] = parallel
@@ -120,7 +96,7 @@ def chat_request_from_responses(
     if isinstance(text, Mapping):
         fmt = text.get("format")
         if isinstance(fmt, Mapping):
-            response_format = _chat_response_format(fmt)
+            response_format = chat_response_format(fmt)
             if response_format is not None:
                 body["response_format"] = response_format
         verbosity = text.get("verbosity")
@@ -194,7 +170,7 @@ def _messages_from_items(items: Sequence[Mapping[str, Any]]) -> list[dict[str, A
                 )
         elif kind == "message":
             close_group()
-            messages.append(_chat_message(item))
+            messages.append(chat_message(item))
         elif kind == "reasoning":
             continue  # dropped: see the module docstring
         elif kind == "item_reference":
@@ -209,62 +185,6 @@ def _messages_from_items(items: Sequence[Mapping[str, Any]]) -> list[dict[str, A
     return messages
 
 
-def _chat_message(item: Mapping[str, Any]) -> dict[str, Any]:
-    role = item.get("role")
-    content = item.get("content")
-    if role == "assistant":
-        if isinstance(content, str):
-            return {"role": "assistant", "content": content}
-        pieces: list[str] = []
-        for part in content or ():
-            kind = part.get("type")
-            if kind in _TEXT_PART_TYPES:
-                pieces.append(part.get("text") or "")
-            elif kind == "refusal":
-                pieces.append(part.get("refusal") or "")
-            else:
-                raise TranslationError(f"Assistant content of type {kind!r} is not supported.", param="input")
-        return {"role": "assistant", "content": "".join(pieces)}
-    if role in ("system", "developer"):
-        if isinstance(content, str):
-            return {"role": role, "content": content}
-        parts: list[dict[str, Any]] = []
-        for part in content or ():
-            if part.get("type") not in _TEXT_PART_TYPES:
-                raise TranslationError(f"{role} messages can only contain text.", param="input")
-            parts.append({"type": "text", "text": part.get("text") or ""})
-        return {"role": role, "content": parts}
-    if role == "user":
-        if isinstance(content, str):
-            return {"role": "user", "content": content}
-        return {"role": "user", "content": [_chat_user_part(part) for part in content or ()]}
-    raise TranslationError(f"Unsupported message role {role!r}.", param="input")
-
-
-def _chat_user_part(part: Mapping[str, Any]) -> dict[str, Any]:
-    kind = part.get("type")
-    if kind in _TEXT_PART_TYPES:
-        return {"type": "text", "text": part.get("text") or ""}
-    if kind == "input_image":
-        url = part.get("image_url")
-        if not url:
-            raise TranslationError(
-                "Images given by file_id are not supported by this model; send image_url.", param="input"
-            )
-        image: dict[str, Any] = {"url": url}
-        if part.get("detail") is not None:
-            image["detail"] = part["detail"]
-        return {"type": "image_url", "image_url": image}
-    if kind == "input_file":
-        if part.get("file_url"):
-            raise TranslationError(
-                "Files given by file_url are not supported by this model; send file_data.", param="input"
-            )
-        file = {key: part[key] for key in ("file_data", "file_id", "filename") if part.get(key) is not None}
-        return {"type": "file", "file": file}
-    raise TranslationError(f"Input content of type {kind!r} is not supported by this model.", param="input")
-
-
 def _tool_output_text(output: Any) -> str:
     if output is None:
         return ""
@@ -274,256 +194,9 @@ def _tool_output_text(output: Any) -> str:
         return _ENCODER.encode(output).decode()
     texts: list[str] = []
     for part in output:
-        if part.get("type") not in _TEXT_PART_TYPES:
+        if part.get("type") not in TEXT_PART_TYPES:
             raise TranslationError(
                 "Function call outputs can only contain text for this model.", param="input"
             )
         texts.append(part.get("text") or "")
     return "\n".join(texts)
-
-
-def _chat_tool(tool: Mapping[str, Any], index: int) -> dict[str, Any]:
-    if tool.get("type") != "function":
-        raise TranslationError(
-            f"Tools of type {tool.get('type')!r} are not supported by this model.", param=f"tools[{index}]"
-        )
-    function: dict[str, Any] = {"name": tool.get("name")}
-    for key in ("description", "parameters", "strict"):
-        if tool.get(key) is not None:
-            function[key] = tool[key]
-    return {"type": "function", "function": function}
-
-
-def _chat_tool_choice(choice: Any) -> Any:
-    if isinstance(choice, str):
-        return choice
-    kind = choice.get("type")
-    if kind == "function":
-        return {"type": "function", "function": {"name": choice.get("name")}}
-    if kind == "allowed_tools":
-        allowed = []
-        for tool in choice.get("tools") or ():
-            if tool.get("type") != "function":
-                raise TranslationError(
-                    "Only function tools can be allowed for this model.", param="tool_choice"
-                )
-            allowed.append({"type": "function", "function": {"name": tool.get("name")}})
-        return {
-            "type": "allowed_tools",
-            "allowed_tools": {"mode": choice.get("mode", "auto"), "tools": allowed},
-        }
-    raise TranslationError(
-        f"tool_choice of type {kind!r} is not supported by this model.", param="tool_choice"
-    )
-
-
-def _chat_response_format(fmt: Mapping[str, Any]) -> dict[str, Any] | None:
-    kind = fmt.get("type")
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return {"type": "json_object"}
-    if kind == "json_schema":
-        schema: dict[str, Any] = {"name": fmt.get("name")}
-        for key in ("description", "schema", "strict"):
-            if fmt.get(key) is not None:
-                schema[key] = fmt[key]
-        return {"type": "json_schema", "json_schema": schema}
-    raise TranslationError(f"text.format of type {kind!r} is not supported.", param="text.format")
-
-
-# --------------------------------------------------------------------------------------------
-# Answer: Chat -> Responses
-# --------------------------------------------------------------------------------------------
-
-
-def response_shell(
-    request: Mapping[str, Any], *, response_id: str, created_at: int, previous_response_id: str | None
-) -> dict[str, Any]:
-    """A Response object echoing the request's settings, ``in_progress``, with no output yet."""
-    reasoning = request.get("reasoning")
-    text = request.get("text")
-    if isinstance(text, Mapping):
-        text = dict(text)
-        text.setdefault("format", {"type": "text"})
-    else:
-        text = {"format": {"type": "text"}}
-    return {
-        "id": response_id,
-        "object": "response",
-        "created_at": created_at,
-        "status": "in_progress",
-        "background": False,
-        "completed_at": None,
-        "error": None,
-        "incomplete_details": None,
-        "instructions": request.get("instructions"),
-        "max_output_tokens": request.get("max_output_tokens"),
-        "max_tool_calls": request.get("max_tool_calls"),
-        "model": request.get("model"),
-        "output": [],
-        "parallel_tool_calls": request.get("parallel_tool_calls", True),
-        "previous_response_id": previous_response_id,
-        "prompt_cache_key": request.get("prompt_cache_key"),
-        "reasoning": {
-            "effort": reasoning.get("effort") if isinstance(reasoning, Mapping) else None,
-            "summary": reasoning.get("summary") if isinstance(reasoning, Mapping) else None,
-        },
-        "safety_identifier": request.get("safety_identifier"),
-        "store": request.get("store", True),
-        "temperature": request.get("temperature", 1.0),
-        "text": text,
-        "tool_choice": request.get("tool_choice", "auto"),
-        "tools": list(request.get("tools") or ()),
-        "top_p": request.get("top_p", 1.0),
-        "truncation": request.get("truncation", "disabled"),
-        "usage": None,
-        "user": request.get("user"),
-        "metadata": dict(request.get("metadata") or {}),
-    }
-
-
-def usage_from_chat(usage: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Chat ``usage`` -> Responses ``usage`` (cached and reasoning counts included)."""
-    if not usage:
-        return None
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
-    total = usage.get("total_tokens")
-    return {
-        "input_tokens": prompt,
-        "input_tokens_details": {
-            "cached_tokens": int(prompt_details.get("cached_tokens") or 0),
-            "cache_write_tokens": int(prompt_details.get("cache_write_tokens") or 0),
-        },
-        "output_tokens": completion,
-        "output_tokens_details": {"reasoning_tokens": int(completion_details.get("reasoning_tokens") or 0)},
-        "total_tokens": int(total) if total is not None else prompt + completion,
-    }
-
-
-def terminal_status(finish_reason: str | None) -> tuple[str, dict[str, Any] | None]:
-    """Chat ``finish_reason`` -> Responses ``(status, incomplete_details)``."""
-    if finish_reason == "length":
-        return "incomplete", {"reason": "max_output_tokens"}
-    if finish_reason == "content_filter":
-        return "incomplete", {"reason": "content_filter"}
-    return "completed", None
-
-
-def response_error(error: Mapping[str, Any]) -> dict[str, Any]:
-    """An OpenAI error object -> the ``{code, message}`` of a failed Response.
-
-    ``code`` must be one of the ResponseErrorCode values; anything else becomes
-    ``rate_limit_exceeded`` for rate limits and ``server_error`` otherwise.
-    """
-    code = error.get("code")
-    if code not in RESPONSE_ERROR_CODES:
-        rate_limited = error.get("kind") == "rate_limit" or error.get("type") in (
-            "tokens",
-            "requests",
-            "rate_limit_error",
-        )
-        code = "rate_limit_exceeded" if rate_limited else "server_error"
-    return {"code": code, "message": str(error.get("message") or "The upstream model failed.")}
-
-
-def message_text_part(text: str, annotations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": annotations or [], "logprobs": []}
-
-
-def reasoning_text(message: Mapping[str, Any]) -> str | None:
-    """The reasoning text some Chat servers add (``reasoning_content``, or ``reasoning``)."""
-    value = message.get("reasoning_content")
-    if not isinstance(value, str):
-        value = message.get("reasoning")
-    return value if isinstance(value, str) and value else None
-
-
-def _annotations(chat_annotations: Any) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for annotation in chat_annotations or ():
-        citation = annotation.get("url_citation") if annotation.get("type") == "url_citation" else None
-        if isinstance(citation, Mapping):
-            out.append({"type": "url_citation", **citation})
-    return out
-
-
-def response_from_chat_completion(
-    completion: Mapping[str, Any],
-    *,
-    request: Mapping[str, Any],
-    response_id: str,
-    created_at: int,
-    ids: Ids,
-    previous_response_id: str | None,
-    completed_at: int | None = None,
-) -> dict[str, Any]:
-    """Build the full Response object for a (non-streaming) Chat completion.
-
-    Only the first choice is used (Responses has no ``n``). ``completed_at`` is set on the
-    response when given and the status is ``completed``.
-    """
-    response = response_shell(
-        request, response_id=response_id, created_at=created_at, previous_response_id=previous_response_id
-    )
-    choices = completion.get("choices") or ()
-    choice: Mapping[str, Any] = choices[0] if choices else {}
-    message: Mapping[str, Any] = choice.get("message") or {}
-    output: list[dict[str, Any]] = []
-
-    thought = reasoning_text(message)
-    if thought is not None:
-        output.append(
-            {
-                "id": ids.reasoning(),
-                "type": "reasoning",
-                "summary": [],
-                "content": [{"type": "reasoning_text", "text": thought}],
-                "status": "completed",
-            }
-        )
-
-    parts: list[dict[str, Any]] = []
-    content = message.get("content")
-    if isinstance(content, list):  # a few servers answer with parts
-        content = "".join(p.get("text") or "" for p in content if isinstance(p, Mapping))
-    if content:
-        parts.append(message_text_part(content, _annotations(message.get("annotations"))))
-    if message.get("refusal"):
-        parts.append({"type": "refusal", "refusal": message["refusal"]})
-    if parts:
-        output.append(
-            {
-                "id": ids.message(),
-                "type": "message",
-                "status": "completed",
-                "role": "assistant",
-                "content": parts,
-            }
-        )
-
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") or {}
-        output.append(
-            {
-                "id": ids.function_call(),
-                "type": "function_call",
-                "status": "completed",
-                "call_id": call.get("id") or ids.call(),
-                "name": function.get("name") or "",
-                "arguments": function.get("arguments") or "",
-            }
-        )
-
-    status, incomplete = terminal_status(choice.get("finish_reason"))
-    if status == "incomplete" and output:
-        output[-1]["status"] = "incomplete"
-    response["status"] = status
-    response["incomplete_details"] = incomplete
-    response["completed_at"] = completed_at if status == "completed" else None
-    response["output"] = output
-    response["usage"] = usage_from_chat(completion.get("usage"))
-    return response

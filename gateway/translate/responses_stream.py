@@ -34,7 +34,7 @@ from typing import Any
 import msgspec
 
 from gateway.translate.ids import Ids
-from gateway.translate.responses_chat import (
+from gateway.translate.responses_answer import (
     message_text_part,
     reasoning_text,
     response_error,
