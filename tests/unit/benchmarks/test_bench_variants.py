@@ -7,7 +7,7 @@ import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,13 +18,27 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-def bench() -> Iterator[ModuleType]:
+def bench() -> Iterator[SimpleNamespace]:
+    """The harness's names these tests use, from the modules that define them."""
     # benchmarks/ is a directory of the repository, not an installed package.
     with pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(REPO))
-        import benchmarks.run
+        from benchmarks import load, processes, report, variants
 
-        yield benchmarks.run
+        yield SimpleNamespace(
+            BARE=variants.BARE,
+            VARIANTS=variants.VARIANTS,
+            gateway_config=variants.gateway_config,
+            parse_variants=variants.parse_variants,
+            select_variants=variants.select_variants,
+            traces_config=variants.traces_config,
+            variant_key=variants.variant_key,
+            Case=load.Case,
+            Load=load.Load,
+            Children=processes.Children,
+            Run=report.Run,
+            VariantRun=report.VariantRun,
+        )
 
 
 def ids(variants: list[Any]) -> list[str]:
@@ -34,24 +48,26 @@ def ids(variants: list[Any]) -> list[str]:
 # -- selection ------------------------------------------------------------------------------------
 
 
-def test_every_variant_by_default_with_the_bare_proxy_among_them(bench: ModuleType) -> None:
+def test_every_variant_by_default_with_the_bare_proxy_among_them(bench: SimpleNamespace) -> None:
     assert ids(bench.parse_variants(None)) == ["default", "limited-key", "off", "traces"]
     assert ids(bench.parse_variants("all")) == ["default", "limited-key", "off", "traces"]
     assert bench.BARE in ids(bench.parse_variants(None))
 
 
-def test_variants_in_the_order_given_once_each(bench: ModuleType) -> None:
+def test_variants_in_the_order_given_once_each(bench: SimpleNamespace) -> None:
     assert ids(bench.parse_variants(" off , default,off,")) == ["off", "default"]
     assert ids(bench.parse_variants("traces")) == ["traces"]
 
 
 @pytest.mark.parametrize("text", ["bogus", "default,Off", ",", ""])
-def test_unknown_or_empty_variants_are_refused_naming_the_known_ones(bench: ModuleType, text: str) -> None:
+def test_unknown_or_empty_variants_are_refused_naming_the_known_ones(
+    bench: SimpleNamespace, text: str
+) -> None:
     with pytest.raises(ValueError, match="default, limited-key, off, traces"):
         bench.parse_variants(text)
 
 
-def test_selection_with_extra_config_key_or_direct_only(bench: ModuleType) -> None:
+def test_selection_with_extra_config_key_or_direct_only(bench: SimpleNamespace) -> None:
     select = bench.select_variants
     assert ids(select(None, direct_only=False, customised=False)) == [
         "default",
@@ -68,7 +84,7 @@ def test_selection_with_extra_config_key_or_direct_only(bench: ModuleType) -> No
     assert error.startswith("--variants: unknown variant 'nope'")
 
 
-def test_the_key_each_variant_sends(bench: ModuleType) -> None:
+def test_the_key_each_variant_sends(bench: SimpleNamespace) -> None:
     by_id = {v.id: v for v in bench.VARIANTS}
     limited_file = REPO / "benchmarks/configs/policy-limited-key.toml"
     declared = tomllib.loads(limited_file.read_text())["auth"]["keys"][0]
@@ -81,7 +97,9 @@ def test_the_key_each_variant_sends(bench: ModuleType) -> None:
 # -- generated configs ------------------------------------------------------------------------------
 
 
-def variant_config(bench: ModuleType, variant: Any, tmp_path: Path, extra: list[Path] | None = None) -> str:
+def variant_config(
+    bench: SimpleNamespace, variant: Any, tmp_path: Path, extra: list[Path] | None = None
+) -> str:
     generated = bench.traces_config("http://127.0.0.1:4318/v1/traces") if variant.traces else ""
     text: str = bench.gateway_config(
         port=8000,
@@ -95,7 +113,9 @@ def variant_config(bench: ModuleType, variant: Any, tmp_path: Path, extra: list[
 
 
 @pytest.mark.parametrize("variant_id", ["default", "limited-key", "off", "traces"])
-def test_the_gateway_accepts_every_variant_config(bench: ModuleType, tmp_path: Path, variant_id: str) -> None:
+def test_the_gateway_accepts_every_variant_config(
+    bench: SimpleNamespace, tmp_path: Path, variant_id: str
+) -> None:
     variant = next(v for v in bench.VARIANTS if v.id == variant_id)
     path = tmp_path / "gateway.toml"
     path.write_text(variant_config(bench, variant, tmp_path))
@@ -116,7 +136,9 @@ def test_the_gateway_accepts_every_variant_config(bench: ModuleType, tmp_path: P
         assert limited.budgets
 
 
-def test_an_extra_config_repeating_a_variant_table_is_invalid_toml(bench: ModuleType, tmp_path: Path) -> None:
+def test_an_extra_config_repeating_a_variant_table_is_invalid_toml(
+    bench: SimpleNamespace, tmp_path: Path
+) -> None:
     off = next(v for v in bench.VARIANTS if v.id == "off")
     text = variant_config(bench, off, tmp_path, extra=[REPO / "benchmarks/configs/policy-off.toml"])
     with pytest.raises(tomllib.TOMLDecodeError, match="policy"):
@@ -126,7 +148,7 @@ def test_an_extra_config_repeating_a_variant_table_is_invalid_toml(bench: Module
 # -- the report -------------------------------------------------------------------------------------
 
 
-def case(bench: ModuleType, variant_id: str | None, stream: bool, cpu_ms: float, rps: float) -> Any:
+def case(bench: SimpleNamespace, variant_id: str | None, stream: bool, cpu_ms: float, rps: float) -> Any:
     variant = next((v for v in bench.VARIANTS if v.id == variant_id), None)
     result = {
         "rps": rps,
@@ -146,7 +168,7 @@ def case(bench: ModuleType, variant_id: str | None, stream: bool, cpu_ms: float,
     )
 
 
-def make_run(bench: ModuleType, variant_ids: list[str], *, skipped: dict[str, str] | None = None) -> Any:
+def make_run(bench: SimpleNamespace, variant_ids: list[str], *, skipped: dict[str, str] | None = None) -> Any:
     load = bench.Load("builtin", 32, 8.0, 2.0, 30.0, 1, Path("/tmp"), bench.Children())
     machine = {"cpu": "Test CPU", "nproc": 2, "python": "3.11", "kernel": "6.0"}
     run = bench.Run(machine, load, datetime(2026, 1, 1, tzinfo=UTC), "abc1234")
@@ -165,7 +187,7 @@ def make_run(bench: ModuleType, variant_ids: list[str], *, skipped: dict[str, st
     return run
 
 
-def test_variant_rows_compare_cpu_with_the_bare_proxy_in_the_same_mode(bench: ModuleType) -> None:
+def test_variant_rows_compare_cpu_with_the_bare_proxy_in_the_same_mode(bench: SimpleNamespace) -> None:
     rows = make_run(bench, ["default", "limited-key", "off"]).variant_rows()
     got = {(r["variant"], r["mode"]): r for r in rows}
     assert [(r["variant"], r["mode"]) for r in rows] == [
@@ -184,14 +206,14 @@ def test_variant_rows_compare_cpu_with_the_bare_proxy_in_the_same_mode(bench: Mo
     assert got["off", "streaming"]["cpu_ms_vs_bare"] == pytest.approx(0.0)
 
 
-def test_without_the_bare_proxy_there_is_no_difference_to_state(bench: ModuleType) -> None:
+def test_without_the_bare_proxy_there_is_no_difference_to_state(bench: SimpleNamespace) -> None:
     rows = make_run(bench, ["default", "traces"]).variant_rows()
     assert {r["cpu_vs_bare"] for r in rows} == {"n/a"}
     assert {r["cpu_ms_vs_bare"] for r in rows} == {None}
 
 
 def test_markdown_keeps_the_direct_comparison_for_default_and_adds_the_variants_table(
-    bench: ModuleType,
+    bench: SimpleNamespace,
 ) -> None:
     run = make_run(bench, ["default", "limited-key", "off", "traces"], skipped={"traces": "no otel"})
     md = run.markdown()
@@ -214,7 +236,9 @@ def test_markdown_keeps_the_direct_comparison_for_default_and_adds_the_variants_
     assert "| gateway (limited key), streaming | 24,000 |" in details
 
 
-def test_markdown_without_default_compares_the_first_variant_and_states_no_budget(bench: ModuleType) -> None:
+def test_markdown_without_default_compares_the_first_variant_and_states_no_budget(
+    bench: SimpleNamespace,
+) -> None:
     md = make_run(bench, ["off", "limited-key"]).markdown()
     direct_table = md.split("### Gateway configurations")[0]
     assert "| gateway (policy and metrics off) / direct |" in direct_table
@@ -222,13 +246,13 @@ def test_markdown_without_default_compares_the_first_variant_and_states_no_budge
     assert "DESIGN §8" not in md
 
 
-def test_a_single_variant_has_no_variants_table(bench: ModuleType) -> None:
+def test_a_single_variant_has_no_variants_table(bench: SimpleNamespace) -> None:
     md = make_run(bench, ["default"]).markdown()
     assert "### Gateway configurations" not in md
     assert "DESIGN §8 budget" in md
 
 
-def test_json_has_every_variant_and_each_case_its_variant_and_difference(bench: ModuleType) -> None:
+def test_json_has_every_variant_and_each_case_its_variant_and_difference(bench: SimpleNamespace) -> None:
     run = make_run(bench, ["default", "off", "traces"], skipped={"traces": "no otel"})
     run.variants[0].error = None
     data = run.as_json()
@@ -252,7 +276,7 @@ def test_json_has_every_variant_and_each_case_its_variant_and_difference(bench: 
     assert all(c["cpu_ms_per_request_vs_bare"] is None for c in direct)
 
 
-def test_a_variant_that_failed_is_listed_with_its_reason_once(bench: ModuleType) -> None:
+def test_a_variant_that_failed_is_listed_with_its_reason_once(bench: SimpleNamespace) -> None:
     run = make_run(bench, ["default", "off", "limited-key"], skipped={"limited-key": "x"})
     run.variants[2].skipped = None
     run.variants[

@@ -1,0 +1,24 @@
+"""What every part of the benchmark harness shares: paths, the request it sends, the budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+CONFIGS = Path(__file__).resolve().parent / "configs"
+MODEL = "bench-model"
+CHAT_PATH = "/v1/chat/completions"
+MESSAGES = [{"role": "user", "content": "Say hello in a few words."}]
+
+# The performance budget, per worker on a 2-core machine: the report checks the default variant.
+BUDGET_CPU_MS = 0.35
+BUDGET_RPS = 3000.0
+BUDGET_STREAMS = 2500.0
+BUDGET_RSS_MB = 80.0
+# Above this much CPU used by other processes during a window, the report says so.
+NOISE_CORES = 0.10
+
+
+class BenchError(Exception):
+    """A failure worth one line (plus a log tail), not a traceback."""
