@@ -24,13 +24,14 @@ class Principal(msgspec.Struct, frozen=True):
     key_id: str
 
 
-_MISSING_MESSAGE = (
+MISSING_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header using "
     "Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
 )
 
 
-def _incorrect(presented: str) -> AuthenticationFailed:
+def incorrect_key(presented: str) -> AuthenticationFailed:
+    """OpenAI's refusal of a wrong key: only its first three and last four characters shown."""
     shown = presented[:3] + "*" * 4 + presented[-4:] if len(presented) > 8 else "*" * 4
     return AuthenticationFailed(f"Incorrect API key provided: {shown}.", code="invalid_api_key")
 
@@ -49,12 +50,12 @@ class KeyRing:
 
     def authenticate(self, presented: str | None) -> Principal:
         if not presented:
-            raise AuthenticationFailed(_MISSING_MESSAGE)
+            raise AuthenticationFailed(MISSING_KEY)
         digest = hashlib.sha256(presented.encode()).digest()
         found: Principal | None = None
         for known, principal in self._entries:
             if hmac.compare_digest(known, digest):
                 found = principal
         if found is None:
-            raise _incorrect(presented)
+            raise incorrect_key(presented)
         return found

@@ -33,7 +33,7 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from gateway.policy.records import KeyRecord, TeamRecord
 
@@ -42,6 +42,8 @@ _TEAM_DECODER = msgspec.json.Decoder(TeamRecord)
 _ENCODER = msgspec.json.Encoder()
 WINDOWS = ("day", "week", "month", "total")
 _GRACE_DAYS = 35
+# What a failed store call raises: the caller fails open or closed on these.
+STORE_ERRORS = (RedisError, OSError)
 
 
 def _lua(name: str) -> str:
@@ -78,6 +80,23 @@ def window_reset(ts: float, window: str) -> float | None:
     if window == "month":
         return (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1).timestamp()
     return None
+
+
+class WindowCache:
+    """:func:`window_ids`, computed once per minute: windows start on minute boundaries, and
+    counter TTLs (window end + 35 days) need no finer precision."""
+
+    __slots__ = ("_ids", "_minute")
+
+    def __init__(self) -> None:
+        self._minute = -1
+        self._ids: dict[str, tuple[str, int]] = {}
+
+    def at(self, now: float) -> dict[str, tuple[str, int]]:
+        minute = int(now // 60)
+        if self._minute != minute:
+            self._minute, self._ids = minute, window_ids(minute * 60.0)
+        return self._ids
 
 
 class Script:
@@ -144,6 +163,47 @@ class PolicyStore:
     @property
     def audit_stream(self) -> str:
         return f"{self.p}audit"
+
+    # -- scripts -------------------------------------------------------------------------------
+    async def load_scripts(self) -> None:
+        """Load the per-request scripts ahead of the first request (``EVALSHA`` loads them
+        on demand too, one ``NOSCRIPT`` round trip later)."""
+        await self.redis.script_load(self.admit_script.source)
+        await self.redis.script_load(self.settle_script.source)
+
+    async def admit(self, keys: Sequence[str], args: Sequence[Any]) -> list[Any]:
+        """One admission (``admit.lua``): its reply, as the script documents it."""
+        result: list[Any] = await self.admit_script(self.redis, keys, args)
+        return result
+
+    async def renew(self, keys: Sequence[str], args: Sequence[Any]) -> None:
+        await self.renew_script(self.redis, keys, args)
+
+    async def settle(
+        self,
+        calls: Sequence[tuple[list[str], list[Any]]],
+        events: Sequence[bytes],
+        org: dict[str, dict[str, int]],
+    ) -> None:
+        """One pipeline for a batch of settlements: the ``settle.lua`` calls, one usage event
+        each, and the org-wide rollup increments. A call answered ``NOSCRIPT`` is made again
+        after loading the script; any other failure is raised."""
+        script = self.settle_script
+        pipe = self.redis.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        for event in events:
+            pipe.xadd(self.usage_stream, {"e": event}, maxlen=self.usage_maxlen, approximate=True)
+        for name, sums in org.items():
+            for field, value in sums.items():
+                pipe.hincrby(name, field, value)
+            pipe.expire(name, 400 * 86400)
+        results = await pipe.execute(raise_on_error=False)
+        for (keys, args), outcome in zip(calls, results[: len(calls)], strict=True):
+            if isinstance(outcome, NoScriptError):
+                await script(self.redis, keys, args)
+            elif isinstance(outcome, Exception):
+                raise outcome
 
     # -- records -------------------------------------------------------------------------------
     async def load_key(self, kid: str) -> tuple[KeyRecord, dict[str, bytes]] | None:
@@ -225,6 +285,9 @@ class PolicyStore:
             (bytes(i).decode(), {bytes(k).decode(): bytes(v).decode() for k, v in fields.items()})
             for i, fields in raw
         ]
+
+    async def reset_spend(self, root: str, scope: str, ident: str, window_id: str) -> None:
+        await self.redis.delete(self.spend(root, scope, ident, window_id))
 
     # -- reads for reports ---------------------------------------------------------------------
     async def spend_of(self, root: str, scope: str, ident: str, ts: float) -> dict[str, int]:

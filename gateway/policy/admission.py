@@ -1,0 +1,277 @@
+"""May this request run now: the model check, then one admission script call that checks
+revocation, requests and tokens per minute, concurrency and budgets for the key and its team,
+and writes the request's leases and budget hold only if every check passes.
+
+A request is estimated at ``ceil(body bytes / 4)`` input tokens plus its ``max_tokens`` (or
+``output_reserve_tokens``); the settlement corrects the token limiter by the real count. With
+the policy disabled nothing is limited or recorded, but model allow-lists apply and a blocked
+or deleted admin-created key is still refused on every replica.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from gateway.clock import Clock
+from gateway.config import Budget, Limits, Settings
+from gateway.errors.client import GatewayError
+from gateway.policy import errors
+from gateway.policy.authentication import Authenticator, Caller
+from gateway.policy.records import has_limits, model_allowed
+from gateway.policy.refusals import denial, refusal, store_failed
+from gateway.policy.settlement import Settlement
+from gateway.policy.store import STORE_ERRORS, PolicyStore, WindowCache
+from gateway.policy.tickets import LeaseRenewal, Ticket
+from gateway.pricing import PriceTable, Usage
+from gateway.telemetry.metrics import Metrics
+
+# Admission answers "stale" when the caller's cached record is older than Redis's; it is read
+# again and admission retried, at most this many times in all.
+_ATTEMPTS = 3
+
+
+def may_use(caller: Caller, model: str) -> bool:
+    """The key's and its team's allow-lists both admit ``model``."""
+    return model_allowed(caller.key.models, model) and (
+        caller.team is None or model_allowed(caller.team.models, model)
+    )
+
+
+def limit_headers(result: list[Any]) -> list[tuple[str, str]]:
+    """OpenAI's ``x-ratelimit-*`` headers for the tightest requests and tokens limits."""
+    out: list[tuple[str, str]] = []
+    for limit, remaining, reset, kind in (
+        (result[1], result[2], result[3], "requests"),
+        (result[4], result[5], result[6], "tokens"),
+    ):
+        if int(limit) > 0:
+            out += [
+                (f"x-ratelimit-limit-{kind}", str(int(limit))),
+                (f"x-ratelimit-remaining-{kind}", str(max(0, int(remaining)))),
+                (f"x-ratelimit-reset-{kind}", errors.go_duration(int(reset) / 1000)),
+            ]
+    return out
+
+
+class Admission:
+    def __init__(
+        self,
+        settings: Settings,
+        store: PolicyStore,
+        clock: Clock,
+        metrics: Metrics,
+        *,
+        auth: Authenticator,
+        prices: PriceTable,
+        windows: WindowCache,
+        settlement: Settlement,
+        renewal: LeaseRenewal,
+        models: frozenset[str],
+    ) -> None:
+        self.config = config = settings.policy
+        self.enabled = config.enabled
+        self.store = store
+        self.clock = clock
+        self.metrics = metrics
+        self.auth = auth
+        self.prices = prices
+        self.windows = windows
+        self.settlement = settlement
+        self.renewal = renewal
+        # Public model names: a request for any other model is refused before admission, so a
+        # typo neither spends a limit nor writes usage and rollups under an unbounded name.
+        self.models = models
+        self.lease_ms = int(config.lease_ttl_seconds * 1000)
+
+    def check_model(self, caller: Caller, model: str) -> None:
+        if not may_use(caller, model):
+            self.metrics.decision("model_access", "key", "denied")
+            raise errors.model_not_allowed(model)
+
+    def _now_ms(self) -> str:
+        """The admission time to pass the scripts ("": they read Redis's clock)."""
+        return "" if self.config.time_source == "redis" else str(int(self.clock.now() * 1000))
+
+    def _store_failed(self, exc: BaseException) -> GatewayError:
+        return store_failed(self.metrics, self.config.on_store_error, exc, "admit")
+
+    async def admit(
+        self,
+        caller: Caller,
+        *,
+        model: str,
+        body_size: int,
+        max_tokens: int | None,
+        request_id: str,
+        endpoint: str,
+        started: float | None = None,
+    ) -> Ticket:
+        started = time.perf_counter() if started is None else started
+        if model not in self.models:  # before the allow-list: a typo is a 404 for every key
+            raise errors.model_not_found(model)
+        self.check_model(caller, model)
+        if not self.enabled:
+            return await self._admit_unlimited(caller, model, request_id, endpoint, started)
+        out_reserve = max_tokens if max_tokens and max_tokens > 0 else self.config.output_reserve_tokens
+        input_est = math.ceil(body_size / 4)
+        estimate = input_est + out_reserve
+        key, team = caller.key, caller.team
+        limited = has_limits(key.limits, key.budgets) or (
+            team is not None and has_limits(team.limits, team.budgets)
+        )
+        ticket = Ticket(
+            self.settlement,
+            caller,
+            request_id=request_id,
+            model=model,
+            endpoint=endpoint,
+            started=started,
+            estimate=estimate,
+            now_ms=self._now_ms(),
+        )
+        if key.source == "config" and not limited:
+            return ticket  # nothing to enforce and nothing to revoke: no round trip
+        for _ in range(_ATTEMPTS):
+            hold = self.prices.hold(input_est, out_reserve, model) if _has_budgets(caller) else 0
+            try:
+                result = await self._admit_once(ticket, hold)
+            except STORE_ERRORS as exc:
+                failure = self._store_failed(exc)
+                if self.config.on_store_error == "open":
+                    ticket.hold_member = ""
+                    ticket.lease_keys = None
+                    return ticket
+                raise failure from None
+            if result[0] != -1:
+                break
+            # The cached config is stale (updated, rotated, blocked, deleted): read it again.
+            try:
+                caller = await self.auth.reload(caller)
+            except STORE_ERRORS as exc:
+                raise self._store_failed(exc) from None
+            self.check_model(caller, model)
+            ticket.caller = caller
+        else:
+            raise errors.store_unavailable()
+        if result[0] == 0:
+            assert ticket.caller is not None
+            found = denial(
+                result, ticket.caller.key, ticket.caller.team, requested=estimate, now=self.clock.now()
+            )
+            raise refusal(found, self.metrics)
+        self.metrics.decision("admission", "key", "allowed")
+        ticket.headers = limit_headers(result)
+        if ticket.lease_keys is not None:
+            self.renewal.keep(ticket)
+        return ticket
+
+    async def _admit_unlimited(
+        self, caller: Caller, model: str, request_id: str, endpoint: str, started: float
+    ) -> Ticket:
+        """Admission with the policy off: nothing to count, nothing to settle."""
+        if caller.key.source == "admin":
+            # No admission call to compare versions: read the key itself, so a block or a
+            # deletion still applies on every replica at once.
+            try:
+                caller = await self.auth.reload(caller)
+            except STORE_ERRORS as exc:
+                failure = self._store_failed(exc)
+                if self.config.on_store_error != "open":
+                    raise failure from None
+            self.check_model(caller, model)
+        return Ticket(None, caller, request_id=request_id, model=model, endpoint=endpoint, started=started)
+
+    async def _admit_once(self, ticket: Ticket, hold: int) -> list[Any]:
+        assert ticket.caller is not None
+        key, team = ticket.caller.key, ticket.caller.team
+        s, root = self.store, key.root
+        tid = team.id if team is not None else "-"
+        kl = key.limits
+        tl = team.limits if team is not None else Limits()
+        keys = [
+            s.state(root),
+            s.rl(root, "key", key.id, "rpm"),
+            s.rl(root, "key", key.id, "tpm"),
+            s.rl(root, "team", tid, "rpm"),
+            s.rl(root, "team", tid, "tpm"),
+            s.leases(root, "key", key.id),
+            s.leases(root, "team", tid),
+            s.holds(root, "key", key.id),
+            s.holds(root, "team", tid),
+        ]
+        team_state = "-" if team is None or team.source == "config" else team.state()
+        args: list[Any] = [
+            ticket.now_ms,
+            ticket.request_id,
+            key.id,
+            "" if key.source == "config" else key.state(),
+            team_state,
+            kl.rpm or 0,
+            kl.tpm or 0,
+            tl.rpm or 0,
+            tl.tpm or 0,
+            kl.max_concurrency or 0,
+            tl.max_concurrency or 0,
+            self.lease_ms,
+            ticket.estimate,
+            hold,
+        ]
+        budgets: list[tuple[int, str, Budget]] = [(1, key.id, b) for b in key.budgets]
+        if team is not None:
+            budgets += [(2, team.id, b) for b in team.budgets]
+        args.append(len(budgets))
+        ids = self.windows.at(self.clock.now()) if budgets else {}
+        for scope, ident, b in budgets:
+            keys.append(s.spend(root, "key" if scope == 1 else "team", ident, ids[b.window][0]))
+            args += [scope, round(b.limit_usd * 1e9)]
+        ticket.hold_member = f"{ticket.request_id}:{hold}" if budgets and hold > 0 else ""
+        leased = bool(kl.max_concurrency or tl.max_concurrency)
+        ticket.lease_keys = keys[5:9] if leased or ticket.hold_member else None
+        return await s.admit(keys, args)
+
+    async def charge(
+        self,
+        kid: str,
+        *,
+        model: str,
+        usage: Usage | None,
+        request_id: str,
+        endpoint: str,
+        provider: str | None = None,
+        upstream_model: str | None = None,
+        status: int = 200,
+        error_type: str | None = None,
+        stream: bool = True,
+        attempts: int = 1,
+    ) -> None:
+        """Record usage that ran outside an admitted request (a chat turn's step in a worker,
+        possibly on another replica): cost to the budgets and rollups, tokens to the TPM
+        limiter, one usage event. ``kid`` is the key id (``Principal.key_id``). A key that no
+        longer exists is not charged."""
+        caller = await self.auth.caller_of(kid)
+        if caller is None:
+            return
+        ticket = Ticket(
+            self.settlement,
+            caller,
+            request_id=request_id,
+            model=model,
+            endpoint=endpoint,
+            started=time.perf_counter(),
+            now_ms=self._now_ms(),
+        )
+        ticket.stream = stream
+        ticket.settle(
+            status=status,
+            usage=usage,
+            error_type=error_type,
+            provider=provider,
+            upstream_model=upstream_model,
+            attempts=attempts,
+        )
+
+
+def _has_budgets(caller: Caller) -> bool:
+    return bool(caller.key.budgets or (caller.team is not None and caller.team.budgets))
