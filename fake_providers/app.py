@@ -12,6 +12,7 @@ from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFou
 from fake_providers.anthropic.request import AnthropicError
 from fake_providers.anthropic.service import ID_LENGTH as ANTHROPIC_ID_LENGTH
 from fake_providers.anthropic.service import AnthropicService
+from fake_providers.clock import Clock
 from fake_providers.control import control_handlers
 from fake_providers.exchange import Exchange
 from fake_providers.openai.service import OpenAIService
@@ -23,9 +24,12 @@ STATE_KEY = "fake_providers"
 _ENCODER = msgspec.json.Encoder()
 
 
-def create_app(options: FakeOptions | None = None) -> Litestar:
-    """A Litestar app serving the fakes. Its `FakeState` is at `app.state["fake_providers"]`."""
-    state = FakeState(options or FakeOptions())
+def create_app(options: FakeOptions | None = None, *, clock: Clock | None = None) -> Litestar:
+    """A Litestar app serving the fakes. Its `FakeState` is at `app.state["fake_providers"]`.
+
+    `clock` is what the answers' pauses wait on (default: the real clock); see `fake_providers.clock`.
+    """
+    state = FakeState(options or FakeOptions(), clock)
     openai = OpenAIService(state)
     anthropic = AnthropicService(state)
 

@@ -2,7 +2,8 @@
 
 Every fake answer, good or faulty, is a `ReplyPlan` run by `PlannedReply`. The plan says what to
 send; the executor also watches for the client going away, so an answer that hangs (silence, a
-stalled stream) ends as soon as the client disconnects and leaves no task behind.
+stalled stream) ends as soon as the client disconnects and leaves no task behind. Pauses are
+named sleeps on the app's clock (`fake_providers.clock`), so a test can hold and release them.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from litestar.types import Receive, Scope, Send
 
+from fake_providers.clock import FIRST_PART, GAP, Clock, RealClock
 from fake_providers.connection import connection_control
 
 
@@ -53,9 +55,11 @@ class ReplyPlan:
 
 @dataclass(slots=True)
 class ReplyTracker:
-    """Counts answers still being sent, so tests can see hanging answers end."""
+    """The app's answers in flight: how many are still being sent (so tests can see hanging
+    answers end), and the clock their pauses wait on (swappable while the app runs)."""
 
     active: int = 0
+    clock: Clock = field(default_factory=RealClock)
 
 
 def _content_length(plan: ReplyPlan) -> tuple[tuple[str, str], ...]:
@@ -82,6 +86,7 @@ class PlannedReply:
     def __init__(self, plan: ReplyPlan, tracker: ReplyTracker | None = None) -> None:
         self.plan = plan
         self._tracker = tracker
+        self._clock: Clock = tracker.clock if tracker is not None else RealClock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._tracker is not None:
@@ -114,7 +119,7 @@ class PlannedReply:
             control.reset()
             await _forever()
         if plan.delay_headers and plan.first_delay:
-            await asyncio.sleep(plan.first_delay)
+            await self._clock.sleep(plan.first_delay, name=FIRST_PART)
         await send(
             {
                 "type": "http.response.start",
@@ -140,5 +145,5 @@ class PlannedReply:
         for index, part in enumerate(parts):
             pause = (0.0 if plan.delay_headers else plan.first_delay) if index == 0 else plan.gap
             if pause:
-                await asyncio.sleep(pause)
+                await self._clock.sleep(pause, name=FIRST_PART if index == 0 else GAP)
             await send({"type": "http.response.body", "body": part, "more_body": True})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fake_providers.clock import Clock, RealClock
 from fake_providers.ids import IdSource
 from fake_providers.journal import Journal
 from fake_providers.openai.responses_store import ResponseStore
@@ -11,12 +12,12 @@ from fake_providers.script import ScriptBook
 
 
 class FakeState:
-    def __init__(self, options: FakeOptions) -> None:
+    def __init__(self, options: FakeOptions, clock: Clock | None = None) -> None:
         self.options = options
         self.ids = IdSource(options.seed)
         self.journal = Journal(options.journal_limit)
         self.scripts = ScriptBook()
-        self.replies = ReplyTracker()
+        self.replies = ReplyTracker(clock=clock or RealClock())
         self.responses = ResponseStore(options.responses_limit)
 
     def reset(self, *, seed: int | None = None, reseed: bool = False) -> None:

@@ -25,7 +25,8 @@ import httpx
 import msgspec
 import uvicorn
 
-from fake_providers.app import create_app
+from fake_providers.app import STATE_KEY, create_app
+from fake_providers.clock import Clock
 from fake_providers.connection import CONTROLLED_HTTP_PROTOCOL
 from fake_providers.journal import JournalEntry, JournalPage
 from fake_providers.options import FakeOptions
@@ -197,10 +198,20 @@ class FakeProviders:
 
     `openai_base_url` is what the OpenAI SDK takes (`…/openai/v1`); `anthropic_base_url` is what the
     Anthropic SDK takes (`…/anthropic`); `url(prefix)` builds any other.
+
+    `clock` is what the answers' pauses (`slow` faults) wait on; it may also be swapped while the
+    server runs (`fake.clock = ManualClock()`), and then a test decides when each pause ends.
     """
 
-    def __init__(self, options: FakeOptions | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.app = create_app(options)
+    def __init__(
+        self,
+        options: FakeOptions | None = None,
+        *,
+        clock: Clock | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.app = create_app(options, clock=clock)
         self._served = ServedApp(self.app, host, port)
         self._client = httpx.Client(base_url=self._served.base_url, timeout=10.0)
 
@@ -211,6 +222,16 @@ class FakeProviders:
     @property
     def base_url(self) -> str:
         return self._served.base_url
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the answers' pauses wait on."""
+        clock: Clock = self.app.state[STATE_KEY].replies.clock
+        return clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self.app.state[STATE_KEY].replies.clock = clock
 
     @property
     def openai_base_url(self) -> str:

@@ -7,7 +7,8 @@ HTTP at ``/mcp``. Its tools are deliberately awkward for model providers:
 - ``lookup`` has a ``type`` array (``["string", "null"]``) and an array without ``items``; it
   answers the ``key`` it got as text;
 - ``fail`` always answers an error result (``is_error``) "lookup backend unavailable";
-- ``slow`` waits ``seconds`` (real time, for tests about concurrency) and answers ``done``.
+- ``slow`` waits ``seconds`` on the app's clock (a named sleep, ``fake_tool``; the real clock
+  unless ``create_mcp_app(clock=...)`` says otherwise) and answers ``done``.
 
 Run on its own: ``python -m fake_providers.mcp [--port N]``.
 """
@@ -16,10 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
 import mcp_types as types
 from mcp.server.lowlevel import Server
 from starlette.applications import Starlette
+
+from fake_providers.clock import Clock, RealClock
+
+SLOW_TOOL = "fake_tool"
+"""The name of the ``slow`` tool's sleep on the clock."""
 
 TOOLS: list[dict[str, Any]] = [
     {
@@ -62,7 +67,7 @@ async def _list_tools(_ctx: Any, _params: types.PaginatedRequestParams | None) -
     return types.ListToolsResult(tools=[types.Tool(**tool) for tool in TOOLS])
 
 
-async def _call_tool(_ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+async def _call_tool(clock: Clock, params: types.CallToolRequestParams) -> types.CallToolResult:
     args = params.arguments or {}
     if params.name == "add":
         return _text(str(args.get("a", 0) + args.get("b", 0)))
@@ -73,13 +78,17 @@ async def _call_tool(_ctx: Any, params: types.CallToolRequestParams) -> types.Ca
     if params.name == "fail":
         return _text("lookup backend unavailable", error=True)
     if params.name == "slow":
-        await anyio.sleep(float(args.get("seconds", 0.1)))
+        await clock.sleep(float(args.get("seconds", 0.1)), name=SLOW_TOOL)
         return _text("done")
     return _text(f"unknown tool {params.name}", error=True)
 
 
-def create_mcp_app() -> Starlette:
-    server: Server[Any] = Server(
-        "fake-mcp", version="1.0", on_list_tools=_list_tools, on_call_tool=_call_tool
-    )
+def create_mcp_app(*, clock: Clock | None = None) -> Starlette:
+    """The MCP server as an ASGI app; the ``slow`` tool waits on ``clock`` (default: real time)."""
+    the_clock = clock or RealClock()
+
+    async def call_tool(_ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        return await _call_tool(the_clock, params)
+
+    server: Server[Any] = Server("fake-mcp", version="1.0", on_list_tools=_list_tools, on_call_tool=call_tool)
     return server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, json_response=True)

@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from fake_providers.testing import FakeProviders
+from gateway.testing import add_anthropic
 from tests.conftest import GATEWAY_KEY, AutoAdvance, GatewayFactory, RunningGateway, base_config
 
 MESSAGES = "/anthropic/v1/messages"
@@ -35,18 +36,8 @@ TIME = {
 
 @pytest.fixture
 def claude(gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str) -> RunningGateway:
-    config = base_config(fake, redis_url)
-    config["providers"].append(
-        {
-            "name": "fake-anthropic",
-            "kind": "anthropic",
-            "base_url": fake.base_url + "/anthropic/v1",
-            "api_key": "sk-ant-upstream",
-            "retry": {"max_attempts": 3, "initial_delay": 0.0, "max_delay": 0.0},
-        }
-    )
-    config["models"].append(
-        {"name": "claude", "provider": "fake-anthropic", "upstream_model": "claude-haiku-4-5"}
+    config = add_anthropic(
+        base_config(fake, redis_url), fake, retry={"max_attempts": 3, "initial_delay": 0.0, "max_delay": 0.0}
     )
     return gateway_factory(config)
 
@@ -262,23 +253,11 @@ def test_anthropic_errors_reach_the_client_classified(
 def test_anthropic_faults_fail_over_to_an_openai_fallback(
     gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str, fault: str
 ) -> None:
-    config = base_config(fake, redis_url)
-    config["providers"].append(
-        {
-            "name": "fake-anthropic",
-            "kind": "anthropic",
-            "base_url": fake.base_url + "/anthropic/v1",
-            "api_key": "sk-ant-upstream",
-            "retry": {"max_attempts": 2, "initial_delay": 0.0, "max_delay": 0.0},
-        }
-    )
-    config["models"].append(
-        {
-            "name": "claude",
-            "provider": "fake-anthropic",
-            "upstream_model": "claude-haiku-4-5",
-            "fallbacks": ["gpt-4o-mini"],
-        }
+    config = add_anthropic(
+        base_config(fake, redis_url),
+        fake,
+        retry={"max_attempts": 2, "initial_delay": 0.0, "max_delay": 0.0},
+        model_fields={"fallbacks": ["gpt-4o-mini"]},
     )
     gw = gateway_factory(config)
     fake.script([{"fault": fault, "times": None}], model="claude-haiku-4-5")
@@ -321,19 +300,11 @@ def test_cut_after_commit_is_an_inband_error(claude: RunningGateway, fake: FakeP
 def test_beta_headers_and_version_from_config(
     gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str
 ) -> None:
-    config = base_config(fake, redis_url)
-    config["providers"].append(
-        {
-            "name": "fake-anthropic",
-            "kind": "anthropic",
-            "base_url": fake.base_url + "/anthropic/v1",
-            "api_key": "sk-ant-upstream",
-            "anthropic_version": "2023-06-01",
-            "anthropic_beta": ["prompt-caching-2024-07-31", "token-efficient-tools-2025-02-19"],
-        }
-    )
-    config["models"].append(
-        {"name": "claude", "provider": "fake-anthropic", "upstream_model": "claude-haiku-4-5"}
+    config = add_anthropic(
+        base_config(fake, redis_url),
+        fake,
+        anthropic_version="2023-06-01",
+        anthropic_beta=["prompt-caching-2024-07-31", "token-efficient-tools-2025-02-19"],
     )
     gw = gateway_factory(config)
     gw.openai().chat.completions.create(model="claude", messages=[{"role": "user", "content": "hi"}])

@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from fake_providers.testing import FakeProviders
+from gateway.testing import add_anthropic
 from tests.conftest import AutoAdvance, GatewayFactory, RunningGateway
 from tests.integration.responses.support import post, responses_config, sse_events
 
@@ -35,16 +36,12 @@ SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "require
 @pytest.fixture
 def gw(gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str) -> RunningGateway:
     config = responses_config(fake, redis_url)
-    config["providers"].append(
-        {
-            "name": "fake-anthropic",
-            "kind": "anthropic",
-            "base_url": fake.base_url + "/anthropic/v1",
-            "api_key": "sk-ant-upstream",
-            "retry": {"max_attempts": 3, "initial_delay": 0.0, "max_delay": 0.0},
-        }
+    add_anthropic(
+        config,
+        fake,
+        upstream_model=CLAUDE,
+        retry={"max_attempts": 3, "initial_delay": 0.0, "max_delay": 0.0},
     )
-    config["models"].append({"name": "claude", "provider": "fake-anthropic", "upstream_model": CLAUDE})
     return gateway_factory(config)
 
 

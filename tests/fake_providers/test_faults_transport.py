@@ -16,18 +16,11 @@ import openai
 import pytest
 
 from fake_providers.testing import FakeProviders, parse_sse
+from gateway.testing import poll_until
 
 CHAT = "/openai/v1/chat/completions"
 MESSAGES: Any = [{"role": "user", "content": "one two three four"}]
 QUICK_READ = httpx.Timeout(5.0, read=0.3)
-
-
-def wait_until(condition: Callable[[], bool], deadline: float = 5.0) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.01)
 
 
 def no_answer_running(providers: FakeProviders) -> Callable[[], bool]:
@@ -68,7 +61,7 @@ def test_silence_sends_headers_then_nothing_until_the_client_leaves(
         assert providers.status()["active_replies"] == 1
         with pytest.raises(httpx.ReadTimeout):
             response.read()
-    wait_until(no_answer_running(providers))
+    poll_until(no_answer_running(providers))
 
 
 def test_stall_sends_some_chunks_then_nothing(providers: FakeProviders) -> None:
@@ -85,7 +78,7 @@ def test_stall_sends_some_chunks_then_nothing(providers: FakeProviders) -> None:
         {"content": "You "},
         {"content": "said: "},
     ]
-    wait_until(no_answer_running(providers))
+    poll_until(no_answer_running(providers))
 
 
 def test_stall_of_a_json_answer_sends_half_the_body(providers: FakeProviders) -> None:
@@ -100,7 +93,7 @@ def test_stall_of_a_json_answer_sends_half_the_body(providers: FakeProviders) ->
         assert len(first) < int(response.headers["content-length"])
         with pytest.raises(httpx.ReadTimeout):
             next(pieces)
-    wait_until(no_answer_running(providers))
+    poll_until(no_answer_running(providers))
 
 
 def test_cut_closes_the_stream_without_done(providers: FakeProviders) -> None:
@@ -114,7 +107,7 @@ def test_cut_closes_the_stream_without_done(providers: FakeProviders) -> None:
             collect_lines(response, lines)
     assert len(lines) == 2
     assert all(line.startswith("data: {") for line in lines)
-    wait_until(no_answer_running(providers))
+    poll_until(no_answer_running(providers))
 
 
 def test_cut_json_body_is_shorter_than_announced(http: httpx.Client) -> None:

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from fake_providers.testing import FakeProviders
-from tests.conftest import GATEWAY_KEY, AutoAdvance, GatewayFactory, RunningGateway, base_config
+from tests.conftest import GATEWAY_KEY, AutoAdvance, GatewayFactory, RunningGateway, base_config, poll_until
 
 HELLO = [{"role": "user", "content": "Hello there"}]
 CHAT = "/openai/v1/chat/completions"
@@ -186,8 +186,8 @@ def test_json_request_that_never_completes_hits_the_request_timeout(
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(post, gw, {"model": "gpt-4o-mini", "messages": HELLO})
         for attempt in (1, 2):
-            wait_until(lambda n=attempt: len(fake.requests(path=CHAT)) == n)
-            wait_until(lambda: fake.status()["active_replies"] == 1)
+            poll_until(lambda n=attempt: len(fake.requests(path=CHAT)) == n)
+            poll_until(lambda: fake.status()["active_replies"] == 1)
             timer = gw.clock.fire("request_timeout")
             assert timer.deadline - timer.armed_at == 120.0
         response = future.result(timeout=10)
@@ -196,7 +196,7 @@ def test_json_request_that_never_completes_hits_the_request_timeout(
     assert (error["kind"], error["code"], error["retryable"]) == ("timeout", "upstream_timeout", True)
     assert response.headers["x-gateway-attempts"] == "2"
     assert len(fake.requests(path=CHAT)) == 2
-    wait_until(lambda: fake.status()["active_replies"] == 0)  # the hanging answers were abandoned
+    poll_until(lambda: fake.status()["active_replies"] == 0)  # the hanging answers were abandoned
 
 
 def test_retry_then_success_is_invisible_to_the_client(gateway: RunningGateway, fake: FakeProviders) -> None:
@@ -358,7 +358,7 @@ def test_retry_after_a_startup_timeout_succeeds(gateway: RunningGateway, fake: F
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(post, gateway, {"model": "gpt-4o-mini", "messages": HELLO, "stream": True})
         # Fire only once the silent answer is under way (the scripted step is then taken).
-        wait_until(lambda: fake.status()["active_replies"] == 1)
+        poll_until(lambda: fake.status()["active_replies"] == 1)
         gateway.clock.fire("startup_guard")
         response = future.result(timeout=10)
     assert response.status_code == 200
@@ -412,19 +412,9 @@ def test_client_disconnect_cancels_the_upstream_request(gateway: RunningGateway,
             headers={"authorization": f"Bearer {GATEWAY_KEY}"},
             json={"model": "gpt-4o-mini", "messages": HELLO, "stream": True},
         )
-    wait_until(lambda: fake.status()["active_replies"] == 0)
-    wait_until(lambda: gateway.clock.pending("startup_guard") == [])
+    poll_until(lambda: fake.status()["active_replies"] == 0)
+    poll_until(lambda: gateway.clock.pending("startup_guard") == [])
     assert len(fake.requests(path=CHAT)) == 1
-
-
-def wait_until(condition: Any, timeout: float = 10.0) -> None:
-    """Poll a condition with a deadline (a real process is on the other side)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        time.sleep(0.01)
 
 
 def test_error_answers_carry_each_header_once(gateway: RunningGateway, fake: FakeProviders) -> None:

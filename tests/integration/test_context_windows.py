@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from fake_providers.testing import FakeProviders
+from gateway.testing import add_anthropic
 from gateway.upstream.catalog import CATALOG_REFRESH
 from tests.conftest import GATEWAY_KEY, GatewayFactory, RunningGateway, base_config
 
@@ -41,15 +42,7 @@ def catalog_config(fake: FakeProviders, redis_url: str) -> dict[str, Any]:
             provider["headers"] = {"x-goog-api-key": GEMINI_KEY}
         config["providers"].append(provider)
         config["models"].append({"name": f"{name}-model", "provider": name, "upstream_model": upstream})
-    config["providers"].append(
-        {
-            "name": "anthropic",
-            "kind": "anthropic",
-            "base_url": fake.base_url + "/anthropic/v1",
-            "api_key": "sk-ant",
-        }
-    )
-    config["models"].append({"name": "claude", "provider": "anthropic", "upstream_model": "claude-haiku-4-5"})
+    add_anthropic(config, fake, provider="anthropic", api_key="sk-ant")
     config["models"].append(
         {
             "name": "pinned",

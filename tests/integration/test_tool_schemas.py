@@ -11,6 +11,7 @@ import pytest
 
 from fake_providers.testing import FakeProviders
 from fake_providers.validation import anthropic_input_schema_error, openai_tool_schema_error
+from gateway.testing import add_anthropic
 from tests.conftest import GATEWAY_KEY, GatewayFactory, RunningGateway, base_config
 
 HELLO = [{"role": "user", "content": "Use the tool"}]
@@ -174,19 +175,7 @@ def test_openai_strict_gets_the_strict_repair_or_a_non_strict_tool(
 
 @pytest.fixture
 def claude(gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str) -> RunningGateway:
-    config = base_config(fake, redis_url)
-    config["providers"].append(
-        {
-            "name": "fake-anthropic",
-            "kind": "anthropic",
-            "base_url": fake.base_url + "/anthropic/v1",
-            "api_key": "k",
-        }
-    )
-    config["models"].append(
-        {"name": "claude", "provider": "fake-anthropic", "upstream_model": "claude-haiku-4-5"}
-    )
-    return gateway_factory(config)
+    return gateway_factory(add_anthropic(base_config(fake, redis_url), fake, api_key="k"))
 
 
 @pytest.mark.parametrize("shape", list(CASES))

@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
 
-from tests.conftest import GATEWAY_KEY, RunningGateway
+from gateway.testing import GATEWAY_KEY, RunningGateway, poll_until
 
 T = TypeVar("T")
 DEADLINE = 10.0
 
 
-def client(gw: RunningGateway, key: str = GATEWAY_KEY) -> httpx.Client:
+def client(gw: RunningGateway[Any], key: str = GATEWAY_KEY) -> httpx.Client:
     return httpx.Client(
         base_url=gw.root_url + "/api/v1/chats", headers={"authorization": f"Bearer {key}"}, timeout=10
     )
 
 
 def poll(check: Callable[[], T | None], *, what: str, deadline: float = DEADLINE) -> T:
-    end = time.monotonic() + deadline
-    while True:
-        value = check()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+    """``check()``'s first value other than None or False, within ``deadline`` real seconds."""
+    return poll_until(check, what=what, deadline=deadline)
 
 
 def wait_status(c: httpx.Client, chat_id: str, status: str) -> dict[str, Any]:
@@ -58,8 +53,6 @@ def read_events(
                 raise AssertionError(f"timed out; events so far: {[e['event'] for e in events]}")
             if not line:
                 if "data" in block:
-                    import json
-
                     block["data"] = json.loads(block["data"])
                     events.append(block)
                     if until(events):

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ import redis
 
 from fake_providers.testing import FakeProviders
 from gateway.chats.worker import TAKEN_OVER
-from tests.conftest import GATEWAY_KEY, base_config, free_port
+from tests.conftest import GATEWAY_KEY, base_config, free_port, poll_until
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[3]
@@ -87,15 +86,9 @@ class Replica:
         return "\n".join(parts)
 
 
-def poll(check: Callable[[], T | None], *, what: str, deadline: float, interval: float = 0.05) -> T:
-    end = time.monotonic() + deadline
-    while True:
-        value = check()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {deadline}s waiting for {what}")
-        time.sleep(interval)
+def poll(check: Callable[[], T | None], *, what: str, deadline: float) -> T:
+    """Polls twenty times a second: the replicas are processes sharing the machine's cores."""
+    return poll_until(check, what=what, deadline=deadline, interval=0.05)
 
 
 def start(name: str, config: Path, tmp: Path) -> Replica:

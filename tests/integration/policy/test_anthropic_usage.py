@@ -9,24 +9,13 @@ from typing import Any
 import msgspec
 import redis
 
+from gateway.testing import add_anthropic
 from tests.conftest import GATEWAY_KEY, GatewayFactory
 from tests.integration.policy.test_policy import chat, config, poll
 
 
 def claude_config(fake: Any, redis_url: str) -> dict[str, Any]:
-    cfg = config(fake, redis_url)
-    cfg["providers"].append(
-        {
-            "name": "fake-anthropic",
-            "kind": "anthropic",
-            "base_url": fake.base_url + "/anthropic/v1",
-            "api_key": "sk-ant-upstream",
-        }
-    )
-    cfg["models"].append(
-        {"name": "claude", "provider": "fake-anthropic", "upstream_model": "claude-haiku-4-5"}
-    )
-    return cfg
+    return add_anthropic(config(fake, redis_url), fake)
 
 
 def usage_chunks(text: str) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ import concurrent.futures
 import math
 import tempfile
 import threading
-import time
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ import redis
 
 from gateway.pricing import PriceTable
 from gateway.redis.embedded import EmbeddedRedis
-from tests.conftest import GATEWAY_KEY, GatewayFactory, base_config, free_port
+from tests.conftest import GATEWAY_KEY, GatewayFactory, base_config, free_port, poll_until
 
 ADMIN = "admin-key-0123456789abcdef"
 MSG = [{"role": "user", "content": "hello"}]
@@ -48,14 +47,8 @@ def chat(gw: Any, key: str, model: str = "gpt-4o-mini", **extra: Any) -> httpx.R
 
 
 def poll(check: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
+    """``check()``'s first truthy value, within ``timeout`` real seconds."""
+    return poll_until(lambda: check() or None, deadline=timeout)
 
 
 def test_admin_requires_admin_key(gateway_factory: GatewayFactory, fake: Any, redis_url: str) -> None:

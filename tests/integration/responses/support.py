@@ -9,7 +9,7 @@ import httpx
 import redis
 
 from fake_providers.testing import FakeProviders
-from tests.conftest import GATEWAY_KEY, RunningGateway, base_config
+from gateway.testing import GATEWAY_KEY, RunningGateway, base_config
 
 CHAT_PATH = "/openai/v1/chat/completions"
 RESPONSES_PATH = "/openai/v1/responses"
@@ -53,16 +53,16 @@ def responses_config(fake: FakeProviders, redis_url: str, **overrides: Any) -> d
     return config
 
 
-def post(gw: RunningGateway, body: dict[str, Any], *, key: str = GATEWAY_KEY) -> httpx.Response:
-    with httpx.Client(timeout=30) as http:
-        return http.post(gw.base_url + "/responses", headers={"authorization": f"Bearer {key}"}, json=body)
+def post(gw: RunningGateway[Any], body: dict[str, Any], *, key: str = GATEWAY_KEY) -> httpx.Response:
+    with gw.http(key=key) as http:
+        return http.post(gw.base_url + "/responses", json=body)
 
 
 def call(
-    gw: RunningGateway, method: str, path: str, *, key: str = GATEWAY_KEY, **kwargs: Any
+    gw: RunningGateway[Any], method: str, path: str, *, key: str = GATEWAY_KEY, **kwargs: Any
 ) -> httpx.Response:
-    with httpx.Client(timeout=30) as http:
-        return http.request(method, gw.base_url + path, headers={"authorization": f"Bearer {key}"}, **kwargs)
+    with gw.http(key=key) as http:
+        return http.request(method, gw.base_url + path, **kwargs)
 
 
 def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
@@ -82,11 +82,11 @@ def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-def record_key(gw: RunningGateway, response_id: str) -> str:
+def record_key(gw: RunningGateway[Any], response_id: str) -> str:
     return f"{gw.settings.redis.key_prefix}resp:{{{response_id}}}"
 
 
-def stored(redis_sync: redis.Redis, gw: RunningGateway, response_id: str) -> dict[str, Any]:
+def stored(redis_sync: redis.Redis, gw: RunningGateway[Any], response_id: str) -> dict[str, Any]:
     """The record Redis holds, every field decoded (empty when there is none)."""
     raw: dict[bytes, bytes] = redis_sync.hgetall(record_key(gw, response_id))  # type: ignore[assignment]
     out: dict[str, Any] = {}

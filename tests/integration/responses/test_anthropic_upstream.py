@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from fake_providers.testing import FakeProviders
+from gateway.testing import add_anthropic
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.integration.responses.support import post, responses_config, sse_events, stored
 
@@ -19,15 +20,7 @@ MESSAGES_PATH = "/anthropic/v1/messages"
 @pytest.fixture
 def gw(gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str) -> RunningGateway:
     config = responses_config(fake, redis_url)
-    config["providers"].append(
-        {
-            "name": "claude",
-            "kind": "anthropic",
-            "base_url": fake.anthropic_base_url + "/v1",
-            "api_key": "sk-ant",
-        }
-    )
-    config["models"].append({"name": "claude", "provider": "claude", "upstream_model": "claude-sonnet-4-5"})
+    add_anthropic(config, fake, provider="claude", upstream_model="claude-sonnet-4-5", api_key="sk-ant")
     return gateway_factory(config)
 
 
