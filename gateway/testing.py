@@ -6,8 +6,8 @@ What a test of code that talks to the gateway (or a test of the gateway itself) 
     from gateway.clock import ManualClock
     from gateway.testing import base_config, redis_server, serve_gateway
 
-    with redis_server() as redis_url, FakeProviders() as fake:
-        async with serve_gateway(base_config(fake, redis_url), clock=ManualClock()) as gw:
+    with redis_server() as redis, FakeProviders() as fake:
+        async with serve_gateway(base_config(fake, redis.url), clock=ManualClock()) as gw:
             client = gw.async_openai()
             answer = await client.chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}]
@@ -126,16 +126,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def redis_server(data_dir: str | None = None) -> Iterator[str]:
-    """A private ``redis-server`` on a free port for the block; yields its ``redis://`` URL.
+def redis_server(data_dir: str | None = None) -> Iterator[EmbeddedRedis]:
+    """A private ``redis-server`` on a free port for the block (its address: ``.url``).
 
-    Its data lives in ``data_dir`` (default: a temporary directory removed afterwards).
+    Its data lives in ``data_dir`` (default: a temporary directory removed afterwards). A test
+    may ``stop()`` it early to see what the gateway does without its store.
     """
     with tempfile.TemporaryDirectory(prefix="gw-test-redis-") as scratch:
         server = EmbeddedRedis(data_dir or scratch, port=free_port())
         server.start()
         try:
-            yield server.url
+            yield server
         finally:
             server.stop()
 

@@ -51,8 +51,8 @@ GatewayFactory = Callable[..., RunningGateway[ManualClock]]
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    with redis_server() as url:
-        yield url
+    with redis_server() as server:
+        yield server.url
 
 
 @pytest.fixture

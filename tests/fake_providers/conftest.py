@@ -9,7 +9,9 @@ import openai
 import pytest
 
 from fake_providers import FakeOptions
+from fake_providers.clock import RealClock
 from fake_providers.testing import FakeProviders
+from gateway.clock import ManualClock
 
 SEED = 1234
 
@@ -24,6 +26,17 @@ def providers_session() -> Iterator[FakeProviders]:
 def providers(providers_session: FakeProviders) -> FakeProviders:
     providers_session.reset()
     return providers_session
+
+
+@pytest.fixture
+def fake_clock(providers: FakeProviders) -> Iterator[ManualClock]:
+    """The answers' pauses wait on this clock during the test (the real one again afterwards)."""
+    clock = ManualClock()
+    providers.clock = clock
+    try:
+        yield clock
+    finally:
+        providers.clock = RealClock()
 
 
 @pytest.fixture

@@ -2,20 +2,24 @@
 
 Hanging faults are observed with a short client read timeout and end when the client goes away:
 `/_fake/status` shows no answer still running (polled with a deadline, never a fixed sleep).
+Latency (`slow`) waits on a manual clock the test moves, pause by pause.
 """
 
 from __future__ import annotations
 
 import json
-import time
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from fake_providers.clock import FIRST_PART, GAP
 from fake_providers.testing import FakeProviders, parse_sse
+from gateway.clock import ManualClock
 from gateway.testing import poll_until
 
 CHAT = "/openai/v1/chat/completions"
@@ -179,23 +183,48 @@ def test_inband_on_a_json_request_is_a_200_error(http: httpx.Client) -> None:
     assert response.json()["error"]["type"] == "overloaded_error"
 
 
-def test_slow_delays_the_first_chunk_and_the_gaps(http: httpx.Client) -> None:
+def test_slow_delays_the_first_chunk_and_the_gaps(http: httpx.Client, fake_clock: ManualClock) -> None:
     normal = parse_sse(http.post(CHAT, json=request("gpt-4o-mini", stream=True)).text)
-    started = time.monotonic()
-    arrivals: list[float] = []
-    with http.stream("POST", CHAT, json=request("fault-slow-60ms-20ms", stream=True)) as response:
-        for line in response.iter_lines():
-            if line:
-                arrivals.append(time.monotonic() - started)
+    arrivals: list[str] = []
+
+    def read() -> None:
+        with http.stream("POST", CHAT, json=request("fault-slow-60ms-20ms", stream=True)) as response:
+            collect_lines(response, arrivals)
+
+    with ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(read)
+        first = fake_clock.wait_for_timer_blocking(FIRST_PART)
+        assert first.deadline - first.armed_at == pytest.approx(0.06)
+        assert arrivals == []  # nothing before the clock moves
+        fake_clock.advance(0.06)
+        poll_until(lambda: len(arrivals) == 1, what="the first chunk")
+        for sent in range(1, len(normal)):
+            gap = fake_clock.wait_for_timer_blocking(GAP)
+            assert gap.deadline - gap.armed_at == pytest.approx(0.02)
+            assert len(arrivals) == sent  # each further chunk waits for its own gap
+            fake_clock.advance(0.02)
+            poll_until(lambda n=sent + 1: len(arrivals) == n, what=f"chunk {sent + 1}")
+        reading.result(timeout=10)
     assert len(arrivals) == len(normal)
-    assert arrivals[0] >= 0.06
-    assert arrivals[-1] >= 0.06 + 0.02 * (len(arrivals) - 1)
+    assert fake_clock.pending() == []
 
 
-def test_slow_json_answer_waits_before_the_headers(http: httpx.Client) -> None:
-    started = time.monotonic()
-    response = http.post(CHAT, json=request("fault-slow-50ms", stream=False))
-    assert time.monotonic() - started >= 0.05
+def test_slow_json_answer_waits_before_the_headers(http: httpx.Client, fake_clock: ManualClock) -> None:
+    headers = threading.Event()
+
+    def read() -> httpx.Response:
+        with http.stream("POST", CHAT, json=request("fault-slow-50ms", stream=False)) as response:
+            headers.set()
+            response.read()
+            return response
+
+    with ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(read)
+        timer = fake_clock.wait_for_timer_blocking(FIRST_PART)
+        assert timer.deadline - timer.armed_at == pytest.approx(0.05)
+        assert not headers.is_set()
+        fake_clock.advance(0.05)
+        response = reading.result(timeout=10)
     assert response.json()["choices"][0]["message"]["content"] == "You said: one two three four"
 
 

@@ -3,6 +3,7 @@ the startup guard, the stream commit point, and streams that never end like a su
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -406,12 +407,19 @@ def test_stall_after_commit_hits_the_idle_timeout(gateway: RunningGateway, fake:
 
 def test_client_disconnect_cancels_the_upstream_request(gateway: RunningGateway, fake: FakeProviders) -> None:
     fake.script([{"fault": "silence", "times": None}], model="gpt-4o-mini")
-    with httpx.Client(timeout=httpx.Timeout(5.0, read=0.3)) as http, pytest.raises(httpx.ReadTimeout):
-        http.post(
-            gateway.base_url + "/chat/completions",
-            headers={"authorization": f"Bearer {GATEWAY_KEY}"},
-            json={"model": "gpt-4o-mini", "messages": HELLO, "stream": True},
-        )
+
+    async def leave_while_upstream_is_silent() -> None:
+        async with gateway.async_openai() as client:
+            request = asyncio.ensure_future(
+                client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, stream=True)
+            )
+            await asyncio.to_thread(poll_until, lambda: fake.status()["active_replies"] == 1)
+            assert not request.done()  # nothing reached the client while the upstream is silent
+            request.cancel()  # the client goes away: its connection closes
+            with pytest.raises(asyncio.CancelledError):
+                await request
+
+    asyncio.run(leave_while_upstream_is_silent())
     poll_until(lambda: fake.status()["active_replies"] == 0)
     poll_until(lambda: gateway.clock.pending("startup_guard") == [])
     assert len(fake.requests(path=CHAT)) == 1

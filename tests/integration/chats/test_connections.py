@@ -16,12 +16,10 @@ from typing import Any
 import httpx
 import redis
 
-from fake_providers.testing import serve
-from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.config import settings_from_mapping
-from gateway.redis.embedded import EmbeddedRedis
-from tests.conftest import GATEWAY_KEY, GatewayFactory, RunningGateway, base_config, free_port
+from gateway.testing import redis_server, serve_gateway
+from tests.conftest import GATEWAY_KEY, GatewayFactory, RunningGateway, base_config
 from tests.integration.chats.helpers import DEADLINE, client, poll, wait_status
 
 POOL = 3
@@ -172,11 +170,9 @@ def test_shutdown_with_streams_open_closes_every_redis_connection(
             if int(c["id"]) > int(newest) and c["name"] in ("gateway", "gateway-blocking")
         ]
 
-    server = serve(create_app(settings, clock=ManualClock()), graceful_shutdown=0).start()
+    server = serve_gateway(settings, clock=ManualClock(), graceful_shutdown=0)
     try:
-        gw = RunningGateway(
-            base_url=server.base_url + "/v1", root_url=server.base_url, clock=ManualClock(), settings=settings
-        )
+        gw = server.start()
         with client(gw) as c:
             chat_ids = [
                 c.post("", json={"model": "gpt-4o-mini", "message": f"Hi {i}"}).json()["id"] for i in range(3)
@@ -204,9 +200,7 @@ def test_shutdown_with_streams_open_closes_every_redis_connection(
 def test_a_stream_refused_while_redis_is_down_is_a_json_503_before_any_event(
     gateway_factory: GatewayFactory, fake: Any, tmp_path: Any
 ) -> None:
-    server = EmbeddedRedis(str(tmp_path / "redis"), port=free_port())
-    server.start()
-    try:
+    with redis_server(str(tmp_path / "redis")) as server:
         gw = gateway_factory(base_config(fake, server.url))
         with client(gw) as c:
             chat_id = c.post("", json={"model": "gpt-4o-mini", "message": "Hi"}).json()["id"]
@@ -216,5 +210,3 @@ def test_a_stream_refused_while_redis_is_down_is_a_json_503_before_any_event(
             assert response.status_code == 503
             assert response.headers["content-type"].startswith("application/json")
             assert response.json() == {"message": "Chat storage is unavailable."}
-    finally:
-        server.stop()

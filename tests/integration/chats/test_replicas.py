@@ -1,5 +1,6 @@
 """Two gateway processes on one Redis: the replica running a turn is SIGKILLed mid-turn and the
-other one takes the job over after the lease, on the real clock.
+other one takes the job over after the lease, on the real clock. The upstream answer is paced by
+the fakes' manual clock, so the turn is surely mid-stream when the kill comes.
 
 The chat is created on replica A and followed (SSE) from replica B. Whichever replica's worker
 took the job is killed; the survivor's reaper claims the job (``XAUTOCLAIM``) once it has been
@@ -11,6 +12,7 @@ behind a load balancer would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -26,16 +28,18 @@ import httpx
 import pytest
 import redis
 
+from fake_providers.clock import FIRST_PART, GAP
 from fake_providers.testing import FakeProviders
 from gateway.chats.worker import TAKEN_OVER
-from tests.conftest import GATEWAY_KEY, base_config, free_port, poll_until
+from gateway.clock import ManualClock
+from tests.conftest import GATEWAY_KEY, AutoAdvance, base_config, free_port, poll_until
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[3]
 LEASE = 2.0  # renewed every 0.67 s; the reaper sweeps every 2 s and claims jobs idle > 2 s
-SLOW = "fault-slow-300ms-400ms"  # 0.3 s to the first chunk, 0.4 s between chunks
+SLOW = "fault-slow-300ms-400ms"  # every chunk waits on the fakes' clock, which the test moves
 TEXT = "hello from the replica test"
-ANSWER = f"You said: {TEXT}"  # 7 words: about 3 s of streaming
+ANSWER = f"You said: {TEXT}"
 MODEL = "slow"
 CHAT = "/openai/v1/chat/completions"
 
@@ -227,7 +231,11 @@ def replica_config(fake: FakeProviders, redis_url: str, tmp_path: Path) -> tuple
 
 
 def test_a_killed_replica_s_turn_is_taken_over_by_the_other(
-    replica_config: tuple[Path, str], fake: FakeProviders, redis_sync: redis.Redis, tmp_path: Path
+    replica_config: tuple[Path, str],
+    fake: FakeProviders,
+    fake_clock: ManualClock,
+    redis_sync: redis.Redis,
+    tmp_path: Path,
 ) -> None:
     config, prefix = replica_config
     jobs = f"{prefix}chats:jobs"
@@ -236,6 +244,7 @@ def test_a_killed_replica_s_turn_is_taken_over_by_the_other(
     chat_key = ""
     follower: Follower | None = None
     thread: threading.Thread | None = None
+    stack = contextlib.ExitStack()
     try:
         # A alone first runs a quick chat, so its worker's consumer name is known: a consumer
         # appears in the group only once it has read a job.
@@ -269,6 +278,11 @@ def test_a_killed_replica_s_turn_is_taken_over_by_the_other(
         )
         thread = threading.Thread(target=follower.run, name="sse-follower", daemon=True)
         thread.start()
+        # The first attempt streams three chunks, then waits for the fakes' clock: the turn is
+        # mid-stream for as long as the test wants.
+        fake_clock.fire(FIRST_PART)
+        fake_clock.fire(GAP)
+        fake_clock.fire(GAP)
 
         # Mid-turn: a worker holds the chat and the answer has started streaming.
         def holder() -> Replica | None:
@@ -288,6 +302,8 @@ def test_a_killed_replica_s_turn_is_taken_over_by_the_other(
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait(5)
         killed_at = len(follower.events)
+        # From now on every pause of the fakes ends at once: the survivor's attempt streams through.
+        stack.enter_context(AutoAdvance(fake_clock, FIRST_PART, GAP))
 
         # The survivor claims the job after the lease and runs the step again, after a `retry`.
         poll(
@@ -333,6 +349,7 @@ def test_a_killed_replica_s_turn_is_taken_over_by_the_other(
                 print(e["replica"], e.get("id"), e["event"], json.dumps(e["data"])[:200])
         raise
     finally:
+        stack.close()
         if follower is not None:
             follower.stop.set()
         for replica in replicas:

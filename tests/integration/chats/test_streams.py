@@ -15,8 +15,10 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from fake_providers.clock import FIRST_PART, GAP
 from fake_providers.testing import FakeProviders
 from gateway.chats.store import ChatStore
+from gateway.clock import ManualClock
 from tests.conftest import GatewayFactory, RunningGateway, base_config
 from tests.integration.chats.helpers import DEADLINE, client, poll, read_events, wait_status
 from tests.integration.chats.test_dynamic_tools import CHAT, create
@@ -164,15 +166,21 @@ SLOW = "fault-slow-10ms-100ms"
 
 
 def test_deleting_a_streaming_chat_ends_its_stream_and_leaves_nothing(
-    slow_gateway: RunningGateway, fake: FakeProviders, redis_sync: redis.Redis
+    slow_gateway: RunningGateway, fake: FakeProviders, fake_clock: ManualClock, redis_sync: redis.Redis
 ) -> None:
     gw = slow_gateway
-    words = " ".join(f"w{i}" for i in range(40))  # about 4 s of streaming
+    words = " ".join(f"w{i}" for i in range(40))
     prefix = gw.settings.redis.key_prefix
     with client(gw) as c, client(gw) as other:
         created = c.post("", json={"model": "slow", "message": words})
         assert created.status_code == 201, created.text
         chat_id = created.json()["id"]
+        # The upstream answer sends its first three chunks, then waits on the fakes' clock for
+        # the next: the turn is streaming, and stays so until the test moves that clock.
+        fake_clock.fire(FIRST_PART)
+        fake_clock.fire(GAP)
+        fake_clock.fire(GAP)
+        fake_clock.wait_for_timer_blocking(GAP)
         deleted = False
         end = time.monotonic() + DEADLINE
         with c.stream("GET", f"/{chat_id}/stream", headers={"last-event-id": "0-0"}) as response:
@@ -192,6 +200,8 @@ def test_deleting_a_streaming_chat_ends_its_stream_and_leaves_nothing(
     assert all(redis_sync.zscore(k, chat_id) is None for k in owners)
     # The upstream stream was abandoned, not read to the end.
     assert len(fake.requests(path=CHAT, model=SLOW)) == 1
+    poll(lambda: fake.status()["active_replies"] == 0, what="the upstream answer to be abandoned")
+    assert fake_clock.history(GAP)[-1] == "cancelled"
 
 
 def test_only_the_worker_running_a_chat_adds_to_its_stream(

@@ -4,15 +4,14 @@ expired by themselves when nobody releases them. Every check reads what Redis ho
 from __future__ import annotations
 
 import concurrent.futures
-import tempfile
 from typing import Any
 
 import httpx
 import msgspec
 import redis
 
-from gateway.redis.embedded import EmbeddedRedis
-from tests.conftest import GatewayFactory, base_config, free_port
+from gateway.testing import redis_server
+from tests.conftest import GatewayFactory, base_config
 from tests.integration.policy.test_policy import MSG, admin, chat, config, poll
 
 DAY_BUDGET = [{"window": "day", "limit_usd": 10.0}]
@@ -170,9 +169,7 @@ def test_a_long_stream_renews_its_lease_and_hold(
 
 
 def test_store_down_fails_open_when_configured(gateway_factory: GatewayFactory, fake: Any) -> None:
-    with tempfile.TemporaryDirectory() as d:
-        server = EmbeddedRedis(d, port=free_port())
-        server.start()
+    with redis_server() as server:
         cfg = base_config(fake, server.url)
         cfg["auth"]["keys"].append({"name": "limited", "key": LIMITED, "limits": {"rpm": 100}})
         cfg["policy"] = {"time_source": "clock", "on_store_error": "open"}

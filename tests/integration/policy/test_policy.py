@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
-import tempfile
 import threading
 from typing import Any
 
@@ -14,8 +13,8 @@ import pytest
 import redis
 
 from gateway.pricing import PriceTable
-from gateway.redis.embedded import EmbeddedRedis
-from tests.conftest import GATEWAY_KEY, GatewayFactory, base_config, free_port, poll_until
+from gateway.testing import redis_server
+from tests.conftest import GATEWAY_KEY, GatewayFactory, base_config, poll_until
 
 ADMIN = "admin-key-0123456789abcdef"
 MSG = [{"role": "user", "content": "hello"}]
@@ -236,9 +235,7 @@ def test_budget_usage_and_reports_agree(
 
 
 def test_store_unavailable_fails_closed_and_counts(gateway_factory: GatewayFactory, fake: Any) -> None:
-    with tempfile.TemporaryDirectory() as d:
-        server = EmbeddedRedis(d, port=free_port())
-        server.start()
+    with redis_server() as server:
         gw = gateway_factory(config(fake, server.url))
         secret = admin(gw, "POST", "/keys", {}).json()["key"]
         assert chat(gw, secret).status_code == 200

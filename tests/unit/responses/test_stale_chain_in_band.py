@@ -17,10 +17,8 @@ import httpx
 import pytest
 import redis
 
-from fake_providers.testing import serve
-from gateway.app import create_app
 from gateway.clock import ManualClock
-from gateway.config import settings_from_mapping
+from gateway.testing import serve_gateway
 from tests.conftest import GATEWAY_KEY, RunningGateway
 from tests.integration.responses.support import post, sse_events, stored
 
@@ -126,13 +124,10 @@ def gw(redis_url: str, upstream: Upstream) -> Iterator[RunningGateway]:
         ],
         "responses": {"ttl_seconds": 3600},
     }
-    settings = settings_from_mapping(config, source="<test>")
-    clock = ManualClock()
-    app = create_app(settings, clock=clock, transports={"acct": httpx.MockTransport(upstream)})
-    with serve(app) as served:
-        yield RunningGateway(
-            base_url=served.base_url + "/v1", root_url=served.base_url, clock=clock, settings=settings
-        )
+    with serve_gateway(
+        config, clock=ManualClock(), transports={"acct": httpx.MockTransport(upstream)}
+    ) as running:
+        yield running
 
 
 def test_a_parent_forgotten_in_band_is_replayed_transparently(
