@@ -1,4 +1,4 @@
-"""Anthropic's checks on a tool's `input_schema` (reference §4.6), with Anthropic's messages.
+"""Anthropic's checks on a tool's `input_schema`, with Anthropic's messages.
 
 The schema must be an object with `"type": "object"`, must not put `oneOf`/`allOf`/`anyOf` at its
 top level, and must be a valid JSON Schema draft 2020-12. The messages start at the `input_schema`

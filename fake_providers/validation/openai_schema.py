@@ -1,4 +1,4 @@
-"""OpenAI's checks on a function tool's `parameters` schema, with OpenAI's messages (reference §3).
+"""OpenAI's checks on a function tool's `parameters` schema, with OpenAI's messages.
 
 Every mode: the schema must be a structurally valid JSON Schema (`None is not of type 'array'.`),
 its root must be `type: "object"`, and every array schema needs `items`.

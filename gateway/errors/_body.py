@@ -119,7 +119,7 @@ def locate_error(payload: Any) -> ErrorFields | None:
     inner = payload.get("error")
     if isinstance(inner, Mapping):
         fields = error_fields(inner, status=status)
-        if not fields.message:  # the spec's second choice: a top-level "message"
+        if not fields.message:  # no message inside "error": the top-level "message"
             fields = fields._replace(message=_string(payload.get("message")) or "")
         return fields
     if isinstance(inner, str) and inner.strip():

@@ -114,7 +114,7 @@ def classify_lowered(
     transport: bool = False,
     deadline: bool = False,
 ) -> ClassifiedError:
-    """The spec's text pipeline on already lower-cased text (shared with exceptions)."""
+    """:func:`classify_text` on already lower-cased text (shared with exceptions)."""
     status = status_code or extract_status_code(lower_text)
     if not lower_text and not status and not transport and not deadline:
         return build_error(ErrorKind.GENERIC, provider=provider, retry_after=retry_after, detail=detail)
@@ -138,7 +138,8 @@ def classify_text(
     headers: Mapping[str, str] | None = None,
     now: float = 0.0,
 ) -> ClassifiedError:
-    """Classify an error described by text (the spec's pipeline, §2.3).
+    """Classify an error described by text: its status code and the signals in it (the rule
+    table of :mod:`gateway.errors._signals`) decide the kind and whether it is retryable.
 
     ``status_code`` (when known) beats any status found in the text; ``provider`` (when
     given) beats any provider named in it. ``headers`` supply Retry-After (see

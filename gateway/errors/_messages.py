@@ -2,7 +2,7 @@
 
 Both are pure functions of the classification, so replacing the provider regenerates them.
 The terminal message names the upstream HTTP status, " (HTTP N)" before the final period,
-for the transient kinds when a status is known (the April 2026 behaviour of the spec).
+for the transient kinds when a status is known.
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def chat_stream_error_frame(error: ClassifiedError) -> bytes:
 
 
 def chat_event_error(error: ClassifiedError) -> dict[str, Any]:
-    """The stateful chat API's ``error`` event payload (spec §2.8 ``ChatStreamError``):
+    """The stateful chat API's ``error`` event payload (its ``ChatStreamError`` shape):
     ``message``, ``kind``, ``retryable`` always; ``detail``, ``provider``, ``status_code``
     only when set."""
     payload: dict[str, Any] = {"message": error.message}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 # Aliases that normalise to another key. The gateway's own provider kind
-# ``openai-compatible`` joins the spec's spellings of ``openai-compat``.
+# ``openai-compatible`` joins the other spellings of ``openai-compat``.
 _ALIASES: Mapping[str, str] = {
     "azure openai": "azure",
     "azure-openai": "azure",

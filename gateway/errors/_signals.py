@@ -1,8 +1,8 @@
 """Signals in error text, the status code hidden in it, and the rule table that decides a kind.
 
-Every literal is matched as a substring of lower-cased text. The spec's literals come first
-in each group; the ``_EXTRA`` groups are additions for wordings real providers use that the
-spec's list misses (each is named in a comment).
+Every literal is matched as a substring of lower-cased text. Each group starts with the
+generic wordings; the ``_EXTRA`` groups add the wordings particular providers use that the
+generic ones miss (each is named in a comment).
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ CONFIG_CONTEXT_EXTRA = (
 )
 # OpenAI's and Anthropic's 500 types, as they arrive in in-band errors without a status.
 GENERIC_RETRYABLE_EXTRA = ("server_error", "api_error")
-# A stream that ended before its terminal event (the spec's post-April wording).
+# A stream that ended before its terminal event (Anthropic's `message_stop`, a Responses
+# terminal event), as the error text words it.
 STREAM_CLOSED = ("stream closed before message_stop", "responses stream closed before terminal event")
 
 _QUOTA = ("quota", "billing", "insufficient_quota", "payment required")
@@ -130,7 +131,7 @@ def decide(
 
     auth_hits = [needle for needle in STRONG_AUTH if needle in text]
     # A 429 whose only auth-looking word is "quota" is a rate limit (Google's per-minute
-    # quotas); insufficient_quota, billing and payment stay auth (spec #26200 direction).
+    # quotas); insufficient_quota, billing and payment stay auth: waiting does not fix them.
     quota_rate_limit = status_code == 429 and all(hit == "quota" for hit in auth_hits)
     strong_auth = status_code in (401, 402) or (bool(auth_hits) and not quota_rate_limit)
     weak_auth = status_code == 403 or _has(text, _ALL_WEAK_AUTH)

@@ -1,4 +1,4 @@
-"""Tool JSON-schema repair per target provider (DESIGN §4.5; chatd-spec §5).
+"""Tool JSON-schema repair per target provider.
 
 Every tool schema that reaches a provider passes :func:`repair_schema` for that
 provider. Guarantees:
@@ -34,8 +34,7 @@ What each target repairs:
     at the top) only exact repairs are used: undeclared ``required`` names are declared
     instead of dropped, tuples keep their exact form.
 ``openai-strict``
-    the ``openai`` repairs, then the strict rules of api-semantics §3.2 (see
-    ``_strict.py``). When strict mode cannot express the schema, ``strict_ok`` is False
+    the ``openai`` repairs, then OpenAI's Structured Outputs rules (see ``_strict.py``). When strict mode cannot express the schema, ``strict_ok`` is False
     and ``schema`` is the ``openai`` repair: send the tool with ``strict: false``.
 ``anthropic``
     the structural repairs that make the schema valid draft 2020-12 (type lists and

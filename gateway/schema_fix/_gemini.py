@@ -1,4 +1,4 @@
-"""Pass 2c: Gemini `functionDeclarations[].parameters` (OpenAPI 3.0 subset, api-semantics §5).
+"""Pass 2c: Gemini `functionDeclarations[].parameters` (a subset of OpenAPI 3.0's Schema object).
 
 Input is the output of the structural pass with Gemini rules after the root merge.
 Gemini's `Schema` proto rejects unknown keys, so the pass keeps an allow-list and

@@ -1,4 +1,4 @@
-"""Pass 2b: OpenAI strict mode (Structured Outputs subset, api-semantics §3.2).
+"""Pass 2b: OpenAI strict mode (the JSON Schema subset of OpenAI's Structured Outputs).
 
 Input is the output of the structural pass with OpenAI rules (no type lists, arrays have
 `items`, `required` lists only declared names) after the root merge. This pass:
@@ -70,13 +70,13 @@ STRICT_FORMATS: Final = frozenset(
 # Keywords whose removal would reject instances the original accepts.
 _NOT_EXPRESSIBLE: Final = frozenset({"patternProperties"})
 
-# Size limits of api-semantics §3.2 item 8.
-MAX_PROPERTIES: Final = 5000
-MAX_OBJECT_NESTING: Final = 10
-MAX_TOTAL_STRING_CHARS: Final = 120_000
-MAX_ENUM_VALUES: Final = 1000
-LARGE_STRING_ENUM: Final = 250
-LARGE_STRING_ENUM_CHARS: Final = 15_000
+# OpenAI's size limits for a strict schema, each over the whole schema.
+MAX_PROPERTIES: Final = 5000  # object properties
+MAX_OBJECT_NESTING: Final = 10  # levels of nested objects
+MAX_TOTAL_STRING_CHARS: Final = 120_000  # property and definition names, enum and const values
+MAX_ENUM_VALUES: Final = 1000  # enum values
+LARGE_STRING_ENUM: Final = 250  # a string enum with more values than this ...
+LARGE_STRING_ENUM_CHARS: Final = 15_000  # ... may hold this many characters at most
 
 _MAX_INLINE: Final = 16
 

@@ -121,7 +121,7 @@ def _clean_leaf(node: JSONDict) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class StructuralRules:
-    # `"type": [..]` -> `anyOf` of single types (chatd / fantasy `schema.Normalize`).
+    # `"type": [..]` -> `anyOf` of single types.
     type_lists_to_any_of: bool
     # `"type": "array"` without `items` gets `items: {}`.
     add_array_items: bool

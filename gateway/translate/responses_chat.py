@@ -190,7 +190,8 @@ def _tool_output_text(output: Any) -> str:
         return ""
     if isinstance(output, str):
         return output
-    if not isinstance(output, list):  # not in the spec, but some clients send the JSON value itself
+    # The API takes a string or a list of parts; some clients send the JSON value itself.
+    if not isinstance(output, list):
         return _ENCODER.encode(output).decode()
     texts: list[str] = []
     for part in output:

@@ -22,7 +22,7 @@ call that was already closed (a server interleaving calls) still lands in the fi
 object, but no event is sent for it.
 
 The ``error`` event carries the error both nested (``error: {...}``, the form the live API sends
-and the OpenAI SDK raises on) and flat (``code``, ``message``, ``param``, the spec's schema), so
+and the OpenAI SDK raises on) and flat (``code``, ``message``, ``param``, the documented schema), so
 either kind of parser reads it.
 """
 

@@ -1,14 +1,14 @@
-"""Context-window limits from provider metadata and model listings (DESIGN §4.6).
+"""Context-window limits from provider metadata and model listings.
 
 Two layers:
 
-* The chatd rules (chatd-spec §4.2-4.3), unchanged: :func:`is_context_limit_key` decides
-  by the words of a key whether it names a context limit, :func:`context_limit_value`
-  accepts only positive integers, and :func:`find_context_limit` walks nested maps and
-  lists and returns the largest candidate. Usage counters such as
-  ``context_tokens_used`` are rejected by the word rules.
-* Model listings (api-semantics §6): :func:`context_window_from_listing_entry` reads one
-  model entry of any dialect. It applies the chatd rules plus a short, documented list of
+* The key-word rules: :func:`is_context_limit_key` decides by the words of a key whether
+  it names a context limit, :func:`context_limit_value` accepts only positive integers,
+  and :func:`find_context_limit` walks nested maps and lists and returns the largest
+  candidate. Usage counters such as ``context_tokens_used`` are rejected by the word
+  rules.
+* Model listings (``GET /models`` and its equivalents): :func:`context_window_from_listing_entry`
+  reads one model entry of any dialect. It applies the key-word rules plus a short list of
   provider keys that the word rules deliberately do not accept (they lack the word
   "context", e.g. vLLM's ``max_model_len``); loosening the rules instead would let keys
   like ``max_tokens`` in. :func:`parse_model_listing` maps model ids to windows for the
@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-# chatd-spec §4.2 rule 3: normalized keys accepted without looking at words.
+# Normalized keys (see normalize_metadata_key) accepted without looking at their words.
 EXACT_CONTEXT_LIMIT_KEYS: Final = frozenset(
     {
         "contextlimit",
@@ -37,7 +37,7 @@ EXACT_CONTEXT_LIMIT_KEYS: Final = frozenset(
     }
 )
 
-# Provider keys for a context window that the word rules reject (api-semantics §6).
+# Provider keys for a context window that the word rules reject (they lack "context").
 # Matched by exact key name anywhere inside one listing entry.
 PROVIDER_CONTEXT_KEYS: Final[tuple[tuple[str, str], ...]] = (
     ("max_model_len", "vLLM GET /v1/models data[].max_model_len (absent for LoRA adapters)"),
@@ -46,7 +46,7 @@ PROVIDER_CONTEXT_KEYS: Final[tuple[tuple[str, str], ...]] = (
     ("max_input_length", "Hugging Face TGI GET /info, older name of max_input_tokens"),
 )
 # Runtime windows: what the server was started with. When present they win over every
-# other value of the entry, even a larger trained one (api-semantics §6, recommendation 2).
+# other value of the entry, even a larger trained one: a request beyond it fails.
 RUNTIME_CONTEXT_KEYS: Final[tuple[tuple[str, str], ...]] = (
     ("n_ctx", "llama.cpp server data[].meta.n_ctx and GET /props default_generation_settings.n_ctx"),
 )
@@ -99,7 +99,9 @@ def metadata_key_words(key: str) -> list[str]:
 
 
 def is_context_limit_key(key: str) -> bool:
-    """Whether a metadata key names a context limit (chatd-spec §4.2)."""
+    """Whether a metadata key names a context limit: its normalized form is one of
+    :data:`EXACT_CONTEXT_LIMIT_KEYS`, or its words hold "context" and "limit", "window" with
+    "size" or "max", "length" with "max", or "token(s)" with "max" or "limit"."""
     normalized = normalize_metadata_key(key)
     if not normalized:
         return False
@@ -165,11 +167,11 @@ def find_context_limit(metadata: object) -> int | None:
 def context_window_from_listing_entry(entry: Mapping[str, Any]) -> int | None:
     """The context window of one model entry of a provider's model listing, or None.
 
-    Works for the entries of every listing in api-semantics §6 (OpenRouter, vLLM, Groq,
+    Works for the entries of the providers' listings (OpenRouter, vLLM, Groq,
     Mistral, Together, DeepSeek, Anthropic, Gemini, LM Studio, llama.cpp, ...) and for
     single-model bodies such as Ollama ``/api/show``, llama.cpp ``/props`` or TGI
     ``/info``. A runtime window (llama.cpp ``n_ctx``, Ollama ``num_ctx``) wins when
-    present; otherwise the largest value under the chatd rules or the provider keys.
+    present; otherwise the largest value under the key-word rules or the provider keys.
     ``0``, ``null`` and non-integers count as unknown (Anthropic documents ``0``).
     """
     runtime: int | None = None

@@ -38,7 +38,7 @@ def repair(schema: Any, target: Target) -> RepairResult:
 
 # --- MCP servers ------------------------------------------------------------------------
 
-# coder/coder PR #23538 (chatd-spec §5.1): MCP tools with no required list serialized by
+# coder/coder PR #23538: MCP tools with no required list serialized by
 # Go as `"required": null`. Err (yomorun/yomo PR #860, coaidev/coai#110):
 # "Invalid schema for function 'ai-sfn': None is not of type 'array'."
 REQUIRED_NULL = {
@@ -47,7 +47,7 @@ REQUIRED_NULL = {
     "required": None,
 }
 
-# coder/coder PR #27252 (chatd-spec §5.5): zero-argument MCP tools with `"properties": null`.
+# coder/coder PR #27252: zero-argument MCP tools with `"properties": null`.
 PROPERTIES_NULL = {"type": "object", "properties": None}
 
 
@@ -250,7 +250,7 @@ def test_nested_array_without_items() -> None:
 
 def test_type_list_with_array_variant() -> None:
     # campfirein/byterover-cli#42. Err: "In context=('properties', 'interaction', 'type', '1'), array schema
-    # missing items." chatd-spec §5.2: type lists become anyOf, array branches get items.
+    # missing items." Type lists become anyOf, array branches get items.
     schema = {
         "type": "object",
         "properties": {"interaction": {"type": ["string", "array"], "description": "Raw text(s)"}},
@@ -649,7 +649,7 @@ def test_strict_valid_schema_is_returned_as_is() -> None:
         "required": ["q", "n"],
         "additionalProperties": False,
     }
-    # Type lists are rewritten for every OpenAI target (chatd-spec §5.2); the anyOf form is
+    # Type lists are rewritten for every OpenAI target; the anyOf form is
     # what strict mode documents for nullable fields too.
     result = repair(schema, STRICT)
     assert result.schema == {**schema, "properties": {"q": STRING, "n": _nullable({"type": "integer"})}}
