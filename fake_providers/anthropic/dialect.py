@@ -1,6 +1,8 @@
-"""Anthropic's headers, HTTP errors and in-band stream errors, one entry per fault error (§4.5).
+"""Anthropic's headers, HTTP errors and in-band stream errors, one entry per fault error.
 
-Types and statuses follow the reference; messages marked "captured" are quoted from real bodies,
+Error types and statuses are Anthropic's documented ones (`invalid_request_error` 400,
+`authentication_error` 401, `permission_error` 403, `not_found_error` 404, `rate_limit_error` 429,
+`api_error` 500, `overloaded_error` 529); messages marked "captured" are quoted from real bodies,
 the others are our wording in Anthropic's style.
 """
 
@@ -55,14 +57,14 @@ _SPECS: dict[ErrorKind, _Spec] = {
         403, "permission_error", "Your API key does not have permission to use the specified resource."
     ),
     ErrorKind.MODEL_NOT_FOUND: _Spec(404, "not_found_error", "model: {model}"),
-    # captured (§4.5)
+    # captured from a real answer
     ErrorKind.CONTEXT_LENGTH: _Spec(
         400, "invalid_request_error", "prompt is too long: {tokens} tokens > {window} maximum"
     ),
     ErrorKind.SERVER_ERROR: _Spec(500, "api_error", "Internal server error"),
     ErrorKind.BAD_GATEWAY: _Spec(502, "api_error", "Bad gateway"),
     ErrorKind.UNAVAILABLE: _Spec(503, "api_error", "Service unavailable"),
-    # captured (§4.4, §4.5)
+    # captured from real answers (also sent in-band, as an `error` event of a stream)
     ErrorKind.OVERLOADED: _Spec(529, "overloaded_error", "Overloaded"),
     ErrorKind.HIDDEN_RATE_LIMIT: _Spec(
         ERROR_STATUS[ErrorKind.HIDDEN_RATE_LIMIT],

@@ -1,4 +1,4 @@
-"""Anthropic `GET /v1/models` and `GET /v1/models/{id}` (§4.7): the catalogue's Claude models, with
+"""Anthropic `GET /v1/models` and `GET /v1/models/{id}`: the catalogue's Claude models, with
 `max_input_tokens` (the context window) and `max_tokens`. Paged by `limit`, `after_id`, `before_id`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Rendering a `Completion` as an Anthropic message (JSON) or event stream (reference §4.2, §4.4).
+"""Rendering a `Completion` as an Anthropic message (JSON) or event stream.
 
 A stream is `message_start` (empty content, `stop_reason: null`, input tokens and 1 output token),
 then per block `content_block_start`, deltas and `content_block_stop` (a `ping` follows the first

@@ -1,10 +1,10 @@
-"""Reading a `POST /v1/messages` body the way Anthropic does (reference §4.1, §4.3, §4.6).
+"""Reading a `POST /v1/messages` body the way Anthropic does: what it refuses, and in which words.
 
 Unknown fields are accepted and ignored. Checks, in order: required fields (`model`, `max_tokens`,
 `messages`), the messages (roles, alternation, block shapes, `tool_use.input`), the tools
 (`name`, `input_schema`), `tool_choice`, and last the pairing of `tool_use` with `tool_result`.
 Messages name their location the way Anthropic's validator does (`messages.1.content.0...`).
-The texts for pairing, `tool_use.input` and `input_schema` are captured ones (§4.3, §4.6); the
+The texts for pairing, `tool_use.input` and `input_schema` are captured from real answers; the
 field-shape texts follow Anthropic's validator style and are not captured verbatim.
 """
 

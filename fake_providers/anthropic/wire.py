@@ -1,4 +1,4 @@
-"""Anthropic Messages shapes (reference §4.2, §4.4, §4.5, §4.7), in the key order Anthropic sends."""
+"""Anthropic Messages shapes (message, stream events, errors, models), in the key order Anthropic sends."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Chat Completions response shapes (reference §2.2, §2.3), in the key order OpenAI sends."""
+"""Chat Completions response shapes (completion, stream chunk), in the key order OpenAI sends."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The Responses flavour of every fault: OpenAI's HTTP errors, Responses' in-band error events.
 
-HTTP errors are the Chat ones except context length, which Responses words its own way (§1.8). In
-a stream, an in-band error comes after `response.created` and `response.in_progress`: the nested
-`error` event, then `response.failed` (§1.9). A dialect object is made per request, because
+HTTP errors are the Chat ones except context length, which Responses words its own way. In a
+stream, an in-band error comes after `response.created` and `response.in_progress`: the nested
+`error` event, then `response.failed`. A dialect object is made per request, because
 `response.failed` repeats the response being answered.
 """
 

@@ -1,4 +1,4 @@
-"""Rendering a `Completion` as a Responses API object (JSON) or event stream (reference §1.4, §1.9).
+"""Rendering a `Completion` as a Responses API object (JSON) or event stream.
 
 A stream is `response.created` and `response.in_progress` (the response `in_progress`, no output,
 `usage: null`); for the text, `output_item.added`, `content_part.added`, one `output_text.delta`
@@ -345,7 +345,8 @@ def _call_events(events: _Events, index: int, item: FunctionCallItem) -> None:
 
 
 def inband_error_frames(base: ResponseObject, detail: ErrorDetail, sent: int) -> list[bytes]:
-    """The nested `error` event, then `response.failed` (reference §1.9)."""
+    """The nested `error` event (`{"type": "error", "error": {...}}`, as the live API sends it),
+    then `response.failed`."""
     error = StreamErrorEvent(
         type="error",
         sequence_number=sent,

@@ -1,4 +1,4 @@
-"""Reading a `POST /v1/responses` body the way OpenAI does (reference §1.2, §1.3).
+"""Reading a `POST /v1/responses` body the way OpenAI does: what it refuses, and in which words.
 
 Unknown fields are accepted and ignored. The request keeps its input as normalized items (plain
 JSON values: a string input becomes one user `message` with an `input_text` part), because the store
@@ -130,7 +130,8 @@ def _tool(index: int, tool: Any) -> tuple[ToolSpec | None, Any]:
     name = check_tool_name(name, where)
     parameters = tool.get("parameters")
     strict = tool.get("strict")
-    # Omitted `strict` means "normalize into strict mode where possible" (§3.1): only an explicit
+    # Omitted `strict` means "normalize into strict mode where possible" (OpenAI's documented
+    # default for Responses function tools): only an explicit
     # `strict: true` gets the strict checks; the echo says true unless false was sent.
     problem = openai_tool_schema_error(parameters, strict=strict is True)
     if problem is not None:
@@ -246,7 +247,7 @@ def _previous_id(body: dict[str, Any]) -> str | None:
     if not isinstance(previous, str):
         raise invalid_type("previous_response_id", "a string", previous)
     if body.get("conversation") is not None:
-        # Unverified wording (reference §1.6: the combination is invalid, the text is not captured).
+        # The combination is invalid (documented); this wording is ours, not captured from OpenAI.
         raise OpenAIError(
             "Mutually exclusive parameters: Ensure you are only providing one of: 'previous_response_id' "
             "or 'conversation'.",
@@ -353,7 +354,7 @@ def check_tool_outputs(items: list[Any]) -> None:
         elif kind == "function_call_output":
             call_id = item["call_id"]
             if call_id not in open_calls:
-                # Wording as reported for the live API; not in the reference's captured texts.
+                # Wording as reported for the live API; not captured by us.
                 raise OpenAIError(
                     f"No tool call found for function call output with call_id {call_id}.", param="input"
                 )

@@ -2,8 +2,8 @@
 
 Create reads the request, rebuilds the context from the stored chain (`previous_response_id`),
 checks function-call pairing over the rebuilt items, composes the deterministic answer on the
-rebuilt conversation (usage counts the whole history again, §1.7), and stores the result when
-`store` is not false and no fault spoiled the answer.
+rebuilt conversation (usage counts the whole history again, as OpenAI bills it), and stores the
+result when `store` is not false and no fault spoiled the answer.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ class ResponsesService:
                 exchange.input_tokens = input_tokens(conversation)
             over_window = exchange.input_tokens > known.context_window
         if over_window:
-            # Over the window: a 400, or in a stream the in-band error after the head (§1.8).
+            # Over the window: a 400, or in a stream the in-band error after the head.
             behaviour = Behaviour(fault=Fault(kind=FaultKind.INBAND, error=ErrorKind.CONTEXT_LENGTH))
         else:
             try:

@@ -2,7 +2,8 @@
 
 Each stored response keeps its whole context (the items of the chain it continued plus its own
 input) next to its output, so chaining onto it rebuilds the history without walking the ancestors.
-`instructions` are never part of the context: they do not carry over (reference §1.6).
+`instructions` are never part of the context: they do not carry over to a response that chains
+on this one with `previous_response_id`.
 """
 
 from __future__ import annotations

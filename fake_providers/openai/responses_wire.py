@@ -1,4 +1,4 @@
-"""Responses API shapes (reference §1.4, §1.5, §1.9), in the key order OpenAI sends them."""
+"""Responses API shapes (response object, items, stream events), in the key order OpenAI sends them."""
 
 from __future__ import annotations
 
@@ -236,7 +236,8 @@ class StreamErrorDetail(msgspec.Struct):
 
 
 class StreamErrorEvent(msgspec.Struct):
-    """The nested form the live API sends (reference §1.9), not the spec's flat one."""
+    """The nested form the live API sends (`error: {...}`), not the flat one of OpenAI's published
+    schema (`code`, `message` and `param` at the top)."""
 
     type: str
     sequence_number: int

@@ -429,7 +429,7 @@ def test_anthropic_cut_stream_breaks_the_sdk_stream(claude: anthropic.Anthropic)
 
 
 def test_responses_unknown_fields_are_ignored(client: openai.OpenAI, providers: FakeProviders) -> None:
-    """Newer clients send fields an older server does not know (reference: "accept and ignore")."""
+    """Newer clients send fields an older server does not know: the fakes accept and ignore them."""
     future = {"context_management": [{"type": "compaction"}], "prompt_cache_options": {"mode": "x"}}
     response = client.responses.create(model="gpt-4o-mini", input="hi", extra_body=future)
     assert response.output_text == "You said: hi"
