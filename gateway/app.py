@@ -1,6 +1,7 @@
 """Build the gateway's ASGI app from a :class:`Settings` object. No globals: the lifespan creates
 the Redis client, the upstream clients and the clock, and hangs them on the Litestar app's
-``state.services``; the proxy's hot routes are served in front of Litestar (``api/hot_routes``).
+``state.services``; the proxy's hot routes are served in front of Litestar (``api/hot_routes``). The chat
+engine hangs beside the services on ``state.chats``.
 """
 
 from __future__ import annotations
@@ -99,9 +100,9 @@ def create_app(
                 policy=policy,
                 metrics=meters,
                 catalog=catalog,
-                chats=chat_engine,
                 tracing=tracing,
             )
+            app.state.chats = chat_engine
             yield
         finally:
             # The chat workers first: a turn's last charges still reach the settler.
@@ -113,7 +114,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
             for upstream in upstreams.values():
-                await upstream.client.aclose()
+                await upstream.aclose()
             await redis.aclose()
             if embedded is not None:
                 embedded.stop()

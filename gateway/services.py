@@ -1,9 +1,11 @@
-"""Everything a request handler needs, built once in the app lifespan and passed in."""
+"""Everything a request handler needs, built once in the app lifespan and passed in.
+
+The features sit above it (the chat engine is handed to the chats API on its own), so any
+layer below the features may take ``Services``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
@@ -15,9 +17,6 @@ from gateway.telemetry.metrics import Metrics
 from gateway.telemetry.tracing import Tracing
 from gateway.upstream import Router, Upstream
 from gateway.upstream.catalog import ModelCatalog
-
-if TYPE_CHECKING:
-    from gateway.chats.engine import ChatEngine
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,5 +30,4 @@ class Services:
     catalog: ModelCatalog
     policy: PolicyService
     metrics: Metrics
-    chats: ChatEngine | None = None
     tracing: Tracing | None = None  # None unless [telemetry] otel_traces

@@ -11,9 +11,10 @@ from litestar.params import PathParameter
 from litestar.response import Stream
 from redis.exceptions import RedisError
 
-from gateway.api import asgi_io
+from gateway.api import asgi
 from gateway.api.openai import services_of
 from gateway.chats import stream
+from gateway.chats.engine import ChatEngine
 from gateway.chats.errors import ChatApiError, not_found
 from gateway.chats.requests import BODY_LIMIT
 from gateway.chats.service import Admit, ChatService
@@ -40,7 +41,7 @@ async def _caller(services: Services, request: AnyRequest) -> Caller:
     """The caller, authenticated by the policy (config and admin-created keys; a config key has
     the same ``key_id`` as in the config key ring, so its chats stay visible)."""
     try:
-        return await services.policy.authenticate(asgi_io.presented_key_from_scope(request.scope))
+        return await services.policy.authenticate(asgi.presented_key_from_scope(request.scope))
     except GatewayError as exc:
         raise ChatApiError(exc.status_code, str(exc), headers=exc.headers) from None
 
@@ -80,9 +81,10 @@ class Call:
         return admit
 
 
-def _service(services: Services) -> ChatService:
-    assert services.chats is not None
-    return services.chats.service
+def engine_of(scope: Any) -> ChatEngine:
+    """The running gateway's chat engine (set by the lifespan beside the services)."""
+    engine: ChatEngine = scope["litestar_app"].state.chats
+    return engine
 
 
 def _too_large() -> ChatApiError:
@@ -121,7 +123,7 @@ async def _answer(
     services = services_of(request.scope)
     try:
         call = Call(services, await _caller(services, request))
-        value = await act(_service(services), call)
+        value = await act(engine_of(request.scope).service, call)
     except ChatApiError as exc:
         return _error(exc.status, _ENC.encode(exc.body), exc.headers or None)
     except RedisError:
@@ -190,9 +192,8 @@ async def stream_chat(request: AnyRequest, chat_id: ChatId) -> Response[bytes] |
     services = services_of(request.scope)
     try:
         owner = await _owner(services, request)
-        await _service(services).get(chat_id, owner)
-        engine = services.chats
-        assert engine is not None
+        await engine_of(request.scope).service.get(chat_id, owner)
+        engine = engine_of(request.scope)
         chunks = stream.events(engine.store, engine.events, chat_id, request.headers.get("last-event-id"))
         try:
             first = await anext(chunks)

@@ -1,12 +1,13 @@
 """The proxy's hot routes, served in front of Litestar.
 
-``POST /v1/chat/completions`` and ``POST /v1/responses`` are raw ASGI handlers already (they
-decide when headers go out). Reaching them through Litestar's router and exception middleware
-cost a fifth of the gateway's CPU per streamed request, mostly in the depth of the coroutine
-chain every upstream read resumes (measured with ``make bench``: 0.43 -> 0.31 ms per stream). So
-the gateway's ASGI app is this small dispatcher: an exact path and method match goes straight to
-its handler, everything else (other methods on those paths included, lifespan too) to Litestar,
-which keeps serving the listings, the admin API, chats, health and metrics.
+``POST /v1/chat/completions`` and ``POST /v1/responses`` decide when headers go out, so they run
+on raw ASGI behind an :class:`~gateway.api.asgi.AsgiChannel`. Reaching them through Litestar's
+router and exception middleware cost a fifth of the gateway's CPU per streamed request, mostly
+in the depth of the coroutine chain every upstream read resumes (measured with ``make bench``:
+0.43 -> 0.31 ms per stream). So the gateway's ASGI app is this small dispatcher: an exact path
+and method match goes straight to its handler, everything else (other methods on those paths
+included, lifespan too) to Litestar, which keeps serving the listings, the admin API, chats,
+health and metrics.
 """
 
 from __future__ import annotations
@@ -16,35 +17,27 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from litestar import Litestar
-from litestar.types import Message, Receive, Scope, Send
+from litestar.types import Receive, Scope, Send
 
-from gateway.api import asgi_io
+from gateway.api.asgi import AsgiChannel
 from gateway.errors.client import InternalError
+from gateway.exchange import ClientChannel, send_error
 from gateway.services import Services
 
 log = logging.getLogger("gateway.api")
-Handler = Callable[[Services, Scope, Receive, Send], Awaitable[None]]
+Handler = Callable[[Services, ClientChannel], Awaitable[None]]
 
 
 async def guarded(handler: Handler, services: Services, scope: Scope, receive: Receive, send: Send) -> None:
     """Run a proxy handler; a bug becomes a logged 500 in OpenAI's shape, never a bare crash
     (once the answer has started, the connection ends without a clean end instead)."""
-    started = False
-
-    async def tracking_send(message: Message) -> None:
-        nonlocal started
-        if message["type"] == "http.response.start":
-            started = True
-        await send(message)
-
+    channel = AsgiChannel(scope, receive, send)
     try:
-        await handler(services, scope, receive, tracking_send)
+        await handler(services, channel)
     except Exception:
         log.exception("unhandled error in %s", scope["path"])
-        if not started:
-            await asgi_io.send_error(
-                send, InternalError("The server had an error while processing your request.")
-            )
+        if not channel.started:
+            await send_error(channel, InternalError("The server had an error while processing your request."))
 
 
 class GatewayApp:

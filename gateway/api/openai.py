@@ -6,14 +6,15 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get
-from litestar.handlers import asgi
+from litestar.handlers import asgi as asgi_route
 from litestar.params import PathParameter
 from litestar.types import Receive, Scope, Send
 
-from gateway.api import asgi_io
+from gateway.api import asgi
 from gateway.api.hot_routes import Handler, guarded
 from gateway.chat_completions import endpoint as chat_completions
 from gateway.errors.client import GatewayError, MethodNotAllowed
+from gateway.exchange import new_request_id
 from gateway.policy.engine import Caller
 from gateway.policy.errors import model_not_found
 from gateway.services import Services
@@ -72,13 +73,13 @@ async def _caller(request: Request[Any, Any, Any]) -> Caller:
     """The same authentication as the proxy routes: config keys and admin-created keys, with
     blocks, deletions and rotations seen at once."""
     policy = services_of(request.scope).policy
-    return await policy.authenticate(asgi_io.presented_key_from_scope(request.scope), fresh=True)
+    return await policy.authenticate(asgi.presented_key_from_scope(request.scope), fresh=True)
 
 
 @get("/v1/models")
 async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
     """The configured models this key may use (its and its team's allow-lists)."""
-    request_id = asgi_io.new_request_id()
+    request_id = new_request_id()
     services = services_of(request.scope)
     try:
         caller = await _caller(request)
@@ -92,7 +93,7 @@ async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
 async def get_model(
     request: Request[Any, Any, Any], model_id: Annotated[str, PathParameter()]
 ) -> Response[bytes]:
-    request_id = asgi_io.new_request_id()
+    request_id = new_request_id()
     services = services_of(request.scope)
     model_id = model_id.lstrip("/")
     try:
@@ -105,10 +106,10 @@ async def get_model(
     return _json(200, _card(services, model_id), request_id)
 
 
-@asgi("/v1/chat/completions", copy_scope=False)
+@asgi_route("/v1/chat/completions", copy_scope=False)
 async def chat_completions_route(scope: Scope, receive: Receive, send: Send) -> None:
     if scope.get("method") != "POST":
-        await asgi_io.send_error(send, _method_not_allowed(scope))
+        await asgi.send_error(send, _method_not_allowed(scope))
         return
     await guarded(chat_completions.handle, services_of(scope), scope, receive, send)
 

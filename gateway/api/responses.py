@@ -7,17 +7,18 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post
-from litestar.handlers import asgi
+from litestar.handlers import asgi as asgi_route
 from litestar.params import PathParameter
 from litestar.types import Receive, Scope, Send
 from redis.exceptions import RedisError
 
-from gateway.api import asgi_io
+from gateway.api import asgi
 from gateway.api.hot_routes import Handler, guarded
 from gateway.api.openai import services_of
 from gateway.errors.client import GatewayError, MethodNotAllowed
+from gateway.exchange import new_request_id
 from gateway.policy.auth import Principal
-from gateway.responses import service
+from gateway.responses import endpoint, service
 from gateway.services import Services
 
 Read = Callable[[Services, Principal], Awaitable[bytes]]
@@ -28,25 +29,16 @@ def method_not_allowed(scope: Scope) -> MethodNotAllowed:
     return MethodNotAllowed(f"Invalid URL ({scope.get('method')} {scope['path']})", code="method_not_allowed")
 
 
-@asgi("/v1/responses", copy_scope=False)
+@asgi_route("/v1/responses", copy_scope=False)
 async def create_response(scope: Scope, receive: Receive, send: Send) -> None:
     if scope.get("method") != "POST":
-        await asgi_io.send_error(send, method_not_allowed(scope))
+        await asgi.send_error(send, method_not_allowed(scope))
         return
-    await guarded(create, services_of(scope), scope, receive, send)
-
-
-async def create(services: Services, scope: Scope, receive: Receive, send: Send) -> None:
-    gauge = services.metrics.in_flight("/v1/responses")
-    gauge.inc()
-    try:
-        await service.create(services, scope, receive, send)
-    finally:
-        gauge.dec()
+    await guarded(endpoint.create, services_of(scope), scope, receive, send)
 
 
 # Served by gateway.api.hot_routes before Litestar (the route above answers other methods).
-HOT_ROUTES: dict[str, Handler] = {"/v1/responses": create}
+HOT_ROUTES: dict[str, Handler] = {"/v1/responses": endpoint.create}
 
 
 def _error(exc: GatewayError, headers: dict[str, str]) -> Response[bytes]:
@@ -59,10 +51,10 @@ def _error(exc: GatewayError, headers: dict[str, str]) -> Response[bytes]:
 
 
 async def _answer(request: Request[Any, Any, Any], read: Read) -> Response[bytes]:
-    headers = {"x-request-id": asgi_io.new_request_id()}
+    headers = {"x-request-id": new_request_id()}
     services = services_of(request.scope)
     try:
-        caller = await services.policy.authenticate(asgi_io.presented_key_from_scope(request.scope))
+        caller = await services.policy.authenticate(asgi.presented_key_from_scope(request.scope))
         body = await read(services, caller.principal)
     except GatewayError as exc:
         return _error(exc, headers)

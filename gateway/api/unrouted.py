@@ -8,8 +8,8 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import MethodNotAllowedException, NotFoundException, ValidationException
 
-from gateway.api import asgi_io
 from gateway.errors.client import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
+from gateway.exchange import new_request_id
 
 
 def _answer(error: GatewayError) -> Response[bytes]:
@@ -17,7 +17,7 @@ def _answer(error: GatewayError) -> Response[bytes]:
         error.body(),
         status_code=error.status_code,
         media_type="application/json",
-        headers={**error.headers, "x-request-id": asgi_io.new_request_id()},
+        headers={**error.headers, "x-request-id": new_request_id()},
     )
 
 

@@ -19,13 +19,13 @@ import msgspec
 
 from gateway.chats.model import Message, Part, PendingCall
 from gateway.chats.prompt import build_messages, resolve_chain
-from gateway.chats.step import StepFailed, StepRunner, StepState, ToolCall, deployment_key
+from gateway.chats.step import StepRunner, StepState, ToolCall
 from gateway.chats.store import ChatStore, message_template
 from gateway.chats.tools import ToolSet
 from gateway.clock import Clock
-from gateway.config import UpstreamApi
-from gateway.errors import ClassifiedError, build_error, chat_event_error
-from gateway.errors._model import ErrorKind
+from gateway.dialects import dialect_for
+from gateway.dialects.responses import deployment_key
+from gateway.errors import AttemptFailed, ClassifiedError, ErrorKind, build_error, chat_event_error
 from gateway.upstream import Deployment, Router
 from gateway.upstream.catalog import ModelCatalog
 from gateway.upstream.retry import RetryEvent, rfc3339
@@ -96,7 +96,9 @@ class Turn:
         self.ending = False
         self.deployment: Deployment | None = None
         self.upstream_store = upstream_store
-        self.runner = StepRunner(router, clock, self._publish, on_retry=self._retry, store=upstream_store)
+        self.runner = StepRunner(
+            router, clock, self._publish, on_retry=self._retry, catalog=catalog, store=upstream_store
+        )
 
     async def _publish(self, event: dict[str, Any]) -> None:
         await self.store.publish(
@@ -131,9 +133,9 @@ class Turn:
                 state, deployment = await self.runner.run(
                     self.model, build_messages(history), self.tools.definitions(), self.state_box, chain
                 )
-            except StepFailed as failed:
+            except AttemptFailed as failed:
                 self.persisted_step = True
-                return await self.fail(failed.error)
+                return await self.fail(failed.classified)
             self.deployment = deployment
             if self.on_step is not None:
                 await self.on_step(state, deployment)
@@ -266,7 +268,7 @@ class Turn:
         deployment = self.deployment
         if not self.upstream_store or state.response_id is None or deployment is None:
             return {}
-        if deployment.api is not UpstreamApi.RESPONSES:
+        if not dialect_for(deployment.api).stores_responses:
             return {}
         return {"provider_response_id": state.response_id, "deployment": deployment_key(deployment)}
 

@@ -5,9 +5,9 @@ and each call's result right after it. Repairs on every build: tool-call ids san
 ``[a-zA-Z0-9_-]``, arguments normalized to a JSON object, unanswered calls given a synthetic
 error result, results without a call dropped.
 
-For Responses upstreams the same messages become ``input`` items (``responses_input``), and a
-follow-up may instead *chain* (``resolve_chain``): system + new user messages +
-``previous_response_id`` of the last assistant message (spec §6).
+Each upstream dialect turns these messages into its own request (``gateway.dialects``). On a
+dialect that stores answers a follow-up may instead *chain* (``resolve_chain``): system + new
+user messages + ``previous_response_id`` of the last assistant message.
 """
 
 from __future__ import annotations
@@ -126,43 +126,3 @@ def resolve_chain(history: list[Message]) -> Chain | None:
                 )
     messages += [{"role": "user", "content": _text(m.content)} for m in users]
     return Chain(previous.provider_response_id, previous.deployment, messages)
-
-
-def responses_input(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Chat Completions messages as Responses ``input`` items (one representation inside)."""
-    items: list[dict[str, Any]] = []
-    for m in messages:
-        role = m["role"]
-        if role in ("system", "user"):
-            items.append({"type": "message", "role": role, "content": m.get("content") or ""})
-        elif role == "assistant":
-            if m.get("content"):
-                items.append({"type": "message", "role": "assistant", "content": m["content"]})
-            for call in m.get("tool_calls") or ():
-                fn = call["function"]
-                items.append(
-                    {
-                        "type": "function_call",
-                        "call_id": call["id"],
-                        "name": fn["name"],
-                        "arguments": fn["arguments"],
-                    }
-                )
-        elif role == "tool":
-            items.append(
-                {"type": "function_call_output", "call_id": m["tool_call_id"], "output": m["content"]}
-            )
-    return items
-
-
-def responses_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Chat Completions function tools in the Responses API's flat shape."""
-    out: list[dict[str, Any]] = []
-    for tool in tools:
-        fn = tool["function"]
-        flat: dict[str, Any] = {"type": "function", "name": fn["name"], "parameters": fn.get("parameters")}
-        if fn.get("description"):
-            flat["description"] = fn["description"]
-        flat["strict"] = False
-        out.append(flat)
-    return out

@@ -1,58 +1,45 @@
-"""One model step: stream an answer (Chat Completions or Responses upstream), retried as a whole
-(spec §3.2).
+"""One model step: stream an answer from the chat's model, on any upstream dialect, retried as a
+whole.
 
-A Responses upstream gets the same messages as ``input`` items; on the first step of a
-follow-up turn it may get a :class:`Chain` instead (system + new user messages +
-``previous_response_id``) when the attempt goes to the deployment that produced the previous
-answer. An upstream that no longer knows that response (``previous_response_not_found``) is asked
-again at once with the full history, and so is any other deployment (spec §6.4, §6.6).
+The step runs on the failover loop every endpoint uses (:class:`~gateway.upstream.failover.Failover`)
+with the chats' own retry policy (``CHAT_RETRY_POLICY``: 25 attempts, 1 s doubling to 60 s,
+Retry-After as a minimum), the context-window rule of the plan, and each scheduled retry
+published as a ``retry`` event. One attempt opens the stream through the deployment's dialect
+(:meth:`~gateway.dialects.UpstreamDialect.conversation_call`) under the startup guard, then reads
+it to the end as Chat Completions chunks under the post-commit guard (idle timeout, truncation,
+in-band errors). Any failure discards the partial step: the attempt fails and the loop decides.
+Nothing is persisted by a failed attempt.
 
-The unit retried is the step: open the stream under the startup guard (``open_stream``), then
-read it to the end under the idle watchdog. A failure anywhere discards the partial step,
-publishes a ``retry`` event and waits on the injected clock (``CHAT_RETRY_POLICY``: 25 attempts,
-1 s doubling to 60 s, Retry-After as a minimum); when a deployment is spent and the failure
-allows it, the next deployment of the plan is tried. Nothing is persisted by a failed attempt.
+On the first step of a follow-up turn, an attempt on the deployment that stored the previous
+answer may chain (:class:`Chain`: system + new user messages + ``previous_response_id``). An
+upstream that no longer knows that response (``previous_response_not_found``) is asked again at
+once with the full history (the loop's ``replay`` hook), and so is any other deployment.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import msgspec
 
 from gateway.chats.model import Part, Usage
-from gateway.chats.prompt import Chain, responses_input, responses_tools
-from gateway.clock import STREAM_IDLE, Clock, Watchdog
-from gateway.config import UpstreamApi
-from gateway.errors import (
-    ClassifiedError,
-    build_error,
-    classify_exception,
-    classify_stream_error,
-    stream_idle_timeout_error,
-    stream_truncated_error,
-)
-from gateway.errors._model import ErrorKind
+from gateway.chats.prompt import Chain
+from gateway.clock import Clock, Watchdog
+from gateway.dialects import ChunkReader, dialect_for
+from gateway.dialects.responses import deployment_key, is_stale_chain
+from gateway.errors import AttemptFailed, ClassifiedError, ErrorKind, build_error
+from gateway.errors.client import GatewayError
+from gateway.token_estimate import estimate_chat_tokens
 from gateway.upstream import Deployment, Router
-from gateway.upstream.call import ChatStreamDialect, OpenedStream, ResponsesStreamDialect, open_stream
-from gateway.upstream.failover import RETRY_BACKOFF, Attempt, AttemptFailed, AttemptRecord
+from gateway.upstream.call import open_stream
+from gateway.upstream.catalog import ModelCatalog
+from gateway.upstream.committed import run_committed
+from gateway.upstream.context_check import fit_plan
+from gateway.upstream.failover import Attempt, Failover, Trace
 from gateway.upstream.retry import CHAT_RETRY_POLICY, RetryEvent, RetryPolicy, rfc3339
-from gateway.upstream.tool_schemas import repair_chat_tools
-
-_ENC = msgspec.json.Encoder()
-_DIALECT = ChatStreamDialect()
-_RESPONSES_DIALECT = ResponsesStreamDialect()
 
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class StepFailed(Exception):
-    def __init__(self, error: ClassifiedError) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 class ToolCall(msgspec.Struct):
@@ -62,14 +49,6 @@ class ToolCall(msgspec.Struct):
     args: str = ""
     created_at: str | None = None
     published: bool = False
-
-
-def deployment_key(deployment: Deployment) -> str:
-    return f"{deployment.provider}/{deployment.upstream_model}"
-
-
-def chain_broken(error: ClassifiedError) -> bool:
-    return error.code == "previous_response_not_found" or error.param == "previous_response_id"
 
 
 class StepState:
@@ -95,6 +74,7 @@ class StepRunner:
         publish: Publish,
         *,
         on_retry: Callable[[RetryEvent], Awaitable[None]],
+        catalog: ModelCatalog | None = None,
         policy: RetryPolicy = CHAT_RETRY_POLICY,
         store: bool = True,
     ) -> None:
@@ -102,6 +82,7 @@ class StepRunner:
         self._clock = clock
         self._publish = publish
         self._on_retry = on_retry
+        self._catalog = catalog
         self._policy = policy
         self.store = store
 
@@ -113,115 +94,60 @@ class StepRunner:
         state_box: list[StepState],
         chain: Chain | None = None,
     ) -> tuple[StepState, Deployment]:
-        """Run the step; ``state_box[0]`` is always the current attempt's state."""
-        plan = [d for d in self._router.plan(model) if d.api in (UpstreamApi.CHAT, UpstreamApi.RESPONSES)]
+        """Run the step; ``state_box[0]`` is always the current attempt's state. Raises
+        :class:`AttemptFailed` when no attempt succeeded."""
+        plan = self._plan(model, messages, tools)
+        chained = [chain]  # dropped once an upstream forgot the response
+
+        def chain_for(deployment: Deployment) -> Chain | None:
+            found = chained[0]
+            if found is None or not dialect_for(deployment.api).stores_responses:
+                return None
+            return found if found.deployment == deployment_key(deployment) else None
+
+        def replay(attempt: Attempt, error: ClassifiedError) -> bool:
+            if chain_for(attempt.deployment) is None or not is_stale_chain(error):
+                return False
+            chained[0] = None  # the upstream forgot the response: the history, now, uncounted
+            return True
+
+        async def attempt(attempt: Attempt) -> tuple[StepState, Deployment]:
+            state = StepState()
+            state_box[:] = [state]
+            await self._attempt(attempt, messages, tools, state, chain_for(attempt.deployment))
+            return state, attempt.deployment
+
+        failover: Failover[tuple[StepState, Deployment]] = Failover(
+            self._router,
+            self._clock,
+            Trace(),
+            policy=lambda _: self._policy,
+            on_retry=self._on_retry,
+            replay=replay,
+        )
+        return await failover.run(plan, attempt)
+
+    def _plan(
+        self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+    ) -> list[Deployment]:
+        plan = self._router.plan(model)
         if not plan:
-            raise StepFailed(build_error(ErrorKind.CONFIG, retryable=False))
-        last: ClassifiedError | None = None
-        started = self._clock.monotonic()
-        for deployment in plan:
-            upstream = self._router.upstream(deployment)
-            number = 0
-            while True:
-                number += 1
-                state = StepState()
-                state_box[:] = [state]
-                record = AttemptRecord(
-                    provider=upstream.name,
-                    deployment=deployment.index,
-                    upstream_model=deployment.upstream_model,
-                    number=number,
-                )
-                attempt = Attempt(deployment, upstream, number, record)
-                chained = (
-                    chain
-                    if chain is not None
-                    and deployment.api is UpstreamApi.RESPONSES
-                    and chain.deployment == deployment_key(deployment)
-                    else None
-                )
-                try:
-                    if deployment.api is UpstreamApi.RESPONSES:
-                        await self._responses_attempt(attempt, messages, tools, state, chained)
-                    else:
-                        await self._attempt(attempt, messages, tools, state)
-                    return state, deployment
-                except AttemptFailed as failed:
-                    last = failed.classified
-                if chained is not None and chain_broken(last):
-                    # The upstream forgot the response: replay the history now, not as a retry.
-                    chain = None
-                    number -= 1
-                    continue
-                delay = self._policy.should_retry(last, number, self._clock.monotonic() - started)
-                if delay is None:
-                    break
-                await self._on_retry(
-                    RetryEvent.scheduled(last, attempt=number, delay=delay, now=self._clock.now())
-                )
-                await self._clock.sleep(delay, name=RETRY_BACKOFF)
-            if not last.failover:
-                break
-        assert last is not None
-        raise StepFailed(last)
+            raise AttemptFailed(build_error(ErrorKind.CONFIG, retryable=False))
+        if self._catalog is None:
+            return plan
+        try:
+            return fit_plan(
+                plan,
+                self._catalog,
+                lambda: estimate_chat_tokens({"messages": messages, "tools": tools}),
+                param="messages",
+            )
+        except GatewayError as refused:
+            raise AttemptFailed(
+                build_error(ErrorKind.CONFIG, status_code=400, detail=refused.message, code=refused.code)
+            ) from None
 
     async def _attempt(
-        self, attempt: Attempt, messages: list[dict[str, Any]], tools: list[dict[str, Any]], state: StepState
-    ) -> None:
-        upstream = attempt.upstream
-        body: dict[str, Any] = {
-            "model": attempt.deployment.upstream_model,
-            "messages": messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if tools:
-            body["tools"] = list(repair_chat_tools(tools, upstream.schema_target))
-        request = upstream.request("POST", "/chat/completions", _ENC.encode(body))
-        opened = await open_stream(attempt, request, _DIALECT, self._clock)
-        provider = upstream.classifier_key
-        watchdog = Watchdog(self._clock, upstream.settings.timeouts.idle, name=STREAM_IDLE)
-        try:
-            for _event, _role, payload in opened.events:
-                if payload is not None:
-                    await self._chunk(payload, state)
-            await self._rest(opened, state, watchdog, lambda data: self._event(data, state, provider))
-        except asyncio.CancelledError:
-            if watchdog.absorb():
-                raise AttemptFailed(
-                    stream_idle_timeout_error(provider, idle_seconds=upstream.settings.timeouts.idle)
-                ) from None
-            raise
-        except httpx.HTTPError as exc:
-            raise AttemptFailed(classify_exception(exc, provider=provider)) from None
-        finally:
-            watchdog.cancel()
-            await opened.aclose()
-        if not state.done:
-            raise AttemptFailed(stream_truncated_error(provider))
-        self._stamp_calls(state)
-
-    async def _rest(
-        self,
-        opened: OpenedStream,
-        state: StepState,
-        watchdog: Watchdog,
-        handle: Callable[[str], Awaitable[None]],
-    ) -> None:
-        while not state.done:
-            try:
-                chunk = await opened.chunks.__anext__()
-            except StopAsyncIteration:
-                events = opened.decoder.flush()
-                for event in events:
-                    await handle(event.data)
-                return
-            watchdog.touch()
-            for event in opened.decoder.feed(chunk):
-                await handle(event.data)
-
-    # -- Responses upstream ------------------------------------------------------------
-    async def _responses_attempt(
         self,
         attempt: Attempt,
         messages: list[dict[str, Any]],
@@ -230,120 +156,53 @@ class StepRunner:
         chain: Chain | None,
     ) -> None:
         upstream = attempt.upstream
-        body: dict[str, Any] = {
-            "model": attempt.deployment.upstream_model,
-            "input": responses_input(chain.messages if chain is not None else messages),
-            "stream": True,
-            "store": self.store,
-        }
-        if chain is not None:
-            body["previous_response_id"] = chain.previous_response_id
-        if tools:
-            body["tools"] = responses_tools(list(repair_chat_tools(tools, upstream.schema_target)))
-        request = upstream.request("POST", "/responses", _ENC.encode(body))
-        opened = await open_stream(attempt, request, _RESPONSES_DIALECT, self._clock)
-        provider = upstream.classifier_key
-        watchdog = Watchdog(self._clock, upstream.settings.timeouts.idle, name=STREAM_IDLE)
+        call = dialect_for(attempt.deployment.api).conversation_call(
+            attempt,
+            chain.messages if chain is not None else messages,
+            tools,
+            previous_response_id=chain.previous_response_id if chain is not None else None,
+            store=self.store,
+        )
+        opened = await open_stream(attempt, call.request, call.roles, self._clock)
+        reader = call.reader(self._clock)
+        failures: list[ClassifiedError] = []
 
-        async def handle(data: str) -> None:
-            if data == "[DONE]":
-                return
-            try:
-                payload = msgspec.json.decode(data)
-            except msgspec.DecodeError:
-                raise AttemptFailed(
-                    classify_stream_error({"error": {"message": "malformed stream event"}}, provider=provider)
-                ) from None
-            if isinstance(payload, dict):
-                await self._responses_event(payload, state, provider)
+        async def body(idle: Watchdog) -> None:
+            for event, _, payload in opened.events:
+                if await self._read(reader, reader.feed(event, payload), state):
+                    return
+            async for chunk in opened.chunks:
+                idle.touch()
+                for event in opened.decoder.feed(chunk):
+                    if await self._read(reader, reader.feed(event, None), state):
+                        return
+            for event in opened.decoder.flush():
+                if await self._read(reader, reader.feed(event, None), state):
+                    return
+            await self._read(reader, reader.end(), state)
 
-        try:
-            for _event, _role, payload in opened.events:
-                if payload is not None:
-                    await self._responses_event(payload, state, provider)
-            await self._rest(opened, state, watchdog, handle)
-        except asyncio.CancelledError:
-            if watchdog.absorb():
-                raise AttemptFailed(
-                    stream_idle_timeout_error(provider, idle_seconds=upstream.settings.timeouts.idle)
-                ) from None
-            raise
-        except httpx.HTTPError as exc:
-            raise AttemptFailed(classify_exception(exc, provider=provider)) from None
-        finally:
-            watchdog.cancel()
-            await opened.aclose()
-        if not state.done:
-            raise AttemptFailed(stream_truncated_error(provider))
+        async def fail(failure: ClassifiedError) -> None:
+            failures.append(failure)
+
+        await run_committed(
+            opened,
+            body,
+            fail,
+            provider=upstream.classifier_key,
+            clock=self._clock,
+            idle_timeout=upstream.settings.timeouts.idle,
+        )
+        if failures:
+            raise AttemptFailed(failures[0])
+        state.response_id = reader.response_id
+        state.done = True
         self._stamp_calls(state)
 
-    async def _responses_event(self, event: dict[str, Any], state: StepState, provider: str) -> None:
-        kind = event.get("type")
-        if kind in ("error", "response.failed"):
-            raise AttemptFailed(classify_stream_error(event, provider=provider))
-        if kind == "response.created":
-            state.response_id = (event.get("response") or {}).get("id")
-        elif kind == "response.output_text.delta":
-            text = event.get("delta") or ""
-            if text:
-                state.text += text
-                await self._part(Part(type="text", text=text))
-        elif kind in ("response.output_item.added", "response.output_item.done"):
-            item = event.get("item") or {}
-            if item.get("type") != "function_call":
-                return
-            index = int(event.get("output_index") or 0)
-            call = state.calls.setdefault(index, ToolCall(index=index))
-            call.id = item.get("call_id") or call.id
-            call.name = item.get("name") or call.name
-            if kind == "response.output_item.done":
-                call.args = item.get("arguments") or call.args
-                call.created_at = rfc3339(self._clock.now())
-                await self._publish_call(call)
-        elif kind == "response.function_call_arguments.delta":
-            growing = state.calls.get(int(event.get("output_index") or 0))
-            piece = event.get("delta") or ""
-            if growing is not None and piece:
-                growing.args += piece
-                await self._part(
-                    Part(type="tool-call", tool_call_id=growing.id, tool_name=growing.name, args_delta=piece)
-                )
-        elif kind in ("response.completed", "response.incomplete"):
-            response = event.get("response") or {}
-            state.response_id = response.get("id") or state.response_id
-            usage = response.get("usage")
-            if isinstance(usage, dict):
-                state.usage = Usage(
-                    input_tokens=int(usage.get("input_tokens") or 0),
-                    output_tokens=int(usage.get("output_tokens") or 0),
-                    total_tokens=int(usage.get("total_tokens") or 0),
-                    reasoning_tokens=int(
-                        (usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0
-                    ),
-                    cache_read_tokens=int(
-                        (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
-                    ),
-                )
-            state.finish_reason = "tool_calls" if state.calls else "stop"
-            if kind == "response.incomplete" and not state.calls:
-                state.finish_reason = "length"
-            state.done = True
-
-    async def _event(self, data: str, state: StepState, provider: str) -> None:
-        if data == "[DONE]":
-            state.done = state.finish_reason is not None
-            return
-        try:
-            payload = msgspec.json.decode(data)
-        except msgspec.DecodeError:
-            raise AttemptFailed(
-                classify_stream_error({"error": {"message": "malformed stream event"}}, provider=provider)
-            ) from None
-        if not isinstance(payload, dict):
-            return
-        if "error" in payload:
-            raise AttemptFailed(classify_stream_error(payload, provider=provider))
-        await self._chunk(payload, state)
+    async def _read(self, reader: ChunkReader, chunks: list[dict[str, Any]], state: StepState) -> bool:
+        """Take the chunks of one event; True when the answer is complete."""
+        for chunk in chunks:
+            await self._chunk(chunk, state)
+        return reader.finished
 
     async def _chunk(self, chunk: dict[str, Any], state: StepState) -> None:
         usage = chunk.get("usage")

@@ -32,7 +32,7 @@ from gateway.chats.step import StepState
 from gateway.chats.store import JOBS_GROUP, ChatStore, chat_from_fields
 from gateway.chats.tools import ToolSet
 from gateway.clock import Clock
-from gateway.errors._model import ErrorKind
+from gateway.errors import ErrorKind
 from gateway.pricing import Usage
 from gateway.upstream import Deployment, Router
 from gateway.upstream.catalog import ModelCatalog

@@ -20,12 +20,13 @@ from gateway.errors._classify import (
     with_provider,
 )
 from gateway.errors._exceptions import classify_exception
-from gateway.errors._model import ClassifiedError, ErrorKind, UpstreamError
+from gateway.errors._model import AttemptFailed, ClassifiedError, ErrorKind, UpstreamError
 from gateway.errors._payload import chat_event_error, chat_stream_error_frame, error_object, error_response
 from gateway.errors._providers import display_name, normalize_provider
 from gateway.errors._retry_after import parse_retry_after
 
 __all__ = [
+    "AttemptFailed",
     "ClassifiedError",
     "ErrorKind",
     "UpstreamError",

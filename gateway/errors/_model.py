@@ -61,3 +61,12 @@ class UpstreamError(Exception):
     def __init__(self, error: ClassifiedError) -> None:
         super().__init__(error.message)
         self.error = error
+
+
+class AttemptFailed(Exception):
+    """One upstream attempt failed; ``classified`` says how. The failover loop decides what
+    comes next (retry, the next deployment, or the answer to the client)."""
+
+    def __init__(self, classified: ClassifiedError) -> None:
+        super().__init__(classified.message)
+        self.classified = classified

@@ -11,8 +11,8 @@ from typing import Any
 
 import msgspec
 
-from gateway.chat_completions.request import decode_json_object, invalid_type, missing
 from gateway.errors.client import InvalidRequest
+from gateway.exchange.body import decode_json_object, invalid_type, missing
 from gateway.responses import errors
 from gateway.responses.items import Item, normalize_input
 

@@ -1,28 +1,29 @@
-"""One Responses request against each kind of upstream: the body to send, the answer back.
+"""One Responses request in flight: what it continues from, and how each attempt gives the
+upstream the conversation.
 
 A :class:`Turn` is one client request in flight: who asks, what it continues from, the history
 (read from the records only when a replay needs it). For each attempt it decides, for that
 attempt's deployment, between the two ways to give the upstream the conversation:
 
-* **native**: the upstream speaks Responses, stores what it answers, and produced the parent
-  itself (same provider, same upstream model): send the upstream's own id of the parent as
-  ``previous_response_id`` and only the new input;
+* **native**: the upstream's dialect stores answers, the client allowed storing, and the
+  deployment produced the parent itself (same provider, same upstream model): send the
+  upstream's own id of the parent as ``previous_response_id`` and only the new input;
 * **replay**: anything else (a Chat or Anthropic upstream, ``store: false``, a chain that moved
   to another deployment, an upstream that forgot the parent): send the whole history, rebuilt
   from the records, and the new input. Instructions never carry over: only the request's own
   ``instructions`` are sent.
+
+The bodies and answers of each upstream API are its dialect's (:mod:`gateway.dialects`); the
+turn is what the dialects read (:class:`gateway.dialects.ResponsesTurn`).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
-import msgspec
+from typing import Any
 
 from gateway.clock import Clock
-from gateway.config import SchemaTarget, UpstreamApi
-from gateway.errors import ClassifiedError
-from gateway.errors.client import InvalidRequest
+from gateway.dialects import dialect_for
+from gateway.dialects.responses import deployment_key
 from gateway.policy.auth import Principal
 from gateway.responses import errors
 from gateway.responses.items import (
@@ -36,47 +37,11 @@ from gateway.responses.items import (
 )
 from gateway.responses.request import ResponsesRequest
 from gateway.responses.store import Ancestor, ChainBroken, NewRecord, ResponseMeta, ResponseStore
-from gateway.schema_fix import Target, repair_schema
 from gateway.token_estimate import estimate_responses_tokens, text_tokens
-from gateway.translate import (
-    AnthropicContext,
-    RandomIds,
-    TranslationError,
-    anthropic_request_from_responses,
-    chat_request_from_responses,
-    response_from_anthropic_message,
-    response_from_chat_completion,
-)
+from gateway.translate import Ids, RandomIds
 from gateway.upstream import Deployment
-from gateway.upstream.tool_schemas import repair_chat_tools, repair_responses_tools
 
-_ENCODER = msgspec.json.Encoder()
-_DECODER = msgspec.json.Decoder(dict[str, Any])
 IDS = RandomIds()
-
-
-def deployment_key(deployment: Deployment) -> str:
-    return f"{deployment.provider}/{deployment.upstream_model}"
-
-
-def is_stale_chain(error: ClassifiedError) -> bool:
-    """The upstream does not know the parent we chained to (expired, other account...)."""
-    return error.code == "previous_response_not_found" or error.param == "previous_response_id"
-
-
-def repair_for_anthropic(schema: object) -> object:
-    return repair_schema(schema, Target.ANTHROPIC).schema
-
-
-def translated(error: TranslationError) -> InvalidRequest:
-    return InvalidRequest(error.message, param=error.param, code=error.code)
-
-
-class Produced(NamedTuple):
-    """A finished answer: the client's Response object and the upstream's own id, if stored."""
-
-    response: dict[str, Any]
-    upstream_id: str | None
 
 
 class Turn:
@@ -87,7 +52,7 @@ class Turn:
         *,
         request: ResponsesRequest,
         principal: Principal,
-        store: ResponseStore,
+        records: ResponseStore,
         clock: Clock,
         parent: ResponseMeta | None,
         upstream_store: bool,
@@ -96,7 +61,7 @@ class Turn:
     ) -> None:
         self.request = request
         self.principal = principal
-        self.store = store
+        self.records = records
         self.clock = clock
         self.parent = parent
         self.response_id = IDS.response()
@@ -108,15 +73,31 @@ class Turn:
         self._history: list[Ancestor] | None = None
 
     @property
+    def data(self) -> dict[str, Any]:
+        return self.request.data
+
+    @property
     def previous_response_id(self) -> str | None:
         return self.request.previous_response_id
+
+    @property
+    def parent_upstream_id(self) -> str | None:
+        return self.parent.upstream_id if self.parent is not None else None
+
+    @property
+    def store(self) -> bool:
+        return self.request.store
+
+    @property
+    def ids(self) -> Ids:
+        return IDS
 
     # -- the decision -------------------------------------------------------------------------
 
     def native(self, deployment: Deployment) -> bool:
         parent = self.parent
         return (
-            deployment.api is UpstreamApi.RESPONSES
+            dialect_for(deployment.api).stores_responses
             and self.upstream_store
             and parent is not None
             and parent.upstream_id is not None
@@ -129,12 +110,12 @@ class Turn:
                 self._history = []
             else:
                 try:
-                    self._history = await self.store.read_chain(self.parent)
+                    self._history = await self.records.read_chain(self.parent)
                 except ChainBroken as broken:
                     raise errors.previous_response_not_found(broken.missing) from None
         return self._history
 
-    async def replay_input(self, api: UpstreamApi) -> list[Item]:
+    async def replay_input(self, *, for_responses: bool) -> list[Item]:
         """The whole conversation for an upstream that holds none of it."""
         turns = await self.history()
         known = index_by_id(group for turn in turns for group in (turn.input, turn.output))
@@ -142,97 +123,13 @@ class Turn:
         for turn in turns:
             items.extend(resolve_references(without_minted_ids(turn.input, turn.meta.minted), known))
             items.extend(turn.output)
-        if api is UpstreamApi.RESPONSES:
+        if for_responses:
             history = [shaped for item in items if (shaped := for_responses_upstream(item)) is not None]
             # The new input as the client wrote it (a string becomes its one message).
             given = self.request.data.get("input")
             new = given if isinstance(given, list) else self.request.items
             return history + resolve_references(new, known)
         return items + resolve_references(self.request.items, known)
-
-    # -- bodies -------------------------------------------------------------------------------
-
-    async def responses_body(self, deployment: Deployment, target: SchemaTarget, *, native: bool) -> bytes:
-        data = dict(self.request.data)
-        data["model"] = deployment.upstream_model
-        data["store"] = self.upstream_store
-        tools = data.get("tools")
-        if isinstance(tools, list) and tools:
-            data["tools"] = repair_responses_tools(tools, target)
-        if native:
-            assert self.parent is not None
-            data["previous_response_id"] = self.parent.upstream_id
-        elif self.parent is not None:
-            data.pop("previous_response_id", None)
-            data["input"] = await self.replay_input(UpstreamApi.RESPONSES)
-        return _ENCODER.encode(data)
-
-    async def chat_body(self, deployment: Deployment, target: SchemaTarget) -> bytes:
-        items = await self.replay_input(UpstreamApi.CHAT)
-        try:
-            body = chat_request_from_responses(self.request.data, items)
-        except TranslationError as exc:
-            raise translated(exc) from None
-        body["model"] = deployment.upstream_model
-        if body.get("tools"):
-            body["tools"] = repair_chat_tools(body["tools"], target)
-        return _ENCODER.encode(body)
-
-    async def anthropic_body(self, deployment: Deployment, context: AnthropicContext) -> bytes:
-        items = await self.replay_input(UpstreamApi.ANTHROPIC)
-        try:
-            body = anthropic_request_from_responses(
-                self.request.data,
-                items,
-                upstream_model=deployment.upstream_model,
-                default_max_tokens=self.anthropic_max_tokens,
-                schema_repair=repair_for_anthropic,
-                context=context,
-            )
-        except TranslationError as exc:
-            raise translated(exc) from None
-        return _ENCODER.encode(body)
-
-    # -- answers ------------------------------------------------------------------------------
-
-    def own(self, response: dict[str, Any]) -> dict[str, Any]:
-        """A Responses upstream's object, made the gateway's: our id, the client's parent id."""
-        response["id"] = self.response_id
-        response["previous_response_id"] = self.previous_response_id
-        response["store"] = self.request.store
-        return response
-
-    def from_responses(self, content: bytes) -> Produced:
-        response = _DECODER.decode(content)
-        upstream_id = response.get("id")
-        return Produced(self.own(response), upstream_id if isinstance(upstream_id, str) else None)
-
-    def from_chat(self, content: bytes) -> Produced:
-        completion = _DECODER.decode(content)
-        response = response_from_chat_completion(
-            completion,
-            request=self.request.data,
-            response_id=self.response_id,
-            created_at=self.created_at,
-            ids=IDS,
-            previous_response_id=self.previous_response_id,
-            completed_at=int(self.clock.now()),
-        )
-        return Produced(response, None)
-
-    def from_anthropic(self, content: bytes, context: AnthropicContext) -> Produced:
-        message = _DECODER.decode(content)
-        response = response_from_anthropic_message(
-            message,
-            request=self.request.data,
-            response_id=self.response_id,
-            created_at=self.created_at,
-            ids=IDS,
-            previous_response_id=self.previous_response_id,
-            context=context,
-            completed_at=int(self.clock.now()),
-        )
-        return Produced(response, None)
 
     # -- the record ---------------------------------------------------------------------------
 
@@ -250,7 +147,7 @@ class Turn:
         items, minted = with_ids(self.request.items)
         stored_upstream = (
             upstream_id
-            if deployment.api is UpstreamApi.RESPONSES and self.upstream_store and status != "failed"
+            if dialect_for(deployment.api).stores_responses and self.upstream_store and status != "failed"
             else None
         )
         meta = ResponseMeta(
@@ -301,4 +198,4 @@ class Turn:
 
     async def save(self, deployment: Deployment, response: dict[str, Any], upstream_id: str | None) -> None:
         if self.request.store:
-            await self.store.save(self.record(deployment, response, upstream_id))
+            await self.records.save(self.record(deployment, response, upstream_id))

@@ -20,8 +20,8 @@ import httpx
 import msgspec
 
 from gateway.config import ProviderKind, TelemetrySettings
+from gateway.errors import AttemptFailed
 from gateway.pricing import Usage
-from gateway.upstream.failover import Attempt, AttemptFailed
 
 T = TypeVar("T")
 
@@ -129,20 +129,6 @@ class Tracing:
         }
         span = self._tracer.start_span(f"{operation} {request_model}", kind=self._kind, attributes=attributes)
         return AttemptSpan(span, self._error_status)
-
-    def attempt_span(self, attempt: Attempt, *, public_model: str, stream: bool) -> AttemptSpan:
-        """The span of one upstream attempt of a chat-like operation (chat, responses)."""
-        upstream = attempt.upstream
-        return self.attempt(
-            operation="chat",
-            kind=upstream.kind,
-            provider=upstream.name,
-            base_url=upstream.base_url,
-            request_model=attempt.deployment.upstream_model,
-            public_model=public_model,
-            number=attempt.number,
-            stream=stream,
-        )
 
     def shutdown(self) -> None:
         self._provider.shutdown()

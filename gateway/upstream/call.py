@@ -19,6 +19,7 @@ import msgspec
 
 from gateway.clock import REQUEST_TIMEOUT, STARTUP_GUARD, Clock, Watchdog
 from gateway.errors import (
+    AttemptFailed,
     ClassifiedError,
     classify_exception,
     classify_response,
@@ -26,7 +27,7 @@ from gateway.errors import (
     classify_text,
     startup_timeout_error,
 )
-from gateway.upstream.failover import Attempt, AttemptFailed
+from gateway.upstream.failover import Attempt
 from gateway.upstream.sse import SSEDecoder, SSEEvent
 
 _DECODER = msgspec.json.Decoder()
@@ -40,86 +41,20 @@ class EventRole(enum.Enum):
     DONE = "done"  # a clean terminal marker
 
 
-class StreamDialect(Protocol):
+class EventRoles(Protocol):
+    """What each event of one upstream dialect's stream means for the commit point (the
+    dialect adapters in :mod:`gateway.dialects` implement it)."""
+
     def role(self, event: SSEEvent) -> tuple[EventRole, dict[str, Any] | None]: ...
 
 
-def _decode(data: str) -> dict[str, Any] | None:
+def decode_object(data: str) -> dict[str, Any] | None:
+    """An event's data as a JSON object, or None (not JSON, or not an object)."""
     try:
         value = _DECODER.decode(data)
     except msgspec.DecodeError:
         return None
     return value if isinstance(value, dict) else None
-
-
-class ChatStreamDialect:
-    """Chat Completions chunks. A role-only first delta is harmless; content commits."""
-
-    def role(self, event: SSEEvent) -> tuple[EventRole, dict[str, Any] | None]:
-        if event.data == "[DONE]":
-            return EventRole.DONE, None
-        chunk = _decode(event.data)
-        if chunk is None:
-            return EventRole.ERROR, None
-        if "error" in chunk:
-            return EventRole.ERROR, chunk
-        if chunk.get("usage"):
-            return EventRole.MEANINGFUL, chunk
-        for choice in chunk.get("choices") or ():
-            if choice.get("finish_reason"):
-                return EventRole.MEANINGFUL, chunk
-            delta = choice.get("delta") or {}
-            if (
-                delta.get("content")
-                or delta.get("tool_calls")
-                or delta.get("refusal")
-                or delta.get("function_call")
-            ):
-                return EventRole.MEANINGFUL, chunk
-            if delta.get("reasoning_content") or delta.get("reasoning"):
-                return EventRole.MEANINGFUL, chunk
-        return EventRole.HARMLESS, chunk
-
-
-class ResponsesStreamDialect:
-    """Responses events: created/in_progress/queued are harmless; error/failed are failures."""
-
-    _HARMLESS = frozenset({"response.created", "response.in_progress", "response.queued"})
-    _DONE = frozenset({"response.completed", "response.incomplete"})
-
-    def role(self, event: SSEEvent) -> tuple[EventRole, dict[str, Any] | None]:
-        if event.data == "[DONE]":
-            return EventRole.DONE, None
-        payload = _decode(event.data)
-        if payload is None:
-            return EventRole.ERROR, None
-        kind = payload.get("type") or event.event
-        if kind in self._HARMLESS:
-            return EventRole.HARMLESS, payload
-        if kind in ("error", "response.failed"):
-            return EventRole.ERROR, payload
-        if kind in self._DONE:
-            return EventRole.DONE, payload
-        return EventRole.MEANINGFUL, payload
-
-
-class AnthropicStreamDialect:
-    """Messages events: message_start and ping are harmless; ``event: error`` is a failure."""
-
-    _HARMLESS = frozenset({"message_start", "ping"})
-
-    def role(self, event: SSEEvent) -> tuple[EventRole, dict[str, Any] | None]:
-        payload = _decode(event.data)
-        if payload is None:
-            return EventRole.ERROR, None
-        kind = event.event if event.event != "message" else str(payload.get("type", ""))
-        if kind in self._HARMLESS:
-            return EventRole.HARMLESS, payload
-        if kind == "error":
-            return EventRole.ERROR, payload
-        if kind == "message_stop":
-            return EventRole.DONE, payload
-        return EventRole.MEANINGFUL, payload
 
 
 def malformed_event(provider: str) -> ClassifiedError:
@@ -190,7 +125,7 @@ async def _error_from_response(response: httpx.Response, attempt: Attempt, clock
 
 def _json_instead_of_stream(body: bytes, provider: str) -> AttemptFailed:
     """A 200 JSON answer to a streaming request: an error in disguise, or a broken upstream."""
-    payload = _decode(body[:ERROR_BODY_LIMIT].decode("utf-8", "replace"))
+    payload = decode_object(body[:ERROR_BODY_LIMIT].decode("utf-8", "replace"))
     if payload is not None and "error" in payload:
         return AttemptFailed(classify_stream_error(payload, provider=provider, status_code=200))
     return AttemptFailed(malformed_event(provider))
@@ -230,7 +165,7 @@ def _json_answer_failure(body: bytes, provider: str) -> AttemptFailed | None:
         _absent(envelope.choices) and _absent(envelope.output) and _absent(envelope.content)
     ):
         return None
-    payload = _decode(body.decode("utf-8", "replace"))
+    payload = decode_object(body.decode("utf-8", "replace"))
     return AttemptFailed(classify_stream_error(payload or {}, provider=provider, status_code=200))
 
 
@@ -265,7 +200,7 @@ async def call_json(attempt: Attempt, request: httpx.Request, clock: Clock) -> h
 
 
 async def open_stream(
-    attempt: Attempt, request: httpx.Request, dialect: StreamDialect, clock: Clock
+    attempt: Attempt, request: httpx.Request, roles: EventRoles, clock: Clock
 ) -> OpenedStream:
     """A streaming attempt up to its commit point, under the startup guard."""
     upstream = attempt.upstream
@@ -297,7 +232,7 @@ async def open_stream(
                 events = decoder.feed(chunk)
             committed = False
             for event in events:
-                role, payload = dialect.role(event)
+                role, payload = roles.role(event)
                 if role is EventRole.ERROR:
                     # An error in the same read as the first meaningful event is still pre-commit.
                     if payload is None:

@@ -12,14 +12,35 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import httpx
 
 from gateway.clock import STREAM_IDLE, Clock, Watchdog
 from gateway.errors import ClassifiedError, stream_idle_timeout_error, stream_truncated_error
+from gateway.pricing import Usage
 from gateway.upstream.call import OpenedStream
 
 SendChunk = Callable[[bytes], Awaitable[None]]
+
+
+class Relay(Protocol):
+    """Moves one committed stream to the client in the client's dialect.
+
+    After :meth:`run`, ``failure`` is the classified failure that ended the stream (None for a
+    clean end), ``usage`` what the upstream reported (None when it reported nothing or nobody
+    asked), ``model`` the upstream's own model name when the stream told it.
+    """
+
+    failure: ClassifiedError | None
+
+    @property
+    def usage(self) -> Usage | None: ...
+
+    @property
+    def model(self) -> str | None: ...
+
+    async def run(self, opened: OpenedStream, send: SendChunk) -> None: ...
 
 
 class StreamFailure(Exception):

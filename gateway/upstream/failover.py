@@ -1,12 +1,18 @@
 """Attempts, retries and failover: one place that decides whether to try again and where.
 
 A request walks its plan (the model's deployments, then its fallback models' deployments).
-Each deployment gets up to ``retry.max_attempts`` attempts with exponential backoff on the
-injected clock (Retry-After as a minimum); retryable kinds only. When a deployment is spent,
-or the failure says another deployment may do better (``failover``), the next one is tried.
-Errors the client caused end the request at once. A prompt too long for the model's context
-window is never sent to the same model again: the other deployments of that model are skipped
-and only its fallback models are tried.
+Each deployment gets up to ``max_attempts`` attempts of its retry policy (the provider's
+settings for the proxy, :data:`CHAT_RETRY_POLICY` for stateful chats) with exponential backoff
+on the injected clock (Retry-After as a minimum); retryable kinds only. When a deployment is
+spent, or the failure says another deployment may do better (``failover``), the next one is
+tried. Errors the client caused end the request at once. A prompt too long for the model's
+context window is never sent to the same model again: the other deployments of that model are
+skipped and only its fallback models are tried.
+
+Callers hook in without copying the loop: ``on_retry`` hears of every scheduled retry (chats
+publish it as a ``retry`` event), and ``replay`` may ask for one failed attempt to be run again
+at once, uncounted and with :attr:`Attempt.replay` set (a native chain the upstream forgot is
+asked again with the full history).
 """
 
 from __future__ import annotations
@@ -19,23 +25,15 @@ from typing import Generic, TypeVar
 import msgspec
 
 from gateway.clock import Clock
-from gateway.errors import ClassifiedError
+from gateway.errors import AttemptFailed, ClassifiedError
 from gateway.upstream import Deployment, Router, Upstream
-from gateway.upstream.retry import RetryPolicy
+from gateway.upstream.retry import RetryEvent, RetryPolicy
 
 log = logging.getLogger("gateway.upstream.retry")
 
 T = TypeVar("T")
 
 RETRY_BACKOFF = "retry_backoff"
-
-
-class AttemptFailed(Exception):
-    """One attempt failed; ``classified`` says how."""
-
-    def __init__(self, classified: ClassifiedError) -> None:
-        super().__init__(classified.message)
-        self.classified = classified
 
 
 class AttemptRecord(msgspec.Struct):
@@ -76,6 +74,7 @@ class Attempt(msgspec.Struct):
     upstream: Upstream
     number: int  # 1-based, per deployment
     record: AttemptRecord
+    replay: bool = False  # run again by the ``replay`` hook (e.g. without the native chain)
 
 
 def policy_for(upstream: Upstream) -> RetryPolicy:
@@ -91,10 +90,22 @@ def policy_for(upstream: Upstream) -> RetryPolicy:
 class Failover(Generic[T]):
     """Runs ``try_once`` over a plan until one attempt succeeds or nothing is left to try."""
 
-    def __init__(self, router: Router, clock: Clock, trace: Trace) -> None:
+    def __init__(
+        self,
+        router: Router,
+        clock: Clock,
+        trace: Trace,
+        *,
+        policy: Callable[[Upstream], RetryPolicy] = policy_for,
+        on_retry: Callable[[RetryEvent], Awaitable[None]] | None = None,
+        replay: Callable[[Attempt, ClassifiedError], bool] | None = None,
+    ) -> None:
         self._router = router
         self._clock = clock
         self._trace = trace
+        self._policy = policy
+        self._on_retry = on_retry
+        self._replay = replay
 
     async def run(self, plan: list[Deployment], try_once: Callable[[Attempt], Awaitable[T]]) -> T:
         assert plan, "a plan has at least one deployment"
@@ -105,7 +116,7 @@ class Failover(Generic[T]):
             if deployment.public_model in too_long:
                 continue  # the same model elsewhere has the same window: only a fallback can help
             upstream = self._router.upstream(deployment)
-            policy = policy_for(upstream)
+            policy = self._policy(upstream)
             number = 0
             while True:
                 number += 1
@@ -117,7 +128,7 @@ class Failover(Generic[T]):
                 )
                 self._trace.attempts.append(record)
                 try:
-                    return await try_once(Attempt(deployment, upstream, number, record))
+                    return await self._attempt(try_once, Attempt(deployment, upstream, number, record))
                 except AttemptFailed as failed:
                     last = failed.classified
                     record.kind = str(last.kind)
@@ -144,6 +155,10 @@ class Failover(Generic[T]):
                     last.kind,
                     last.status_code,
                 )
+                if self._on_retry is not None:
+                    await self._on_retry(
+                        RetryEvent.scheduled(last, attempt=number, delay=delay, now=self._clock.now())
+                    )
                 waited = time.perf_counter()
                 await self._clock.sleep(delay, name=RETRY_BACKOFF)
                 self._trace.backoff_s += time.perf_counter() - waited
@@ -153,3 +168,13 @@ class Failover(Generic[T]):
                 too_long.add(deployment.public_model)
         assert last is not None
         raise AttemptFailed(last)
+
+    async def _attempt(self, try_once: Callable[[Attempt], Awaitable[T]], attempt: Attempt) -> T:
+        """One attempt, run once more (uncounted, ``replay`` set) when the hook asks for it."""
+        try:
+            return await try_once(attempt)
+        except AttemptFailed as failed:
+            if self._replay is None or attempt.replay or not self._replay(attempt, failed.classified):
+                raise
+        attempt.replay = True
+        return await try_once(attempt)

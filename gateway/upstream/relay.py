@@ -11,6 +11,7 @@ idle timeout, or breaks, ends with a classified in-band error and no terminal ma
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import msgspec
 
@@ -19,12 +20,24 @@ from gateway.errors import (
     ClassifiedError,
     classify_stream_error,
 )
-from gateway.policy.usage import StreamUsageTap
-from gateway.upstream.call import EventRole, OpenedStream, StreamDialect, malformed_event
+from gateway.pricing import Usage
+from gateway.upstream.call import EventRole, EventRoles, OpenedStream, malformed_event
 from gateway.upstream.committed import SendChunk, StreamFailure, StreamTruncated, run_committed
 from gateway.upstream.sse import SSEDecoder
 
 ErrorFrames = Callable[[ClassifiedError], bytes]
+
+
+class StreamTap(Protocol):
+    """Sees the relayed bytes go by (whole events), may drop some, and keeps the usage it saw
+    (the policy's ``StreamUsageTap``)."""
+
+    usage: Usage | None
+    model: str | None
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
 
 
 class EventFramer:
@@ -97,22 +110,30 @@ class PassthroughRelay:
     def __init__(
         self,
         *,
-        dialect: StreamDialect,
+        roles: EventRoles,
         done_marker: bytes,
         error_frames: ErrorFrames,
         provider: str,
         clock: Clock,
         idle_timeout: float,
-        tap: StreamUsageTap | None = None,
+        tap: StreamTap | None = None,
     ) -> None:
         self._tap = tap
-        self._dialect = dialect
+        self._roles = roles
         self._done = done_marker
         self._error_frames = error_frames
         self._provider = provider
         self._clock = clock
         self._idle_timeout = idle_timeout
         self.failure: ClassifiedError | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._tap.usage if self._tap is not None else None
+
+    @property
+    def model(self) -> str | None:
+        return self._tap.model if self._tap is not None else None
 
     async def run(self, opened: OpenedStream, send: SendChunk) -> None:
         done = self._done
@@ -170,7 +191,7 @@ class PassthroughRelay:
             end = len(chunk) if nl < 0 else nl + 1
             line = chunk[line_start:end]
             for event in decoder.feed(line if nl >= 0 else line + b"\n\n"):
-                role, payload = self._dialect.role(event)
+                role, payload = self._roles.role(event)
                 if role is EventRole.ERROR and payload is not None:
                     if event_start > 0:
                         await send(chunk[:event_start])

@@ -12,12 +12,18 @@ from typing import Protocol
 
 from gateway.clock import Clock, Watchdog
 from gateway.errors import ClassifiedError
+from gateway.pricing import Usage
 from gateway.upstream.call import OpenedStream
 from gateway.upstream.committed import SendChunk, run_committed
 from gateway.upstream.sse import SSEEvent
 
 
 class EventTranslator(Protocol):
+    @property
+    def usage(self) -> Usage | None:
+        """What the upstream reported so far (None before any)."""
+        ...
+
     def event(self, event: SSEEvent) -> bytes:
         """Frames for one upstream event (b"" for none). May raise :class:`StreamFailure`."""
         ...
@@ -40,6 +46,14 @@ class TranslatingRelay:
         self._clock = clock
         self._idle_timeout = idle_timeout
         self.failure: ClassifiedError | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._translator.usage
+
+    @property
+    def model(self) -> str | None:
+        return None
 
     async def run(self, opened: OpenedStream, send: SendChunk) -> None:
         translator = self._translator

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from gateway.chats.model import Message, Part, text_part
-from gateway.chats.prompt import Chain, resolve_chain, responses_input
+from gateway.chats.prompt import Chain, resolve_chain
+from gateway.dialects.responses import responses_input
 
 
 def _m(role: str, *parts: Part, rid: str | None = None) -> Message:

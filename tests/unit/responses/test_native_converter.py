@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from gateway.responses.stream import Emit, NativeConverter, StreamFailure, StreamTruncated
+from gateway.dialects import Emit
+from gateway.dialects.responses import NativeConverter
 from gateway.translate import encode_event
+from gateway.upstream.committed import StreamFailure, StreamTruncated
 from gateway.upstream.sse import SSEDecoder, SSEEvent
 
 OURS = "resp_ours"

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 import httpx
 
 from gateway.clock import ManualClock
+from gateway.dialects.chat_completions import ChatEventRoles as ChatStreamDialect
 from gateway.errors import chat_stream_error_frame
-from gateway.upstream.call import ChatStreamDialect, OpenedStream
+from gateway.upstream.call import OpenedStream
 from gateway.upstream.relay import PassthroughRelay
 from gateway.upstream.sse import DONE_FRAME, SSEDecoder
 
@@ -33,7 +34,7 @@ def opened(buffered: list[bytes], rest: AsyncIterator[bytes]) -> OpenedStream:
 
 def relay(clock: ManualClock) -> PassthroughRelay:
     return PassthroughRelay(
-        dialect=ChatStreamDialect(),
+        roles=ChatStreamDialect(),
         done_marker=DONE_FRAME[:-2],
         error_frames=chat_stream_error_frame,
         provider="openai",
@@ -177,7 +178,9 @@ async def test_a_last_event_without_its_blank_line_counts() -> None:
 def test_what_does_not_commit_a_stream_or_disarm_the_startup_guard() -> None:
     """Keep-alive comments produce no event; role-only chunks, ``ping``, ``message_start`` and
     ``response.created``/``in_progress`` are harmless; content is what commits."""
-    from gateway.upstream.call import AnthropicStreamDialect, EventRole, ResponsesStreamDialect
+    from gateway.dialects.anthropic import AnthropicEventRoles as AnthropicStreamDialect
+    from gateway.dialects.responses import ResponsesEventRoles as ResponsesStreamDialect
+    from gateway.upstream.call import EventRole
 
     decoder = SSEDecoder()
     assert decoder.feed(b": keep-alive\n\n:\n\n") == []

@@ -1,20 +1,21 @@
-"""Raw ASGI plumbing for the proxy routes: read the body, answer, watch for disconnects.
+"""Raw ASGI plumbing: read the body, answer, watch for disconnects, and :class:`AsgiChannel`,
+the :class:`~gateway.exchange.ClientChannel` of the proxy routes.
 
-The proxy routes are ASGI handlers so that the gateway decides exactly when response headers
-go out (the stream commit point) and pays nothing for framework layers it does not use.
+The proxy routes are served on raw ASGI so that the gateway decides exactly when response
+headers go out (the stream commit point) and pays nothing for framework layers it does not use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from litestar.types import Receive, Scope, Send
 
 from gateway.errors.client import GatewayError, PayloadTooLarge
+from gateway.exchange import ClientDisconnected, new_request_id
 from gateway.policy.auth import presented_key
 
 JSON_HEADERS: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)
@@ -23,14 +24,6 @@ SSE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 )
-
-
-class ClientDisconnected(Exception):
-    """The client went away before the answer was complete."""
-
-
-def new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -108,12 +101,11 @@ async def end_stream(send: Send) -> None:
 
 
 @contextlib.asynccontextmanager
-async def cancel_on_disconnect(receive: Receive) -> AsyncIterator[asyncio.Event]:
+async def cancel_on_disconnect(receive: Receive) -> AsyncIterator[None]:
     """Cancel the enclosed work when the client disconnects.
 
     Runs a watcher on ``receive``; on ``http.disconnect`` it cancels the task that entered the
-    block, which then sees :class:`ClientDisconnected`. The yielded event is set when the
-    client is gone.
+    block, which then sees :class:`ClientDisconnected`.
     """
     task = asyncio.current_task()
     assert task is not None
@@ -129,7 +121,7 @@ async def cancel_on_disconnect(receive: Receive) -> AsyncIterator[asyncio.Event]
 
     watcher = asyncio.create_task(watch())
     try:
-        yield gone
+        yield
     except asyncio.CancelledError:
         if gone.is_set():
             task.uncancel()
@@ -150,3 +142,38 @@ def presented_key_from_scope(scope: Scope) -> str | None:
         elif key == b"x-api-key":
             x_api_key = bytes(value).decode("latin-1")
     return presented_key(authorization, api_key, x_api_key)
+
+
+class AsgiChannel:
+    """One ASGI request as a :class:`~gateway.exchange.ClientChannel`."""
+
+    __slots__ = ("_receive", "_send", "scope", "started")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self.started = False
+
+    def presented_key(self) -> str | None:
+        return presented_key_from_scope(self.scope)
+
+    async def read_body(self, limit: int) -> bytes:
+        return await read_body(self.scope, self._receive, limit)
+
+    async def send_json(self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
+        self.started = True
+        await send_bytes(self._send, status, body, headers=headers)
+
+    async def start_stream(self, headers: Iterable[tuple[str, str]] = ()) -> None:
+        self.started = True
+        await start_stream(self._send, headers=headers)
+
+    async def send_chunk(self, chunk: bytes) -> None:
+        await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    async def end_stream(self) -> None:
+        await end_stream(self._send)
+
+    def cancel_on_disconnect(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return cancel_on_disconnect(self._receive)

@@ -1,0 +1,346 @@
+"""The Anthropic Messages upstream dialect (``POST /messages``).
+
+Every client dialect is translated (:mod:`gateway.translate`): Chat Completions requests and
+stateful chats' steps to Messages requests and back (answers, streams as Chat chunks);
+Responses requests through Chat to Messages, and the stream back to Responses events. The
+:class:`~gateway.translate.AnthropicContext` of a request carries what its answer needs (tool
+ids, the structured-output tool) from the request to the answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from gateway.clock import Clock
+from gateway.config import UpstreamApi
+from gateway.dialects.base import ChunkReader, Emit, Produced, ResponsesTurn, split_terminal, translated
+from gateway.errors import ClassifiedError, chat_stream_error_frame, classify_stream_error
+from gateway.policy.usage import usage_from_dict
+from gateway.pricing import Usage
+from gateway.schema_fix import Target, repair_schema
+from gateway.translate import (
+    AnthropicContext,
+    AnthropicToChatStream,
+    AnthropicToResponsesStream,
+    InbandError,
+    anthropic_request_from_chat,
+    anthropic_request_from_responses,
+    chat_completion_from_anthropic,
+    response_from_anthropic_message,
+)
+from gateway.upstream.call import EventRole, decode_object, malformed_event
+from gateway.upstream.committed import Relay, StreamFailure, StreamTruncated
+from gateway.upstream.failover import Attempt
+from gateway.upstream.relay import StreamTap
+from gateway.upstream.sse import DONE_FRAME, SSEEvent, data_frame
+from gateway.upstream.translating_relay import TranslatingRelay
+
+PATH = "/messages"
+DEFAULT_MAX_TOKENS = 4096
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder()
+
+
+class AnthropicEventRoles:
+    """Messages events: message_start and ping are harmless; ``event: error`` is a failure."""
+
+    _HARMLESS = frozenset({"message_start", "ping"})
+
+    def role(self, event: SSEEvent) -> tuple[EventRole, dict[str, Any] | None]:
+        payload = decode_object(event.data)
+        if payload is None:
+            return EventRole.ERROR, None
+        kind = event.event if event.event != "message" else str(payload.get("type", ""))
+        if kind in self._HARMLESS:
+            return EventRole.HARMLESS, payload
+        if kind == "error":
+            return EventRole.ERROR, payload
+        if kind == "message_stop":
+            return EventRole.DONE, payload
+        return EventRole.MEANINGFUL, payload
+
+
+ROLES = AnthropicEventRoles()
+
+
+def repair_for_anthropic(schema: object) -> object:
+    return repair_schema(schema, Target.ANTHROPIC).schema
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex[:24]
+
+
+def _kind(event: SSEEvent, payload: Mapping[str, Any]) -> str:
+    return event.event if event.event != "message" else str(payload.get("type", ""))
+
+
+def _payload(event: SSEEvent, payload: dict[str, Any] | None, provider: str) -> dict[str, Any]:
+    data = payload if payload is not None else decode_object(event.data)
+    if data is None:
+        raise StreamFailure(malformed_event(provider))
+    return data
+
+
+def anthropic_body(
+    chat: dict[str, Any], upstream_model: str, context: AnthropicContext, max_tokens: int = DEFAULT_MAX_TOKENS
+) -> bytes:
+    request = translated(
+        lambda: anthropic_request_from_chat(
+            chat,
+            upstream_model=upstream_model,
+            default_max_tokens=max_tokens,
+            schema_repair=repair_for_anthropic,
+            context=context,
+        )
+    )
+    return _ENCODER.encode(request)
+
+
+# -- Chat Completions clients ------------------------------------------------------------------
+
+
+class AnthropicToChatTranslator:
+    """Anthropic stream events in, Chat Completions SSE frames out."""
+
+    def __init__(
+        self, *, model: str, created: int, include_usage: bool, provider: str, context: AnthropicContext
+    ) -> None:
+        self._stream = AnthropicToChatStream(
+            model=model, completion_id=completion_id(), created=created, context=context
+        )
+        self._include_usage = include_usage
+        self._provider = provider
+        self._usage_seen = False
+
+    @property
+    def usage(self) -> Usage | None:
+        """What Anthropic reported so far (message_start, then message_delta); None before any."""
+        return usage_from_dict(self._stream.usage) if self._usage_seen else None
+
+    def event(self, event: SSEEvent) -> bytes:
+        try:
+            payload = _DECODER.decode(event.data)
+        except msgspec.DecodeError:
+            raise StreamFailure(malformed_event(self._provider)) from None
+        if not isinstance(payload, dict):
+            raise StreamFailure(malformed_event(self._provider))
+        kind = _kind(event, payload)
+        if kind == "message_start" or kind == "message_delta":
+            self._usage_seen = True
+        try:
+            chunks = self._stream.feed(kind, payload)
+        except InbandError as inband:
+            raise StreamFailure(classify_stream_error(inband.payload, provider=self._provider)) from None
+        return b"".join(data_frame(_ENCODER.encode(chunk)) for chunk in chunks)
+
+    def end(self) -> bytes:
+        if not self._stream.finished:
+            raise StreamTruncated
+        tail = data_frame(_ENCODER.encode(self._stream.usage_chunk())) if self._include_usage else b""
+        return tail + DONE_FRAME
+
+    def failure(self, classified: ClassifiedError) -> bytes:
+        return chat_stream_error_frame(classified)
+
+
+class AnthropicChatCall:
+    """A Chat Completions request translated to Messages; answers translated back."""
+
+    def __init__(self, attempt: Attempt, data: dict[str, Any], clock: Clock) -> None:
+        self._attempt = attempt
+        self._clock = clock
+        self._context = AnthropicContext()
+        body = anthropic_body(data, attempt.deployment.upstream_model, self._context)
+        self.request = attempt.upstream.request("POST", PATH, body)
+        self.roles = ROLES
+
+    def answer(self, content: bytes) -> bytes:
+        completion = chat_completion_from_anthropic(
+            _DECODER.decode(content),
+            model=self._attempt.deployment.upstream_model,
+            completion_id=completion_id(),
+            created=int(self._clock.now()),
+            context=self._context,
+        )
+        return _ENCODER.encode(completion)
+
+    def relay(self, clock: Clock, *, include_usage: bool, tap: StreamTap | None) -> Relay:
+        upstream = self._attempt.upstream
+        translator = AnthropicToChatTranslator(
+            model=self._attempt.deployment.upstream_model,
+            created=int(clock.now()),
+            include_usage=include_usage,
+            provider=upstream.classifier_key,
+            context=self._context,
+        )
+        return TranslatingRelay(
+            translator=translator,
+            provider=upstream.classifier_key,
+            clock=clock,
+            idle_timeout=upstream.settings.timeouts.idle,
+        )
+
+
+# -- stateful chats ----------------------------------------------------------------------------
+
+
+class AnthropicChunks:
+    """Messages events read as Chat chunks; the usage chunk follows ``message_stop``."""
+
+    def __init__(self, stream: AnthropicToChatStream, provider: str) -> None:
+        self._stream = stream
+        self._provider = provider
+        self.finished = False
+        self.response_id: str | None = None
+
+    def feed(self, event: SSEEvent, payload: dict[str, Any] | None) -> list[dict[str, Any]]:
+        data = _payload(event, payload, self._provider)
+        try:
+            chunks = self._stream.feed(_kind(event, data), data)
+        except InbandError as inband:
+            raise StreamFailure(classify_stream_error(inband.payload, provider=self._provider)) from None
+        if self._stream.finished and not self.finished:
+            self.finished = True
+            chunks.append(self._stream.usage_chunk())
+        return chunks
+
+    def end(self) -> list[dict[str, Any]]:
+        if not self.finished:
+            raise StreamTruncated
+        return []
+
+
+class AnthropicConversation:
+    def __init__(self, attempt: Attempt, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
+        self._attempt = attempt
+        self._context = AnthropicContext()
+        chat: dict[str, Any] = {"messages": messages, "stream": True}
+        if tools:
+            chat["tools"] = tools
+        body = anthropic_body(chat, attempt.deployment.upstream_model, self._context)
+        self.request = attempt.upstream.request("POST", PATH, body)
+        self.roles = ROLES
+
+    def reader(self, clock: Clock) -> ChunkReader:
+        stream = AnthropicToChatStream(
+            model=self._attempt.deployment.upstream_model,
+            completion_id=completion_id(),
+            created=int(clock.now()),
+            context=self._context,
+        )
+        return AnthropicChunks(stream, self._attempt.upstream.classifier_key)
+
+
+# -- Responses clients -------------------------------------------------------------------------
+
+
+class AnthropicConverter:
+    """Anthropic Messages events -> Responses events (through Chat chunks)."""
+
+    def __init__(
+        self, stream: AnthropicToResponsesStream, *, provider: str, completed_at: Callable[[], int]
+    ) -> None:
+        self._stream = stream
+        self._provider = provider
+        self._completed_at = completed_at
+        self.upstream_id: str | None = None
+
+    def event(self, event: SSEEvent, payload: dict[str, Any] | None) -> Emit:
+        data = payload if payload is not None else decode_object(event.data)
+        if data is None:
+            raise StreamFailure(classify_stream_error({}, provider=self._provider))
+        try:
+            events = self._stream.feed(_kind(event, data), data)
+        except InbandError as failed:
+            raise StreamFailure(classify_stream_error(failed.payload, provider=self._provider)) from None
+        if self._stream.finished:
+            events.extend(self._stream.finish(completed_at=self._completed_at()))
+        return split_terminal(events)
+
+    def end(self) -> Emit:
+        raise StreamTruncated
+
+    def fail(self, error: Mapping[str, Any]) -> Emit:
+        return split_terminal(self._stream.fail(error))
+
+
+class AnthropicResponsesCall:
+    def __init__(
+        self, attempt: Attempt, turn: ResponsesTurn, body: bytes, context: AnthropicContext, clock: Clock
+    ) -> None:
+        self.request = attempt.upstream.request("POST", PATH, body)
+        self.roles = ROLES
+        self._turn = turn
+        self._context = context
+        self._clock = clock
+        self._provider = attempt.upstream.classifier_key
+
+    def answer(self, content: bytes) -> Produced:
+        turn = self._turn
+        response = response_from_anthropic_message(
+            _DECODER.decode(content),
+            request=turn.data,
+            response_id=turn.response_id,
+            created_at=turn.created_at,
+            ids=turn.ids,
+            previous_response_id=turn.previous_response_id,
+            context=self._context,
+            completed_at=int(self._clock.now()),
+        )
+        return Produced(response, None)
+
+    def converter(self) -> AnthropicConverter:
+        turn = self._turn
+        clock = self._clock
+        stream = AnthropicToResponsesStream(
+            request=turn.data,
+            response_id=turn.response_id,
+            created_at=turn.created_at,
+            ids=turn.ids,
+            previous_response_id=turn.previous_response_id,
+            context=self._context,
+        )
+        return AnthropicConverter(stream, provider=self._provider, completed_at=lambda: int(clock.now()))
+
+
+class AnthropicDialect:
+    api = UpstreamApi.ANTHROPIC
+    stores_responses = False
+
+    def chat_call(
+        self, attempt: Attempt, data: dict[str, Any], *, clock: Clock, ask_usage: bool
+    ) -> AnthropicChatCall:
+        return AnthropicChatCall(attempt, data, clock)
+
+    def conversation_call(
+        self,
+        attempt: Attempt,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        *,
+        previous_response_id: str | None,
+        store: bool,
+    ) -> AnthropicConversation:
+        return AnthropicConversation(attempt, messages, tools)
+
+    async def responses_call(
+        self, attempt: Attempt, turn: ResponsesTurn, *, clock: Clock, native: bool
+    ) -> AnthropicResponsesCall:
+        items = await turn.replay_input(for_responses=False)
+        context = AnthropicContext()
+        body = translated(
+            lambda: anthropic_request_from_responses(
+                turn.data,
+                items,
+                upstream_model=attempt.deployment.upstream_model,
+                default_max_tokens=turn.anthropic_max_tokens,
+                schema_repair=repair_for_anthropic,
+                context=context,
+            )
+        )
+        return AnthropicResponsesCall(attempt, turn, _ENCODER.encode(body), context, clock)

@@ -1,0 +1,278 @@
+"""The Chat Completions upstream dialect (``POST /chat/completions``, OpenAI and compatibles).
+
+Chat Completions requests pass through: only ``model`` (the deployment's), repaired tool
+schemas and, when the gateway wants the usage, ``stream_options.include_usage`` change; a
+stream is relayed byte for byte. Responses requests are translated to Chat and their answers
+back (:mod:`gateway.translate`); a stateful chat's step is a Chat request as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+import msgspec
+
+from gateway.clock import Clock
+from gateway.config import UpstreamApi
+from gateway.dialects.base import (
+    ChunkReader,
+    Emit,
+    Produced,
+    ResponsesTurn,
+    split_terminal,
+    translated,
+)
+from gateway.errors import chat_stream_error_frame, classify_stream_error
+from gateway.translate import (
+    ChatToResponsesStream,
+    chat_request_from_responses,
+    response_from_chat_completion,
+)
+from gateway.upstream.call import EventRole, decode_object, malformed_event
+from gateway.upstream.committed import Relay, StreamFailure, StreamTruncated
+from gateway.upstream.failover import Attempt
+from gateway.upstream.relay import PassthroughRelay, StreamTap
+from gateway.upstream.sse import DONE_FRAME, SSEEvent
+from gateway.upstream.tool_schemas import repair_chat_tools
+
+PATH = "/chat/completions"
+DONE_MARKER = DONE_FRAME[:-2]
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(dict[str, Any])
+
+
+class ChatEventRoles:
+    """Chat Completions chunks. A role-only first delta is harmless; content commits."""
+
+    def role(self, event: SSEEvent) -> tuple[EventRole, dict[str, Any] | None]:
+        if event.data == "[DONE]":
+            return EventRole.DONE, None
+        chunk = decode_object(event.data)
+        if chunk is None:
+            return EventRole.ERROR, None
+        if "error" in chunk:
+            return EventRole.ERROR, chunk
+        if chunk.get("usage"):
+            return EventRole.MEANINGFUL, chunk
+        for choice in chunk.get("choices") or ():
+            if choice.get("finish_reason"):
+                return EventRole.MEANINGFUL, chunk
+            delta = choice.get("delta") or {}
+            if (
+                delta.get("content")
+                or delta.get("tool_calls")
+                or delta.get("refusal")
+                or delta.get("function_call")
+            ):
+                return EventRole.MEANINGFUL, chunk
+            if delta.get("reasoning_content") or delta.get("reasoning"):
+                return EventRole.MEANINGFUL, chunk
+        return EventRole.HARMLESS, chunk
+
+
+ROLES = ChatEventRoles()
+
+
+def upstream_chat_body(data: dict[str, Any], attempt: Attempt, *, ask_usage: bool = False) -> bytes:
+    """The client's request for this deployment: its model, tools repaired for the provider."""
+    if ask_usage:
+        # Policy: ask for streaming usage; the relay hides the extra chunk from this client.
+        options = data.get("stream_options")
+        data = {
+            **data,
+            "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True},
+        }
+    if data.get("model") != attempt.deployment.upstream_model:
+        data = {**data, "model": attempt.deployment.upstream_model}
+    tools = data.get("tools")
+    if isinstance(tools, list) and tools:
+        repaired = repair_chat_tools(tools, attempt.upstream.schema_target)
+        if repaired is not tools:
+            data = {**data, "tools": repaired}
+    return _ENCODER.encode(data)
+
+
+class PassthroughCall:
+    """A Chat Completions request relayed as it is."""
+
+    __slots__ = ("attempt", "request", "roles")
+
+    def __init__(self, attempt: Attempt, body: bytes) -> None:
+        self.attempt = attempt
+        self.request = attempt.upstream.request("POST", PATH, body)
+        self.roles = ROLES
+
+    def answer(self, content: bytes) -> bytes:
+        return content
+
+    def relay(self, clock: Clock, *, include_usage: bool, tap: StreamTap | None) -> Relay:
+        upstream = self.attempt.upstream
+        return PassthroughRelay(
+            roles=ROLES,
+            done_marker=DONE_MARKER,
+            error_frames=chat_stream_error_frame,
+            provider=upstream.classifier_key,
+            clock=clock,
+            idle_timeout=upstream.settings.timeouts.idle,
+            tap=tap,
+        )
+
+
+class ChatChunks:
+    """A Chat stream read as chunks: complete at the finish_reason with its usage, or ``[DONE]``."""
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._finish = False
+        self.finished = False
+        self.response_id: str | None = None
+
+    def feed(self, event: SSEEvent, payload: dict[str, Any] | None) -> list[dict[str, Any]]:
+        if event.data == "[DONE]":
+            self.finished = self._finish
+            return []
+        chunk = payload if payload is not None else decode_object(event.data)
+        if chunk is None:
+            raise StreamFailure(malformed_event(self._provider))
+        if "error" in chunk:
+            raise StreamFailure(classify_stream_error(chunk, provider=self._provider))
+        for choice in chunk.get("choices") or ():
+            if choice.get("finish_reason"):
+                self._finish = True
+        if self._finish and chunk.get("usage"):
+            self.finished = True
+        return [chunk]
+
+    def end(self) -> list[dict[str, Any]]:
+        if not self.finished:
+            raise StreamTruncated
+        return []
+
+
+class ChatConversation:
+    __slots__ = ("provider", "request", "roles")
+
+    def __init__(self, request: httpx.Request, provider: str) -> None:
+        self.request = request
+        self.roles = ROLES
+        self.provider = provider
+
+    def reader(self, clock: Clock) -> ChunkReader:
+        return ChatChunks(self.provider)
+
+
+def conversation_body(
+    attempt: Attempt, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A stateful chat's step as a streamed Chat Completions request (usage asked for)."""
+    body: dict[str, Any] = {
+        "model": attempt.deployment.upstream_model,
+        "messages": messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if tools:
+        body["tools"] = list(repair_chat_tools(tools, attempt.upstream.schema_target))
+    return body
+
+
+class ChatConverter:
+    """Chat Completions chunks -> Responses events (``ChatToResponsesStream``)."""
+
+    def __init__(
+        self, stream: ChatToResponsesStream, *, provider: str, completed_at: Callable[[], int]
+    ) -> None:
+        self._stream = stream
+        self._provider = provider
+        self._completed_at = completed_at
+        self.upstream_id: str | None = None
+
+    def event(self, event: SSEEvent, payload: dict[str, Any] | None) -> Emit:
+        if event.data == "[DONE]":
+            return split_terminal(self._stream.finish(completed_at=self._completed_at()))
+        chunk = payload if payload is not None else decode_object(event.data)
+        if chunk is None:
+            raise StreamFailure(classify_stream_error({}, provider=self._provider))
+        if "error" in chunk:
+            raise StreamFailure(classify_stream_error(chunk, provider=self._provider))
+        return split_terminal(self._stream.feed(chunk))
+
+    def end(self) -> Emit:
+        # Without [DONE], the answer is whole only if its finish_reason arrived.
+        if self._stream.finish_reason is None:
+            raise StreamTruncated
+        return split_terminal(self._stream.finish(completed_at=self._completed_at()))
+
+    def fail(self, error: Mapping[str, Any]) -> Emit:
+        return split_terminal(self._stream.fail(error))
+
+
+class ChatResponsesCall:
+    """A Responses request translated to Chat Completions, answers translated back."""
+
+    def __init__(self, attempt: Attempt, turn: ResponsesTurn, body: bytes, clock: Clock) -> None:
+        self.request = attempt.upstream.request("POST", PATH, body)
+        self.roles = ROLES
+        self._turn = turn
+        self._clock = clock
+        self._provider = attempt.upstream.classifier_key
+
+    def answer(self, content: bytes) -> Produced:
+        turn = self._turn
+        response = response_from_chat_completion(
+            _DECODER.decode(content),
+            request=turn.data,
+            response_id=turn.response_id,
+            created_at=turn.created_at,
+            ids=turn.ids,
+            previous_response_id=turn.previous_response_id,
+            completed_at=int(self._clock.now()),
+        )
+        return Produced(response, None)
+
+    def converter(self) -> ChatConverter:
+        turn = self._turn
+        stream = ChatToResponsesStream(
+            request=turn.data,
+            response_id=turn.response_id,
+            created_at=turn.created_at,
+            ids=turn.ids,
+            previous_response_id=turn.previous_response_id,
+        )
+        clock = self._clock
+        return ChatConverter(stream, provider=self._provider, completed_at=lambda: int(clock.now()))
+
+
+class ChatCompletionsDialect:
+    api = UpstreamApi.CHAT
+    stores_responses = False
+
+    def chat_call(
+        self, attempt: Attempt, data: dict[str, Any], *, clock: Clock, ask_usage: bool
+    ) -> PassthroughCall:
+        return PassthroughCall(attempt, upstream_chat_body(data, attempt, ask_usage=ask_usage))
+
+    def conversation_call(
+        self,
+        attempt: Attempt,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        *,
+        previous_response_id: str | None,
+        store: bool,
+    ) -> ChatConversation:
+        body = _ENCODER.encode(conversation_body(attempt, messages, tools))
+        upstream = attempt.upstream
+        return ChatConversation(upstream.request("POST", PATH, body), upstream.classifier_key)
+
+    async def responses_call(
+        self, attempt: Attempt, turn: ResponsesTurn, *, clock: Clock, native: bool
+    ) -> ChatResponsesCall:
+        items = await turn.replay_input(for_responses=False)
+        body = translated(lambda: chat_request_from_responses(turn.data, items))
+        body["model"] = attempt.deployment.upstream_model
+        if body.get("tools"):
+            body["tools"] = repair_chat_tools(body["tools"], attempt.upstream.schema_target)
+        return ChatResponsesCall(attempt, turn, _ENCODER.encode(body), clock)

@@ -1,0 +1,191 @@
+"""``POST /v1/responses``: parse, read what the request continues from, then one upstream call
+per attempt through the deployment's dialect; the rest is the :class:`~gateway.exchange.Exchange`'s.
+
+Before the first upstream call the parent (if any) is read for this key only; its
+``function_call`` items must be answered by the new input. Each attempt then picks native
+chaining or a replay for its own deployment (:class:`~gateway.responses.upstreams.Turn`). An
+upstream that answers ``previous_response_not_found`` to a native attempt is asked again at
+once, within the same attempt, with the full history (the failover loop's ``replay`` hook): the
+client never sees it and it is not a failure.
+
+The record is written before the client can see the end: before a non-streamed body is sent,
+and before ``response.completed`` on a stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from redis.exceptions import RedisError
+
+from gateway.dialects import Produced, ResponsesCall, dialect_for
+from gateway.dialects.responses import is_stale_chain
+from gateway.errors import AttemptFailed, ClassifiedError
+from gateway.exchange import ClientChannel, Exchange
+from gateway.policy.auth import Principal
+from gateway.policy.usage import usage_from_responses
+from gateway.pricing import Usage
+from gateway.responses import errors
+from gateway.responses.items import check_tool_outputs
+from gateway.responses.request import ResponsesRequest, parse_responses_request
+from gateway.responses.service import response_store, store_unavailable
+from gateway.responses.store import ResponseStore
+from gateway.responses.stream import ResponsesRelay
+from gateway.responses.upstreams import Turn
+from gateway.services import Services
+from gateway.upstream import Deployment
+from gateway.upstream.call import OpenedStream, call_json, open_stream
+from gateway.upstream.committed import Relay
+from gateway.upstream.failover import Attempt
+
+log = logging.getLogger("gateway.responses")
+_ENCODER = msgspec.json.Encoder()
+ROUTE = "/v1/responses"
+
+
+class Answer:
+    """A whole Response object, as sent to the client, and the deployment that produced it."""
+
+    __slots__ = ("deployment", "produced")
+
+    def __init__(self, deployment: Deployment, produced: Produced) -> None:
+        self.deployment = deployment
+        self.produced = produced
+
+    @property
+    def body(self) -> bytes:
+        return _ENCODER.encode(self.produced.response)
+
+    def usage(self) -> Usage | None:
+        return usage_from_responses(self.produced.response.get("usage"))
+
+    def model(self) -> str | None:
+        model = self.produced.response.get("model")
+        return model if isinstance(model, str) else None
+
+
+async def begin(
+    services: Services, store: ResponseStore, principal: Principal, request: ResponsesRequest
+) -> Turn:
+    """Read what the request continues from (for this key only) and check it may continue."""
+    settings = services.settings.responses
+    now = services.clock.now()
+    parent = None
+    touched_at = now
+    if request.previous_response_id is not None:
+        parent = await store.read_parent(request.previous_response_id, principal.key_id)
+        if parent is None:
+            raise errors.previous_response_not_found(request.previous_response_id)
+        if parent.depth + 2 > settings.max_chain_length:
+            raise errors.chain_too_long(settings.max_chain_length)
+        check_tool_outputs(parent.calls, request.items)
+        if store.touch_due(parent, now):
+            await store.touch_chain(parent)
+        else:
+            touched_at = parent.chain_touched_at
+    return Turn(
+        request=request,
+        principal=principal,
+        records=store,
+        clock=services.clock,
+        parent=parent,
+        upstream_store=settings.upstream_store,
+        chain_touched_at=touched_at,
+        anthropic_max_tokens=settings.anthropic_max_tokens,
+    )
+
+
+class Responses:
+    """One request's upstream calls."""
+
+    def __init__(self, services: Services, turn: Turn) -> None:
+        self.services = services
+        self.turn = turn
+
+    def replay(self, attempt: Attempt, error: ClassifiedError) -> bool:
+        """A native chain the upstream forgot: ask again with the history."""
+        turn = self.turn
+        if not (turn.native(attempt.deployment) and is_stale_chain(error)):
+            return False
+        parent = turn.parent.upstream_id if turn.parent else None
+        log.info("upstream %s forgot response %s; replaying the history", attempt.upstream.name, parent)
+        return True
+
+    async def call(self, attempt: Attempt) -> ResponsesCall:
+        native = self.turn.native(attempt.deployment) and not attempt.replay
+        dialect = dialect_for(attempt.deployment.api)
+        try:
+            return await dialect.responses_call(attempt, self.turn, clock=self.services.clock, native=native)
+        except RedisError:
+            log.exception("response store unavailable")
+            raise store_unavailable() from None
+
+    async def json(self, attempt: Attempt) -> Answer:
+        call = await self.call(attempt)
+        response = await _input_param(
+            call_json(attempt, call.request, self.services.clock), attempt, self.turn
+        )
+        return Answer(attempt.deployment, call.answer(response.content))
+
+    async def stream(self, attempt: Attempt) -> tuple[OpenedStream, Relay]:
+        call = await self.call(attempt)
+        clock = self.services.clock
+        opened = await _input_param(open_stream(attempt, call.request, call.roles, clock), attempt, self.turn)
+        converter = call.converter()
+        deployment, turn = attempt.deployment, self.turn
+
+        async def record(response: dict[str, Any]) -> None:
+            await turn.save(deployment, response, converter.upstream_id)
+
+        relay = ResponsesRelay(
+            converter=converter,
+            record=record,
+            provider=attempt.upstream.classifier_key,
+            clock=clock,
+            idle_timeout=attempt.upstream.settings.timeouts.idle,
+        )
+        return opened, relay
+
+
+async def _input_param(call: Any, attempt: Attempt, turn: Turn) -> Any:
+    """A translated request's ``messages`` is the client's ``input``."""
+    try:
+        return await call
+    except AttemptFailed as failed:
+        if failed.classified.param == "messages" and not turn.native(attempt.deployment):
+            raise AttemptFailed(msgspec.structs.replace(failed.classified, param="input")) from None
+        raise
+
+
+async def create(services: Services, channel: ClientChannel) -> None:
+    async with Exchange(services, channel, route=ROUTE, error_api="responses") as exchange:
+        caller = await exchange.authenticate()
+        body = await exchange.read_body()
+        request = parse_responses_request(body)
+        await exchange.admit(
+            caller,
+            model=request.model,
+            body_size=len(body),
+            max_tokens=request.data.get("max_output_tokens"),
+            stream=request.stream,
+        )
+        try:
+            turn = await begin(services, response_store(services), caller.principal, request)
+        except RedisError:
+            log.exception("response store unavailable")
+            raise store_unavailable() from None
+        plan = exchange.plan(request.model, turn.prompt_tokens, param="input")
+        calls = Responses(services, turn)
+        async with exchange.upstream():
+            if request.stream:
+                await exchange.stream(plan, calls.stream, replay=calls.replay)
+            else:
+                answer = await exchange.json(plan, calls.json, replay=calls.replay)
+                try:
+                    await turn.save(answer.deployment, answer.produced.response, answer.produced.upstream_id)
+                except RedisError:
+                    log.exception("response store unavailable")
+                    raise store_unavailable() from None
+                await exchange.send_json(answer)
