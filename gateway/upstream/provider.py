@@ -1,7 +1,8 @@
-"""One configured provider: its pooled HTTP client and how to address it.
+"""One configured provider: its pooled transport and how to address it.
 
-Adapters never see Litestar; controllers never see httpx. An ``Upstream`` knows the base URL,
-the credentials and the headers of its dialect, and sends already-encoded bodies.
+An ``Upstream`` knows the base URL, the credentials and the headers of its dialect, and sends
+already-encoded bodies straight to its transport (the gateway's HTTP/1.1 transport, or the
+one a test hands to ``build_upstreams``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from gateway.upstream.http11_transport import Http11Transport
 
 
 class Upstream:
-    """A provider and its one pooled client."""
+    """A provider and its one pooled transport."""
 
     __slots__ = (
         "_headers",
@@ -24,16 +25,13 @@ class Upstream:
         "_transport",
         "_urls",
         "base_url",
-        "client",
         "kind",
         "name",
         "schema_target",
         "settings",
     )
 
-    def __init__(
-        self, settings: ProviderSettings, client: httpx.AsyncClient, transport: httpx.AsyncBaseTransport
-    ) -> None:
+    def __init__(self, settings: ProviderSettings, transport: httpx.AsyncBaseTransport) -> None:
         self.settings = settings
         self._transport = transport
         self._urls: dict[str, httpx.URL] = {}
@@ -48,7 +46,6 @@ class Upstream:
         # Whose rules its tools' schemas are repaired for (`providers.schema_target`).
         self.schema_target = settings.tool_schema_target
         self.base_url = settings.base_url.rstrip("/")
-        self.client = client
         headers = {"content-type": "application/json", "accept-encoding": "identity"}
         if settings.kind is ProviderKind.ANTHROPIC:
             if settings.api_key:
@@ -87,6 +84,10 @@ class Upstream:
                 await response.aclose()
         return response
 
+    async def aclose(self) -> None:
+        """Close the transport and its pooled connections (at shutdown)."""
+        await self._transport.aclose()
+
 
 def make_transport(settings: ProviderSettings, clock: Clock) -> httpx.AsyncBaseTransport:
     return Http11Transport(clock, max_connections=settings.max_connections)
@@ -100,6 +101,5 @@ def build_upstreams(
     upstreams: dict[str, Upstream] = {}
     for p in settings.providers:
         transport = transports.get(p.name) or make_transport(p, clock)
-        client = httpx.AsyncClient(transport=transport, follow_redirects=False)
-        upstreams[p.name] = Upstream(p, client, transport)
+        upstreams[p.name] = Upstream(p, transport)
     return upstreams
