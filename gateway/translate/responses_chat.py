@@ -31,13 +31,8 @@ from typing import Any
 import msgspec
 
 from gateway.translate.errors import TranslationError, rejects_malformed_input
-
-# `response_error` lives with the answer translation; it stays importable from here.
-from gateway.translate.responses_answer import response_error
 from gateway.translate.responses_content import TEXT_PART_TYPES, chat_message
 from gateway.translate.responses_tools import chat_response_format, chat_tool, chat_tool_choice
-
-__all__ = ["chat_request_from_responses", "input_items_from_input", "response_error"]
 
 # Request fields whose meaning and shape are the same in both dialects.
 _SAME_FIELDS = (
