@@ -31,13 +31,22 @@ from gateway.policy.records import TeamRecord
 from gateway.policy.settlement import Settlement, Settler
 from gateway.policy.store import STORE_ERRORS, PolicyStore, WindowCache
 from gateway.policy.tickets import LEASE_RENEW, LeaseRenewal, Ticket
-from gateway.pricing import PriceTable, Usage
+from gateway.pricing import PriceTable
 from gateway.telemetry.metrics import Metrics
 
 __all__ = ["LEASE_RENEW", "STORE_ERRORS", "Caller", "PolicyService", "Ticket"]
 
 
 class PolicyService:
+    """The policy's parts built from the settings, and its operations as the gateway calls them:
+
+    - ``authenticate(presented, fresh=False) -> Caller``, ``invalidate(kid=, team=)``,
+      ``team(tid, fresh=False)`` (:class:`Authenticator`);
+    - ``admit(caller, model=, body_size=, max_tokens=, request_id=, endpoint=, started=)
+      -> Ticket``, ``charge(kid, model=, usage=, request_id=, endpoint=, ...)``,
+      ``check_model(caller, model)``, ``may_use(caller, model)`` (:class:`Admission`).
+    """
+
     def __init__(
         self,
         settings: Settings,
@@ -63,9 +72,11 @@ class PolicyService:
         self.prices = PriceTable(settings.prices)
         self.hasher = KeyHasher(pepper)
         self.keyring = keyring
-        self.auth = Authenticator(settings, self.store, clock, metrics, keyring=keyring, hasher=self.hasher)
-        self.config_teams: dict[str, TeamRecord] = self.auth.config_teams
-        self.config_keys: dict[str, Caller] = self.auth.config_keys
+        self.authenticator = Authenticator(
+            settings, self.store, clock, metrics, keyring=keyring, hasher=self.hasher
+        )
+        self.config_teams: dict[str, TeamRecord] = self.authenticator.config_teams
+        self.config_keys: dict[str, Caller] = self.authenticator.config_keys
         self.models = frozenset(m.name for m in settings.models)
         windows = WindowCache()
         self.settler = Settler(self.store, metrics, config.settle_batch_max)
@@ -87,13 +98,20 @@ class PolicyService:
             self.store,
             clock,
             metrics,
-            auth=self.auth,
+            auth=self.authenticator,
             prices=self.prices,
             windows=windows,
             settlement=settlement,
             renewal=renewal,
             models=self.models,
         )
+        self.authenticate = self.authenticator.authenticate
+        self.invalidate = self.authenticator.invalidate
+        self.team = self.authenticator.team
+        self.admit = self.admission.admit
+        self.charge = self.admission.charge
+        self.check_model = self.admission.check_model
+        self.may_use = may_use
 
     async def start(self) -> None:
         with contextlib.suppress(*STORE_ERRORS):
@@ -102,75 +120,3 @@ class PolicyService:
 
     async def stop(self) -> None:
         await self.settler.stop()
-
-    # -- authentication --------------------------------------------------------------------------
-    async def authenticate(self, presented: str | None, *, fresh: bool = False) -> Caller:
-        """The caller of ``presented`` (401 or 503 as a GatewayError otherwise)."""
-        return await self.auth.authenticate(presented, fresh=fresh)
-
-    def invalidate(self, kid: str | None = None, team: str | None = None) -> None:
-        self.auth.invalidate(kid, team)
-
-    async def team(self, tid: str | None, *, fresh: bool = False) -> TeamRecord | None:
-        return await self.auth.team(tid, fresh=fresh)
-
-    # -- admission -------------------------------------------------------------------------------
-    @staticmethod
-    def may_use(caller: Caller, model: str) -> bool:
-        """The key's and its team's allow-lists both admit ``model``."""
-        return may_use(caller, model)
-
-    def check_model(self, caller: Caller, model: str) -> None:
-        self.admission.check_model(caller, model)
-
-    async def admit(
-        self,
-        caller: Caller,
-        *,
-        model: str,
-        body_size: int,
-        max_tokens: int | None,
-        request_id: str,
-        endpoint: str,
-        started: float | None = None,
-    ) -> Ticket:
-        """Admit the request or raise the refusal; the ticket's ``headers`` go on the answer."""
-        return await self.admission.admit(
-            caller,
-            model=model,
-            body_size=body_size,
-            max_tokens=max_tokens,
-            request_id=request_id,
-            endpoint=endpoint,
-            started=started,
-        )
-
-    async def charge(
-        self,
-        kid: str,
-        *,
-        model: str,
-        usage: Usage | None,
-        request_id: str,
-        endpoint: str,
-        provider: str | None = None,
-        upstream_model: str | None = None,
-        status: int = 200,
-        error_type: str | None = None,
-        stream: bool = True,
-        attempts: int = 1,
-    ) -> None:
-        """Record usage that ran outside an admitted request (see ``Admission.charge``)."""
-        await self.admission.charge(
-            kid,
-            model=model,
-            usage=usage,
-            request_id=request_id,
-            endpoint=endpoint,
-            provider=provider,
-            upstream_model=upstream_model,
-            status=status,
-            error_type=error_type,
-            stream=stream,
-            attempts=attempts,
-        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from gateway.clock import Clock, TimerHandle
 from gateway.policy.store import STORE_ERRORS, PolicyStore
@@ -18,27 +18,10 @@ from gateway.pricing import Usage
 
 if TYPE_CHECKING:
     from gateway.policy.authentication import Caller
+    from gateway.policy.settlement import Settlement
 
 log = logging.getLogger("gateway.policy")
 LEASE_RENEW = "policy_lease_renew"
-
-
-class Settles(Protocol):
-    """Where a ticket's outcome goes (the settlement)."""
-
-    def record(
-        self,
-        ticket: Ticket,
-        *,
-        status: int,
-        usage: Usage | None,
-        error_type: str | None,
-        provider: str | None,
-        upstream_model: str | None,
-        attempts: int,
-        ttft_s: float | None,
-        upstream_s: float,
-    ) -> None: ...
 
 
 class Ticket:
@@ -64,7 +47,7 @@ class Ticket:
 
     def __init__(
         self,
-        settlement: Settles | None,
+        settlement: Settlement | None,
         caller: Caller | None,
         *,
         request_id: str,
@@ -92,10 +75,6 @@ class Ticket:
         self.lease_keys: list[str] | None = None
         self._renewal: TimerHandle | None = None
         self._renew_task: asyncio.Task[None] | None = None
-
-    @property
-    def settled(self) -> bool:
-        return self._settled
 
     def settle(
         self,
