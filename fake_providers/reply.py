@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from litestar.types import Receive, Scope, Send
 
-from fake_providers.clock import FIRST_PART, GAP, Clock, RealClock
+from fake_providers.clock import FIRST_PART, GAP, HANG, Clock, RealClock
 from fake_providers.connection import connection_control
 
 
@@ -138,7 +139,9 @@ class PlannedReply:
             if control is None:
                 raise ConnectionFaultUnavailable("closing mid-body needs the connection-control extension")
             control.close()
-        await _forever()
+            await _forever()
+        # Ending.HANG: nothing more, until the client goes away (the watcher then cancels this).
+        await self._clock.sleep(math.inf, name=HANG)
 
     async def _send_parts(self, send: Send, parts: Iterable[bytes]) -> None:
         plan = self.plan

@@ -1,15 +1,18 @@
 """Faults below the HTTP error level: resets, silence, stalls, cuts, malformed and in-band errors, latency.
 
-Hanging faults are observed with a short client read timeout and end when the client goes away:
-`/_fake/status` shows no answer still running (polled with a deadline, never a fixed sleep).
-Latency (`slow`) waits on a manual clock the test moves, pause by pause.
+A hanging answer (silence, stall) waits on the fakes' clock without end: once that wait has begun
+(a manual clock shows it), the answer has sent all it ever will, and the client, listening a moment
+longer, gets nothing more. It ends when the client goes away: `/_fake/status` shows no answer still
+running (polled with a deadline, never a fixed sleep). Latency (`slow`) waits on the manual clock
+too, and the test moves it pause by pause.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,14 +20,14 @@ import httpx
 import openai
 import pytest
 
-from fake_providers.clock import FIRST_PART, GAP
+from fake_providers.clock import FIRST_PART, GAP, HANG
 from fake_providers.testing import FakeProviders, parse_sse
 from gateway.clock import ManualClock
 from gateway.testing import poll_until
 
 CHAT = "/openai/v1/chat/completions"
 MESSAGES: Any = [{"role": "user", "content": "one two three four"}]
-QUICK_READ = httpx.Timeout(5.0, read=0.3)
+QUIET = 0.3  # how long a client listens for more once the fake's answer hangs
 
 
 def no_answer_running(providers: FakeProviders) -> Callable[[], bool]:
@@ -52,30 +55,50 @@ def test_reset_surfaces_as_a_connection_error_in_the_sdk(client: openai.OpenAI) 
         client.chat.completions.create(model="fault-reset", messages=MESSAGES)
 
 
+async def hanging(clock: ManualClock) -> None:
+    """Returns once the fake's answer has sent all it will send: its endless wait has begun."""
+    await clock.wait_for_timer(HANG)
+
+
+async def nothing_more(read: Awaitable[object]) -> None:
+    """The client listens a moment longer and gets nothing (the fake hangs: nothing can come)."""
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(read, QUIET)
+
+
+async def data_lines(response: httpx.Response) -> AsyncIterator[str]:
+    async for line in response.aiter_lines():
+        if line:
+            yield line
+
+
 @pytest.mark.parametrize("stream", [False, True])
-def test_silence_sends_headers_then_nothing_until_the_client_leaves(
-    providers: FakeProviders, stream: bool
+async def test_silence_sends_headers_then_nothing_until_the_client_leaves(
+    providers: FakeProviders, fake_clock: ManualClock, stream: bool
 ) -> None:
-    with (
-        httpx.Client(base_url=providers.base_url, timeout=QUICK_READ) as http,
+    async with (
+        httpx.AsyncClient(base_url=providers.base_url, timeout=5.0) as http,
         http.stream("POST", CHAT, json=request("fault-silence", stream=stream)) as response,
     ):
         assert response.status_code == 200
         assert response.headers["x-request-id"].startswith("req_")
         assert providers.status()["active_replies"] == 1
-        with pytest.raises(httpx.ReadTimeout):
-            response.read()
+        await hanging(fake_clock)
+        await nothing_more(response.aread())
     poll_until(no_answer_running(providers))
 
 
-def test_stall_sends_some_chunks_then_nothing(providers: FakeProviders) -> None:
-    received: list[str] = []
-    with (
-        httpx.Client(base_url=providers.base_url, timeout=QUICK_READ) as http,
+async def test_stall_sends_some_chunks_then_nothing(
+    providers: FakeProviders, fake_clock: ManualClock
+) -> None:
+    async with (
+        httpx.AsyncClient(base_url=providers.base_url, timeout=5.0) as http,
         http.stream("POST", CHAT, json=request("fault-stall-3", stream=True)) as response,
-        pytest.raises(httpx.ReadTimeout),
     ):
-        collect_lines(response, received)
+        await hanging(fake_clock)
+        lines = data_lines(response)
+        received = [await anext(lines) for _ in range(3)]
+        await nothing_more(anext(lines))
     chunks = [json.loads(line.removeprefix("data: ")) for line in received]
     assert [chunk["choices"][0]["delta"] for chunk in chunks] == [
         {"role": "assistant", "content": ""},
@@ -85,18 +108,20 @@ def test_stall_sends_some_chunks_then_nothing(providers: FakeProviders) -> None:
     poll_until(no_answer_running(providers))
 
 
-def test_stall_of_a_json_answer_sends_half_the_body(providers: FakeProviders) -> None:
-    with (
-        httpx.Client(base_url=providers.base_url, timeout=QUICK_READ) as http,
+async def test_stall_of_a_json_answer_sends_half_the_body(
+    providers: FakeProviders, fake_clock: ManualClock
+) -> None:
+    async with (
+        httpx.AsyncClient(base_url=providers.base_url, timeout=5.0) as http,
         http.stream("POST", CHAT, json=request("fault-stall", stream=False)) as response,
     ):
         assert response.status_code == 200
-        pieces = response.iter_raw()
-        first = next(pieces)
+        await hanging(fake_clock)
+        pieces = response.aiter_raw()
+        first = await anext(pieces)
         assert first.startswith(b'{"id":"chatcmpl-')
         assert len(first) < int(response.headers["content-length"])
-        with pytest.raises(httpx.ReadTimeout):
-            next(pieces)
+        await nothing_more(anext(pieces))
     poll_until(no_answer_running(providers))
 
 
