@@ -16,6 +16,7 @@ import pytest
 from fake_providers import FakeOptions
 from fake_providers.connection import CONNECTION_EXTENSION
 from fake_providers.testing import FakeProviders, ServedApp, serve
+from gateway.testing import poll_until
 
 
 async def tiny_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -106,11 +107,12 @@ def test_the_command_line_serves_the_fakes(tmp_path: Path) -> None:
     ]
     process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.getcwd()})
     try:
-        deadline = time.monotonic() + 20
-        while refuses_connections(port):
+
+        def accepting() -> bool:
             assert process.poll() is None, "the server exited"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
+            return not refuses_connections(port)
+
+        poll_until(accepting, deadline=20, interval=0.05, what="the server to start")
         response = httpx.post(
             f"http://127.0.0.1:{port}/openai/v1/chat/completions",
             json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "cli"}]},

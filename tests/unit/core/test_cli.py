@@ -19,7 +19,7 @@ import redis
 
 from gateway.cli import _probe_host, listen_address
 from gateway.config import settings_from_mapping
-from tests.conftest import free_port
+from tests.conftest import free_port, poll_until
 
 ROOT = Path(__file__).resolve().parents[3]
 DEADLINE = 60.0
@@ -222,14 +222,20 @@ def test_a_killed_gateway_takes_its_redis_with_it(tmp_path: Path) -> None:
         assert client.ping()
         gateway.proc.kill()
         gateway.proc.wait(DEADLINE)
-        end = time.monotonic() + DEADLINE
-        while True:
+
+        def gone() -> bool:
             try:
                 client.ping()
             except redis.ConnectionError:
-                break
-            assert time.monotonic() < end, "the embedded redis-server outlived its killed gateway"
-            time.sleep(0.05)
+                return True
+            return False
+
+        poll_until(
+            gone,
+            deadline=DEADLINE,
+            interval=0.05,
+            what="the embedded redis-server to go with its killed gateway",
+        )
     finally:
         if gateway.proc.poll() is None:
             gateway.proc.kill()
