@@ -8,7 +8,6 @@ in OpenAI's error shape with an ``x-request-id``; so are bodies over ``server.ma
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, TypeVar
 
 import msgspec
@@ -18,6 +17,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 
 from gateway.errors.client import GatewayError, InvalidRequest, PayloadTooLarge
+from gateway.exchange import new_request_id
 from gateway.policy.admin import KeyAdmin, Reports, TeamAdmin, admin_name
 from gateway.policy.auth import presented_key
 from gateway.policy.engine import PolicyService
@@ -25,10 +25,6 @@ from gateway.services import Services
 
 T = TypeVar("T")
 _READS = frozenset({"GET", "HEAD"})
-
-
-def new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex
 
 
 def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
@@ -77,7 +73,7 @@ def _policy(request: Request[Any, Any, Any]) -> PolicyService:
 
 
 def _actor(request: Request[Any, Any, Any]) -> str:
-    actor: Actor = request.state.admin_actor
+    actor: str = request.state.admin_actor
     return actor
 
 
