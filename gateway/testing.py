@@ -3,16 +3,20 @@
 What a test of code that talks to the gateway (or a test of the gateway itself) needs::
 
     from fake_providers.testing import FakeProviders
-    from gateway.clock import ManualClock
-    from gateway.testing import base_config, redis_server, serve_gateway
+    from gateway.testing import add_anthropic, base_config, redis_server, serve_gateway
 
-    with redis_server() as redis, FakeProviders() as fake:
-        async with serve_gateway(base_config(fake, redis.url), clock=ManualClock()) as gw:
-            client = gw.async_openai()
-            answer = await client.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}]
-            )
-            assert answer.choices[0].message.content == "You said: hello"
+
+    async def test_my_code_through_the_gateway() -> None:
+        with redis_server() as redis, FakeProviders() as fake:
+            config = add_anthropic(base_config(fake, redis.url), fake)
+            async with serve_gateway(config) as gw:
+                client = gw.async_openai()
+                answer = await client.chat.completions.create(
+                    model="claude", messages=[{"role": "user", "content": "Hello"}]
+                )
+                assert answer.choices[0].message.content == "You said: Hello"
+                [sent] = fake.requests(path="/anthropic/v1/messages")
+                assert sent.body["model"] == "claude-haiku-4-5"
 
 - :func:`base_config` builds a valid config (one OpenAI and one vLLM-style provider on the fakes,
   two models, two gateway keys); :func:`add_anthropic` adds the fake Anthropic provider and a
@@ -231,14 +235,12 @@ class RunningGateway(Generic[ClockT]):
     root_url: str
     clock: ClockT
     settings: Settings
-    app: GatewayApp | None = None
+    app: GatewayApp
     key: str = GATEWAY_KEY
 
     @property
     def services(self) -> Services:
         """The running gateway's services (Redis client, router, policy, ...)."""
-        if self.app is None:
-            raise RuntimeError("this gateway was not started by serve_gateway")
         return self.app.services
 
     def http(self, *, key: str | None = None, **kwargs: Any) -> httpx.Client:

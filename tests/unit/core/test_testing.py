@@ -3,6 +3,8 @@ then each piece on its own."""
 
 from __future__ import annotations
 
+import inspect
+import textwrap
 import threading
 from typing import Any
 
@@ -10,6 +12,7 @@ import httpx
 import pytest
 
 from fake_providers.testing import FakeProviders
+from gateway import testing
 from gateway.clock import ManualClock, RealClock
 from gateway.testing import (
     GATEWAY_KEY,
@@ -36,6 +39,11 @@ async def test_my_code_through_the_gateway() -> None:
             assert answer.choices[0].message.content == "You said: Hello"
             [sent] = fake.requests(path="/anthropic/v1/messages")
             assert sent.body["model"] == "claude-haiku-4-5"
+
+
+def test_the_kit_s_docstring_shows_the_same_example() -> None:
+    example = textwrap.indent(inspect.getsource(test_my_code_through_the_gateway), "    ")
+    assert example in (testing.__doc__ or "")
 
 
 # -- the pieces -------------------------------------------------------------------------------
