@@ -22,8 +22,9 @@ from gateway.policy.authentication import Authenticator, Caller
 from gateway.policy.records import has_limits, model_allowed
 from gateway.policy.refusals import denial, refusal, store_failed
 from gateway.policy.settlement import Settlement
-from gateway.policy.store import STORE_ERRORS, PolicyStore, WindowCache
+from gateway.policy.store import STORE_ERRORS, PolicyStore
 from gateway.policy.tickets import LeaseRenewal, Ticket
+from gateway.policy.windows import WindowCache
 from gateway.pricing import PriceTable, Usage
 from gateway.telemetry.metrics import Metrics
 

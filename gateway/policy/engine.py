@@ -29,8 +29,9 @@ from gateway.policy.authentication import Authenticator, Caller
 from gateway.policy.keys import KeyHasher
 from gateway.policy.records import TeamRecord
 from gateway.policy.settlement import Settlement, Settler
-from gateway.policy.store import STORE_ERRORS, PolicyStore, WindowCache
+from gateway.policy.store import STORE_ERRORS, PolicyStore
 from gateway.policy.tickets import LEASE_RENEW, LeaseRenewal, Ticket
+from gateway.policy.windows import WindowCache
 from gateway.pricing import PriceTable
 from gateway.telemetry.metrics import Metrics
 

@@ -19,7 +19,7 @@ from gateway.errors.client import GatewayError, RateLimited
 from gateway.policy import errors
 from gateway.policy.errors import QuotaExceeded, TokensRateLimited
 from gateway.policy.records import KeyRecord, TeamRecord
-from gateway.policy.store import window_reset
+from gateway.policy.windows import window_reset
 from gateway.telemetry.metrics import Metrics
 
 log = logging.getLogger("gateway.policy")

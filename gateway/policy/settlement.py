@@ -13,14 +13,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from gateway.clock import Clock
-from gateway.policy.store import STORE_ERRORS, PolicyStore, WindowCache
+from gateway.policy.store import STORE_ERRORS, PolicyStore
 from gateway.policy.tickets import Ticket
 from gateway.policy.usage import UsageEvent
+from gateway.policy.windows import WindowCache
 from gateway.pricing import PriceTable, Usage
 from gateway.telemetry.metrics import Metrics
 
@@ -30,52 +32,22 @@ _ENCODER = msgspec.json.Encoder()
 _ORG_METRICS = ("req", "in", "out", "nusd", "err")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SettleItem:
     """One finished request, as the settler needs it."""
 
-    __slots__ = (
-        "cost",
-        "delta",
-        "event",
-        "hold_member",
-        "keys",
-        "now_ms",
-        "org_fields",
-        "org_rollup",
-        "request_id",
-        "rollup",
-        "tpm",
-        "ttls",
-    )
-
-    def __init__(
-        self,
-        *,
-        keys: tuple[str, ...],
-        now_ms: str,
-        request_id: str,
-        hold_member: str,
-        cost: int,
-        delta: int,
-        tpm: tuple[int, int],
-        ttls: list[int],
-        rollup: dict[str, int],
-        org_rollup: str,
-        org_fields: dict[str, int],
-        event: bytes,
-    ) -> None:
-        self.keys = keys
-        self.now_ms = now_ms
-        self.request_id = request_id
-        self.hold_member = hold_member
-        self.cost = cost
-        self.delta = delta
-        self.tpm = tpm
-        self.ttls = ttls
-        self.rollup = rollup
-        self.org_rollup = org_rollup
-        self.org_fields = org_fields
-        self.event = event
+    keys: tuple[str, ...]  # settle.lua's keys: leases, holds, token limiters, rollup, spend
+    now_ms: str  # "" = Redis's clock
+    request_id: str
+    hold_member: str  # "" = no budget hold
+    cost: int  # nano-USD
+    delta: int  # reported - estimated tokens (0 when not reported)
+    tpm: tuple[int, int]  # the key's and team's tokens per minute
+    ttls: list[int]  # per spend counter, seconds (0 = none)
+    rollup: dict[str, int]  # day rollup fields of the key's root
+    org_rollup: str  # the org-wide rollup's name
+    org_fields: dict[str, int]
+    event: bytes  # the usage event, encoded
 
 
 def settle_args(group: Sequence[SettleItem]) -> list[Any]:

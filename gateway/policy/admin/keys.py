@@ -29,7 +29,7 @@ from gateway.policy.admin.types import (
     key_view,
 )
 from gateway.policy.records import KeyRecord, Status
-from gateway.policy.store import window_ids
+from gateway.policy.windows import window_ids
 
 # The fields a PATCH may change (status has its own block/unblock operations).
 KEY_FIELDS = frozenset({"alias", "team_id", "models", "limits", "budgets", "expires_at", "metadata"})
