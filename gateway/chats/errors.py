@@ -1,4 +1,4 @@
-"""The chat API's refusals: ``{message, detail?, validations?}`` with an HTTP status (spec §1.1)."""
+"""The chat API's refusals: ``{message, detail?, validations?}`` with an HTTP status."""
 
 from __future__ import annotations
 

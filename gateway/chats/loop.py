@@ -1,4 +1,4 @@
-"""The turn: model steps until the model stops calling local tools (spec §7.3, §8.2, §8.3).
+"""The turn: model steps until the model stops calling local tools.
 
 Each step streams through :class:`StepRunner`; built-in tool calls of the step run
 concurrently; the step is persisted atomically (assistant message with every call, then one
@@ -127,7 +127,7 @@ class Turn:
             history = await self.store.messages(self.chat_id)
             self.persisted_step = False
             self.results = {}
-            # Only a turn's first step may chain; later ones replay what the turn added (§6.5).
+            # Only a turn's first step may chain; later ones replay what the turn added.
             chain = resolve_chain(history) if step == 0 and self.upstream_store else None
             try:
                 state, deployment = await self.runner.run(

@@ -1,5 +1,5 @@
 """MCP client: the tools of configured MCP servers (streamable HTTP), offered to chats as
-built-in tools (spec §5.1, §7.2).
+built-in tools.
 
 Each turn lists the tools of the servers its chat names; a server that cannot be reached
 contributes no tools (logged) rather than failing the turn. Schemas are repaired for OpenAI-style

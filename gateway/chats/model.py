@@ -1,6 +1,6 @@
 """The stateful chat API's records: chats, messages and their parts, as msgspec Structs.
 
-Field names are the wire names (spec §1.4): what the API answers and what Redis holds are the
+Field names are the wire names: what the API answers and what Redis holds are the
 same encoding, so a stored message is sent to clients without a second conversion.
 """
 
@@ -40,7 +40,7 @@ class Usage(msgspec.Struct, frozen=True, omit_defaults=True):
 class Part(msgspec.Struct, frozen=True, omit_defaults=True):
     """One piece of a message: ``text``, ``reasoning``, ``tool-call`` or ``tool-result``.
 
-    ``args`` and ``result`` are JSON **text** (raw JSON, as the spec keeps them).
+    ``args`` and ``result`` are JSON **text** (raw JSON, kept as it came).
     ``created_at`` (RFC 3339) is set on tool calls when the complete call arrived and on
     tool results when execution finished.
     """

@@ -1,4 +1,4 @@
-"""Chat history to a Chat Completions ``messages`` list (spec §5.4, §8.8).
+"""Chat history to a Chat Completions ``messages`` list.
 
 Only the model's view is built: system text, user text, assistant text with its tool calls,
 and each call's result right after it. Repairs on every build: tool-call ids sanitized to
@@ -78,7 +78,7 @@ def build_messages(history: list[Message]) -> list[dict[str, Any]]:
 
 
 class Chain(msgspec.Struct, frozen=True):
-    """A follow-up that continues the upstream's stored response (spec §6.2, §6.3).
+    """A follow-up that continues the upstream's stored response.
 
     ``messages`` (Chat Completions shape) is what the request carries besides
     ``previous_response_id``: every system message, the results of the previous response's tool

@@ -1,4 +1,5 @@
-"""Request bodies of the chat API, decoded and checked in the spec's order (§1.6, §7.4)."""
+"""Request bodies of the chat API, decoded and checked field by field, in a fixed order (the
+first failing check is the one reported)."""
 
 from __future__ import annotations
 

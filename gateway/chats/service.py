@@ -1,4 +1,4 @@
-"""The chat API's operations, between the HTTP layer and the store (spec §1.6, §7.4)."""
+"""The chat API's operations, between the HTTP layer and the store."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 Tool definitions go upstream in Chat Completions shape; their schemas are repaired for the
 target provider in the step (``repair_chat_tools``). Dynamic tools come after built-ins and a
-dynamic tool whose name a built-in already uses is dropped (spec §7.2). A dynamic schema
-contributes only ``properties`` and ``required`` (spec §5.3); ``required`` is sent only when
+dynamic tool whose name a built-in already uses is dropped. A dynamic schema
+contributes only ``properties`` and ``required``; ``required`` is sent only when
 non-empty.
 """
 
@@ -70,7 +70,7 @@ class ToolSet:
         return out
 
     async def execute(self, name: str, args: str) -> tuple[str, bool]:
-        """Run a built-in tool; every failure becomes an error result (spec §8.2)."""
+        """Run a built-in tool; every failure becomes an error result."""
         tool = self.builtin.get(name)
         if tool is None:
             return _error(f"Tool not found: {name}"), True

@@ -1,4 +1,4 @@
-"""Runs chat turns on any replica: jobs on a Redis Stream consumer group (spec §8.1).
+"""Runs chat turns on any replica: jobs on a Redis Stream consumer group.
 
 A job (``chats:jobs`` entry naming a chat) is read by one replica's consumer and stays in the
 group's pending list until the turn ends. The worker renews its lease by re-claiming its

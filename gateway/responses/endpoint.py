@@ -24,16 +24,12 @@ from gateway.dialects import Produced, ResponsesCall, dialect_for
 from gateway.dialects.responses import is_stale_chain
 from gateway.errors import AttemptFailed, ClassifiedError
 from gateway.exchange import ClientChannel, Exchange
-from gateway.policy.auth import Principal
 from gateway.policy.usage import usage_from_responses
 from gateway.pricing import Usage
-from gateway.responses import errors
-from gateway.responses.items import check_tool_outputs
-from gateway.responses.request import ResponsesRequest, parse_responses_request
+from gateway.responses.request import parse_responses_request
 from gateway.responses.service import response_store, store_unavailable
-from gateway.responses.store import ResponseStore
 from gateway.responses.stream import ResponsesRelay
-from gateway.responses.upstreams import Turn
+from gateway.responses.upstreams import Turn, begin_turn
 from gateway.services import Services
 from gateway.upstream import Deployment
 from gateway.upstream.call import OpenedStream, call_json, open_stream
@@ -64,37 +60,6 @@ class Answer:
     def model(self) -> str | None:
         model = self.produced.response.get("model")
         return model if isinstance(model, str) else None
-
-
-async def begin(
-    services: Services, store: ResponseStore, principal: Principal, request: ResponsesRequest
-) -> Turn:
-    """Read what the request continues from (for this key only) and check it may continue."""
-    settings = services.settings.responses
-    now = services.clock.now()
-    parent = None
-    touched_at = now
-    if request.previous_response_id is not None:
-        parent = await store.read_parent(request.previous_response_id, principal.key_id)
-        if parent is None:
-            raise errors.previous_response_not_found(request.previous_response_id)
-        if parent.depth + 2 > settings.max_chain_length:
-            raise errors.chain_too_long(settings.max_chain_length)
-        check_tool_outputs(parent.calls, request.items)
-        if store.touch_due(parent, now):
-            await store.touch_chain(parent)
-        else:
-            touched_at = parent.chain_touched_at
-    return Turn(
-        request=request,
-        principal=principal,
-        records=store,
-        clock=services.clock,
-        parent=parent,
-        upstream_store=settings.upstream_store,
-        chain_touched_at=touched_at,
-        anthropic_max_tokens=settings.anthropic_max_tokens,
-    )
 
 
 class Responses:
@@ -172,7 +137,7 @@ async def create(services: Services, channel: ClientChannel) -> None:
             stream=request.stream,
         )
         try:
-            turn = await begin(services, response_store(services), caller.principal, request)
+            turn = await begin_turn(services, response_store(services), caller.principal, request)
         except RedisError:
             log.exception("response store unavailable")
             raise store_unavailable() from None

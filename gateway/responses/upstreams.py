@@ -28,6 +28,7 @@ from gateway.policy.auth import Principal
 from gateway.responses import errors
 from gateway.responses.items import (
     Item,
+    check_tool_outputs,
     for_responses_upstream,
     function_call_ids,
     index_by_id,
@@ -37,6 +38,7 @@ from gateway.responses.items import (
 )
 from gateway.responses.request import ResponsesRequest
 from gateway.responses.store import Ancestor, ChainBroken, NewRecord, ResponseMeta, ResponseStore
+from gateway.services import Services
 from gateway.token_estimate import estimate_responses_tokens, text_tokens
 from gateway.translate import Ids, RandomIds
 from gateway.upstream import Deployment
@@ -199,3 +201,34 @@ class Turn:
     async def save(self, deployment: Deployment, response: dict[str, Any], upstream_id: str | None) -> None:
         if self.request.store:
             await self.records.save(self.record(deployment, response, upstream_id))
+
+
+async def begin_turn(
+    services: Services, store: ResponseStore, principal: Principal, request: ResponsesRequest
+) -> Turn:
+    """Read what the request continues from (for this key only) and check it may continue."""
+    settings = services.settings.responses
+    now = services.clock.now()
+    parent = None
+    touched_at = now
+    if request.previous_response_id is not None:
+        parent = await store.read_parent(request.previous_response_id, principal.key_id)
+        if parent is None:
+            raise errors.previous_response_not_found(request.previous_response_id)
+        if parent.depth + 2 > settings.max_chain_length:
+            raise errors.chain_too_long(settings.max_chain_length)
+        check_tool_outputs(parent.calls, request.items)
+        if store.touch_due(parent, now):
+            await store.touch_chain(parent)
+        else:
+            touched_at = parent.chain_touched_at
+    return Turn(
+        request=request,
+        principal=principal,
+        records=store,
+        clock=services.clock,
+        parent=parent,
+        upstream_store=settings.upstream_store,
+        chain_touched_at=touched_at,
+        anthropic_max_tokens=settings.anthropic_max_tokens,
+    )

@@ -18,7 +18,7 @@ import msgspec
 
 from gateway.errors import ClassifiedError, ErrorKind
 
-# Statuses worth retrying (spec §3.1): timeouts, rate limits, server errors, overload.
+# Statuses worth retrying: timeouts, rate limits, server errors, overload.
 STATUS_CODE_RETRYABLE = frozenset({408, 429, 500, 502, 503, 504, 529})
 
 
@@ -76,7 +76,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
         return wait
 
 
-# The stateful chat engine's policy (spec §3.1): 25 attempts, about 25 minutes, no budget.
+# The stateful chat engine's policy: 25 attempts, about 25 minutes, no budget.
 CHAT_RETRY_POLICY = RetryPolicy(max_attempts=25, budget_seconds=None)
 
 
@@ -111,7 +111,7 @@ class RetryEvent(msgspec.Struct, frozen=True, kw_only=True):
         )
 
     def payload(self) -> dict[str, Any]:
-        """The chat API's ``retry`` event payload (spec §2.8 ``ChatStreamRetry``)."""
+        """The chat API's ``retry`` event payload."""
         return {
             "attempt": self.attempt,
             "delay_ms": round(self.delay * 1000),

@@ -7,7 +7,7 @@ are fine is forwarded as it came. A strict tool whose schema strict mode cannot 
 sent non-strict (logged) rather than refused by the provider.
 
 A Responses function tool that leaves ``strict`` out is normalized into strict mode by OpenAI
-(api-semantics §3.1). Its schema is repaired structurally and sent as it is, so the provider
+(its parameters made strict by the provider). Its schema is repaired structurally and sent as it is, so the provider
 does the normalizing; only when strict mode cannot express it does the gateway add
 ``strict: false``, so the provider neither refuses it nor tightens it.
 
