@@ -1,4 +1,4 @@
-"""The OpenAI-compatible surface. Proxy routes are raw ASGI (see ``asgi_io``); listings are plain."""
+"""The OpenAI-compatible surface. Proxy routes are raw ASGI (see ``asgi``); listings are plain."""
 
 from __future__ import annotations
 
