@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -200,7 +201,7 @@ class Exchange:
 
     # -- the upstream ----------------------------------------------------------------------------
 
-    def upstream(self) -> Any:
+    def upstream(self) -> AbstractAsyncContextManager[None]:
         """The block in which the upstream is called: a client that goes away cancels it."""
         return self.channel.cancel_on_disconnect()
 
