@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config.example.toml
 
-.PHONY: run test lint types unit bench clean check-config
+.PHONY: run test lint types layers deps unit bench clean check-config
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m gateway dev --config $(CONFIG)
 
-## Lint, type-check and run the whole suite.
-test: $(STAMP) lint types
+## Lint, type-check, check import layers and dependencies, and run the whole suite.
+test: $(STAMP) lint types layers deps
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
@@ -27,6 +27,14 @@ lint: $(STAMP)
 
 types: $(STAMP)
 	$(BIN)/mypy --strict gateway fake_providers
+
+## Imports only point down (.importlinter): an upward import fails here.
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+## No unused, missing or merely transitive dependencies (pyproject.toml [tool.deptry]).
+deps: $(STAMP)
+	$(BIN)/deptry .
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
