@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.translate.ids import Ids
+from gateway.translate.response_object import response_skeleton
+from gateway.translate.responses_tools import ToolNames
 
 # ResponseErrorCode values (the SDK validates `response.error.code` against this set).
 RESPONSE_ERROR_CODES = frozenset(
@@ -40,47 +42,11 @@ RESPONSE_ERROR_CODES = frozenset(
 def response_shell(
     request: Mapping[str, Any], *, response_id: str, created_at: int, previous_response_id: str | None
 ) -> dict[str, Any]:
-    """A Response object echoing the request's settings, ``in_progress``, with no output yet."""
-    reasoning = request.get("reasoning")
-    text = request.get("text")
-    if isinstance(text, Mapping):
-        text = dict(text)
-        text.setdefault("format", {"type": "text"})
-    else:
-        text = {"format": {"type": "text"}}
-    return {
-        "id": response_id,
-        "object": "response",
-        "created_at": created_at,
-        "status": "in_progress",
-        "background": False,
-        "completed_at": None,
-        "error": None,
-        "incomplete_details": None,
-        "instructions": request.get("instructions"),
-        "max_output_tokens": request.get("max_output_tokens"),
-        "max_tool_calls": request.get("max_tool_calls"),
-        "model": request.get("model"),
-        "output": [],
-        "parallel_tool_calls": request.get("parallel_tool_calls", True),
-        "previous_response_id": previous_response_id,
-        "prompt_cache_key": request.get("prompt_cache_key"),
-        "reasoning": {
-            "effort": reasoning.get("effort") if isinstance(reasoning, Mapping) else None,
-            "summary": reasoning.get("summary") if isinstance(reasoning, Mapping) else None,
-        },
-        "safety_identifier": request.get("safety_identifier"),
-        "store": request.get("store", True),
-        "temperature": request.get("temperature", 1.0),
-        "text": text,
-        "tool_choice": request.get("tool_choice", "auto"),
-        "tools": list(request.get("tools") or ()),
-        "top_p": request.get("top_p", 1.0),
-        "truncation": request.get("truncation", "disabled"),
-        "usage": None,
-        "user": request.get("user"),
-        "metadata": dict(request.get("metadata") or {}),
-    }
+    """A Response object echoing the request's settings, ``in_progress``, with no output yet
+    (:func:`gateway.translate.response_object.response_skeleton`)."""
+    return response_skeleton(
+        request, response_id=response_id, created_at=created_at, previous_response_id=previous_response_id
+    )
 
 
 def usage_from_chat(usage: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -205,18 +171,19 @@ def response_from_chat_completion(
             }
         )
 
+    names = ToolNames(request.get("tools"))
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
-        output.append(
-            {
-                "id": ids.function_call(),
-                "type": "function_call",
-                "status": "completed",
-                "call_id": call.get("id") or ids.call(),
-                "name": function.get("name") or "",
-                "arguments": function.get("arguments") or "",
-            }
-        )
+        item = {
+            "id": ids.function_call(),
+            "type": "function_call",
+            "status": "completed",
+            "call_id": call.get("id") or ids.call(),
+            "name": function.get("name") or "",
+            "arguments": function.get("arguments") or "",
+        }
+        names.restore(item)
+        output.append(item)
 
     status, incomplete = terminal_status(choice.get("finish_reason"))
     if status == "incomplete" and output:

@@ -14,13 +14,18 @@ Decisions worth knowing:
   assistant message with several ``tool_calls`` (an assistant text message right before them is
   the same message), and the ``tool`` messages for a group follow it immediately, wherever their
   ``function_call_output`` items sat in the input. A call without an output, or an output without
-  a call, is rejected with OpenAI's Responses wording.
+  a call, is rejected with OpenAI's Responses wording. An assistant message that only calls tools
+  has no ``content`` key at all (several servers refuse ``content: null`` beside ``tool_calls``).
 * Function tools are passed with ``strict`` only when the client set it. The Responses API's
-  own "strict when omitted" normalisation is not emulated on Chat upstreams.
+  own "strict when omitted" normalisation is not emulated on Chat upstreams. Namespaces are
+  flattened and hosted tools dropped (:mod:`.responses_tools`).
 * ``tool_choice`` and ``parallel_tool_calls`` are sent only when there are tools (OpenAI's Chat
   endpoint rejects them otherwise).
-* Assistant message content is replayed as one string (the text of its parts joined), the form
-  every OpenAI-compatible server accepts.
+* Text-only content goes as one string (:mod:`.responses_content`).
+* ``upstream_kind`` is the provider's kind. For ``openai-compatible`` servers (vLLM, llama.cpp,
+  Ollama, LM Studio...), many of which ignore ``max_completion_tokens`` and refuse the
+  ``developer`` role, ``max_output_tokens`` is sent as both ``max_completion_tokens`` and
+  ``max_tokens``, and ``developer`` messages go as ``system``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,12 @@ import msgspec
 
 from gateway.translate.errors import TranslationError, rejects_malformed_input
 from gateway.translate.responses_content import TEXT_PART_TYPES, chat_message
-from gateway.translate.responses_tools import chat_response_format, chat_tool, chat_tool_choice
+from gateway.translate.responses_tools import (
+    chat_response_format,
+    chat_tool_choice,
+    chat_tools,
+    qualified_name,
+)
 
 # Request fields whose meaning and shape are the same in both dialects.
 _SAME_FIELDS = (
@@ -44,7 +54,11 @@ _SAME_FIELDS = (
     "safety_identifier",
     "prompt_cache_key",
     "service_tier",
+    "presence_penalty",
+    "frequency_penalty",
 )
+
+OPENAI_COMPATIBLE = "openai-compatible"
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -61,31 +75,36 @@ def input_items_from_input(value: str | Sequence[Mapping[str, Any]] | None) -> l
 
 @rejects_malformed_input
 def chat_request_from_responses(
-    request: Mapping[str, Any], input_items: Sequence[Mapping[str, Any]]
+    request: Mapping[str, Any], input_items: Sequence[Mapping[str, Any]], *, upstream_kind: str = "openai"
 ) -> dict[str, Any]:
     """Build a Chat Completions request body from a Responses request.
 
     ``input_items`` is the whole conversation the model must see (history already rebuilt by the
     caller). ``model`` is copied from the request; the caller replaces it with the upstream's
-    name. Raises :class:`TranslationError` for input the Chat dialect cannot carry.
+    name. ``upstream_kind``: the provider's kind (``openai``, ``openai-compatible``...). Raises
+    :class:`TranslationError` for input the Chat dialect cannot carry.
     """
+    compatible = upstream_kind == OPENAI_COMPATIBLE
     messages: list[dict[str, Any]] = []
     instructions = request.get("instructions")
     if isinstance(instructions, str) and instructions:
         messages.append({"role": "system", "content": instructions})
-    messages.extend(_messages_from_items(input_items))
+    messages.extend(_messages_from_items(input_items, developer_role=not compatible))
 
     body: dict[str, Any] = {"model": request.get("model"), "messages": messages}
 
     tools = request.get("tools")
     if tools:
-        body["tools"] = [chat_tool(tool, i) for i, tool in enumerate(tools)]
+        functions, _ = chat_tools(tools)
         tool_choice = request.get("tool_choice")
-        if tool_choice is not None:
-            body["tool_choice"] = chat_tool_choice(tool_choice)
-        parallel = request.get("parallel_tool_calls")
-        if parallel is not None:
-            body["parallel_tool_calls"] = parallel
+        choice = None if tool_choice is None else chat_tool_choice(tool_choice, has_functions=bool(functions))
+        if functions:
+            body["tools"] = functions
+            if choice is not None:
+                body["tool_choice"] = choice
+            parallel = request.get("parallel_tool_calls")
+            if parallel is not None:
+                body["parallel_tool_calls"] = parallel
 
     text = request.get("text")
     if isinstance(text, Mapping):
@@ -105,6 +124,8 @@ def chat_request_from_responses(
     max_output_tokens = request.get("max_output_tokens")
     if max_output_tokens is not None:
         body["max_completion_tokens"] = max_output_tokens
+        if compatible:
+            body["max_tokens"] = max_output_tokens
 
     for key in _SAME_FIELDS:
         value = request.get(key)
@@ -117,7 +138,7 @@ def chat_request_from_responses(
     return body
 
 
-def _messages_from_items(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _messages_from_items(items: Sequence[Mapping[str, Any]], *, developer_role: bool) -> list[dict[str, Any]]:
     outputs: dict[str, Mapping[str, Any]] = {}
     for item in items:
         if item.get("type") == "function_call_output":
@@ -144,17 +165,21 @@ def _messages_from_items(items: Sequence[Mapping[str, Any]]) -> list[dict[str, A
             kind = "message"
         if kind == "function_call":
             call_id = str(item.get("call_id"))
+            name = item.get("name")
+            namespace = item.get("namespace")
+            if isinstance(namespace, str) and namespace:
+                name = qualified_name(namespace, str(name))
             call = {
                 "id": call_id,
                 "type": "function",
-                "function": {"name": item.get("name"), "arguments": item.get("arguments") or ""},
+                "function": {"name": name, "arguments": item.get("arguments") or ""},
             }
             last = messages[-1] if messages else None
             if pending or (last is not None and last["role"] == "assistant" and "tool_calls" not in last):
                 assert last is not None
                 last.setdefault("tool_calls", []).append(call)
             else:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+                messages.append({"role": "assistant", "tool_calls": [call]})
             pending.append(call_id)
         elif kind == "function_call_output":
             close_group()
@@ -165,7 +190,7 @@ def _messages_from_items(items: Sequence[Mapping[str, Any]]) -> list[dict[str, A
                 )
         elif kind == "message":
             close_group()
-            messages.append(chat_message(item))
+            messages.append(chat_message(item, developer_role=developer_role))
         elif kind == "reasoning":
             continue  # dropped: see the module docstring
         elif kind == "item_reference":

@@ -1,8 +1,12 @@
 """Responses message items -> Chat messages (roles and content parts).
 
-Assistant content is replayed as one string (the text of its parts joined), the form every
-OpenAI-compatible server accepts; ``system`` and ``developer`` messages may hold only text;
-user images must come as ``image_url`` and files as ``file_data`` or ``file_id``.
+Content made only of text goes as one plain string, whatever the role: servers whose chat
+templates take only strings (llama.cpp, several vLLM templates) would otherwise see an empty
+turn. Assistant parts are joined as they are (they are pieces of one answer), the parts of other
+roles with a newline. Only user content holding an image or a file stays a list of parts.
+``system`` and ``developer`` messages may hold only text; user images must come as
+``image_url`` and files as ``file_data`` or ``file_id``. With ``developer_role=False`` (the
+upstream does not know that role) a ``developer`` message goes as ``system``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from gateway.translate.errors import TranslationError
 TEXT_PART_TYPES = frozenset({"input_text", "output_text", "text"})
 
 
-def chat_message(item: Mapping[str, Any]) -> dict[str, Any]:
+def chat_message(item: Mapping[str, Any], *, developer_role: bool = True) -> dict[str, Any]:
     role = item.get("role")
     content = item.get("content")
     if role == "assistant":
@@ -32,18 +36,22 @@ def chat_message(item: Mapping[str, Any]) -> dict[str, Any]:
                 raise TranslationError(f"Assistant content of type {kind!r} is not supported.", param="input")
         return {"role": "assistant", "content": "".join(pieces)}
     if role in ("system", "developer"):
+        chat_role = role if developer_role else "system"
         if isinstance(content, str):
-            return {"role": role, "content": content}
-        parts: list[dict[str, Any]] = []
+            return {"role": chat_role, "content": content}
+        texts: list[str] = []
         for part in content or ():
             if part.get("type") not in TEXT_PART_TYPES:
                 raise TranslationError(f"{role} messages can only contain text.", param="input")
-            parts.append({"type": "text", "text": part.get("text") or ""})
-        return {"role": role, "content": parts}
+            texts.append(part.get("text") or "")
+        return {"role": chat_role, "content": "\n".join(texts)}
     if role == "user":
         if isinstance(content, str):
             return {"role": "user", "content": content}
-        return {"role": "user", "content": [chat_user_part(part) for part in content or ()]}
+        parts = [chat_user_part(part) for part in content or ()]
+        if all(part["type"] == "text" for part in parts):
+            return {"role": "user", "content": "\n".join(part["text"] for part in parts)}
+        return {"role": "user", "content": parts}
     raise TranslationError(f"Unsupported message role {role!r}.", param="input")
 
 

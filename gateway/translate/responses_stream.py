@@ -34,14 +34,15 @@ from typing import Any
 import msgspec
 
 from gateway.translate.ids import Ids
+from gateway.translate.response_object import response_skeleton
 from gateway.translate.responses_answer import (
     message_text_part,
     reasoning_text,
     response_error,
-    response_shell,
     terminal_status,
     usage_from_chat,
 )
+from gateway.translate.responses_tools import ToolNames
 
 Event = dict[str, Any]
 
@@ -83,9 +84,10 @@ class ChatToResponsesStream:
         ids: Ids,
         previous_response_id: str | None,
     ) -> None:
-        self._shell = response_shell(
+        self._shell = response_skeleton(
             request, response_id=response_id, created_at=created_at, previous_response_id=previous_response_id
         )
+        self._names = ToolNames(request.get("tools"))
         self._ids = ids
         self._seq = 0
         self._started = False
@@ -171,14 +173,19 @@ class ChatToResponsesStream:
             self._open.item["status"] = "incomplete"
             self._finalize_item(self._open)
             self._open = None
+        nested = dict(error_object)
+        nested.setdefault("type", "server_error")
+        nested.setdefault("code", None)
+        nested.setdefault("param", None)
+        nested["message"] = str(nested.get("message") or "")
         self._emit(
             events,
             {
                 "type": "error",
-                "code": error_object.get("code"),
-                "message": str(error_object.get("message") or ""),
-                "param": error_object.get("param"),
-                "error": dict(error_object),
+                "code": nested["code"],
+                "message": nested["message"],
+                "param": nested["param"],
+                "error": nested,
             },
         )
         response = dict(self._shell)
@@ -306,20 +313,22 @@ class ChatToResponsesStream:
         call = self._calls.get(index)
         if call is None or (call_id and call_id != call.item["call_id"]):
             self._close(events, "completed")
-            call = self._open_item(
-                {
-                    "id": self._ids.function_call(),
-                    "type": "function_call",
-                    "status": "in_progress",
-                    "call_id": call_id or self._ids.call(),
-                    "name": function.get("name") or "",
-                    "arguments": "",
-                },
-                events,
-            )
+            item = {
+                "id": self._ids.function_call(),
+                "type": "function_call",
+                "status": "in_progress",
+                "call_id": call_id or self._ids.call(),
+                "name": function.get("name") or "",
+                "arguments": "",
+            }
+            if self._names:
+                self._names.restore(item)
+            call = self._open_item(item, events)
             self._calls[index] = call
         elif function.get("name") and not call.item["name"]:
             call.item["name"] = function["name"]
+            if self._names:
+                self._names.restore(call.item)
         arguments = function.get("arguments")
         if not arguments:
             return

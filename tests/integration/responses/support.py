@@ -104,7 +104,7 @@ def key_id(key: str) -> str:
 
 def user(text: str) -> dict[str, Any]:
     """A user message as Chat Completions receives it from a translated Responses input."""
-    return {"role": "user", "content": [{"type": "text", "text": text}]}
+    return {"role": "user", "content": text}
 
 
 def fresh_requests(fake: FakeProviders, path: str) -> list[dict[str, Any]]:

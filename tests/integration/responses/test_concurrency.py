@@ -60,9 +60,9 @@ async def test_concurrent_chains_always_see_their_parents(
     sent = await asyncio.to_thread(fake.requests, CHAT_PATH)
     assert len(sent) == CHAINS * TURNS
     last_turns = {
-        entry.body["messages"][-1]["content"][0]["text"]: entry.body["messages"]
+        entry.body["messages"][-1]["content"]: entry.body["messages"]
         for entry in sent
-        if entry.body["messages"][-1]["content"][0]["text"].endswith(f"turn {TURNS - 1}")
+        if entry.body["messages"][-1]["content"].endswith(f"turn {TURNS - 1}")
     }
     assert len(last_turns) == CHAINS
     for number in range(CHAINS):

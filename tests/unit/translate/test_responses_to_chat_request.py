@@ -18,7 +18,7 @@ def test_minimal_text_request(sdk: Any) -> None:
     body = chat_request_from_responses(request, input_items_from_input(request["input"]))
     assert body == {
         "model": "gpt-test",
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+        "messages": [{"role": "user", "content": "Hi"}],
     }
     sdk.chat_request(body)
 
@@ -78,9 +78,9 @@ def test_multi_turn_with_all_roles_and_assistant_output_text(sdk: Any) -> None:
     body = chat_request_from_responses({"model": "m"}, items)
     assert body["messages"] == [
         {"role": "developer", "content": "Answer in French."},
-        {"role": "user", "content": [{"type": "text", "text": "Hello"}]},
+        {"role": "user", "content": "Hello"},
         {"role": "assistant", "content": "Bonjour"},
-        {"role": "system", "content": [{"type": "text", "text": "Keep it short."}]},
+        {"role": "system", "content": "Keep it short."},
         {"role": "user", "content": "Again"},
     ]
     sdk.chat_request(body)
@@ -181,9 +181,74 @@ def test_tool_settings_are_not_sent_without_tools() -> None:
     assert "tools" not in body
 
 
-def test_hosted_tools_are_refused() -> None:
+def test_hosted_tools_are_dropped() -> None:
+    request = {
+        "model": "m",
+        "tools": [{"type": "web_search"}, {"type": "function", "name": "f"}, {"type": "file_search"}],
+        "tool_choice": "auto",
+    }
+    body = chat_request_from_responses(request, [user("x")])
+    assert body["tools"] == [{"type": "function", "function": {"name": "f"}}]
+    assert body["tool_choice"] == "auto"
+
+
+def test_only_hosted_tools_send_no_tools_at_all() -> None:
+    request = {
+        "model": "m",
+        "tools": [{"type": "web_search"}],
+        "tool_choice": "auto",
+        "parallel_tool_calls": True,
+    }
+    body = chat_request_from_responses(request, [user("x")])
+    assert "tools" not in body
+    assert "tool_choice" not in body
+    assert "parallel_tool_calls" not in body
+
+
+@pytest.mark.parametrize(
+    ("tools", "tool_choice", "message"),
+    [
+        (
+            [{"type": "web_search"}, {"type": "function", "name": "f"}],
+            {"type": "web_search"},
+            "tool_choice requires the hosted tool 'web_search', which this model cannot run.",
+        ),
+        (
+            [{"type": "web_search"}],
+            "required",
+            "tool_choice is 'required' but this model can run none of the given tools: "
+            "hosted tools are not available on it.",
+        ),
+        (
+            [{"type": "file_search"}, {"type": "function", "name": "f"}],
+            {"type": "allowed_tools", "mode": "required", "tools": [{"type": "file_search"}]},
+            "tool_choice requires the hosted tool 'file_search', which this model cannot run.",
+        ),
+    ],
+)
+def test_a_tool_choice_that_requires_a_hosted_tool_is_refused(
+    tools: list[dict[str, Any]], tool_choice: Any, message: str
+) -> None:
     with pytest.raises(TranslationError) as err:
-        chat_request_from_responses({"model": "m", "tools": [{"type": "web_search"}]}, [user("x")])
+        chat_request_from_responses({"model": "m", "tools": tools, "tool_choice": tool_choice}, [user("x")])
+    assert (err.value.message, err.value.param) == (message, "tool_choice")
+
+
+def test_allowed_tools_naming_only_hosted_tools_in_auto_mode_allow_none() -> None:
+    request = {
+        "model": "m",
+        "tools": [{"type": "web_search"}, {"type": "function", "name": "f"}],
+        "tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "web_search"}]},
+    }
+    body = chat_request_from_responses(request, [user("x")])
+    assert body["tool_choice"] == "none"
+
+
+def test_custom_tools_are_refused() -> None:
+    with pytest.raises(TranslationError) as err:
+        chat_request_from_responses(
+            {"model": "m", "tools": [{"type": "custom", "name": "apply_patch"}]}, [user("x")]
+        )
     assert err.value.param == "tools[0]"
 
 
@@ -270,9 +335,9 @@ def test_interleaved_calls_and_outputs_stay_paired(sdk: Any) -> None:
     body = chat_request_from_responses({"model": "m"}, items)
     assert body["messages"] == [
         {"role": "user", "content": "go"},
-        {"role": "assistant", "content": None, "tool_calls": [_call("c1", "a")]},
+        {"role": "assistant", "tool_calls": [_call("c1", "a")]},
         {"role": "tool", "tool_call_id": "c1", "content": "one"},
-        {"role": "assistant", "content": None, "tool_calls": [_call("c2", "b")]},
+        {"role": "assistant", "tool_calls": [_call("c2", "b")]},
         {"role": "tool", "tool_call_id": "c2", "content": "two"},
     ]
     sdk.chat_request(body)
@@ -288,7 +353,7 @@ def test_outputs_placed_after_a_later_message_are_pulled_up_to_their_calls() -> 
     body = chat_request_from_responses({"model": "m"}, items)
     assert body["messages"] == [
         {"role": "user", "content": "go"},
-        {"role": "assistant", "content": None, "tool_calls": [_call("c1", "a")]},
+        {"role": "assistant", "tool_calls": [_call("c1", "a")]},
         {"role": "tool", "tool_call_id": "c1", "content": "one"},
         {"role": "user", "content": "(meanwhile)"},
     ]
