@@ -5,7 +5,12 @@ so does an embedded Redis that cannot start (for example another gateway owns it
 
 Where ``serve`` listens: ``--host``/``--port``, else ``GATEWAY_HOST``/``GATEWAY_PORT``, else
 ``[server]`` in the config. ``healthcheck`` resolves the address the same way, so a container's
-``HEALTHCHECK`` follows whatever port the gateway was given.
+``HEALTHCHECK`` follows whatever port the gateway was given. An address that cannot be listened
+on is one line and exit status 2 too.
+
+``serve`` runs ``--workers`` (else ``server.workers``, else one per available core) worker
+processes on one socket under a supervisor (see :mod:`gateway.server.supervisor`); with one
+worker the app runs in the ``serve`` process itself. ``dev`` always runs one.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import NoReturn
 
@@ -30,6 +35,10 @@ import msgspec
 
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.redis.embedded import EmbeddedRedis, EmbeddedRedisError
+from gateway.server.http import HttpLimits
+from gateway.server.listen import ListenError, bind, connection_limit, open_file_limit, worker_count
+from gateway.server.supervisor import Supervisor
+from gateway.server.worker import serve_worker
 
 EXIT_CONFIG = 2
 EXIT_UNHEALTHY = 1
@@ -38,11 +47,16 @@ log = logging.getLogger("gateway")
 
 
 class _Terminated(BaseException):
-    """SIGTERM: unwind (the embedded Redis and the fake providers stop), then die of the signal."""
+    """SIGTERM (or Ctrl-C): unwind (the embedded Redis and the fake providers stop), then die of
+    the signal."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
-    raise _Terminated
+    raise _Terminated(signum)
 
 
 def _load(path: str) -> Settings:
@@ -90,35 +104,58 @@ def start_embedded_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | 
     return msgspec.structs.replace(settings, redis=redis), embedded
 
 
-def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
-    import uvicorn
-
-    from gateway.app import create_app
-
+def serve(
+    settings: Settings, *, host: str | None = None, port: int | None = None, workers: int | None = None
+) -> None:
+    """Serve until SIGTERM or Ctrl-C: the embedded Redis (without ``redis.url``), the listening
+    socket, then ``workers`` (default ``server.workers``, else one per available core) worker
+    processes under a supervisor, or with one worker the app in this process."""
     host, port = listen_address(settings, host, port)
+    count = workers or worker_count(settings)
+    limits = HttpLimits.from_settings(
+        settings.server, max_connections=connection_limit(settings, open_file_limit())
+    )
     settings, embedded = start_embedded_redis(settings)
     try:
-        app = create_app(settings)
-        # The app's long-lived objects (modules, settings, routes) need no cycle collection:
-        # freeze them, and collect young garbage less often (fewer stop-the-world pauses).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 50, 100)
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            loop="uvloop" if sys.platform != "win32" else "asyncio",
-            http="httptools",
-            lifespan="on",
-            access_log=False,
-            log_level="info",
-            timeout_graceful_shutdown=10,
-        )
+        try:
+            sock = bind(host, port)
+        except ListenError as exc:
+            _fail("server", str(exc))
+        with sock:
+            bound = sock.getsockname()[1]
+            log.info("listening on http://%s:%d with %d worker process(es)", _probe_host(host), bound, count)
+            if count == 1:
+                serve_worker(settings, sock, limits)
+            else:
+                _supervise(settings, sock, limits, count, embedded)
     finally:
         if embedded is not None:
             embedded.stop()  # after the app's shutdown: its last writes are in the AOF
             log.info("embedded redis-server stopped")
+
+
+def _supervise(
+    settings: Settings, sock: socket.socket, limits: HttpLimits, count: int, embedded: EmbeddedRedis | None
+) -> None:
+    import gateway.app  # noqa: F401  - imported once here, shared by the forked workers
+
+    gc.collect()
+    gc.freeze()  # what the workers inherit stays shared instead of copied by the collector
+
+    def worker(index: int, ready: Callable[[], None]) -> None:
+        serve_worker(settings, sock, limits, on_ready=ready, ignore_sigint=True)
+
+    lock = embedded.lock_fd if embedded is not None else None
+    supervisor = Supervisor(
+        count,
+        worker,
+        drain_seconds=settings.server.drain_seconds,
+        close_in_child=() if lock is None else (lock,),
+    )
+    ended = supervisor.run()
+    if ended.signal is not None:
+        raise _Terminated(ended.signal)
+    raise SystemExit(ended.status)
 
 
 def _probe_host(host: str) -> str:
@@ -194,7 +231,7 @@ def dev(settings: Settings, fake_port: int) -> None:
 """,
             flush=True,
         )
-        serve(settings, host=host, port=port)
+        serve(settings, host=host, port=port, workers=1)
     finally:
         if fake.poll() is None:
             fake.send_signal(signal.SIGINT)
@@ -211,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p_serve.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", "config.toml"))
     p_serve.add_argument("--host", help="default: $GATEWAY_HOST, else server.host")
     p_serve.add_argument("--port", type=int, help="default: $GATEWAY_PORT, else server.port")
+    p_serve.add_argument(
+        "--workers", type=int, help="worker processes (default: server.workers, else one per available core)"
+    )
     p_check = sub.add_parser("check-config", help="validate a configuration file and exit")
     p_check.add_argument("path")
     p_health = sub.add_parser(
@@ -247,12 +287,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if args.command == "serve":
-            serve(settings, host=args.host, port=args.port)
+            if args.workers is not None and args.workers < 1:
+                _fail("config", f"--workers: must be at least 1, got {args.workers}")
+            serve(settings, host=args.host, port=args.port, workers=args.workers)
         else:
             dev(settings, args.fake_port)
-    except _Terminated:
+    except (_Terminated, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, _Terminated) else signal.SIGINT
         atexit._run_exitfuncs()  # what a normal exit runs: queued log records are written
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.raise_signal(signal.SIGTERM)
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
     finally:
         signal.signal(signal.SIGTERM, previous)

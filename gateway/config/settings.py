@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from gateway.config.access import AdminSettings, AuthSettings, PolicySettings, TeamSettings
+from gateway.config.bounds import PositiveInt
 from gateway.config.providers import ModelSettings, Price, ProviderSettings
+
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -16,6 +21,25 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     timing_headers: bool = True
     # How often the providers' model listings (context windows) are read again.
     models_refresh_seconds: float = 600.0
+    # Worker processes sharing the listening socket (`gateway serve`). Absent: one per core
+    # available to the process. With 1 the gateway serves in its own process.
+    workers: PositiveInt | None = None
+    # On SIGTERM or Ctrl-C: how long answers in flight may take to finish before they are cut.
+    drain_seconds: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    # HTTP limits, per worker process. Connections beyond max_connections get a 503 (and more
+    # than an eighth beyond it are closed at once).
+    max_connections: PositiveInt = 4096
+    # The request line and headers of one request, in bytes, and the number of header lines:
+    # beyond either, 431.
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 32 * 1024
+    max_headers: PositiveInt = 100
+    # From a connection's first byte (or its opening) to the end of a request's headers; a
+    # connection that sends nothing is closed, one that sent part of a request gets 408.
+    header_timeout_seconds: PositiveFloat = 10.0
+    # From the end of the headers to the end of the body: else 408.
+    body_timeout_seconds: PositiveFloat = 60.0
+    # An idle keep-alive connection is closed after this long without a new request.
+    keepalive_timeout_seconds: PositiveFloat = 5.0
 
 
 class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -22,8 +22,9 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
-    """On Linux, a ``preexec_fn`` that has the child sent SIGTERM when its parent dies.
+def parent_death_signal() -> Callable[[], None] | None:
+    """On Linux, a function that has the calling process sent SIGTERM when its parent dies
+    (a ``preexec_fn``, or a forked worker's first call); None elsewhere.
 
     Looked up before forking, so that the child only makes one libc call."""
     if not sys.platform.startswith("linux"):
@@ -111,6 +112,11 @@ class EmbeddedRedis:
             pass
 
     @property
+    def lock_fd(self) -> int | None:
+        """The descriptor holding the data directory's lock (forked workers close their copy)."""
+        return self._lock
+
+    @property
     def socket_path(self) -> Path:
         return self.data_dir / "redis.sock"
 
@@ -167,7 +173,7 @@ class EmbeddedRedis:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 process_group=0,  # not in the terminal's foreground group: Ctrl-C is the gateway's
-                preexec_fn=_parent_death_signal(),  # one prctl call, looked up before the fork
+                preexec_fn=parent_death_signal(),  # one prctl call, looked up before the fork
             )
         except OSError as exc:
             raise EmbeddedRedisError(f"cannot run {args[0]}: {exc.strerror or exc}") from None

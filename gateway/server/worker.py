@@ -1,0 +1,52 @@
+"""One worker: the gateway's app served by uvicorn on a socket that is already listening."""
+
+from __future__ import annotations
+
+import gc
+import math
+import socket
+import sys
+from collections.abc import Callable
+
+from gateway.config import Settings
+from gateway.server.http import GatewayConfig, GatewayServer, HttpLimits
+
+STARTUP_FAILURE = 3  # uvicorn's exit status when the app's startup fails
+
+
+def serve_worker(
+    settings: Settings,
+    sock: socket.socket,
+    limits: HttpLimits,
+    *,
+    on_ready: Callable[[], None] | None = None,
+    ignore_sigint: bool = False,
+) -> None:
+    """Build the app from ``settings`` and serve it on ``sock`` until SIGTERM (or SIGINT).
+
+    A signal starts a drain: the socket stops accepting, answers in flight get
+    ``server.drain_seconds`` to finish, then the app shuts down. Raises ``SystemExit(3)`` when
+    the app's startup fails.
+    """
+    from gateway.app import create_app
+
+    app = create_app(settings)
+    # The app's long-lived objects (modules, settings, routes) need no cycle collection:
+    # freeze them, and collect young garbage less often (fewer stop-the-world pauses).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+    config = GatewayConfig(
+        app,
+        limits=limits,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        lifespan="on",
+        access_log=False,
+        log_level="info",
+        timeout_keep_alive=max(1, math.ceil(limits.keepalive_timeout)),  # unused: the protocol's own
+        timeout_graceful_shutdown=math.ceil(settings.server.drain_seconds),
+    )
+    server = GatewayServer(config, on_ready=on_ready, ignore_sigint=ignore_sigint)
+    server.run(sockets=[sock])
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
