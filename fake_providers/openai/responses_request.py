@@ -36,6 +36,8 @@ MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 _ROLE_MAP = {"user": Role.USER, "assistant": Role.ASSISTANT, "system": Role.SYSTEM, "developer": Role.SYSTEM}
 _ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 MIN_OUTPUT_TOKENS = 16
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
+VERBOSITIES = ("low", "medium", "high")
 TEXT_PART_TYPES = ("input_text", "output_text", "text")
 
 
@@ -60,6 +62,15 @@ class ResponsesRequest(msgspec.Struct, frozen=True, kw_only=True):
     user: str | None
     reasoning: Reasoning
     include: tuple[str, ...] = ()
+    text_verbosity: str = "medium"
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    top_logprobs: int = 0
+    max_tool_calls: int | None = None
+    service_tier: str = "default"
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
 
 
 def _message(index: int, item: dict[str, Any]) -> dict[str, Any]:
@@ -213,7 +224,50 @@ def _text_format(raw: Any) -> dict[str, Any]:
                 param="text.format.schema",
                 code="invalid_json_schema",
             )
+        return {
+            "type": "json_schema",
+            "description": fmt.get("description"),
+            "name": name,
+            "schema": fmt.get("schema"),
+            "strict": fmt.get("strict") is True,
+        }
     return dict(fmt)
+
+
+def _verbosity(raw: Any) -> str:
+    verbosity = raw.get("verbosity") if isinstance(raw, dict) else None
+    if verbosity is None:
+        return "medium"
+    if verbosity not in VERBOSITIES:
+        raise invalid_value("text.verbosity", str(verbosity), VERBOSITIES)
+    return str(verbosity)
+
+
+def _optional_int(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid_type(key, "an integer", value)
+    return value
+
+
+def _optional_string(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise invalid_type(key, "a string", value)
+    return value
+
+
+def _service_tier(raw: Any) -> str:
+    """The tier the answer reports: the one asked for, "default" for "auto" or nothing."""
+    if raw is None:
+        return "default"
+    if raw not in SERVICE_TIERS:
+        raise invalid_value("service_tier", str(raw), SERVICE_TIERS)
+    return "default" if raw == "auto" else str(raw)
 
 
 def _number(body: dict[str, Any], key: str, default: float) -> float:
@@ -328,6 +382,15 @@ def parse_responses_request(body: Any) -> ResponsesRequest:
             summary=reasoning.get("summary") if isinstance(reasoning, dict) else None,
         ),
         include=tuple(str(entry) for entry in include) if isinstance(include, list) else (),
+        text_verbosity=_verbosity(raw_text),
+        frequency_penalty=_number(body, "frequency_penalty", 0.0),
+        presence_penalty=_number(body, "presence_penalty", 0.0),
+        top_logprobs=_optional_int(body, "top_logprobs") or 0,
+        max_tool_calls=_optional_int(body, "max_tool_calls"),
+        service_tier=_service_tier(body.get("service_tier")),
+        safety_identifier=_optional_string(body, "safety_identifier"),
+        prompt_cache_key=_optional_string(body, "prompt_cache_key"),
+        prompt_cache_retention=_optional_string(body, "prompt_cache_retention"),
     )
 
 

@@ -9,18 +9,19 @@ import msgspec
 
 class InputTokensDetails(msgspec.Struct):
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class OutputTokensDetails(msgspec.Struct):
     reasoning_tokens: int = 0
 
 
-class ResponseUsage(msgspec.Struct):
+class ResponseUsage(msgspec.Struct, kw_only=True):
     input_tokens: int
-    output_tokens: int
-    total_tokens: int
     input_tokens_details: InputTokensDetails = msgspec.field(default_factory=InputTokensDetails)
+    output_tokens: int
     output_tokens_details: OutputTokensDetails = msgspec.field(default_factory=OutputTokensDetails)
+    total_tokens: int
 
 
 class OutputText(msgspec.Struct):
@@ -89,6 +90,9 @@ class IncompleteDetails(msgspec.Struct):
 
 
 class ResponseObject(msgspec.Struct, kw_only=True):
+    """Every field of OpenAI's Response object, in the order OpenAI sends them: `id`, `object`,
+    `created_at`, `status`, the rest alphabetically, `metadata` last."""
+
     id: str
     object: str = "response"
     created_at: int
@@ -96,20 +100,27 @@ class ResponseObject(msgspec.Struct, kw_only=True):
     background: bool = False
     completed_at: int | None
     error: ResponseError | None = None
+    frequency_penalty: float = 0.0
     incomplete_details: IncompleteDetails | None = None
     instructions: str | None
     max_output_tokens: int | None
+    max_tool_calls: int | None = None
     model: str
     output: list[OutputItem]
     parallel_tool_calls: bool
+    presence_penalty: float = 0.0
     previous_response_id: str | None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
     reasoning: Reasoning
+    safety_identifier: str | None = None
     service_tier: str = "default"
     store: bool
     temperature: float
     text: Any
     tool_choice: Any
     tools: list[Any]
+    top_logprobs: int = 0
     top_p: float
     truncation: str
     usage: ResponseUsage | None

@@ -77,9 +77,11 @@ def test_create_returns_the_full_response_object(http: httpx.Client) -> None:
         "background": False,
         "completed_at": created,
         "error": None,
+        "frequency_penalty": 0.0,
         "incomplete_details": None,
         "instructions": "Be brief.",
         "max_output_tokens": None,
+        "max_tool_calls": None,
         "model": "gpt-4o-mini",
         "output": [
             {
@@ -98,27 +100,44 @@ def test_create_returns_the_full_response_object(http: httpx.Client) -> None:
             }
         ],
         "parallel_tool_calls": True,
+        "presence_penalty": 0.0,
         "previous_response_id": None,
+        "prompt_cache_key": None,
+        "prompt_cache_retention": None,
         "reasoning": {"effort": None, "summary": None},
+        "safety_identifier": None,
         "service_tier": "default",
         "store": True,
         "temperature": 1.0,
-        "text": {"format": {"type": "text"}},
+        "text": {"format": {"type": "text"}, "verbosity": "medium"},
         "tool_choice": "auto",
         "tools": [],
+        "top_logprobs": 0,
         "top_p": 1.0,
         "truncation": "disabled",
         # "Be brief." (3) + "hello there" (3) in, "You said: hello there" (6) out.
         "usage": {
             "input_tokens": 6,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": 6,
-            "total_tokens": 12,
-            "input_tokens_details": {"cached_tokens": 0},
             "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 12,
         },
         "user": None,
         "metadata": {},
     }
+    # OpenAI's key order: id, object, created_at, status, the rest alphabetically, metadata last.
+    keys = list(body)
+    assert keys[:4] == ["id", "object", "created_at", "status"]
+    assert keys[4:-1] == sorted(keys[4:-1])
+    assert keys[-1] == "metadata"
+    assert list(body["usage"]) == [
+        "input_tokens",
+        "input_tokens_details",
+        "output_tokens",
+        "output_tokens_details",
+        "total_tokens",
+    ]
 
 
 def test_the_sdk_reads_text_and_usage(client: openai.OpenAI) -> None:
