@@ -18,7 +18,7 @@ from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.types import Scope
 
-from gateway.api import admin, chats, health, metrics, openai, responses
+from gateway.api import admin, chats, health, messages, metrics, openai, responses
 from gateway.api.hot_routes import GatewayApp
 from gateway.api.unrouted import EXCEPTION_HANDLERS
 from gateway.chats.engine import ChatEngine
@@ -123,6 +123,7 @@ def create_app(
         route_handlers=[
             *openai.ROUTES,
             *responses.ROUTES,
+            *messages.ROUTES,
             *chats.ROUTES,
             *health.ROUTES,
             *admin.ROUTES,
@@ -134,7 +135,7 @@ def create_app(
         after_exception=[log_unhandled],
         exception_handlers=EXCEPTION_HANDLERS,
     )
-    return GatewayApp(litestar, {**openai.HOT_ROUTES, **responses.HOT_ROUTES})
+    return GatewayApp(litestar, {**openai.HOT_ROUTES, **responses.HOT_ROUTES, **messages.HOT_ROUTES})
 
 
 async def log_unhandled(exc: Exception, scope: Scope) -> None:

@@ -158,6 +158,9 @@ class AsgiChannel:
     def presented_key(self) -> str | None:
         return presented_key_from_scope(self.scope)
 
+    def header(self, name: bytes) -> str | None:
+        return header(self.scope, name)
+
     async def read_body(self, limit: int) -> bytes:
         return await read_body(self.scope, self._receive, limit)
 

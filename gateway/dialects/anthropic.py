@@ -1,6 +1,8 @@
 """The Anthropic Messages upstream dialect (``POST /messages``).
 
-Every client dialect is translated (:mod:`gateway.translate`): Chat Completions requests and
+Messages clients pass through (:class:`MessagesPassthroughCall`: the body as the client built
+it, ``anthropic-version``/``anthropic-beta`` passed on, the answer relayed as it comes, ended
+by ``message_stop``). Every other client dialect is translated (:mod:`gateway.translate`): Chat Completions requests and
 stateful chats' steps to Messages requests and back (answers, streams as Chat chunks);
 Responses requests through Chat to Messages, and the stream back to Responses events. The
 :class:`~gateway.translate.AnthropicContext` of a request carries what its answer needs (tool
@@ -13,12 +15,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import httpx
 import msgspec
 
 from gateway.clock import Clock
 from gateway.config import UpstreamApi
 from gateway.dialects.base import ChunkReader, Emit, Produced, ResponsesTurn, split_terminal, translated
 from gateway.errors import ClassifiedError, chat_stream_error_frame, classify_stream_error
+from gateway.errors.anthropic import anthropic_stream_error_frame
 from gateway.policy.usage import usage_from_dict
 from gateway.pricing import Usage
 from gateway.schema_fix import Target, repair_schema
@@ -35,11 +39,15 @@ from gateway.translate import (
 from gateway.upstream.call import EventRole, decode_object, malformed_event
 from gateway.upstream.committed import Relay, StreamFailure, StreamTruncated
 from gateway.upstream.failover import Attempt
-from gateway.upstream.relay import StreamTap
+from gateway.upstream.relay import PassthroughRelay, StreamTap
 from gateway.upstream.sse import DONE_FRAME, SSEEvent, data_frame
 from gateway.upstream.translating_relay import TranslatingRelay
 
 PATH = "/messages"
+COUNT_TOKENS_PATH = "/messages/count_tokens"
+# A clean Messages stream ends with this event; inside a JSON string a newline is escaped, so
+# only the event's own field line can match.
+MESSAGE_STOP = b"event: message_stop\n"
 DEFAULT_MAX_TOKENS = 4096
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder()
@@ -344,3 +352,58 @@ class AnthropicDialect:
             )
         )
         return AnthropicResponsesCall(attempt, turn, _ENCODER.encode(body), context, clock)
+
+
+# -- Messages clients ----------------------------------------------------------------------------
+
+
+def passed_headers(attempt: Attempt, client: Mapping[str, str]) -> dict[str, str]:
+    """The client's ``anthropic-version``, and its ``anthropic-beta`` flags added to the
+    provider's own."""
+    headers: dict[str, str] = {}
+    version = client.get("anthropic-version")
+    if version:
+        headers["anthropic-version"] = version
+    beta = client.get("anthropic-beta")
+    if beta:
+        flags = list(attempt.upstream.settings.anthropic_beta)
+        flags += [f for f in (part.strip() for part in beta.split(",")) if f and f not in flags]
+        headers["anthropic-beta"] = ",".join(flags)
+    return headers
+
+
+class MessagesPassthroughCall:
+    """A Messages request on a Messages upstream: ``body`` as given, the answer as it comes."""
+
+    __slots__ = ("attempt", "request", "roles")
+
+    def __init__(self, attempt: Attempt, body: bytes, client_headers: Mapping[str, str]) -> None:
+        self.attempt = attempt
+        headers = passed_headers(attempt, client_headers)
+        self.request = attempt.upstream.request("POST", PATH, body, headers=headers)
+        self.roles = ROLES
+
+    def relay(self, clock: Clock, *, tap: StreamTap | None) -> Relay:
+        upstream = self.attempt.upstream
+        return PassthroughRelay(
+            roles=ROLES,
+            done_marker=MESSAGE_STOP,
+            error_frames=anthropic_stream_error_frame,
+            provider=upstream.classifier_key,
+            clock=clock,
+            idle_timeout=upstream.settings.timeouts.idle,
+            tap=tap,
+        )
+
+
+def messages_call(
+    attempt: Attempt, body: bytes, client_headers: Mapping[str, str]
+) -> MessagesPassthroughCall:
+    return MessagesPassthroughCall(attempt, body, client_headers)
+
+
+def count_tokens_request(attempt: Attempt, body: bytes, client_headers: Mapping[str, str]) -> httpx.Request:
+    """``POST /messages/count_tokens`` with the client's body (its model already set)."""
+    return attempt.upstream.request(
+        "POST", COUNT_TOKENS_PATH, body, headers=passed_headers(attempt, client_headers)
+    )

@@ -36,6 +36,10 @@ class ClientChannel(Protocol):
         """The gateway key the client presented (``Authorization: Bearer``, ``api-key``, ``x-api-key``)."""
         ...
 
+    def header(self, name: bytes) -> str | None:
+        """A request header (``name`` in lower case), or None when absent."""
+        ...
+
     async def read_body(self, limit: int) -> bytes:
         """The whole request body. Raises ``PayloadTooLarge`` beyond ``limit`` bytes and
         :class:`ClientDisconnected` when the client goes away."""

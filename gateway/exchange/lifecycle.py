@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar
 
 from gateway.errors import AttemptFailed, ClassifiedError, error_response
+from gateway.errors.anthropic import anthropic_refusal, anthropic_upstream_error
 from gateway.errors.client import GatewayError
 from gateway.exchange.channel import ClientChannel, ClientDisconnected, new_request_id, send_error
 from gateway.exchange.spans import attempt_span
@@ -40,7 +41,7 @@ from gateway.upstream.failover import Attempt, Failover, Trace
 
 A = TypeVar("A", bound="JsonAnswer")
 Opened = tuple[OpenedStream, Relay]
-ErrorApi = Literal["chat", "responses"]
+ErrorApi = Literal["chat", "responses", "anthropic"]
 Replay = Callable[[Attempt, ClassifiedError], bool]
 
 
@@ -90,7 +91,7 @@ def refusal_type(exc: GatewayError) -> str:
 
 class Exchange:
     """One request, from its first byte to its settlement. ``error_api`` is the dialect of the
-    client's error bodies (``chat`` or ``responses``)."""
+    client's error bodies (``chat``, ``responses`` or ``anthropic``)."""
 
     __slots__ = (
         "_gauge",
@@ -140,10 +141,17 @@ class Exchange:
             if isinstance(exc, GatewayError):
                 self.outcome.failed(exc.status_code, refusal_type(exc))
                 if not self.channel.started:
-                    await send_error(self.channel, exc, self.headers_now())
+                    if self.error_api == "anthropic":
+                        status, headers, payload = anthropic_refusal(exc, self.request_id)
+                        await self.channel.send_json(status, payload, self.headers_now(headers))
+                    else:
+                        await send_error(self.channel, exc, self.headers_now())
                 return True
             if isinstance(exc, AttemptFailed):
-                status, headers, payload = error_response(exc.classified, api=self.error_api)
+                if self.error_api == "anthropic":
+                    status, headers, payload = anthropic_upstream_error(exc.classified, self.request_id)
+                else:
+                    status, headers, payload = error_response(exc.classified, api=self.error_api)
                 self.outcome.failed(status, "upstream")
                 if not self.channel.started:
                     await self.channel.send_json(status, payload, self.headers_now(headers))

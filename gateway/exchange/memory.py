@@ -12,13 +12,16 @@ from gateway.exchange.channel import ClientDisconnected, Headers
 
 
 class MemoryChannel:
-    """One request: ``body`` and ``key`` in; ``status``, ``headers``, ``body_sent`` and ``chunks``
+    """One request: ``body``, ``key`` and ``headers`` in; ``status``, ``headers``, ``body_sent`` and ``chunks``
     out. :meth:`disconnect` plays a client that goes away (the work in
     :meth:`cancel_on_disconnect` is cancelled; later sends raise)."""
 
-    def __init__(self, body: bytes = b"", *, key: str | None = None) -> None:
+    def __init__(
+        self, body: bytes = b"", *, key: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         self._body = body
         self._key = key
+        self._headers = {name.lower().encode("latin-1"): value for name, value in (headers or {}).items()}
         self._gone = asyncio.Event()
         self._watched: asyncio.Task[object] | None = None
         self.status: int | None = None
@@ -37,6 +40,9 @@ class MemoryChannel:
 
     def presented_key(self) -> str | None:
         return self._key
+
+    def header(self, name: bytes) -> str | None:
+        return self._headers.get(name)
 
     def disconnect(self) -> None:
         self._gone.set()
