@@ -25,8 +25,12 @@ class ScriptedToolCall(msgspec.Struct, forbid_unknown_fields=True, omit_defaults
 
 
 class ScriptedUsage(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Token counts to report. The cache counts are Anthropic's (other dialects ignore them)."""
+
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
 
 
 class ScriptedReply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -41,6 +45,7 @@ class ScriptedReply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     tool_calls: list[ScriptedToolCall] | None = None
     finish_reason: str | None = None
     usage: ScriptedUsage | None = None
+    thinking: str | None = None  # Anthropic: a signed thinking block before the answer
 
 
 class ScriptStep(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

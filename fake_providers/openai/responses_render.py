@@ -193,11 +193,46 @@ def final_response(
     )
 
 
+# What `response.error.code` may be (OpenAI's ResponseErrorCode); an in-band error with another
+# code fails the response with `rate_limit_exceeded` (rate limits) or `server_error`.
+RESPONSE_ERROR_CODES = frozenset(
+    {
+        "server_error",
+        "rate_limit_exceeded",
+        "invalid_prompt",
+        "data_residency_mismatch",
+        "bio_policy",
+        "misalignment_policy_violation",
+        "vector_store_timeout",
+        "invalid_image",
+        "invalid_image_format",
+        "invalid_base64_image",
+        "invalid_image_url",
+        "image_too_large",
+        "image_too_small",
+        "image_parse_error",
+        "image_content_policy_violation",
+        "invalid_image_mode",
+        "image_file_too_large",
+        "unsupported_image_media_type",
+        "empty_image_file",
+        "failed_to_download_image",
+        "image_file_not_found",
+    }
+)
+
+
+def response_error_code(detail: ErrorDetail) -> str:
+    if detail.code in RESPONSE_ERROR_CODES:
+        return detail.code
+    return "rate_limit_exceeded" if detail.type in ("requests", "tokens") else "server_error"
+
+
 def failed_response(base: ResponseObject, detail: ErrorDetail) -> ResponseObject:
     return msgspec.structs.replace(
         base,
         status="failed",
-        error=ResponseError(code=detail.code or "server_error", message=detail.message),
+        error=ResponseError(code=response_error_code(detail), message=detail.message),
         output=[],
         usage=None,
     )

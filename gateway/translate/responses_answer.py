@@ -20,6 +20,7 @@ RESPONSE_ERROR_CODES = frozenset(
         "invalid_prompt",
         "data_residency_mismatch",
         "bio_policy",
+        "misalignment_policy_violation",
         "vector_store_timeout",
         "invalid_image",
         "invalid_image_format",

@@ -545,8 +545,9 @@ def test_inband_error_then_response_failed(http: httpx.Client) -> None:
     assert failed["response"]["id"] == events[0][1]["response"]["id"]
     assert failed["response"]["status"] == "failed"
     assert failed["response"]["usage"] is None
+    # `response.error.code` is one of OpenAI's ResponseErrorCode values; the event keeps the original.
     assert failed["response"]["error"] == {
-        "code": "server_is_overloaded",
+        "code": "server_error",
         "message": "Our servers are currently overloaded. Please try again later.",
     }
 
