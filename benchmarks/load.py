@@ -32,6 +32,8 @@ class Case:
     rss_mb_after: float | None = None
     rss_mb_window: tuple[float, float] | None = None  # the gateway's RSS when the window opened/closed
     other_cores: float | None = None  # CPU used by processes outside the benchmark, in cores
+    workers: int = 1  # the gateway's worker processes
+    server_pids: list[int] = field(default_factory=list)  # the serving processes (gateway: all of its)
 
     @property
     def mode(self) -> str:
@@ -40,9 +42,20 @@ class Case:
     @property
     def label(self) -> str:
         who = self.target
-        if self.variant is not None and self.variant.id != "default":
+        if self.variant is not None and self.variant.workers is None:
+            who += f" ({self.workers} workers)"
+        elif self.variant is not None and self.variant.id != "default":
             who += f" ({self.variant.title})"
         return f"{who}, {self.mode}"
+
+    def cores(self, pids: list[int]) -> float | None:
+        """Cores' worth of CPU ``pids`` used over the measured window."""
+        window = self.result.get("window_s")
+        seconds = [self.result.get("cpu_seconds", {}).get(str(pid)) for pid in pids]
+        if not window or not pids or any(v is None for v in seconds):
+            return None
+        used: float = sum(v for v in seconds if v is not None) / window
+        return used
 
     @property
     def rps(self) -> float:

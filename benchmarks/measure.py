@@ -8,8 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import procstat
@@ -27,6 +28,7 @@ class Servers:
     upstream_port: int
     gateway_pid: int | None = None
     gateway_port: int | None = None
+    worker_pids: list[int] = field(default_factory=list)  # with several workers: theirs
     sink_pid: int | None = None  # the OTLP sink, while a "traces on" gateway runs
 
 
@@ -41,6 +43,38 @@ class Gateway:
     log: Path
     sink: subprocess.Popen[bytes] | None = None
     sink_port: int | None = None
+
+
+def worker_pids(gateway_pid: int) -> list[int]:
+    """The gateway's worker processes (its children other than the embedded redis-server)."""
+    return [
+        pid for pid in procstat.children(gateway_pid) if not procstat.command_name(pid).startswith("redis")
+    ]
+
+
+def gateway_rss_kib(pids: list[int]) -> int | None:
+    """The gateway's resident memory: one process's RSS; for several (a supervisor and its
+    workers) the sum of their proportional set sizes, so that the pages they share count once."""
+    values = (
+        [procstat.rss_kib(pid) for pid in pids] if len(pids) == 1 else [procstat.pss_kib(p) for p in pids]
+    )
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def wait_workers(proc: subprocess.Popen[bytes], log: Path, count: int, timeout: float) -> list[int]:
+    """Until ``count`` workers have started their app (each logs it once)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        started = log.read_bytes().count(b"Application startup complete")
+        pids = worker_pids(proc.pid)
+        if started >= count and len(pids) == count:
+            return pids
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise BenchError(
+                f"{count} workers did not all start within {timeout}s; log tail:\n" + log_tail(log)
+            )
+        time.sleep(0.05)
 
 
 def log_path(variant: Variant) -> Path:
@@ -88,6 +122,7 @@ def open_variant(
             data_dir=home / "redis",
             extra=extra,
             generated=generated,
+            workers=vr.workers,
         )
         try:
             tomllib.loads(text)
@@ -117,7 +152,8 @@ def open_variant(
             )
         gateway = Gateway(vr, proc, port, key, log, sink, sink_port)
         vr.ready_s = wait_healthy(port, proc, log, args.startup_timeout)
-        idle = procstat.rss_kib(proc.pid)
+        workers = wait_workers(proc, log, vr.workers, args.startup_timeout) if vr.workers > 1 else []
+        idle = gateway_rss_kib([proc.pid, *workers])
         vr.rss_idle_mb = idle / 1024 if idle is not None else None
         print(
             f"gateway ({vr.title}): pid {proc.pid}, port {port}, healthy after {vr.ready_s:.2f} s", flush=True
@@ -133,7 +169,7 @@ def open_variant(
         raise
     vr.headers = timing_headers(headers)
     vr.requests_sent = 2
-    servers.gateway_pid, servers.gateway_port = proc.pid, port
+    servers.gateway_pid, servers.gateway_port, servers.worker_pids = proc.pid, port, workers
     return gateway
 
 
@@ -141,11 +177,15 @@ def close_variant(children: Children, servers: Servers, gateway: Gateway) -> Non
     """Record the gateway's memory, stop it, then collect what its sink received and stop that."""
     vr = gateway.run
     if gateway.proc.poll() is None:
-        end, peak = procstat.rss_kib(gateway.proc.pid), procstat.peak_rss_kib(gateway.proc.pid)
+        pids = [gateway.proc.pid, *servers.worker_pids]
+        end = gateway_rss_kib(pids)
+        peaks = [v for v in (procstat.peak_rss_kib(pid) for pid in pids) if v is not None]
         vr.rss_end_mb = end / 1024 if end is not None else None
-        vr.rss_peak_mb = peak / 1024 if peak is not None else None
+        # Several processes: the largest one's high-water mark (their sum would count shared pages twice).
+        vr.rss_peak_mb = max(peaks) / 1024 if peaks else None
     children.stop(gateway.proc)
     servers.gateway_pid = servers.gateway_port = None
+    servers.worker_pids = []
     if gateway.sink is not None:
         assert gateway.sink_port is not None
         # After the gateway stopped: its span processor flushes what it still held on shutdown.
@@ -156,9 +196,15 @@ def close_variant(children: Children, servers: Servers, gateway: Gateway) -> Non
 
 
 def measure(
-    run: Run, servers: Servers, target: str, stream: bool, key: str | None, variant: Variant | None = None
+    run: Run,
+    servers: Servers,
+    target: str,
+    stream: bool,
+    key: str | None,
+    variant: Variant | None = None,
+    workers: int = 1,
 ) -> Case:
-    case = Case(target, stream, variant)
+    case = Case(target, stream, variant, workers=workers)
     if target == "gateway":
         assert servers.gateway_pid is not None
         assert servers.gateway_port is not None
@@ -166,17 +212,22 @@ def measure(
         redis_pids = [
             pid for pid in procstat.children(server_pid) if procstat.command_name(pid).startswith("redis")
         ]
+        server_pids = [server_pid, *servers.worker_pids]
     else:
         server_pid, port, redis_pids = servers.upstream_pid, servers.upstream_port, []
+        server_pids = [server_pid]
     sink = [servers.sink_pid] if target == "gateway" and servers.sink_pid is not None else []
-    watch = sorted({server_pid, servers.upstream_pid, *redis_pids, *sink})
+    watch = sorted({*server_pids, servers.upstream_pid, *redis_pids, *sink})
     counter = "streams" if stream else "completions"
     print(f"- {case.label}: {run.load.warmup:g} s warm-up + {run.load.duration:g} s ...", flush=True)
     before = upstream_stats(servers.upstream_port)[counter]
     result = run.load.run(port, key=key, stream=stream, watch=watch)
     after = upstream_stats(servers.upstream_port)[counter]
     case.result = result
-    case.server_cpu_ms = per_request_ms(result, server_pid)
+    case.server_pids = server_pids
+    # With several workers: the supervisor's and every worker's CPU.
+    shares = [per_request_ms(result, pid) for pid in server_pids]
+    case.server_cpu_ms = sum(v for v in shares if v is not None) if shares[0] is not None else None
     if target == "gateway":
         case.upstream_cpu_ms = per_request_ms(result, servers.upstream_pid)
         redis = [v for v in (per_request_ms(result, pid) for pid in redis_pids) if v is not None]
@@ -190,11 +241,11 @@ def measure(
         case.generator_cpu_ms = result["generator_cpu_s"] / result["completed"] * 1000
     case.other_cores = other_load(result)
     if servers.gateway_pid is not None:
-        rss = procstat.rss_kib(servers.gateway_pid)
+        rss = gateway_rss_kib([servers.gateway_pid, *servers.worker_pids])
         case.rss_mb_after = rss / 1024 if rss is not None else None
     if target == "gateway":
         start, end = result.get("rss_kib", {}).get(str(server_pid), [None, None])
-        if start is not None and end is not None:
+        if len(server_pids) == 1 and start is not None and end is not None:
             case.rss_mb_window = (start / 1024, end / 1024)
     print(
         f"  {case.rps:,.0f} req/s, p50 {fmt(case.latency('p50'))} ms, p99 {fmt(case.latency('p99'))} ms, "
@@ -208,7 +259,7 @@ def measure(
 def measure_variant(run: Run, servers: Servers, gateway: Gateway, streams: list[bool]) -> None:
     vr = gateway.run
     for stream in streams:
-        case = measure(run, servers, "gateway", stream, gateway.key, vr.variant)
+        case = measure(run, servers, "gateway", stream, gateway.key, vr.variant, vr.workers)
         run.cases.append(case)
         vr.requests_sent += case.result.get("total_completed", 0) + case.result.get("in_flight_at_end", 0)
         if gateway.proc.poll() is not None:

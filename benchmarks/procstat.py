@@ -58,6 +58,18 @@ def peak_rss_kib(pid: int) -> int | None:
     return _status_kib(pid, b"VmHWM:")
 
 
+def pss_kib(pid: int) -> int | None:
+    """The proportional set size: resident pages, each shared one divided among its sharers."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return None
+
+
 def children(pid: int) -> list[int]:
     """Direct children of ``pid`` (all of its threads), from /proc/<pid>/task/*/children."""
     found: list[int] = []

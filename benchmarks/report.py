@@ -48,9 +48,12 @@ class VariantRun:
     skipped: str | None = None  # not attempted
     otlp: dict[str, int] | None = None  # what the OTLP sink received ("traces on")
     requests_sent: int = 0  # to this gateway, warm-ups and sanity requests included
+    workers: int = 1  # its worker processes
 
     @property
     def title(self) -> str:
+        if self.variant.workers is None:
+            return f"{self.workers} workers"
         return self.variant.title
 
     @property
@@ -58,6 +61,17 @@ class VariantRun:
         if self.otlp is None or not self.requests_sent:
             return None
         return self.otlp["spans"] / self.requests_sent
+
+
+def _generator_cores(case: Case) -> float | None:
+    window, cpu = case.result.get("window_s"), case.result.get("generator_cpu_s")
+    return cpu / window if window and cpu is not None else None
+
+
+def _rest_cores(case: Case) -> float | None:
+    """The upstream's, the embedded Redis's and the sink's cores in ``case``'s window."""
+    others = [int(pid) for pid in case.result.get("cpu_seconds", {}) if int(pid) not in case.server_pids]
+    return case.cores(others) if others else None
 
 
 def _reason(error: str) -> str:
@@ -193,7 +207,71 @@ class Run:
             )
         if len(self.variants) > 1:
             out += ["", *self.variants_markdown()]
+        workers = self.workers_markdown()
+        if workers:
+            out += ["", *workers]
         return "\n".join(out).rstrip() + "\n"
+
+    def worker_rows(self) -> list[dict[str, Any]]:
+        """Per mode: ``default`` (one worker) against the ``workers`` variant, and the cores each
+        part of the run used in the measured window (all on the same machine)."""
+        several = next((v for v in self.variants if v.variant.workers is None), None)
+        rows: list[dict[str, Any]] = []
+        if several is None:
+            return rows
+        for stream in (False, True):
+            one, many = (
+                self.find("gateway", stream, "default"),
+                self.find("gateway", stream, several.variant.id),
+            )
+            if one is None or many is None:
+                continue
+            rows.append(
+                {
+                    "mode": many.mode,
+                    "workers": many.workers,
+                    "rps_1": one.rps,
+                    "rps_n": many.rps,
+                    "ratio": many.rps / one.rps if one.rps else None,
+                    "cpu_ms_1": one.server_cpu_ms,
+                    "cpu_ms_n": many.server_cpu_ms,
+                    "p99_1": one.latency("p99"),
+                    "p99_n": many.latency("p99"),
+                    "cores_gateway_1": one.cores(one.server_pids),
+                    "cores_gateway_n": many.cores(many.server_pids),
+                    "cores_rest_n": _rest_cores(many),
+                    "generator_cores_n": _generator_cores(many),
+                }
+            )
+        return rows
+
+    def workers_markdown(self) -> list[str]:
+        rows = self.worker_rows()
+        if not rows:
+            return []
+        n = rows[0]["workers"]
+        nproc = self.machine.get("nproc")
+        out = [
+            f"### Workers: 1 against {n}",
+            "",
+            f"The default configuration with one worker (`default`) and with {n} workers, the load "
+            f"generator, the upstream and the embedded Redis all on the same {nproc} cores: what they "
+            "use is not available to the workers, so the ratio is bounded by the cores left to the "
+            "gateway, not by the number of workers. Cores: CPU seconds ÷ the measured window.",
+            "",
+            f"| mode | req/s, 1 worker | req/s, {n} workers | ratio | p99 ms 1 / {n} | gateway CPU ms/req 1 / {n} "
+            f"| gateway cores 1 / {n} | generator cores ({n}) | upstream + redis cores ({n}) |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        ]
+        for r in rows:
+            ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.2f}×"  # noqa: RUF001
+            out.append(
+                f"| {r['mode']} | {fmt(r['rps_1'], 0)} | {fmt(r['rps_n'], 0)} | {ratio} | "
+                f"{fmt(r['p99_1'])} / {fmt(r['p99_n'])} | {fmt(r['cpu_ms_1'], 3)} / {fmt(r['cpu_ms_n'], 3)} | "
+                f"{fmt(r['cores_gateway_1'])} / {fmt(r['cores_gateway_n'])} | {fmt(r['generator_cores_n'])} | "
+                f"{fmt(r['cores_rest_n'])} |"
+            )
+        return out
 
     def variants_markdown(self) -> list[str]:
         bare = next((v.title for v in VARIANTS if v.id == BARE), BARE)
@@ -319,10 +397,12 @@ class Run:
                     "skipped": v.skipped,
                     "otlp_sink": v.otlp,
                     "requests_sent": v.requests_sent,
+                    "workers": v.workers,
                     **gateway(v),
                 }
                 for v in self.variants
             ],
+            "workers": self.worker_rows(),
             "cases": [
                 {
                     "case": c.label,

@@ -81,6 +81,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "the limited-key variant always sends its own key",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=procstat.cpu_count(),
+        help="worker processes of the `workers` variant (default: the cores available, "
+        f"{procstat.cpu_count()} here)",
+    )
+    p.add_argument(
         "--startup-timeout", type=float, default=60.0, help="seconds for the gateway to become healthy"
     )
     p.add_argument(
@@ -96,8 +103,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--output", type=Path, default=RESULTS / "latest.md", help="where to write the Markdown report"
     )
     args = p.parse_args(argv)
-    if args.connections < 1 or args.duration <= 0 or args.warmup < 0:
-        p.error("--connections must be ≥ 1, --duration > 0, --warmup ≥ 0")
+    if args.connections < 1 or args.duration <= 0 or args.warmup < 0 or args.workers < 1:
+        p.error("--connections must be ≥ 1, --duration > 0, --warmup ≥ 0, --workers ≥ 1")
     for path in args.extra_config:
         if not path.is_file():
             p.error(f"--extra-config {path}: no such file")
@@ -143,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             load,
             datetime.now(UTC),
             _git_commit(),
-            variants=[VariantRun(v) for v in args.variant_list],
+            variants=[VariantRun(v, workers=v.workers or args.workers) for v in args.variant_list],
             extra_configs=[str(p) for p in args.extra_config],
             profiled=args.profile,
         )

@@ -17,6 +17,8 @@ class Variant:
     configs: tuple[str, ...] = ()  # files in benchmarks/configs appended to the generated config
     key_from: str | None = None  # a file in benchmarks/configs whose first [[auth.keys]] key is sent
     traces: bool = False  # OpenTelemetry traces to the harness's OTLP sink (needs the otel extra)
+    # Worker processes of `gateway serve`; None: --workers (default: the cores available).
+    workers: int | None = 1
 
     @property
     def config_paths(self) -> list[Path]:
@@ -33,6 +35,8 @@ VARIANTS = (
     ),
     Variant("off", "policy and metrics off", configs=("policy-off.toml", "metrics-off.toml")),
     Variant("traces", "traces on", traces=True),
+    # The default configuration again, with several workers: compared with `default` (one).
+    Variant("workers", "workers", workers=None),
 )
 # The bare proxy: the other variants' CPU per request is compared with this one's.
 BARE = "off"
@@ -112,13 +116,16 @@ def gateway_config(
     data_dir: Path,
     extra: list[Path],
     generated: str = "",
+    workers: int = 1,
 ) -> str:
-    """The config of one gateway: server, embedded Redis, one key, the bench upstream and model;
-    then ``generated`` (a variant's own section), then the ``extra`` files in order."""
+    """The config of one gateway: server (``workers`` processes), embedded Redis, one key, the
+    bench upstream and model; then ``generated`` (a variant's own section), then the ``extra``
+    files in order."""
     text = f"""# Written by benchmarks/run.py for one run.
 [server]
 host = "127.0.0.1"
 port = {port}
+workers = {workers}
 
 [redis]
 data_dir = {json.dumps(str(data_dir))}

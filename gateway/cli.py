@@ -36,7 +36,14 @@ import msgspec
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.redis.embedded import EmbeddedRedis, EmbeddedRedisError
 from gateway.server.http import HttpLimits
-from gateway.server.listen import ListenError, bind, connection_limit, open_file_limit, worker_count
+from gateway.server.listen import (
+    ListenError,
+    bind,
+    connection_limit,
+    open_file_limit,
+    reserve_port,
+    worker_count,
+)
 from gateway.server.supervisor import Supervisor
 from gateway.server.worker import serve_worker
 
@@ -92,7 +99,7 @@ def start_embedded_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | 
     """Without ``redis.url``: start the embedded server before serving, so that a refusal (another
     gateway owns the data directory, no redis-server, a damaged AOF) is one line and exit status 2
     rather than an ASGI startup traceback. The settings returned point at it."""
-    if settings.redis.url is not None:
+    if not settings.redis.embedded:
         return settings, None
     embedded = EmbeddedRedis(settings.redis.data_dir)
     try:
@@ -118,16 +125,16 @@ def serve(
     settings, embedded = start_embedded_redis(settings)
     try:
         try:
-            sock = bind(host, port)
+            sock = bind(host, port) if count == 1 else None
+            port = sock.getsockname()[1] if sock is not None else reserve_port(host, port)
         except ListenError as exc:
             _fail("server", str(exc))
-        with sock:
-            bound = sock.getsockname()[1]
-            log.info("listening on http://%s:%d with %d worker process(es)", _probe_host(host), bound, count)
-            if count == 1:
+        log.info("listening on http://%s:%d with %d worker process(es)", _probe_host(host), port, count)
+        if sock is not None:
+            with sock:
                 serve_worker(settings, sock, limits)
-            else:
-                _supervise(settings, sock, limits, count, embedded)
+        else:
+            _supervise(settings, (host, port), limits, count, embedded)
     finally:
         if embedded is not None:
             embedded.stop()  # after the app's shutdown: its last writes are in the AOF
@@ -135,20 +142,28 @@ def serve(
 
 
 def _supervise(
-    settings: Settings, sock: socket.socket, limits: HttpLimits, count: int, embedded: EmbeddedRedis | None
+    settings: Settings,
+    address: tuple[str, int],
+    limits: HttpLimits,
+    count: int,
+    embedded: EmbeddedRedis | None,
 ) -> None:
     import gateway.app  # noqa: F401  - imported once here, shared by the forked workers
 
     gc.collect()
     gc.freeze()  # what the workers inherit stays shared instead of copied by the collector
 
-    def worker(index: int, ready: Callable[[], None]) -> None:
+    def worker(index: int, sock: socket.socket, ready: Callable[[], None]) -> None:
         serve_worker(settings, sock, limits, on_ready=ready, ignore_sigint=True)
+
+    def listen() -> socket.socket:
+        return bind(*address, reuse_port=True)
 
     lock = embedded.lock_fd if embedded is not None else None
     supervisor = Supervisor(
         count,
         worker,
+        listen=listen,
         drain_seconds=settings.server.drain_seconds,
         close_in_child=() if lock is None else (lock,),
     )

@@ -20,8 +20,10 @@ class ListenError(RuntimeError):
     """The address cannot be listened on; the message is one line for the operator."""
 
 
-def bind(host: str, port: int, *, backlog: int = BACKLOG) -> socket.socket:
-    """A TCP socket listening on ``host:port`` (port 0: any free port), to be shared by workers."""
+def bind(host: str, port: int, *, reuse_port: bool = False, backlog: int = BACKLOG) -> socket.socket:
+    """A TCP socket listening on ``host:port`` (port 0: any free port). With ``reuse_port`` it
+    joins the other sockets this user bound to the same address with ``reuse_port``: the kernel
+    spreads new connections evenly over them."""
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -30,6 +32,8 @@ def bind(host: str, port: int, *, backlog: int = BACKLOG) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
@@ -39,6 +43,15 @@ def bind(host: str, port: int, *, backlog: int = BACKLOG) -> socket.socket:
         reason = (exc.strerror or str(exc)).lower()
         raise ListenError(f"cannot listen on {host}:{port}: {reason}") from None
     return sock
+
+
+def reserve_port(host: str, port: int) -> int:
+    """Check that nothing listens on ``host:port`` (a socket bound without ``reuse_port`` fails
+    when any other socket holds the address, with or without it), and the port to use (port 0:
+    a free one). Workers then bind it with ``reuse_port``; another gateway started on the same
+    port later fails here instead of sharing its connections."""
+    with bind(host, port, backlog=1) as probe:
+        return int(probe.getsockname()[1])
 
 
 def available_cores() -> int:

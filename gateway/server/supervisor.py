@@ -1,9 +1,13 @@
-"""N worker processes on one listening socket, restarted when they die, drained on a signal.
+"""N worker processes on one port, restarted when they die, drained on a signal.
 
-The parent binds the socket and starts the embedded Redis before it forks the workers; each
-worker inherits the socket and accepts on it (the kernel hands each connection to one of the
-workers waiting), so a worker that dies loses no connection waiting to be accepted: the others
-take them, and its replacement inherits the same socket.
+The parent starts the embedded Redis and binds one socket per worker, all on the same address
+with ``SO_REUSEPORT``, before it forks the workers: the kernel spreads new connections evenly
+over the sockets. (One socket shared by every worker leaves the spreading to whichever worker
+wakes first: a burst of keep-alive connections tends to land on one of them, and measured with
+32 connections the second worker stayed idle.) The parent keeps each worker's socket, so a
+worker that dies at once replaced loses no connection waiting in its queue: its replacement
+inherits the socket. One that is restarted only after a backoff has its socket closed meanwhile
+(the kernel then sends new connections to the others) and gets a new one.
 
 - A worker that dies is started again: at once when it had run for a while, else after a
   backoff that doubles with each quick death (0.5 s up to 30 s), so a crash loop does not spin.
@@ -24,6 +28,7 @@ import logging
 import os
 import select
 import signal
+import socket
 import struct
 import sys
 import time
@@ -72,6 +77,7 @@ class _Slot:
     ready: bool = False
     failures: int = 0
     restart_at: float | None = None
+    sock: socket.socket | None = None
 
 
 @dataclass(frozen=True)
@@ -83,20 +89,22 @@ class Ended:
 
 
 class Supervisor:
-    """Runs ``target(index, ready)`` in ``count`` forked workers; ``ready()`` tells the parent
-    that the worker serves. ``close_in_child`` are descriptors a worker must not keep (the
-    embedded Redis's lock)."""
+    """Runs ``target(index, sock, ready)`` in ``count`` forked workers, each on its own socket
+    made by ``listen()``; ``ready()`` tells the parent that the worker serves. ``close_in_child``
+    are descriptors a worker must not keep (the embedded Redis's lock)."""
 
     def __init__(
         self,
         count: int,
-        target: Callable[[int, Callable[[], None]], None],
+        target: Callable[[int, socket.socket, Callable[[], None]], None],
         *,
+        listen: Callable[[], socket.socket],
         drain_seconds: float,
         close_in_child: Sequence[int] = (),
     ) -> None:
         self._slots = [_Slot(i) for i in range(count)]
         self._target = target
+        self._listen = listen
         self._drain = drain_seconds
         self._close_in_child = tuple(close_in_child)
         self._parent = os.getpid()
@@ -116,6 +124,7 @@ class Supervisor:
         try:
             return self._supervise()
         finally:
+            self._close_sockets()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             signal.set_wakeup_fd(previous_fd)
@@ -176,6 +185,9 @@ class Supervisor:
             slot.failures = 1 if now - slot.started >= STABLE_SECONDS else slot.failures + 1
             delay = restart_delay(slot.failures)
             slot.restart_at = now + delay
+            if delay > 0 and slot.sock is not None:  # meanwhile its connections go to the others
+                slot.sock.close()
+                slot.sock = None
             log.warning(
                 "worker %d (pid %d) %s; starting it again in %.1f s",
                 slot.index,
@@ -199,6 +211,8 @@ class Supervisor:
         live = [s for s in self._slots if s.pid is not None]
         for slot in self._slots:
             slot.restart_at = None
+        # Once a worker stops accepting, its socket is gone: new connections are refused.
+        self._close_sockets()
         if stop is not None:
             log.info(
                 "%s: draining %d worker(s) for up to %g s", signal.Signals(stop).name, len(live), self._drain
@@ -224,6 +238,12 @@ class Supervisor:
                     os.waitpid(slot.pid, 0)
                 slot.pid = None
 
+    def _close_sockets(self) -> None:
+        for slot in self._slots:
+            if slot.sock is not None:
+                slot.sock.close()
+                slot.sock = None
+
     @staticmethod
     def _signal(slot: _Slot, sig: int) -> None:
         if slot.pid is not None:
@@ -235,6 +255,16 @@ class Supervisor:
         slot.restart_at = None
         slot.ready = False
         slot.started = time.monotonic()
+        if slot.sock is None:
+            try:
+                slot.sock = self._listen()
+            except (OSError, RuntimeError) as exc:
+                slot.failures += 1
+                delay = restart_delay(max(2, slot.failures))
+                slot.restart_at = slot.started + delay
+                log.error("worker %d: %s; trying again in %.1f s", slot.index, exc, delay)
+                return
+        sock = slot.sock
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -243,8 +273,8 @@ class Supervisor:
             return
         code = 1
         try:
-            self._become_worker()
-            self._target(slot.index, self._notify_ready)
+            self._become_worker(slot)
+            self._target(slot.index, sock, self._notify_ready)
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
@@ -256,8 +286,10 @@ class Supervisor:
                 sys.stderr.flush()
             os._exit(code)
 
-    def _become_worker(self) -> None:
-        """In the forked child: its own signal dispositions, none of the parent's pipes."""
+    def _become_worker(self, mine: _Slot) -> None:
+        """In the forked child: its own signal dispositions, none of the parent's pipes, none of
+        the other workers' sockets (a copy kept here would keep a closed one in the kernel's
+        rotation)."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # until the server takes it: a drain
@@ -265,6 +297,9 @@ class Supervisor:
         for fd in (*self._wake, self._ready[0], *self._close_in_child):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        for slot in self._slots:
+            if slot is not mine and slot.sock is not None:
+                slot.sock.close()
         arm = parent_death_signal()
         if arm is not None:
             arm()

@@ -49,8 +49,9 @@ def ids(variants: list[Any]) -> list[str]:
 
 
 def test_every_variant_by_default_with_the_bare_proxy_among_them(bench: SimpleNamespace) -> None:
-    assert ids(bench.parse_variants(None)) == ["default", "limited-key", "off", "traces"]
-    assert ids(bench.parse_variants("all")) == ["default", "limited-key", "off", "traces"]
+    every = ["default", "limited-key", "off", "traces", "workers"]
+    assert ids(bench.parse_variants(None)) == every
+    assert ids(bench.parse_variants("all")) == every
     assert bench.BARE in ids(bench.parse_variants(None))
 
 
@@ -63,7 +64,7 @@ def test_variants_in_the_order_given_once_each(bench: SimpleNamespace) -> None:
 def test_unknown_or_empty_variants_are_refused_naming_the_known_ones(
     bench: SimpleNamespace, text: str
 ) -> None:
-    with pytest.raises(ValueError, match="default, limited-key, off, traces"):
+    with pytest.raises(ValueError, match="default, limited-key, off, traces, workers"):
         bench.parse_variants(text)
 
 
@@ -74,6 +75,7 @@ def test_selection_with_extra_config_key_or_direct_only(bench: SimpleNamespace) 
         "limited-key",
         "off",
         "traces",
+        "workers",
     ]
     # --extra-config/--key alone: one gateway, as before there were variants.
     assert ids(select(None, direct_only=False, customised=True)) == ["default"]
@@ -98,7 +100,7 @@ def test_the_key_each_variant_sends(bench: SimpleNamespace) -> None:
 
 
 def variant_config(
-    bench: SimpleNamespace, variant: Any, tmp_path: Path, extra: list[Path] | None = None
+    bench: SimpleNamespace, variant: Any, tmp_path: Path, extra: list[Path] | None = None, workers: int = 1
 ) -> str:
     generated = bench.traces_config("http://127.0.0.1:4318/v1/traces") if variant.traces else ""
     text: str = bench.gateway_config(
@@ -108,6 +110,7 @@ def variant_config(
         data_dir=tmp_path / "redis",
         extra=[*variant.config_paths, *(extra or [])],
         generated=generated,
+        workers=workers,
     )
     return text
 
@@ -134,6 +137,21 @@ def test_the_gateway_accepts_every_variant_config(
         assert limited.limits is not None
         assert limited.limits.rpm and limited.limits.tpm and limited.limits.max_concurrency
         assert limited.budgets
+
+
+def test_every_variant_runs_one_worker_but_workers_runs_the_number_asked(
+    bench: SimpleNamespace, tmp_path: Path
+) -> None:
+    """One worker is the per-process reference (``gateway serve`` alone would start one per
+    core); the ``workers`` variant is the default configuration with ``--workers`` of them."""
+    for variant in bench.VARIANTS:
+        path = tmp_path / f"{variant.id}.toml"
+        workers = variant.workers or 2
+        path.write_text(variant_config(bench, variant, tmp_path, workers=workers))
+        settings = load_settings(path, env={})
+        assert settings.server.workers == (1 if variant.id != "workers" else 2)
+    several = next(v for v in bench.VARIANTS if v.id == "workers")
+    assert several.workers is None and not several.configs and not several.traces
 
 
 def test_an_extra_config_repeating_a_variant_table_is_invalid_toml(
@@ -288,3 +306,38 @@ def test_a_variant_that_failed_is_listed_with_its_reason_once(bench: SimpleNames
         in md
     )
     assert "| limited key |" not in md
+
+
+def test_the_workers_table_puts_one_worker_beside_several_with_the_cores_each_part_used(
+    bench: SimpleNamespace,
+) -> None:
+    run = make_run(bench, ["default"])
+    several = next(v for v in bench.VARIANTS if v.id == "workers")
+    run.variants.append(bench.VariantRun(several, ready_s=0.9, workers=2))
+    for stream in (False, True):
+        one = run.find("gateway", stream, "default")
+        one.server_pids = [100]
+        one.result.update(window_s=8.0, cpu_seconds={"100": 8.0, "200": 1.0}, generator_cpu_s=0.8)
+        many = case(bench, "workers", stream, 0.31, 5400.0)
+        many.workers = 2
+        many.server_pids = [300, 301, 302]
+        many.result.update(
+            window_s=8.0,
+            cpu_seconds={"300": 0.0, "301": 6.0, "302": 6.4, "200": 1.6},
+            generator_cpu_s=1.6,
+        )
+        run.cases.append(many)
+    [plain, stream] = run.worker_rows()
+    assert plain["ratio"] == pytest.approx(1.8)
+    assert plain["cores_gateway_1"] == pytest.approx(1.0)
+    assert plain["cores_gateway_n"] == pytest.approx(1.55)
+    assert plain["generator_cores_n"] == pytest.approx(0.2)
+    assert plain["cores_rest_n"] == pytest.approx(0.2)
+    md = run.markdown()
+    assert "### Workers: 1 against 2" in md
+    assert (
+        "| non-streaming | 3,000 | 5,400 | 1.80× | 9.50 / 9.50 | 0.300 / 0.310 | 1.00 / 1.55 | 0.20 | 0.20 |"
+        in md
+    )  # noqa: RUF001
+    assert "| gateway (2 workers), streaming | 43,200 |" in run.details()
+    assert run.as_json()["workers"][1]["mode"] == "streaming"
