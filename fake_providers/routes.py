@@ -12,7 +12,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.types import ASGIApp, Middleware
 
 from fake_providers.anthropic.service import AnthropicService
-from fake_providers.listings import gemini, groq, lmstudio, mistral, openrouter, vllm
+from fake_providers.listings import gemini, groq, llamacpp, lmstudio, mistral, openrouter, vllm
 from fake_providers.openai.responses_service import ResponsesService
 from fake_providers.openai.service import OpenAIService
 from fake_providers.recording import RecordingMiddleware
@@ -30,13 +30,16 @@ OPENAI_COMPATIBLE_PREFIXES = (
     "/mistral/",
     "/lmstudio/",
     "/gemini/",
+    "/llamacpp/",
 )
 
 
-def _chat(service: OpenAIService, prefix: str, middleware: list[Middleware]) -> HTTPRouteHandler:
+def _chat(
+    service: OpenAIService, prefix: str, middleware: list[Middleware], *, strict_template: bool = False
+) -> HTTPRouteHandler:
     @post(prefix + "/chat/completions", status_code=200, middleware=middleware)
     async def chat_completions(request: Request[Any, Any, Any]) -> ASGIApp:
-        return await service.chat_completions(request)
+        return await service.chat_completions(request, strict_template=strict_template)
 
     return chat_completions
 
@@ -72,6 +75,10 @@ def _anthropic(
     async def messages(request: Request[Any, Any, Any]) -> ASGIApp:
         return await service.messages(request)
 
+    @post(prefix + "/messages/count_tokens", status_code=200, middleware=middleware)
+    async def count_tokens(request: Request[Any, Any, Any]) -> ASGIApp:
+        return await service.count_tokens(request)
+
     @get(prefix + "/models", sync_to_thread=False, middleware=middleware)
     def list_models(request: Request[Any, Any, Any]) -> ASGIApp:
         return service.list_models(request)
@@ -80,7 +87,7 @@ def _anthropic(
     def get_model(request: Request[Any, Any, Any]) -> ASGIApp:
         return service.get_model(request, request.path_params["model_id"])
 
-    return [messages, list_models, get_model]
+    return [messages, count_tokens, list_models, get_model]
 
 
 def _listing(path: str, render: Callable[[], bytes], middleware: list[Middleware]) -> HTTPRouteHandler:
@@ -173,6 +180,8 @@ def dialect_handlers(
         _listing("/lmstudio/api/v0/models", lmstudio.render_list, journaled),
         _single("/lmstudio/api/v0/models/{model_id:str}", lmstudio.render_one, _lmstudio_missing, journaled),
         _chat(service, "/gemini/v1beta/openai", journaled),
+        _chat(service, "/llamacpp/v1", journaled, strict_template=True),
+        _listing("/llamacpp/v1/models", llamacpp.render_list, journaled),
         _gemini_listing(journaled),
         _single("/gemini/v1beta/models/{model_id:str}", gemini.render_one, _gemini_missing, journaled),
     ]

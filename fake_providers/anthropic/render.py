@@ -4,7 +4,8 @@ A stream is `message_start` (empty content, `stop_reason: null`, input tokens an
 then per block `content_block_start`, deltas and `content_block_stop` (a `ping` follows the first
 `content_block_start`); text blocks start `{"type":"text","text":""}` and get one `text_delta` per
 piece; `tool_use` blocks start with `input: {}` and get an empty `input_json_delta` first, then
-fragments of up to 16 characters; then `message_delta` with the stop reason and cumulative usage,
+fragments of up to 16 characters; a scripted thought comes first, as a `thinking` block with one
+`thinking_delta` per word and a `signature_delta` before its stop; then `message_delta` with the stop reason and cumulative usage,
 and `message_stop`. Every event is named; there is no `[DONE]`.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import msgspec
 
+from fake_providers.anthropic.thinking import NO_EXTRAS, Extras, sign
 from fake_providers.anthropic.wire import (
     Bare,
     BlockDelta,
@@ -23,13 +25,16 @@ from fake_providers.anthropic.wire import (
     Message,
     MessageDelta,
     MessageStart,
+    SignatureDelta,
     StopDelta,
     TextBlock,
     TextDelta,
+    ThinkingBlock,
+    ThinkingDelta,
     ToolUseBlock,
     Usage,
 )
-from fake_providers.composer import Completion
+from fake_providers.composer import Completion, split_text
 from fake_providers.sse import event_frame
 
 ARGUMENT_FRAGMENT = 16
@@ -55,8 +60,12 @@ def _input_of(arguments: str) -> object:
     return value if isinstance(value, dict) else {}
 
 
-def content_blocks(completion: Completion) -> list[ContentBlock]:
+def content_blocks(completion: Completion, extras: Extras = NO_EXTRAS) -> list[ContentBlock]:
     blocks: list[ContentBlock] = []
+    if extras.thinking is not None:
+        blocks.append(
+            ThinkingBlock(type="thinking", thinking=extras.thinking, signature=sign(extras.thinking))
+        )
     if completion.text is not None and (completion.text or not completion.tool_calls):
         blocks.append(TextBlock(type="text", text=completion.text))
     for call in completion.tool_calls:
@@ -66,21 +75,32 @@ def content_blocks(completion: Completion) -> list[ContentBlock]:
     return blocks
 
 
-def message_body(completion: Completion, message_id: str, model: str) -> bytes:
+def _usage(completion: Completion, extras: Extras, output_tokens: int) -> Usage:
+    return Usage(
+        input_tokens=completion.input_tokens,
+        output_tokens=output_tokens,
+        cache_creation_input_tokens=extras.cache_creation_input_tokens,
+        cache_read_input_tokens=extras.cache_read_input_tokens,
+    )
+
+
+def message_body(completion: Completion, message_id: str, model: str, extras: Extras = NO_EXTRAS) -> bytes:
     message = Message(
         id=message_id,
         type="message",
         role="assistant",
         model=model,
-        content=content_blocks(completion),
+        content=content_blocks(completion, extras),
         stop_reason=stop_reason(completion),
         stop_sequence=None,
-        usage=Usage(input_tokens=completion.input_tokens, output_tokens=completion.output_tokens),
+        usage=_usage(completion, extras, completion.output_tokens),
     )
     return msgspec.json.encode(message)
 
 
-def message_frames(completion: Completion, message_id: str, model: str) -> list[bytes]:
+def message_frames(
+    completion: Completion, message_id: str, model: str, extras: Extras = NO_EXTRAS
+) -> list[bytes]:
     start = Message(
         id=message_id,
         type="message",
@@ -89,16 +109,21 @@ def message_frames(completion: Completion, message_id: str, model: str) -> list[
         content=[],
         stop_reason=None,
         stop_sequence=None,
-        usage=Usage(input_tokens=completion.input_tokens, output_tokens=1),
+        usage=_usage(completion, extras, 1),
     )
     frames = [event_frame("message_start", MessageStart(type="message_start", message=start))]
     calls = {call.id: call for call in completion.tool_calls}
-    for index, block in enumerate(content_blocks(completion)):
-        if isinstance(block, TextBlock):
-            opened: ContentBlock = TextBlock(type="text", text="")
-            deltas: list[TextDelta | InputJsonDelta] = [
-                TextDelta(type="text_delta", text=piece) for piece in completion.chunks
+    for index, block in enumerate(content_blocks(completion, extras)):
+        deltas: list[TextDelta | InputJsonDelta | ThinkingDelta | SignatureDelta]
+        if isinstance(block, ThinkingBlock):
+            opened: ContentBlock = ThinkingBlock(type="thinking", thinking="", signature="")
+            deltas = [
+                ThinkingDelta(type="thinking_delta", thinking=piece) for piece in split_text(block.thinking)
             ]
+            deltas.append(SignatureDelta(type="signature_delta", signature=block.signature))
+        elif isinstance(block, TextBlock):
+            opened = TextBlock(type="text", text="")
+            deltas = [TextDelta(type="text_delta", text=piece) for piece in completion.chunks]
         else:
             opened = ToolUseBlock(type="tool_use", id=block.id, name=block.name, input={})
             arguments = calls[block.id].arguments
@@ -125,7 +150,12 @@ def message_frames(completion: Completion, message_id: str, model: str) -> list[
     delta = MessageDelta(
         type="message_delta",
         delta=StopDelta(stop_reason=stop_reason(completion), stop_sequence=None),
-        usage=DeltaUsage(input_tokens=completion.input_tokens, output_tokens=completion.output_tokens),
+        usage=DeltaUsage(
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            cache_creation_input_tokens=extras.cache_creation_input_tokens,
+            cache_read_input_tokens=extras.cache_read_input_tokens,
+        ),
     )
     frames.append(event_frame("message_delta", delta))
     frames.append(event_frame("message_stop", Bare(type="message_stop")))

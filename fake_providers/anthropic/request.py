@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from fake_providers.anthropic.thinking import valid_signature
 from fake_providers.conversation import (
     ChoiceMode,
     Conversation,
@@ -102,6 +103,8 @@ def _messages(raw: Any) -> list[_Message]:
             raise AnthropicError(f"{where}.content: Field required")
         blocks = _blocks(f"{where}.content", message["content"])
         for position, block in enumerate(blocks):
+            if block.get("type") == "thinking" and (role != "assistant" or not valid_signature(block)):
+                raise AnthropicError(f"{where}.content.{position}: Invalid `signature` in `thinking` block")
             if block.get("type") == "tool_use":
                 if role != "assistant":
                     raise AnthropicError(
@@ -262,6 +265,13 @@ def _turns(system: str, messages: list[_Message]) -> list[Turn]:
         if text or not any(block.get("type") == "tool_result" for block in message.blocks):
             turns.append(Turn(role=Role.USER, text=text))
     return turns
+
+
+def parse_count_request(body: Any) -> MessagesRequest:
+    """A ``count_tokens`` body: a Messages request without ``max_tokens`` (or ``stream``)."""
+    if not isinstance(body, dict):
+        raise AnthropicError("Input should be a valid dictionary")
+    return parse_messages_request({**body, "max_tokens": 1, "stream": False})
 
 
 def parse_messages_request(body: Any) -> MessagesRequest:

@@ -1,5 +1,5 @@
-"""Answering Anthropic requests: headers first (`x-api-key`, `anthropic-version`), then messages
-and model listings, every error in Anthropic's envelope with a `request-id`."""
+"""Answering Anthropic requests: headers first (`x-api-key`, `anthropic-version`), then messages,
+token counts and model listings, every error in Anthropic's envelope with a `request-id`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ from litestar import Request
 from fake_providers.anthropic import models
 from fake_providers.anthropic.dialect import AnthropicDialect
 from fake_providers.anthropic.render import message_body, message_frames
-from fake_providers.anthropic.request import AnthropicError, MessagesRequest, parse_messages_request
-from fake_providers.anthropic.wire import ErrorDetail
+from fake_providers.anthropic.request import (
+    AnthropicError,
+    MessagesRequest,
+    parse_count_request,
+    parse_messages_request,
+)
+from fake_providers.anthropic.thinking import Extras
+from fake_providers.anthropic.wire import ErrorDetail, TokenCount
 from fake_providers.behaviour import Behaviour, resolve_behaviour
 from fake_providers.catalogue import find_model
 from fake_providers.composer import Completion, compose, input_tokens
@@ -61,6 +67,27 @@ class AnthropicService:
             return exchange, self.refuse(AnthropicError(MISSING_VERSION), exchange)
         return exchange, None
 
+    async def count_tokens(self, request: Request[Any, Any, Any]) -> PlannedReply:
+        """`{"input_tokens": N}`: the same count a message's usage reports for that prompt.
+        Checked like a message (without `max_tokens`); takes no script step."""
+        exchange, refused = self._start(request)
+        if refused is not None:
+            return refused
+        try:
+            body = _DECODER.decode(await request.body())
+        except msgspec.DecodeError:
+            return self.refuse(
+                AnthropicError("There was an error parsing the body of your request as JSON."), exchange
+            )
+        try:
+            parsed = parse_count_request(body)
+        except AnthropicError as error:
+            return self.refuse(error, exchange)
+        exchange.model = parsed.model
+        answer = msgspec.json.encode(TokenCount(input_tokens=input_tokens(parsed.conversation)))
+        headers = tuple(self.dialect.success_headers(exchange, stream=False))
+        return self._reply(ReplyPlan(status=200, headers=headers, parts=(answer,)))
+
     async def messages(self, request: Request[Any, Any, Any]) -> PlannedReply:
         exchange, refused = self._start(request)
         if refused is not None:
@@ -97,6 +124,7 @@ class AnthropicService:
     def _answer(self, parsed: MessagesRequest, exchange: Exchange, behaviour: Behaviour) -> ReplyPlan:
         ids = self._state.ids
         made: list[tuple[Completion, str]] = []
+        extras = _extras(behaviour)
 
         def completion() -> tuple[Completion, str]:
             if not made:
@@ -114,8 +142,8 @@ class AnthropicService:
             exchange,
             behaviour,
             stream=parsed.stream,
-            render_json=lambda: message_body(*completion(), parsed.model),
-            render_stream=lambda: message_frames(*completion(), parsed.model),
+            render_json=lambda: message_body(*completion(), parsed.model, extras),
+            render_stream=lambda: message_frames(*completion(), parsed.model, extras),
         )
 
     def list_models(self, request: Request[Any, Any, Any]) -> PlannedReply:
@@ -145,3 +173,15 @@ class AnthropicService:
             return self._reply(error_plan(self.dialect, exchange, ErrorKind.MODEL_NOT_FOUND, Behaviour()))
         headers = tuple(self.dialect.success_headers(exchange, stream=False))
         return self._reply(ReplyPlan(status=200, headers=headers, parts=(body,)))
+
+
+def _extras(behaviour: Behaviour) -> Extras:
+    reply = behaviour.reply
+    if reply is None:
+        return Extras()
+    usage = reply.usage
+    return Extras(
+        thinking=reply.thinking,
+        cache_creation_input_tokens=(usage.cache_creation_input_tokens or 0) if usage else 0,
+        cache_read_input_tokens=(usage.cache_read_input_tokens or 0) if usage else 0,
+    )

@@ -42,7 +42,13 @@ class ToolUseBlock(msgspec.Struct):
     input: Any
 
 
-ContentBlock = TextBlock | ToolUseBlock
+class ThinkingBlock(msgspec.Struct):
+    type: str
+    thinking: str
+    signature: str
+
+
+ContentBlock = TextBlock | ToolUseBlock | ThinkingBlock
 
 
 class Message(msgspec.Struct):
@@ -93,10 +99,20 @@ class InputJsonDelta(msgspec.Struct):
     partial_json: str
 
 
+class ThinkingDelta(msgspec.Struct):
+    type: str
+    thinking: str
+
+
+class SignatureDelta(msgspec.Struct):
+    type: str
+    signature: str
+
+
 class BlockDelta(msgspec.Struct):
     type: str
     index: int
-    delta: TextDelta | InputJsonDelta
+    delta: TextDelta | InputJsonDelta | ThinkingDelta | SignatureDelta
 
 
 class BlockStop(msgspec.Struct):
@@ -136,3 +152,9 @@ class ModelPage(msgspec.Struct):
     first_id: str | None
     last_id: str | None
     has_more: bool
+
+
+class TokenCount(msgspec.Struct):
+    """The answer of ``POST /v1/messages/count_tokens``."""
+
+    input_tokens: int

@@ -4,6 +4,12 @@ Unknown fields are accepted and ignored. Checks, in order: the body is a JSON ob
 `messages` (shape, roles, contents, tool calls); `tools` (names and parameter schemas, strict mode
 when `strict: true`); `tool_choice`; `max_completion_tokens`/`max_tokens`; `stream_options`; and
 last the pairing of tool calls with tool messages.
+
+With `strict_template` the request is read like a small OpenAI-compatible server whose chat
+template takes only strings (llama.cpp's server, several vLLM templates): every message `content`
+must be a string or absent (a list of parts, or `content: null` beside `tool_calls`, is a 400), the
+`developer` role is a 400, and the output cap is `max_tokens` alone (`max_completion_tokens` is
+ignored, as such servers do).
 """
 
 from __future__ import annotations
@@ -201,8 +207,37 @@ def _tool_choice(raw: Any, tools: tuple[ToolSpec, ...], declared_tools: bool) ->
     return ToolChoice(ChoiceMode.FUNCTION, name)
 
 
-def _max_tokens(body: dict[str, Any]) -> int | None:
-    for key in ("max_completion_tokens", "max_tokens"):
+STRICT_TEMPLATE_LIMITS = ("max_tokens",)
+LIMITS = ("max_completion_tokens", "max_tokens")
+
+
+def check_strict_template(messages: list[Any]) -> None:
+    """What a string-only chat template cannot render, as a 400 naming the message."""
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "developer":
+            raise OpenAIError(
+                "This model's chat template has no 'developer' role; send it as 'system'.",
+                param=f"messages[{index}].role",
+            )
+        if "content" not in message:
+            continue
+        content = message["content"]
+        if content is None:
+            raise OpenAIError(
+                "This model's chat template cannot render 'content': null; leave 'content' out.",
+                param=f"messages[{index}].content",
+            )
+        if not isinstance(content, str):
+            raise OpenAIError(
+                "This model's chat template takes only a string as 'content'.",
+                param=f"messages[{index}].content",
+            )
+
+
+def _max_tokens(body: dict[str, Any], keys: tuple[str, ...] = LIMITS) -> int | None:
+    for key in keys:
         value = body.get(key)
         if value is None:
             continue
@@ -260,8 +295,9 @@ def check_tool_pairing(turns: list[Turn], roles: list[str]) -> None:
         raise unanswered_error()
 
 
-def parse_chat_request(body: Any) -> ChatRequest:
-    """Raises OpenAIError with OpenAI's 400 for anything OpenAI would refuse."""
+def parse_chat_request(body: Any, *, strict_template: bool = False) -> ChatRequest:
+    """Raises OpenAIError with OpenAI's 400 for anything OpenAI would refuse (and, with
+    ``strict_template``, for what a string-only chat template cannot render)."""
     if not isinstance(body, dict):
         raise unparseable_body()
     model = body.get("model")
@@ -281,12 +317,14 @@ def parse_chat_request(body: Any) -> ChatRequest:
             param="messages",
             code="empty_array",
         )
+    if strict_template:
+        check_strict_template(messages)
     parsed = [_turn(index, message) for index, message in enumerate(messages)]
     turns = [turn for turn, _ in parsed]
     roles = [role for _, role in parsed]
     tools = _tools(body.get("tools"))
     tool_choice = _tool_choice(body.get("tool_choice"), tools, bool(body.get("tools")))
-    max_tokens = _max_tokens(body)
+    max_tokens = _max_tokens(body, STRICT_TEMPLATE_LIMITS if strict_template else LIMITS)
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise invalid_type("stream", "a boolean", stream)

@@ -57,7 +57,11 @@ class OpenAIService:
             return exchange, self.reply(_plan(self.dialect.error_with(401, detail, exchange)))
         return exchange, None
 
-    async def chat_completions(self, request: Request[Any, Any, Any]) -> PlannedReply:
+    async def chat_completions(
+        self, request: Request[Any, Any, Any], *, strict_template: bool = False
+    ) -> PlannedReply:
+        """``strict_template``: read the request like a server with a string-only chat template
+        (:func:`fake_providers.openai.chat_request.check_strict_template`)."""
         exchange, refused = self.start(request)
         if refused is not None:
             return refused
@@ -66,7 +70,7 @@ class OpenAIService:
         except msgspec.DecodeError:
             return self.refuse(unparseable_body(), exchange)
         try:
-            chat = parse_chat_request(body)
+            chat = parse_chat_request(body, strict_template=strict_template)
         except OpenAIError as error:
             return self.refuse(error, exchange)
         exchange.model = chat.model

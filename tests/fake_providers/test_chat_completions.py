@@ -392,6 +392,7 @@ def test_every_openai_compatible_prefix_serves_chat(providers: FakeProviders, ht
         "/mistral/v1",
         "/lmstudio/api/v0",
         "/gemini/v1beta/openai",
+        "/llamacpp/v1",
     ]
     for prefix in prefixes:
         response = http.post(
