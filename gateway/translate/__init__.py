@@ -10,7 +10,9 @@ Two translator pairs, composed for the third route:
   :mod:`.anthropic_stream` (stream) and :mod:`.anthropic_context` (what a request leaves for
   its answer);
 * :mod:`.compose`: the Responses API over an Anthropic upstream (Responses -> Chat -> Anthropic
-  and back).
+  and back);
+* :mod:`.response_object`: the Response object every translated answer is built on (all of
+  OpenAI's fields, the request's settings echoed), for JSON answers and streams alike.
 
 Everything here is pure: no I/O, no clock; ids come from an injected :class:`Ids`.
 """
@@ -26,11 +28,17 @@ from gateway.translate.compose import (
 )
 from gateway.translate.errors import TranslationError
 from gateway.translate.ids import Ids, RandomIds, SequentialIds
+from gateway.translate.response_object import response_skeleton
 from gateway.translate.responses_answer import response_from_chat_completion
-from gateway.translate.responses_chat import chat_request_from_responses, input_items_from_input
+from gateway.translate.responses_chat import (
+    OPENAI_COMPATIBLE,
+    chat_request_from_responses,
+    input_items_from_input,
+)
 from gateway.translate.responses_stream import ChatToResponsesStream, encode_event
 
 __all__ = [
+    "OPENAI_COMPATIBLE",
     "AnthropicContext",
     "AnthropicToChatStream",
     "AnthropicToResponsesStream",
@@ -49,4 +57,5 @@ __all__ = [
     "input_items_from_input",
     "response_from_anthropic_message",
     "response_from_chat_completion",
+    "response_skeleton",
 ]
