@@ -26,7 +26,7 @@ from gateway.clock import Clock, RealClock
 from gateway.config import Settings
 from gateway.policy.auth import KeyRing
 from gateway.policy.engine import PolicyService
-from gateway.redis.connection import redis_client
+from gateway.redis.connection import connect
 from gateway.redis.embedded import EmbeddedRedis
 from gateway.services import Services
 from gateway.telemetry.metrics import DisabledMetrics, Metrics
@@ -56,16 +56,13 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         embedded: EmbeddedRedis | None = None
         url = settings.redis.url
-        if url is None:
+        if settings.redis.embedded:
             embedded = EmbeddedRedis(settings.redis.data_dir)
             embedded.start()
             url = embedded.url
             log.info("embedded redis-server started with data in %s", embedded.data_dir)
-        redis = redis_client(
-            url,
-            max_connections=settings.redis.max_connections,
-            pool_timeout=settings.redis.pool_timeout_seconds,
-        )
+        # One server, a Redis Cluster or a Sentinel-managed primary ([redis] mode).
+        redis = connect(settings.redis, url)
         upstreams = build_upstreams(settings, the_clock, transports)
         catalog = ModelCatalog(
             upstreams,

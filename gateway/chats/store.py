@@ -1,18 +1,25 @@
 """Stateful chats in Redis.
 
-Layout (``P`` is the configured key prefix, ``C`` the chat id; ``{C}`` is a hash tag so one
-chat's keys share a Cluster slot and every transition is one Lua script):
+Layout (``P`` is the configured key prefix, ``C`` the chat id; ``{S}`` is the chat's shard tag,
+``chats:<n>`` with ``n`` fixed by the chat id (gateway/redis/keys.py), so one chat's keys share a
+Cluster slot, every transition is one Lua script, and the shared event reader blocks on a
+bounded number of slots):
 
-- ``P chat:{C}``          hash: the chat (status, model, owner, tools, pending calls, worker...)
-- ``P chat:{C}:msgs``     sorted set: durable messages, score = message id, member = JSON
-- ``P chat:{C}:queue``    list: queued user messages (FIFO, at most 20)
-- ``P chat:{C}:events``   stream: every stream event (capped at ~10 000); SSE ids are its ids
-- ``P chats:owner:K``     sorted set: chat ids of gateway key ``K`` by creation time
-- ``P chats:jobs``        stream + consumer group ``workers``: runs to do (one entry per turn)
-- ``P chats:actions``     sorted set: chats in ``requires_action`` by deadline (stale timeout)
-- ``P chats:pending``     sorted set: chats about to become (or being) ``pending``, by the time
-  they were marked; written *before* the transition, so a replica that dies between the
+- ``P chat:{S}:C``          hash: the chat (status, model, owner, tools, pending calls, worker...)
+- ``P chat:{S}:C:msgs``     sorted set: durable messages, score = message id, member = JSON
+- ``P chat:{S}:C:queue``    list: queued user messages (FIFO, at most 20)
+- ``P chat:{S}:C:events``   stream: every stream event (capped at ~10 000); SSE ids are its ids
+- ``P chats:owner:K``       sorted set: chat ids of gateway key ``K`` by creation time
+- ``P chats:jobs``          stream + consumer group ``workers``: runs to do (one entry per turn)
+- ``P chats:actions``       sorted set: chats in ``requires_action`` by deadline (stale timeout)
+- ``P chats:pending``       sorted set: chats about to become (or being) ``pending``, by the
+  time they were marked; written *before* the transition, so a replica that dies between the
   transition and the job's enqueue leaves a trace the reaper finds (``requeue_stale``)
+
+The indexes (owner, jobs, actions, pending) are single keys touched one command at a time, so
+they need no tag. Creating a chat writes its index entries first and its keys (one ``MULTI``)
+last; deleting removes its keys first: an index may name a chat that is not (or no longer)
+there, and every reader of an index skips those.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from gateway.chats.model import Chat, ChatStatus, DynamicTool, Message
+from gateway.redis.keys import chat_shard
 
 _DEC_CHAT_TOOLS = msgspec.json.Decoder(list[DynamicTool])
 _DEC_STRS = msgspec.json.Decoder(list[str])
@@ -53,6 +61,11 @@ def message_template(message: Message) -> str:
     return raw
 
 
+def chat_key(prefix: str, chat_id: str) -> str:
+    """The name of a chat's hash; its other keys append ``:msgs``, ``:queue``, ``:events``."""
+    return f"{prefix}chat:{{{chat_shard(chat_id)}}}:{chat_id}"
+
+
 def _s(value: bytes | str | None) -> str:
     if value is None:
         return ""
@@ -74,7 +87,7 @@ class ChatStore:
 
     # -- keys ------------------------------------------------------------------------
     def chat_key(self, chat_id: str) -> str:
-        return f"{self.prefix}chat:{{{chat_id}}}"
+        return chat_key(self.prefix, chat_id)
 
     def keys(self, chat_id: str) -> list[str]:
         base = self.chat_key(chat_id)
@@ -113,6 +126,11 @@ class ChatStore:
             "next_message_id": len(messages),
         }
         stored = [msgspec.structs.replace(m, id=i + 1) for i, m in enumerate(messages)]
+        # The indexes first (other slots): a chat never exists without them.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.pending_key, {chat.id: score})
+            pipe.zadd(self.owner_key(owner), {chat.id: score})
+            await pipe.execute()
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys[0], mapping=mapping)
             for m in stored:
@@ -121,8 +139,6 @@ class ChatStore:
             for m in stored:
                 pipe.xadd(keys[3], {"e": _ENC.encode({"type": "message", "chat_id": chat.id, "message": m})})
             pipe.xadd(keys[3], {"e": _ENC.encode(status_event)}, maxlen=10000, approximate=True)
-            pipe.zadd(self.owner_key(owner), {chat.id: score})
-            pipe.zadd(self.pending_key, {chat.id: score})
             await pipe.execute()
         return stored
 
@@ -143,8 +159,9 @@ class ChatStore:
         return [r.decode() for r in raw]
 
     async def delete(self, chat_id: str, owner: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(*self.keys(chat_id))
+        # The chat's keys first (one slot, one command), then the indexes naming it.
+        await self.redis.delete(*self.keys(chat_id))
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zrem(self.owner_key(owner), chat_id)
             pipe.zrem(self.actions_key, chat_id)
             pipe.zrem(self.pending_key, chat_id)

@@ -10,7 +10,7 @@ import re
 
 from gateway.config.errors import ConfigError
 from gateway.config.providers import ProviderKind, ProviderSettings, SchemaTarget, UpstreamApi, upstream_api
-from gateway.config.settings import Settings
+from gateway.config.settings import CLUSTER_SCHEMES, Settings
 
 _HASH = r"sha256:[0-9a-f]{64}"
 _HASH_SHAPE = 'must look like "sha256:<64 lower-case hex digits>"'
@@ -33,20 +33,66 @@ def _check_server_and_stores(s: Settings) -> None:
         raise ConfigError(src, "server.max_body_bytes", "must be positive")
     if s.server.models_refresh_seconds <= 0:
         raise ConfigError(src, "server.models_refresh_seconds", "must be positive")
-    if s.redis.url is not None and not s.redis.url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(src, "redis.url", "must start with redis://, rediss:// or unix:// (or be absent)")
-    if s.redis.url is None and not s.redis.data_dir:
-        raise ConfigError(src, "redis.data_dir", "must not be empty when redis.url is absent")
-    if s.redis.max_connections < 1:
-        raise ConfigError(src, "redis.max_connections", "must be at least 1")
-    if not s.redis.pool_timeout_seconds > 0:
-        raise ConfigError(src, "redis.pool_timeout_seconds", "must be positive")
+    _check_redis(s)
     for field in ("ttl_seconds", "max_chain_length", "anthropic_max_tokens"):
         if getattr(s.responses, field) <= 0:
             raise ConfigError(src, f"responses.{field}", "must be positive")
     for field in ("action_timeout_seconds", "lease_seconds", "max_steps", "concurrency"):
         if getattr(s.chats, field) <= 0:
             raise ConfigError(src, f"chats.{field}", "must be positive")
+
+
+def _host_port(value: str) -> bool:
+    host, sep, port = value.rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 < int(port) <= 65535)
+
+
+def _check_redis(s: Settings) -> None:
+    src, r = s.source, s.redis
+    mode = r.effective_mode
+    if r.url is not None:
+        if r.url.startswith(CLUSTER_SCHEMES):
+            if r.mode not in (None, "cluster"):
+                raise ConfigError(
+                    src, "redis.url", f'a redis+cluster:// url needs mode "cluster", not {r.mode!r}'
+                )
+            seeds = r.url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+            for seed in seeds.split(","):
+                if not _host_port(seed):
+                    raise ConfigError(src, "redis.url", f"seed {seed!r} must be host:port")
+        elif not r.url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                src,
+                "redis.url",
+                "must start with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster:// (or be absent)",
+            )
+        elif mode != "single" and r.url.startswith("unix://"):
+            raise ConfigError(src, "redis.url", f"a unix:// socket cannot be used in {mode} mode")
+    for i, value in enumerate(r.sentinels):
+        if not _host_port(value):
+            raise ConfigError(src, f"redis.sentinels[{i}]", f"{value!r} must be host:port")
+    if mode == "cluster" and r.url is None:
+        raise ConfigError(
+            src, "redis.url", 'mode "cluster" needs seed nodes: "redis+cluster://host:port,host:port"'
+        )
+    if mode == "sentinel":
+        if not r.sentinels:
+            raise ConfigError(
+                src, "redis.sentinels", 'mode "sentinel" needs at least one sentinel "host:port"'
+            )
+        if not r.service_name:
+            raise ConfigError(src, "redis.service_name", 'mode "sentinel" needs the monitored service name')
+    elif r.sentinels or r.service_name or r.sentinel_password is not None:
+        field = "sentinels" if r.sentinels else "service_name" if r.service_name else "sentinel_password"
+        raise ConfigError(src, f"redis.{field}", 'is for mode "sentinel"')
+    if r.embedded and not r.data_dir:
+        raise ConfigError(src, "redis.data_dir", "must not be empty when redis.url is absent")
+    if r.max_connections < 1:
+        raise ConfigError(src, "redis.max_connections", "must be at least 1")
+    if not r.pool_timeout_seconds > 0:
+        raise ConfigError(src, "redis.pool_timeout_seconds", "must be positive")
+    if not r.command_timeout_seconds > 0:
+        raise ConfigError(src, "redis.command_timeout_seconds", "must be positive")
 
 
 def _check_keys(s: Settings) -> None:

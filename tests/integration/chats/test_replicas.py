@@ -30,6 +30,7 @@ import redis
 
 from fake_providers.clock import FIRST_PART, GAP
 from fake_providers.testing import FakeProviders
+from gateway.chats.store import chat_key
 from gateway.chats.worker import TAKEN_OVER
 from gateway.clock import ManualClock
 from tests.conftest import GATEWAY_KEY, AutoAdvance, base_config, free_port, poll_until
@@ -224,7 +225,7 @@ def replica_config(fake: FakeProviders, redis_url: str, tmp_path: Path) -> tuple
     config = base_config(fake, redis_url)
     config["models"] = [*config["models"], {"name": MODEL, "provider": "fake-openai", "upstream_model": SLOW}]
     config["chats"] = {"lease_seconds": LEASE, "action_timeout_seconds": 60}
-    config["server"] = {"models_refresh_seconds": 3600}
+    config["server"] = {"models_refresh_seconds": 3600, "workers": 1}  # one process per replica
     path = tmp_path / "gateway.toml"
     path.write_text(to_toml(config), encoding="utf-8")
     return path, config["redis"]["key_prefix"]
@@ -241,7 +242,7 @@ def test_a_killed_replica_s_turn_is_taken_over_by_the_other(
     jobs = f"{prefix}chats:jobs"
     replicas: list[Replica] = []
     victim: Replica | None = None
-    chat_key = ""
+    chat_hash = ""
     follower: Follower | None = None
     thread: threading.Thread | None = None
     stack = contextlib.ExitStack()
@@ -268,7 +269,7 @@ def test_a_killed_replica_s_turn_is_taken_over_by_the_other(
             created = c.post("", json={"model": MODEL, "message": TEXT})
         assert created.status_code == 201, created.text
         chat_id = created.json()["id"]
-        chat_key = f"{prefix}chat:{{{chat_id}}}"
+        chat_hash = chat_key(prefix, chat_id)
 
         survivor_box: list[Replica] = []
         follower = Follower(
@@ -286,7 +287,7 @@ def test_a_killed_replica_s_turn_is_taken_over_by_the_other(
 
         # Mid-turn: a worker holds the chat and the answer has started streaming.
         def holder() -> Replica | None:
-            worker = hget(redis_sync, chat_key, "worker")
+            worker = hget(redis_sync, chat_hash, "worker")
             if worker is None or not follower.parts():
                 return None
             if worker == a.worker_id:
@@ -297,7 +298,7 @@ def test_a_killed_replica_s_turn_is_taken_over_by_the_other(
         victim = poll(holder, what="the turn to start streaming", deadline=10)
         survivor = b if victim is a else a
         survivor_box.append(survivor)
-        assert hget(redis_sync, chat_key, "status") == "running"
+        assert hget(redis_sync, chat_hash, "status") == "running"
         assert len(fake.requests(path=CHAT, model=SLOW)) == 1
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait(5)
@@ -312,7 +313,7 @@ def test_a_killed_replica_s_turn_is_taken_over_by_the_other(
             deadline=4 * LEASE + 5,
         )
         # The retry is published with the takeover (one script): the chat is the survivor's now.
-        new_worker = hget(redis_sync, chat_key, "worker")
+        new_worker = hget(redis_sync, chat_hash, "worker")
         assert new_worker is not None and new_worker != victim.worker_id
         if survivor is b:  # B's consumer appeared in the group when it claimed the job
             [b.worker_id] = consumers(redis_sync, jobs) - {a.worker_id}
@@ -338,7 +339,7 @@ def test_a_killed_replica_s_turn_is_taken_over_by_the_other(
             print(replica.tails())
         print("--- state ---")
         print("victim:", victim and victim.name, "workers:", {r.name: r.worker_id for r in replicas})
-        print("chat:", redis_sync.hgetall(chat_key) if chat_key else None)
+        print("chat:", redis_sync.hgetall(chat_hash) if chat_hash else None)
         print("jobs pending:", redis_sync.xpending_range(jobs, "workers", "-", "+", 10))
         print("consumers:", redis_sync.xinfo_consumers(jobs, "workers"))
         print("upstream requests:", len(fake.requests(path=CHAT, model=SLOW)))
@@ -368,7 +369,7 @@ def test_a_killed_replica_s_turn_is_taken_over_by_the_other(
     assert len(fake.requests(path=CHAT, model=SLOW)) == 2
     # The job is acknowledged and gone; the chat is nobody's.
     assert redis_sync.xpending(jobs, "workers")["pending"] == 0
-    assert hget(redis_sync, chat_key, "worker") is None
+    assert hget(redis_sync, chat_hash, "worker") is None
 
     # The stream (B's, or its resumption on the survivor) saw the turn end, each event once.
     events = follower.events

@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from fake_providers.testing import FakeProviders
+from gateway.chats.store import chat_key
 from tests.conftest import OTHER_KEY, GatewayFactory, RunningGateway, base_config
 from tests.integration.chats.helpers import client, poll, read_events, wait_status
 from tests.integration.chats.test_dynamic_tools import CHAT, create, to_requires_action
@@ -18,7 +19,7 @@ NOT_FOUND = {"message": "Resource not found or you do not have access to this re
 
 
 def _state(r: redis.Redis, gw: RunningGateway, chat_id: str) -> tuple[Any, ...]:
-    base = f"{gw.settings.redis.key_prefix}chat:{{{chat_id}}}"
+    base = chat_key(gw.settings.redis.key_prefix, chat_id)
     return (
         r.hgetall(base),
         r.zrange(base + ":msgs", 0, -1),

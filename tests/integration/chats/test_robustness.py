@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from fake_providers.testing import FakeProviders
+from gateway.chats.store import chat_key
 from tests.conftest import GatewayFactory, base_config
 from tests.integration.chats.helpers import client, poll, read_events, wait_status
 
@@ -39,7 +40,7 @@ def test_unexpected_exception_ends_the_turn_in_error(
     with client(api) as c:
         chat = _create(c)
         # A stored message the loop cannot decode: the turn raises while building the prompt.
-        redis_sync.zadd(f"{prefix}chat:{{{chat['id']}}}:msgs", {b'{"id":2,"broken":': 2})
+        redis_sync.zadd(chat_key(prefix, chat["id"]) + ":msgs", {b'{"id":2,"broken":': 2})
         gateway_factory(worker)
         final = wait_status(c, chat["id"], "error")
         events = read_events(
@@ -60,7 +61,7 @@ def test_unexpected_exception_ends_the_turn_in_error(
     assert statuses == ["error", "pending", "running", "error"]
     assert fake.requests(path=CHAT) == []
     # the worker let go of the chat
-    assert redis_sync.hget(f"{prefix}chat:{{{chat['id']}}}", "worker") is None
+    assert redis_sync.hget(chat_key(prefix, chat["id"]), "worker") is None
 
 
 def test_pending_chat_without_a_job_is_picked_up_by_the_reaper(

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from fake_providers.clock import FIRST_PART, GAP
 from fake_providers.testing import FakeProviders
-from gateway.chats.store import ChatStore
+from gateway.chats.store import ChatStore, chat_key
 from gateway.clock import ManualClock
 from tests.conftest import GatewayFactory, RunningGateway, base_config
 from tests.integration.chats.helpers import DEADLINE, client, poll, read_events, wait_status
@@ -68,7 +68,7 @@ def _order(event_id: str) -> tuple[int, int]:
 
 
 def event_ids(r: redis.Redis, gw: RunningGateway, chat_id: str) -> list[str]:
-    raw: Any = r.xrange(f"{gw.settings.redis.key_prefix}chat:{{{chat_id}}}:events")
+    raw: Any = r.xrange(chat_key(gw.settings.redis.key_prefix, chat_id) + ":events")
     return [entry_id.decode() for entry_id, _ in raw]
 
 
@@ -195,7 +195,7 @@ def test_deleting_a_streaming_chat_ends_its_stream_and_leaves_nothing(
     jobs = f"{prefix}chats:jobs"
     poll(lambda: redis_sync.xpending(jobs, "workers")["pending"] == 0, what="the turn to end")
     # Nothing the turn did after the deletion wrote the chat back.
-    assert redis_sync.keys(f"{prefix}chat:{{{chat_id}}}*") == []
+    assert redis_sync.keys(chat_key(prefix, chat_id) + "*") == []
     owners: Any = redis_sync.keys(f"{prefix}chats:owner:*")
     assert all(redis_sync.zscore(k, chat_id) is None for k in owners)
     # The upstream stream was abandoned, not read to the end.
@@ -211,7 +211,7 @@ def test_only_the_worker_running_a_chat_adds_to_its_stream(
     chat = create(gateway, dynamic_tools=[])
     chat_id = chat["id"]
     prefix = gateway.settings.redis.key_prefix
-    events_key = f"{prefix}chat:{{{chat_id}}}:events"
+    events_key = chat_key(prefix, chat_id) + ":events"
     part = {"type": "message_part", "chat_id": chat_id, "message_part": {"role": "assistant", "part": {}}}
 
     async def publish(chat: str, worker: str) -> str | None:
@@ -225,13 +225,13 @@ def test_only_the_worker_running_a_chat_adds_to_its_stream(
         read_events(
             c, chat_id, lambda evs: any(e["event"] == "message_part" for e in evs), last_event_id="0-0"
         )
-        raw: Any = redis_sync.hget(f"{prefix}chat:{{{chat_id}}}", "worker")
+        raw: Any = redis_sync.hget(chat_key(prefix, chat_id), "worker")
         worker = raw.decode()
         before = redis_sync.xlen(events_key)
         # A worker that lost the chat (taken over after a stall) and a deleted chat: nothing.
         assert asyncio.run(publish(chat_id, "w-stranger")) is None
         assert asyncio.run(publish("no-such-chat", worker)) is None
-        assert redis_sync.keys(f"{prefix}chat:{{no-such-chat}}*") == []
+        assert redis_sync.keys(chat_key(prefix, "no-such-chat") + "*") == []
         assert redis_sync.xlen(events_key) == before
         # The worker running it: added.
         added = asyncio.run(publish(chat_id, worker))
