@@ -33,6 +33,8 @@ from gateway.telemetry.metrics import DisabledMetrics, Metrics
 from gateway.telemetry.tracing import build_tracing
 from gateway.upstream import Router, build_upstreams
 from gateway.upstream.catalog import ModelCatalog
+from gateway.upstream.breaker import Breakers
+from gateway.upstream.health import HealthMetrics
 
 log = logging.getLogger("gateway")
 
@@ -83,7 +85,10 @@ def create_app(
         )
         await policy.start()
         tracing = build_tracing(settings.telemetry, span_exporter)
-        router = Router(settings, upstreams)
+        health_metrics = HealthMetrics(meters.registry)
+        breakers = Breakers(settings, the_clock, redis=redis, metrics=health_metrics, upstreams=upstreams)
+        router = Router(settings, upstreams, breakers=breakers, health=health_metrics)
+        await router.start()
         chat_engine = ChatEngine(settings, redis, router, the_clock, catalog, policy)
         try:
             await chat_engine.start()
@@ -111,6 +116,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
             for upstream in upstreams.values():
+            await router.stop()
                 await upstream.aclose()
             await redis.aclose()
             if embedded is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from gateway.chat_completions.request import ChatRequest, parse_chat_request
 from gateway.dialects import dialect_for
 from gateway.exchange import ClientChannel, Exchange
+from gateway.exchange.rescue import ChatContinuer
 from gateway.policy.usage import StreamUsageTap, usage_from_body
 from gateway.pricing import Usage
 from gateway.services import Services
@@ -94,6 +95,7 @@ async def handle(services: Services, channel: ClientChannel) -> None:
         calls = ChatCompletions(services, request)
         async with exchange.upstream():
             if request.stream:
-                await exchange.stream(plan, calls.stream)
+                continuer = ChatContinuer(data, include_usage=request.include_usage)
+                await exchange.stream(plan, calls.stream, continuer=continuer)
             else:
                 await exchange.send_json(await exchange.json(plan, calls.json))

@@ -11,6 +11,8 @@ from gateway.config.access import Budget, GatewayKey, Limits
 from gateway.config.errors import ConfigError
 from gateway.config.loader import load_settings, settings_from_mapping
 from gateway.config.providers import (
+    BreakerSettings,
+    Continuation,
     ModelSettings,
     Price,
     ProviderKind,
@@ -22,8 +24,10 @@ from gateway.config.providers import (
 from gateway.config.settings import McpServerSettings, ResponsesSettings, Settings, TelemetrySettings
 
 __all__ = [
+    "BreakerSettings",
     "Budget",
     "ConfigError",
+    "Continuation",
     "GatewayKey",
     "Limits",
     "McpServerSettings",

@@ -184,8 +184,26 @@ def _check_providers(s: Settings) -> dict[str, ProviderSettings]:
         for field in ("initial_delay", "max_delay", "budget_seconds"):
             if getattr(p.retry, field) < 0:
                 raise ConfigError(src, f"{where}.retry.{field}", "must not be negative")
+        if p.max_malformed_events < 1:
+            raise ConfigError(src, f"{where}.max_malformed_events", "must be at least 1")
+        _check_breaker(src, where, p)
         providers[p.name] = p
     return providers
+
+
+def _check_breaker(src: str, where: str, p: ProviderSettings) -> None:
+    b = p.breaker
+    if b.failures < 1:
+        raise ConfigError(src, f"{where}.breaker.failures", "must be at least 1")
+    for field in ("window_seconds", "cooldown_seconds"):
+        if not getattr(b, field) > 0:
+            raise ConfigError(src, f"{where}.breaker.{field}", "must be positive")
+    if b.health_check_seconds < 0:
+        raise ConfigError(src, f"{where}.breaker.health_check_seconds", "must not be negative (0: off)")
+    if b.health_check_seconds > 0 and not p.models_path:
+        raise ConfigError(
+            src, f"{where}.breaker.health_check_seconds", "needs the provider's models_path (it is empty)"
+        )
 
 
 def _check_models(s: Settings, providers: dict[str, ProviderSettings]) -> None:

@@ -72,6 +72,34 @@ class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     retry: RetrySettings = RetrySettings()
     headers: dict[str, str] = {}
     max_connections: int = 256
+    # A deployment that sent nothing within the startup guard (or, for a non-streaming call, no
+    # response headers within the request timeout) is not tried again for the request while its
+    # plan has another deployment or fallback left: the next one is tried at once. True: such a
+    # silent deployment is retried like any other retryable failure first.
+    retry_startup_timeout: bool = False
+
+
+class Continuation(enum.StrEnum):
+    """How a deployment of a provider can continue a broken stream's partial assistant message."""
+
+    PREFILL = "prefill"  # the partial answer as a trailing assistant message (Anthropic prefill,
+    # vLLM-style `continue_final_message` on openai-compatible servers)
+    NONE = "none"
+
+
+class BreakerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A circuit breaker per deployment of this provider, shared by every replica through Redis."""
+
+    enabled: bool = True
+    # Consecutive retryable failures, each within `window_seconds` of the first, that open it.
+    failures: int = 5
+    window_seconds: float = 60.0
+    # How long an open breaker keeps routing away from the deployment (the upstream's
+    # Retry-After, when longer, is used instead); then one request fleet-wide probes it.
+    cooldown_seconds: float = 30.0
+    # While open: check the provider's `models_path` this often (0: no active checks); an answer
+    # ends the cooldown early, so the next request probes.
+    health_check_seconds: float = 0.0
     # Anthropic: the `anthropic-version` header and optional beta flags.
     anthropic_version: str = "2023-06-01"
     anthropic_beta: tuple[str, ...] = ()
@@ -98,6 +126,20 @@ class ModelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     context_window: int | None = None
     fallbacks: tuple[str, ...] = ()
     owned_by: str | None = None
+    # Continuing a broken stream on this provider's deployments: "prefill" or "none". Absent:
+    # prefill for an anthropic provider, none for the others.
+    continuation: Continuation | None = None
+    # Malformed events (data that is not JSON) after a stream's commit point are dropped; this
+    # many in a row end the stream as broken. Before the commit point, one fails the attempt.
+    max_malformed_events: int = 3
+    breaker: BreakerSettings = BreakerSettings()
+
+    @property
+    def continues(self) -> bool:
+        """Its deployments can continue a partial assistant message."""
+        if self.continuation is None:
+            return self.kind is ProviderKind.ANTHROPIC
+        return self.continuation is Continuation.PREFILL
 
     @property
     def target_model(self) -> str:

@@ -20,7 +20,15 @@ import msgspec
 
 from gateway.clock import Clock
 from gateway.config import UpstreamApi
-from gateway.dialects.base import ChunkReader, Emit, Produced, ResponsesTurn, split_terminal, translated
+from gateway.dialects.base import (
+    ChunkReader,
+    Emit,
+    Produced,
+    ResponsesTurn,
+    prefilled,
+    split_terminal,
+    translated,
+)
 from gateway.errors import ClassifiedError, chat_stream_error_frame, classify_stream_error
 from gateway.errors.anthropic import anthropic_stream_error_frame
 from gateway.policy.usage import usage_from_dict
@@ -224,12 +232,21 @@ class AnthropicChunks:
 
 
 class AnthropicConversation:
-    def __init__(self, attempt: Attempt, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        attempt: Attempt,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        *,
+        chat: dict[str, Any] | None = None,
+    ) -> None:
+        """A conversation in ``messages`` and ``tools``, or a whole Chat request ``chat``."""
         self._attempt = attempt
         self._context = AnthropicContext()
-        chat: dict[str, Any] = {"messages": messages, "stream": True}
-        if tools:
-            chat["tools"] = tools
+        if chat is None:
+            chat = {"messages": messages, "stream": True}
+            if tools:
+                chat["tools"] = tools
         body = anthropic_body(chat, attempt.deployment.upstream_model, self._context)
         self.request = attempt.upstream.request("POST", PATH, body)
         self.roles = ROLES
@@ -352,6 +369,12 @@ class AnthropicDialect:
             )
         )
         return AnthropicResponsesCall(attempt, turn, _ENCODER.encode(body), context, clock)
+
+    def continuation_call(self, attempt: Attempt, chat: dict[str, Any], text: str) -> AnthropicConversation:
+        """The rest of an answer by prefill: the partial answer is the last (assistant) turn."""
+        return AnthropicConversation(
+            attempt, [], [], chat=prefilled(chat, text, continue_final_message=False)
+        )
 
 
 # -- Messages clients ----------------------------------------------------------------------------

@@ -8,7 +8,9 @@ call on it:
 * :meth:`UpstreamDialect.responses_call`: a Responses request (``/v1/responses``), natively
   chained or replayed (:class:`ResponsesTurn` is what the Responses feature hands over);
 * :meth:`UpstreamDialect.conversation_call`: a stateful chat's step, a conversation in Chat
-  Completions messages read back as Chat Completions chunks (:class:`ChunkReader`).
+  Completions messages read back as Chat Completions chunks (:class:`ChunkReader`);
+* :meth:`UpstreamDialect.continuation_call`: the rest of a broken stream's answer, read back as
+  Chat Completions chunks, whatever the client's dialect (:func:`prefilled`).
 
 Every call object carries the ``httpx.Request`` to send and the stream's
 :class:`~gateway.upstream.call.EventRoles`; the failover loop, the commit point and the
@@ -94,6 +96,25 @@ class ConversationCall(Protocol):
     def roles(self) -> EventRoles: ...
 
     def reader(self, clock: Clock) -> ChunkReader: ...
+
+
+def prefilled(chat: Mapping[str, Any], text: str, *, continue_final_message: bool) -> dict[str, Any]:
+    """The Chat Completions request ``chat`` asking for the rest of an answer that starts with
+    ``text``: ``text`` (without trailing whitespace, which Anthropic refuses in a prefill) as a
+    trailing assistant message, streamed with its usage, one choice. ``continue_final_message``
+    adds the vLLM-style flags (``continue_final_message: true``, ``add_generation_prompt:
+    false``) that make an openai-compatible server continue that message instead of answering
+    it."""
+    body = {k: v for k, v in chat.items() if k not in ("n", "stream_options")}
+    body["stream"] = True
+    body["stream_options"] = {"include_usage": True}
+    prefix = text.rstrip()
+    if prefix:
+        body["messages"] = [*chat.get("messages", ()), {"role": "assistant", "content": prefix}]
+        if continue_final_message:
+            body["continue_final_message"] = True
+            body["add_generation_prompt"] = False
+    return body
 
 
 # -- Responses requests ------------------------------------------------------------------------
@@ -246,4 +267,9 @@ class UpstreamDialect(Protocol):
         self, attempt: Attempt, turn: ResponsesTurn, *, clock: Clock, native: bool
     ) -> ResponsesCall:
         """``native``: continue the parent stored upstream (only where :attr:`stores_responses`)."""
+        ...
+
+    def continuation_call(self, attempt: Attempt, chat: dict[str, Any], text: str) -> ConversationCall:
+        """A streamed request for the rest of an answer to the Chat Completions request
+        ``chat`` that starts with ``text`` (:func:`prefilled`), read back as Chat chunks."""
         ...

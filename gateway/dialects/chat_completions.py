@@ -15,12 +15,13 @@ import httpx
 import msgspec
 
 from gateway.clock import Clock
-from gateway.config import UpstreamApi
+from gateway.config import ProviderKind, UpstreamApi
 from gateway.dialects.base import (
     ChunkReader,
     Emit,
     Produced,
     ResponsesTurn,
+    prefilled,
     split_terminal,
     translated,
 )
@@ -146,8 +147,10 @@ class ChatChunks:
         return [chunk]
 
     def end(self) -> list[dict[str, Any]]:
-        if not self.finished:
+        # Without [DONE] (and its usage), the answer is whole when its finish_reason arrived.
+        if not (self.finished or self._finish):
             raise StreamTruncated
+        self.finished = True
         return []
 
 
@@ -176,6 +179,15 @@ def conversation_body(
     if tools:
         body["tools"] = list(repair_chat_tools(tools, attempt.upstream.schema_target))
     return body
+
+
+def continuation_call(attempt: Attempt, chat: dict[str, Any], text: str) -> ChatConversation:
+    """The rest of an answer on a Chat Completions endpoint (openai-compatible servers get the
+    vLLM-style flags; OpenAI's own API knows no prefill and is never configured for it)."""
+    upstream = attempt.upstream
+    body = prefilled(chat, text, continue_final_message=upstream.kind is ProviderKind.OPENAI_COMPATIBLE)
+    request = upstream.request("POST", PATH, upstream_chat_body(body, attempt, ask_usage=True))
+    return ChatConversation(request, upstream.classifier_key)
 
 
 class ChatConverter:
@@ -276,3 +288,6 @@ class ChatCompletionsDialect:
         if body.get("tools"):
             body["tools"] = repair_chat_tools(body["tools"], attempt.upstream.schema_target)
         return ChatResponsesCall(attempt, turn, _ENCODER.encode(body), clock)
+
+    def continuation_call(self, attempt: Attempt, chat: dict[str, Any], text: str) -> ChatConversation:
+        return continuation_call(attempt, chat, text)

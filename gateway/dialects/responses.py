@@ -25,7 +25,12 @@ from gateway.dialects.base import (
     ResponsesTurn,
     failure_events,
 )
-from gateway.dialects.chat_completions import PassthroughCall, upstream_chat_body
+from gateway.dialects.chat_completions import (
+    ChatConversation,
+    PassthroughCall,
+    continuation_call,
+    upstream_chat_body,
+)
 from gateway.errors import ClassifiedError, classify_stream_error
 from gateway.translate import encode_event
 from gateway.upstream import Deployment
@@ -380,3 +385,7 @@ class ResponsesDialect:
             data.pop("previous_response_id", None)
             data["input"] = await turn.replay_input(for_responses=True)
         return NativeCall(attempt, turn, _ENCODER.encode(data))
+
+    def continuation_call(self, attempt: Attempt, chat: dict[str, Any], text: str) -> ChatConversation:
+        """The provider's Chat Completions endpoint continues (the Responses API has no prefill)."""
+        return continuation_call(attempt, chat, text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from gateway.errors._classify import (
     build_error,
+    circuit_open_error,
     classify_response,
     classify_stream_error,
     classify_text,
@@ -33,6 +34,7 @@ __all__ = [
     "build_error",
     "chat_event_error",
     "chat_stream_error_frame",
+    "circuit_open_error",
     "classify_exception",
     "classify_response",
     "classify_stream_error",

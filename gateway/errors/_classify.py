@@ -265,3 +265,16 @@ def stream_idle_timeout_error(provider: str, *, idle_seconds: float = 0.0) -> Cl
 def stream_truncated_error(provider: str) -> ClassifiedError:
     """A stream ended without its terminal event (kind timeout, retryable)."""
     return build_error(ErrorKind.TIMEOUT, provider=provider, retryable=True, code=STREAM_TRUNCATED)
+
+
+def circuit_open_error(provider: str, *, retry_after: float) -> ClassifiedError:
+    """Every deployment left to try has its circuit breaker open (kind overloaded, retryable
+    after ``retry_after`` seconds, when the first of them lets a probe through)."""
+    return build_error(
+        ErrorKind.OVERLOADED,
+        provider=provider,
+        retryable=True,
+        retry_after=retry_after,
+        code="circuit_open",
+        detail="Recent requests to every deployment of this model failed; they are paused for a while.",
+    )

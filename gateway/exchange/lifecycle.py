@@ -8,6 +8,9 @@ drives it in order — :meth:`~Exchange.authenticate`, :meth:`~Exchange.read_bod
 supplies only what differs: parsing its body, the upstream call of one attempt (through the
 deployment's dialect) and the rendering of the answer in its own dialect.
 
+A stream that breaks after its commit point may be continued on another deployment when the
+endpoint supplies a :class:`~gateway.exchange.rescue.Continuer` (see :mod:`.rescue`).
+
 Leaving the ``async with Exchange(...)`` block answers what went wrong (a refusal, a failed
 upstream, a disconnect) and runs :meth:`~Exchange.finish` on every path: the committed stream's
 attempt span ends, the ticket is settled, the request is counted (``gw_requests``, the duration,
@@ -27,12 +30,14 @@ from gateway.errors import AttemptFailed, ClassifiedError, error_response
 from gateway.errors.anthropic import anthropic_refusal, anthropic_upstream_error
 from gateway.errors.client import GatewayError
 from gateway.exchange.channel import ClientChannel, ClientDisconnected, new_request_id, send_error
+from gateway.exchange.rescue import Continuer, Rescue, add_usage
 from gateway.exchange.spans import attempt_span
 from gateway.policy.engine import Caller, Ticket
 from gateway.policy.errors import model_not_found
 from gateway.pricing import Usage
 from gateway.services import Services
 from gateway.telemetry.tracing import AttemptSpan, run_attempt
+from gateway.token_estimate import text_tokens
 from gateway.upstream import Deployment
 from gateway.upstream.call import OpenedStream
 from gateway.upstream.committed import Relay
@@ -94,7 +99,10 @@ class Exchange:
     client's error bodies (``chat``, ``responses`` or ``anthropic``)."""
 
     __slots__ = (
+        "_broken_text",
+        "_estimate",
         "_gauge",
+        "_tape",
         "channel",
         "error_api",
         "headers",
@@ -102,6 +110,7 @@ class Exchange:
         "outcome",
         "relay",
         "request_id",
+        "rescued_usage",
         "route",
         "services",
         "span",
@@ -128,6 +137,10 @@ class Exchange:
         self.ttft: float | None = None
         self.span: AttemptSpan | None = None  # the committed stream's attempt, ended in finish()
         self.relay: Relay | None = None
+        self.rescued_usage: Usage | None = None  # what continuations of a broken stream used
+        self._tape: list[bytes] | None = None  # what the client received, kept for a rescue
+        self._broken_text = ""
+        self._estimate: Callable[[], int] | None = None
         self._gauge = services.metrics.in_flight(route)
 
     async def __aenter__(self) -> Exchange:
@@ -197,6 +210,7 @@ class Exchange:
         plan = self.services.router.plan(model)
         if not plan:
             raise model_not_found(model)
+        self._estimate = estimate
         return fit_plan(plan, self.services.catalog, estimate, param=param)
 
     def headers_now(self, extra: Iterable[tuple[str, str]] | dict[str, str] = ()) -> list[tuple[str, str]]:
@@ -247,22 +261,36 @@ class Exchange:
         call: Callable[[Attempt], Awaitable[Opened]],
         *,
         replay: Replay | None = None,
+        continuer: Continuer | None = None,
     ) -> None:
-        """Open a stream on the plan (up to its commit point), then relay it to the client."""
+        """Open a stream on the plan (up to its commit point), then relay it to the client.
+        ``continuer``: how to continue the stream elsewhere if it breaks after the commit."""
         tracing = self.services.tracing
+        opened_on: list[Deployment] = []
+
+        async def attempt(attempt: Attempt) -> Opened:
+            result = await call(attempt)
+            opened_on[:] = [attempt.deployment]
+            return result
+
         if tracing is None:
-            opened, relay = await self.failover(replay).run(plan, call)
+            opened, relay = await self.failover(replay).run(plan, attempt)
         else:
             model = self.model or ""
 
-            async def traced(attempt: Attempt) -> Opened:
-                span = attempt_span(tracing, attempt, public_model=model, stream=True)
-                result = await run_attempt(span, call(attempt))
+            async def traced(attempt_: Attempt) -> Opened:
+                span = attempt_span(tracing, attempt_, public_model=model, stream=True)
+                result = await run_attempt(span, attempt(attempt_))
                 self.span = span
                 return result
 
             opened, relay = await self.failover(replay).run(plan, traced)
         self.relay = relay
+        rescue = None
+        if continuer is not None and Rescue.possible(self.services, plan):
+            rescue = Rescue(self.services, self.trace, plan, continuer, self.send_chunk)
+            relay.hold = True
+            self._tape = []
         try:
             await self.channel.start_stream(self.headers_now())
         except BaseException:
@@ -270,6 +298,14 @@ class Exchange:
             raise
         self.outcome.ok()
         await relay.run(opened, self.send_chunk)
+        if relay.failure is not None and rescue is not None and self._tape is not None:
+            await rescue.run(relay, opened_on[0], self._tape)
+            self.rescued_usage = rescue.usage
+            self._broken_text = rescue.broken_text
+        elif relay.failure is not None:
+            self.services.router.breakers.failed(
+                opened_on[0].provider, opened_on[0].upstream_model, relay.failure
+            )
         if relay.failure is not None:
             self.outcome.error_type = "upstream"
             self.outcome.attempt_error = str(relay.failure.kind)
@@ -278,7 +314,15 @@ class Exchange:
     async def send_chunk(self, chunk: bytes) -> None:
         if self.ttft is None:
             self.ttft = time.perf_counter() - self.started
+        if self._tape is not None:
+            self._tape.append(chunk)
         await self.channel.send_chunk(chunk)
+
+    def _broken_usage(self) -> Usage:
+        """An estimate of what a broken stream that reported no usage used: the prompt, and the
+        text the client received from it."""
+        prompt = self._estimate() if self._estimate is not None else 0
+        return Usage(input_tokens=prompt, output_tokens=text_tokens(self._broken_text), source="estimated")
 
     # -- the end ---------------------------------------------------------------------------------
 
@@ -288,6 +332,8 @@ class Exchange:
         usage = outcome.usage
         if usage is None and relay is not None:
             usage = relay.usage
+            if self.rescued_usage is not None:  # the broken stream's part, then the rest
+                usage = add_usage(usage or self._broken_usage(), self.rescued_usage)
         last = trace.attempts[-1] if trace.attempts else None
         if self.span is not None:
             model = (relay.model if relay is not None else None) or (last.upstream_model if last else None)

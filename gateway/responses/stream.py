@@ -59,6 +59,7 @@ class ResponsesRelay:
         self._pending: list[bytes] = []
         self._idle: Watchdog | None = None
         self.failure: ClassifiedError | None = None
+        self.hold = False  # keep a failure for a rescue to try first (see ``release``)
         self._usage: Usage | None = None
 
     @property
@@ -130,4 +131,10 @@ class ResponsesRelay:
 
     async def _fail(self, failure: ClassifiedError, send: SendChunk) -> None:
         self.failure = failure
-        await self._step(self._converter.fail(error_object(failure, api="responses")), send)
+        if not self.hold:
+            await self._step(self._converter.fail(error_object(failure, api="responses")), send)
+
+    async def release(self, send: SendChunk) -> None:
+        """Send the held failure (``error`` then ``response.failed``, recorded first)."""
+        if self.failure is not None:
+            await self._step(self._converter.fail(error_object(self.failure, api="responses")), send)

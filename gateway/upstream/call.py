@@ -29,6 +29,22 @@ from gateway.errors import (
 )
 from gateway.upstream.failover import Attempt
 from gateway.upstream.sse import SSEDecoder, SSEEvent
+from gateway.upstream.stream_errors import MalformedGuard, malformed_event
+
+__all__ = [
+    "ERROR_BODY_LIMIT",
+    "EventRole",
+    "EventRoles",
+    "GuardedDecoder",
+    "OpenedStream",
+    "call_json",
+    "closed_early",
+    "decode_object",
+    "malformed_body",
+    "malformed_event",
+    "open_stream",
+    "raw_chunks",
+]
 
 _DECODER = msgspec.json.Decoder()
 ERROR_BODY_LIMIT = 64 * 1024
@@ -57,12 +73,6 @@ def decode_object(data: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def malformed_event(provider: str) -> ClassifiedError:
-    """An upstream stream event that is not valid JSON (generic, retryable before the commit)."""
-    classified = classify_text("upstream server error: malformed stream event", provider=provider)
-    return msgspec.structs.replace(classified, detail="An upstream stream event was not valid JSON.")
-
-
 def closed_early(provider: str) -> ClassifiedError:
     return classify_text("upstream stream closed before the response started (eof)", provider=provider)
 
@@ -76,6 +86,51 @@ def raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     if response.is_stream_consumed:
         return _already_read(response.content)
     return response.aiter_raw().__aiter__()
+
+
+_VALID = msgspec.json.Decoder(msgspec.Raw)
+
+
+def is_json(data: str | bytes) -> bool:
+    """Whether an event's data is JSON (validated without building anything), or ``[DONE]``."""
+    if data == "[DONE]" or data == b"[DONE]":
+        return True
+    try:
+        _VALID.decode(data)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
+class GuardedDecoder(SSEDecoder):
+    """The SSE decoder of an opened stream. Once :attr:`guard` is set (at the commit point), an
+    event whose data is not JSON is dropped under the guard's rule (see
+    :mod:`gateway.upstream.stream_errors`) instead of reaching the relay."""
+
+    __slots__ = ("guard",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.guard: MalformedGuard | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        return self._checked(super().feed(chunk))
+
+    def flush(self) -> list[SSEEvent]:
+        return self._checked(super().flush())
+
+    def _checked(self, events: list[SSEEvent]) -> list[SSEEvent]:
+        guard = self.guard
+        if guard is None or not events:
+            return events
+        kept: list[SSEEvent] = []
+        for event in events:
+            if is_json(event.data):
+                guard.good()
+                kept.append(event)
+            else:
+                guard.bad(event.data)
+        return kept
 
 
 class OpenedStream:
@@ -99,6 +154,17 @@ class OpenedStream:
 
     async def aclose(self) -> None:
         await self.response.aclose()
+
+
+def malformed_guard(attempt: Attempt) -> MalformedGuard:
+    """The rule for malformed events after the commit point of this attempt's stream."""
+    upstream = attempt.upstream
+    return MalformedGuard(
+        provider=upstream.classifier_key,
+        name=upstream.name,
+        limit=upstream.settings.max_malformed_events,
+        sink=attempt.health,
+    )
 
 
 async def _error_from_response(response: httpx.Response, attempt: Attempt, clock: Clock) -> AttemptFailed:
@@ -186,8 +252,9 @@ async def call_json(attempt: Attempt, request: httpx.Request, clock: Clock) -> h
         return response
     except asyncio.CancelledError:
         if guard.absorb():
-            if response is not None:
-                await response.aclose()
+            if response is None:  # not even the headers: a silent deployment
+                raise AttemptFailed(startup_timeout_error(upstream.classifier_key)) from None
+            await response.aclose()
             raise AttemptFailed(
                 classify_text("request timed out", provider=upstream.classifier_key)
             ) from None
@@ -216,7 +283,7 @@ async def open_stream(
         if "json" in response.headers.get("content-type", ""):
             raise _json_instead_of_stream(await response.aread(), provider)
         chunks = raw_chunks(response)
-        decoder = SSEDecoder()
+        decoder = GuardedDecoder()
         buffered: list[bytes] = []
         seen: list[tuple[SSEEvent, EventRole, dict[str, Any] | None]] = []
         while True:
@@ -243,6 +310,7 @@ async def open_stream(
             if committed:
                 guard.cancel()
                 handed_over = True
+                decoder.guard = malformed_guard(attempt)
                 return OpenedStream(response, chunks, buffered, seen, decoder)
             if not chunk:
                 raise AttemptFailed(closed_early(provider))

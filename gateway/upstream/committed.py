@@ -20,6 +20,9 @@ from gateway.clock import STREAM_IDLE, Clock, Watchdog
 from gateway.errors import ClassifiedError, stream_idle_timeout_error, stream_truncated_error
 from gateway.pricing import Usage
 from gateway.upstream.call import OpenedStream
+from gateway.upstream.stream_errors import StreamFailure, StreamTruncated
+
+__all__ = ["Relay", "SendChunk", "StreamFailure", "StreamTruncated", "run_committed"]
 
 SendChunk = Callable[[bytes], Awaitable[None]]
 
@@ -33,6 +36,9 @@ class Relay(Protocol):
     """
 
     failure: ClassifiedError | None
+    # Set before run(): a failure is kept in ``failure``, not sent, so that a rescue may be
+    # tried first; ``release`` sends it (or a later failure put there) when none is.
+    hold: bool
 
     @property
     def usage(self) -> Usage | None: ...
@@ -42,17 +48,9 @@ class Relay(Protocol):
 
     async def run(self, opened: OpenedStream, send: SendChunk) -> None: ...
 
-
-class StreamFailure(Exception):
-    """Raised by a relay or translator for an in-band failure (already classified)."""
-
-    def __init__(self, classified: ClassifiedError) -> None:
-        super().__init__(classified.message)
-        self.classified = classified
-
-
-class StreamTruncated(Exception):
-    """Raised when the upstream ended before its terminal event."""
+    async def release(self, send: SendChunk) -> None:
+        """Send the error frames of ``failure``: after a held failure found no rescue."""
+        ...
 
 
 async def run_committed(

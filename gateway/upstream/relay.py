@@ -2,14 +2,19 @@
 
 The passthrough relay forwards upstream bytes unchanged, cut at event boundaries. It looks at
 each event only as much as it must: the terminal marker (a substring check), to know the stream
-ended cleanly; the ``"error"`` key (a substring check), to catch an in-band failure; and one
-validating JSON decode, so that a corrupted event is not passed on as if nothing happened. A
-stream that stops without its terminal marker, sends an event that is not JSON, stalls past the
-idle timeout, or breaks, ends with a classified in-band error and no terminal marker.
+ended cleanly; a ``finish_reason`` (a pattern search per chunk), since a stream whose answer
+finished and whose connection then closed cleanly is complete even without its marker (the
+marker is then added for the client, which expects it); the ``"error"`` key (a substring
+check), to catch an in-band failure; and one validating JSON decode per event, so that a
+malformed event is dropped under the stream's rule instead of reaching the client (see
+:mod:`gateway.upstream.stream_errors`). A stream that stops before its answer finished, stalls
+past the idle timeout, breaks, or sends too many malformed events in a row ends with a
+classified in-band error and no terminal marker.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Protocol
 
@@ -21,11 +26,14 @@ from gateway.errors import (
     classify_stream_error,
 )
 from gateway.pricing import Usage
-from gateway.upstream.call import EventRole, EventRoles, OpenedStream, malformed_event
+from gateway.upstream.call import EventRole, EventRoles, GuardedDecoder, OpenedStream
 from gateway.upstream.committed import SendChunk, StreamFailure, StreamTruncated, run_committed
-from gateway.upstream.sse import SSEDecoder
+from gateway.upstream.sse import DONE_FRAME, SSEDecoder
+from gateway.upstream.stream_errors import MalformedGuard, NoSink
 
 ErrorFrames = Callable[[ClassifiedError], bytes]
+# A choice that finished: `"finish_reason": "stop"` (a string, not null).
+FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
 
 
 class StreamTap(Protocol):
@@ -44,21 +52,25 @@ class EventFramer:
     """Cuts a relayed SSE byte stream at event boundaries and checks each event's data is JSON.
 
     :meth:`feed` returns the whole events received so far (a partial event waits for its end,
-    which the client could not have used anyway) and whether an event was broken: its data not
-    valid JSON (``[DONE]`` aside). The check is one ``find`` per line and one validating decode
-    per event (into :class:`msgspec.Raw`, so nothing is built): about a microsecond a chunk.
+    which the client could not have used anyway), without the malformed ones: each goes to the
+    guard, which drops it or ends the stream (then the failure comes back with the events before
+    it, and the rest is never read). The check is one ``find`` per line and
+    one validating decode per event (into :class:`msgspec.Raw`, so nothing is built): about a
+    microsecond a chunk.
     """
 
-    __slots__ = ("_carry",)
+    __slots__ = ("_carry", "_guard")
 
-    def __init__(self) -> None:
+    def __init__(self, guard: MalformedGuard) -> None:
         self._carry = b""
+        self._guard = guard
 
-    def feed(self, chunk: bytes) -> tuple[bytes, bool]:
+    def feed(self, chunk: bytes) -> tuple[bytes, StreamFailure | None]:
         buf = self._carry + chunk if self._carry else chunk
         start = 0  # of the current line
         event_start = 0  # of the current event
         data: list[bytes] = []
+        kept: list[bytes] | None = None  # the whole events, once one had to be left out
         while True:
             nl = buf.find(b"\n", start)
             if nl < 0:
@@ -72,28 +84,39 @@ class EventFramer:
                     value = line[5:]
                     data.append(value[1:] if value[:1] == b" " else value)
                 continue
-            if data and not _valid(data):
-                self._carry = b""
-                return buf[:event_start], True
+            if data:
+                payload = data[0] if len(data) == 1 else b"\n".join(data)
+                if _valid(payload):
+                    self._guard.good()
+                    if kept is not None:
+                        kept.append(buf[event_start:start])
+                else:
+                    if kept is None:
+                        kept = [buf[:event_start]]
+                    try:
+                        self._guard.bad(payload)
+                    except StreamFailure as failure:
+                        self._carry = b""
+                        return b"".join(kept), failure
+            elif kept is not None:
+                kept.append(buf[event_start:start])
             data = []
             event_start = start
         self._carry = buf[event_start:]
-        return buf[:event_start], False
+        return (buf[:event_start] if kept is None else b"".join(kept)), None
 
-    def flush(self) -> tuple[bytes, bool]:
-        """The stream ended: a last event without its blank line (ended for the client), and
-        whether it is broken."""
+    def flush(self) -> tuple[bytes, StreamFailure | None]:
+        """The stream ended: a last event without its blank line (ended for the client)."""
         if not self._carry.strip():
             rest, self._carry = self._carry, b""
-            return rest, False
+            return rest, None
         return self.feed(b"\n\n")
 
 
 _RAW = msgspec.json.Decoder(msgspec.Raw)
 
 
-def _valid(data: list[bytes]) -> bool:
-    payload = data[0] if len(data) == 1 else b"\n".join(data)
+def _valid(payload: bytes) -> bool:
     if payload == b"[DONE]":
         return True
     try:
@@ -103,9 +126,17 @@ def _valid(data: list[bytes]) -> bool:
     return True
 
 
+def stream_guard(opened: OpenedStream, provider: str) -> MalformedGuard:
+    """The opened stream's rule for malformed events (one ends a stream opened without one)."""
+    decoder = opened.decoder
+    if isinstance(decoder, GuardedDecoder) and decoder.guard is not None:
+        return decoder.guard
+    return MalformedGuard(provider=provider, name=provider, limit=1, sink=NoSink())
+
+
 class PassthroughRelay:
     """Relays one dialect's stream as-is, whole events at a time. ``done_marker`` ends a clean
-    stream; an event whose data is not JSON ends it with a classified in-band error."""
+    stream (and is added after a finished answer whose upstream closed without it)."""
 
     def __init__(
         self,
@@ -126,6 +157,7 @@ class PassthroughRelay:
         self._clock = clock
         self._idle_timeout = idle_timeout
         self.failure: ClassifiedError | None = None
+        self.hold = False
 
     @property
     def usage(self) -> Usage | None:
@@ -137,13 +169,15 @@ class PassthroughRelay:
 
     async def run(self, opened: OpenedStream, send: SendChunk) -> None:
         done = self._done
-        framer = EventFramer()
+        framer = EventFramer(stream_guard(opened, self._provider))
         tap = self._tap
         clean = False
+        finished = False
 
-        async def forward(whole: bytes, broken: bool) -> bool:
-            """Send whole events; True when the stream is over (an in-band or broken event)."""
-            nonlocal clean
+        async def forward(framed: tuple[bytes, StreamFailure | None]) -> bool:
+            """Send whole events; True when the stream is over (an in-band error)."""
+            nonlocal clean, finished
+            whole, broken = framed
             if tap is not None and whole:
                 whole = tap.feed(whole)
             if whole:
@@ -151,28 +185,33 @@ class PassthroughRelay:
                     return True
                 # Events arrive whole, so the marker is never split across two sends.
                 clean = clean or done in whole
+                finished = finished or FINISHED.search(whole) is not None
                 await send(whole)
-            if broken:
-                raise StreamFailure(malformed_event(self._provider))
+            if broken is not None:
+                raise broken
             return False
 
         async def body(idle: Watchdog) -> None:
             nonlocal clean
             for chunk in opened.buffered:
-                if await forward(*framer.feed(chunk)):
+                if await forward(framer.feed(chunk)):
                     return
             async for chunk in opened.chunks:
                 idle.touch()
-                if await forward(*framer.feed(chunk)):
+                if await forward(framer.feed(chunk)):
                     return
-            if await forward(*framer.flush()):
+            if await forward(framer.flush()):
                 return
             rest = tap.flush() if tap is not None else b""
             if rest:
                 clean = clean or done in rest
                 await send(rest)
-            if not clean:
+            if clean:
+                return
+            if not finished or done != DONE_FRAME[:-2]:
                 raise StreamTruncated
+            # The answer finished and the upstream closed cleanly without its marker: complete.
+            await send(DONE_FRAME)
 
         async def fail(failure: ClassifiedError) -> None:
             await self._fail(failure, send)
@@ -204,4 +243,9 @@ class PassthroughRelay:
 
     async def _fail(self, failure: ClassifiedError, send: SendChunk) -> None:
         self.failure = failure
-        await send(self._error_frames(failure))
+        if not self.hold:
+            await send(self._error_frames(failure))
+
+    async def release(self, send: SendChunk) -> None:
+        if self.failure is not None:
+            await send(self._error_frames(self.failure))

@@ -1,7 +1,9 @@
 """Routing: a public model name to the deployments that serve it, in the order to try them.
 
 Several ``[[models]]`` entries with one name are deployments of that model, tried in order;
-each entry's ``fallbacks`` name other public models tried after all deployments failed.
+each entry's ``fallbacks`` name other public models tried after all deployments failed. The
+router also holds what routing consults about health: the deployments' circuit breakers
+(:mod:`gateway.upstream.breaker`) and the health metrics streams report into.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Mapping
 import msgspec
 
 from gateway.config import ModelSettings, Settings, UpstreamApi, upstream_api
+from gateway.upstream.breaker import Breakers
+from gateway.upstream.health import NoMetrics
 from gateway.upstream.provider import Upstream
 
 
@@ -24,8 +28,18 @@ class Deployment(msgspec.Struct, frozen=True):
 
 
 class Router:
-    def __init__(self, settings: Settings, upstreams: Mapping[str, Upstream]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        upstreams: Mapping[str, Upstream],
+        *,
+        breakers: Breakers | None = None,
+        health: NoMetrics | None = None,
+    ) -> None:
         self.upstreams = upstreams
+        # Without breakers given (unit tests, tools), none: every deployment is always tried.
+        self.breakers = breakers if breakers is not None else Breakers.none()
+        self.health = health if health is not None else NoMetrics()
         by_name: dict[str, list[Deployment]] = {}
         fallbacks: dict[str, list[str]] = {}
         for m in settings.models:
@@ -70,3 +84,10 @@ class Router:
 
     def upstream(self, deployment: Deployment) -> Upstream:
         return self.upstreams[deployment.provider]
+
+    async def start(self) -> None:
+        """Start the breakers' background view (the app's lifespan)."""
+        await self.breakers.start()
+
+    async def stop(self) -> None:
+        await self.breakers.stop()

@@ -46,6 +46,7 @@ class TranslatingRelay:
         self._clock = clock
         self._idle_timeout = idle_timeout
         self.failure: ClassifiedError | None = None
+        self.hold = False
 
     @property
     def usage(self) -> Usage | None:
@@ -79,4 +80,9 @@ class TranslatingRelay:
 
     async def _fail(self, failure: ClassifiedError, send: SendChunk) -> None:
         self.failure = failure
-        await send(self._translator.failure(failure))
+        if not self.hold:
+            await send(self._translator.failure(failure))
+
+    async def release(self, send: SendChunk) -> None:
+        if self.failure is not None:
+            await send(self._translator.failure(self.failure))

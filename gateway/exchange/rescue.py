@@ -1,0 +1,363 @@
+"""Rescuing a broken committed stream: continue the answer elsewhere, seamlessly.
+
+When a committed stream is cut, stalls past the idle timeout, fails in-band with a retryable
+failure or sends too many malformed events, and the plan has a deployment that can continue an
+assistant message (its provider's ``continuation``: prefill), the client's stream is not ended.
+The gateway sends the original request again with what the client has received so far as a
+trailing assistant message (Anthropic prefill; ``continue_final_message`` on openai-compatible
+servers), reads the answer back as Chat chunks whatever the deployment's dialect, and relays
+only the rest, in the client's dialect and as part of the same answer (same ids, no second
+role chunk). The client receives one complete stream.
+
+The rules:
+
+* Candidates are the plan's deployments after the broken one, then the broken one itself, whose
+  provider continues; they go through the failover loop (retries, breakers) like any attempt.
+* Only text is continued. A partial answer with a tool call in it, or with several choices, is
+  not: a tool call's arguments cannot be prefilled, and restarting the call would hand the
+  client a second copy of it. Such a stream ends with its error as before.
+* A continuation that is refused (a 400 to the prefill) or fails before its first event leaves
+  the original failure to be sent: the refusal never replaces it. A continuation that breaks
+  after its own commit may be rescued again; at most :data:`MAX_RESCUES` per request.
+* The usage of every attempt is settled: the broken stream's (estimated from the prompt and
+  the text sent when it reported none) and each continuation's.
+* A stream that breaks with a failure that is not retryable (a content filter in-band) is not
+  rescued.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NamedTuple, Protocol
+
+import msgspec
+
+from gateway.clock import Watchdog
+from gateway.dialects import ChunkReader, dialect_for
+from gateway.errors import AttemptFailed, ClassifiedError
+from gateway.policy.usage import usage_from_dict
+from gateway.pricing import Usage
+from gateway.services import Services
+from gateway.upstream import Deployment
+from gateway.upstream.call import OpenedStream, open_stream
+from gateway.upstream.committed import Relay, SendChunk, run_committed
+from gateway.upstream.failover import Attempt, Failover, Trace
+from gateway.upstream.sse import DONE_FRAME, data_frame
+
+log = logging.getLogger("gateway.exchange.rescue")
+
+MAX_RESCUES = 2
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder()
+
+
+class Partial(NamedTuple):
+    """What the client has received of the answer: its text, and the first chunk's identity
+    fields (``id``, ``created``, ``model``...) for the continuation's chunks to carry."""
+
+    text: str
+    head: dict[str, Any]
+
+
+class Splice(Protocol):
+    """Chat chunks of a continuation in, the client's frames out."""
+
+    usage: Usage | None
+
+    def feed(self, chunks: list[dict[str, Any]]) -> bytes: ...
+
+    def end(self) -> bytes:
+        """Frames after the continuation finished (the clean end of the client's stream)."""
+        ...
+
+
+class Continuer(Protocol):
+    """What an endpoint supplies so that its broken streams can be continued."""
+
+    def partial(self, sent: bytes) -> Partial | None:
+        """The answer so far, from the bytes the client received; None when it cannot be
+        continued (a tool call in it, several choices)."""
+        ...
+
+    async def chat(self) -> dict[str, Any]:
+        """The request as a Chat Completions body (its messages, tools and parameters)."""
+        ...
+
+    def splice(self, partial: Partial) -> Splice: ...
+
+
+# -- Chat Completions clients ------------------------------------------------------------------
+
+
+def _frames(sent: bytes) -> list[dict[str, Any]]:
+    chunks: list[dict[str, Any]] = []
+    for line in sent.split(b"\n"):
+        if line.startswith(b"data:"):
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                continue
+            try:
+                chunk = _DECODER.decode(payload)
+            except msgspec.DecodeError:
+                continue
+            if isinstance(chunk, dict):
+                chunks.append(chunk)
+    return chunks
+
+
+def chat_partial(sent: bytes) -> Partial | None:
+    """The text of a Chat Completions stream the client received (None: not continuable)."""
+    text: list[str] = []
+    head: dict[str, Any] = {}
+    for chunk in _frames(sent):
+        if "error" in chunk:
+            continue
+        if not head and chunk.get("id"):
+            head = {
+                k: chunk[k] for k in ("id", "object", "created", "model", "system_fingerprint") if k in chunk
+            }
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                return None
+            delta = choice.get("delta") or {}
+            if delta.get("tool_calls") or delta.get("function_call"):
+                return None
+            piece = delta.get("content")
+            if isinstance(piece, str):
+                text.append(piece)
+    return Partial("".join(text), head)
+
+
+class ChatSplice:
+    """Continuation chunks as the rest of the client's Chat Completions stream: the original
+    chunk's ``id``/``created``/``model``, no role-only or empty chunks, reasoning left out (the
+    client saw the first attempt's), whitespace the client already has not repeated, usage
+    only when the client asked for it, ``[DONE]`` at the end."""
+
+    def __init__(self, partial: Partial, *, include_usage: bool) -> None:
+        self._head = {"object": "chat.completion.chunk", **partial.head}
+        self._include_usage = include_usage
+        text = partial.text
+        self._sent_space = text[len(text.rstrip()) :]  # the client has it; the prefill did not
+        self._first = True
+        self.usage: Usage | None = None
+
+    def _text(self, piece: str) -> str:
+        if self._first:
+            self._first = False
+            if self._sent_space and piece.startswith(self._sent_space):
+                return piece[len(self._sent_space) :]
+            if self._sent_space:
+                return piece.lstrip()
+        return piece
+
+    def feed(self, chunks: list[dict[str, Any]]) -> bytes:
+        out: list[bytes] = []
+        for chunk in chunks:
+            usage = chunk.get("usage")
+            if isinstance(usage, dict):
+                self.usage = usage_from_dict(usage) or self.usage
+            choices = []
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                kept: dict[str, Any] = {}
+                piece = delta.get("content")
+                if isinstance(piece, str) and piece:
+                    piece = self._text(piece)
+                    if piece:
+                        kept["content"] = piece
+                for field in ("tool_calls", "refusal"):
+                    if delta.get(field):
+                        kept[field] = delta[field]
+                finish = choice.get("finish_reason")
+                if kept or finish:
+                    choices.append({"index": 0, "delta": kept, "finish_reason": finish})
+            frame: dict[str, Any] | None = {**self._head, "choices": choices} if choices else None
+            if isinstance(usage, dict) and self._include_usage:
+                if frame is None:
+                    frame = {**self._head, "choices": []}
+                frame["usage"] = usage
+            if frame is not None:
+                out.append(data_frame(_ENCODER.encode(frame)))
+        return b"".join(out)
+
+    def end(self) -> bytes:
+        return DONE_FRAME
+
+
+class ChatContinuer:
+    """Continues a Chat Completions client's stream (whatever the upstream dialects)."""
+
+    def __init__(self, data: dict[str, Any], *, include_usage: bool) -> None:
+        self._data = data
+        self._include_usage = include_usage
+
+    def partial(self, sent: bytes) -> Partial | None:
+        return chat_partial(sent)
+
+    async def chat(self) -> dict[str, Any]:
+        return self._data
+
+    def splice(self, partial: Partial) -> Splice:
+        return ChatSplice(partial, include_usage=self._include_usage)
+
+
+# -- the rescue --------------------------------------------------------------------------------
+
+
+def add_usage(a: Usage | None, b: Usage | None) -> Usage | None:
+    if a is None or b is None:
+        return a or b
+    return Usage(
+        input_tokens=a.input_tokens + b.input_tokens,
+        cache_read_tokens=a.cache_read_tokens + b.cache_read_tokens,
+        cache_write_tokens=a.cache_write_tokens + b.cache_write_tokens,
+        output_tokens=a.output_tokens + b.output_tokens,
+        reasoning_tokens=a.reasoning_tokens + b.reasoning_tokens,
+        source="estimated" if "estimated" in (a.source, b.source) else "reported",
+    )
+
+
+def continues(services: Services, deployment: Deployment) -> bool:
+    return services.router.upstream(deployment).settings.continues
+
+
+class Rescue:
+    """Tries to continue one request's broken stream; see the module docstring."""
+
+    def __init__(
+        self,
+        services: Services,
+        trace: Trace,
+        plan: list[Deployment],
+        continuer: Continuer,
+        send: SendChunk,
+    ) -> None:
+        self._services = services
+        self._trace = trace
+        self._plan = plan
+        self._continuer = continuer
+        self._send = send
+        self.usage: Usage | None = None  # of the continuations
+        self.broken_text = ""  # what the broken stream had sent when it broke (first rescue)
+
+    @staticmethod
+    def possible(services: Services, plan: list[Deployment]) -> bool:
+        """Whether any deployment of the plan could continue a stream (worth keeping the tape)."""
+        return any(continues(services, d) for d in plan)
+
+    async def run(self, relay: Relay, broken: Deployment, sent: list[bytes]) -> None:
+        """After ``relay`` ended with a held failure: continue elsewhere, or release it."""
+        health = self._services.router.health
+        failure = relay.failure
+        rescues = 0
+        while failure is not None:
+            provider = broken.provider
+            self._services.router.breakers.failed(broken.provider, broken.upstream_model, failure)
+            if not (failure.retryable and failure.failover) or rescues >= MAX_RESCUES:
+                health.rescue(provider, "not_continuable")
+                break
+            partial = self._continuer.partial(b"".join(sent))
+            if partial is None:
+                health.rescue(provider, "not_continuable")
+                break
+            candidates = [d for d in self._candidates(broken) if continues(self._services, d)]
+            if not candidates:
+                health.rescue(provider, "no_candidate")
+                break
+            if not rescues:
+                self.broken_text = partial.text
+            rescues += 1
+            outcome = await self._continue(partial, candidates)
+            if isinstance(outcome, ClassifiedError):  # refused or failed before its commit
+                health.rescue(provider, "refused" if not outcome.retryable else "failed")
+                log.warning(
+                    "broken stream not continued: provider=%s kind=%s; continuation: kind=%s status=%s",
+                    provider,
+                    failure.kind,
+                    outcome.kind,
+                    outcome.status_code,
+                )
+                break
+            deployment, new_failure = outcome
+            health.rescue(provider, "continued")
+            log.info(
+                "broken stream continued: from=%s/%s to=%s/%s chars=%d",
+                broken.provider,
+                broken.upstream_model,
+                deployment.provider,
+                deployment.upstream_model,
+                len(partial.text),
+            )
+            broken, failure = deployment, new_failure
+        relay.failure = failure
+        if failure is not None:
+            await relay.release(self._send)
+
+    def _candidates(self, broken: Deployment) -> list[Deployment]:
+        plan = self._plan
+        index = next((i for i, d in enumerate(plan) if d == broken), len(plan))
+        later = [d for d in plan[index + 1 :] if d != broken]
+        return [*later, broken]
+
+    async def _continue(
+        self, partial: Partial, candidates: list[Deployment]
+    ) -> ClassifiedError | tuple[Deployment, ClassifiedError | None]:
+        services = self._services
+        clock = services.clock
+        chat = await self._continuer.chat()
+
+        async def attempt(attempt: Attempt) -> tuple[OpenedStream, ChunkReader, Deployment]:
+            call = dialect_for(attempt.deployment.api).continuation_call(attempt, chat, partial.text)
+            opened = await open_stream(attempt, call.request, call.roles, clock)
+            return opened, call.reader(clock), attempt.deployment
+
+        failover: Failover[tuple[OpenedStream, ChunkReader, Deployment]] = Failover(
+            services.router, clock, self._trace
+        )
+        try:
+            opened, reader, deployment = await failover.run(candidates, attempt)
+        except AttemptFailed as failed:
+            return failed.classified
+        splice = self._continuer.splice(partial)
+        failures: list[ClassifiedError] = []
+        send = self._send
+
+        async def take(chunks: list[dict[str, Any]]) -> bool:
+            out = splice.feed(chunks)
+            if out:
+                await send(out)
+            return bool(reader.finished)
+
+        async def body(idle: Watchdog) -> None:
+            finished = False
+            for event, _, payload in opened.events:
+                finished = finished or await take(reader.feed(event, payload))
+            if not finished:
+                async for chunk in opened.chunks:
+                    idle.touch()
+                    for event in opened.decoder.feed(chunk):
+                        finished = finished or await take(reader.feed(event, None))
+                    if finished:
+                        break
+            if not finished:
+                for event in opened.decoder.flush():
+                    finished = finished or await take(reader.feed(event, None))
+            if not finished:
+                await take(reader.end())  # raises StreamTruncated for an unfinished answer
+            await send(splice.end())
+
+        async def fail(failure: ClassifiedError) -> None:
+            failures.append(failure)
+
+        upstream = services.router.upstream(deployment)
+        await run_committed(
+            opened,
+            body,
+            fail,
+            provider=upstream.classifier_key,
+            clock=clock,
+            idle_timeout=upstream.settings.timeouts.idle,
+        )
+        self.usage = add_usage(self.usage, splice.usage)
+        return deployment, failures[0] if failures else None
