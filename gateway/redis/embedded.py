@@ -22,8 +22,8 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
-def parent_death_signal() -> Callable[[], None] | None:
-    """On Linux, a function that has the calling process sent SIGTERM when its parent dies
+def parent_death_signal(signum: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """On Linux, a function that has the calling process sent ``signum`` when its parent dies
     (a ``preexec_fn``, or a forked worker's first call); None elsewhere.
 
     Looked up before forking, so that the child only makes one libc call."""
@@ -35,7 +35,7 @@ def parent_death_signal() -> Callable[[], None] | None:
         return None
 
     def arm() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        prctl(_PR_SET_PDEATHSIG, int(signum))
 
     return arm
 

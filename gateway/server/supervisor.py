@@ -18,7 +18,9 @@ inherits the socket. One that is restarted only after a backoff has its socket c
   still alive ``drain_seconds`` plus a margin later are killed; a second signal kills them at
   once. Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group): the
   parent decides.
-- Workers get SIGTERM (Linux) when the parent dies without stopping them.
+- Workers are killed (SIGKILL, on Linux) when the parent dies without stopping them: a killed
+  gateway is gone as a whole, as one process was (its embedded Redis gets SIGTERM and writes its
+  append-only file).
 """
 
 from __future__ import annotations
@@ -300,7 +302,7 @@ class Supervisor:
         for slot in self._slots:
             if slot is not mine and slot.sock is not None:
                 slot.sock.close()
-        arm = parent_death_signal()
+        arm = parent_death_signal(signal.SIGKILL)
         if arm is not None:
             arm()
         if os.getppid() != self._parent:  # the parent died before the signal was armed
