@@ -210,6 +210,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_url(self, url: bytes) -> None:
         self.url += url
         self._head_size += len(url)
+        if self._head_size > self.limits.max_header_bytes:
+            raise _Refusal(HEADERS_TOO_LARGE)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # Headers that arrive within one read are measured here; data_received measures those
