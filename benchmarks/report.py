@@ -321,7 +321,7 @@ class Run:
         if stream is not None:
             checks.append(_check("streams/s", stream.rps, BUDGET_STREAMS, "", lower=False, digits=0))
         checks.append(_check("RSS", primary.rss_peak_mb, BUDGET_RSS_MB, " MB", lower=True, digits=0))
-        return ["DESIGN §8 budget (per worker, default variant): " + "; ".join(checks) + "."]
+        return ["Budget per worker (default variant): " + "; ".join(checks) + "."]
 
     def details(self) -> str:
         out = ["", "#### Details", ""]

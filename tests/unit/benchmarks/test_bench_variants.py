@@ -239,7 +239,7 @@ def test_markdown_keeps_the_direct_comparison_for_default_and_adds_the_variants_
     assert "| gateway, non-streaming | 3,000 | 5.00 | 9.50 | 0.300 (gateway) | 0 |" in direct_table
     assert "limited key" not in direct_table
     assert "| gateway / direct |" in direct_table
-    assert "DESIGN §8 budget (per worker, default variant): CPU/request 0.300ms (ok" in direct_table
+    assert "Budget per worker (default variant): CPU/request 0.300ms (ok" in direct_table
     assert (
         "| variant | mode | req/s | p50 ms | p99 ms | gateway CPU ms/req | vs bare ms/req | RSS MB | failed |"
         in md
@@ -261,13 +261,13 @@ def test_markdown_without_default_compares_the_first_variant_and_states_no_budge
     direct_table = md.split("### Gateway configurations")[0]
     assert "| gateway (policy and metrics off) / direct |" in direct_table
     assert "| gateway (policy and metrics off), non-streaming |" in direct_table
-    assert "DESIGN §8" not in md
+    assert "Budget per worker" not in md
 
 
 def test_a_single_variant_has_no_variants_table(bench: SimpleNamespace) -> None:
     md = make_run(bench, ["default"]).markdown()
     assert "### Gateway configurations" not in md
-    assert "DESIGN §8 budget" in md
+    assert "Budget per worker" in md
 
 
 def test_json_has_every_variant_and_each_case_its_variant_and_difference(bench: SimpleNamespace) -> None:
