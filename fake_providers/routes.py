@@ -15,6 +15,7 @@ from fake_providers.anthropic.service import AnthropicService
 from fake_providers.listings import gemini, groq, llamacpp, lmstudio, mistral, openrouter, vllm
 from fake_providers.openai.responses_service import ResponsesService
 from fake_providers.openai.service import OpenAIService
+from fake_providers.openai.surface import batch_control, surface_handlers
 from fake_providers.recording import RecordingMiddleware
 from fake_providers.state import FakeState
 
@@ -168,9 +169,12 @@ def dialect_handlers(
         *_responses(ResponsesService(state, service), "/openai/v1", journaled),
         *_anthropic(anthropic, "/anthropic/v1", journaled),
         *_openai_models(service, "/openai/v1", journaled),
+        *surface_handlers(state, service, "/openai/v1", journaled),
+        batch_control(state.files, state),
         _chat(service, "/openrouter/api/v1", journaled),
         _listing("/openrouter/api/v1/models", openrouter.render_list, journaled),
         _chat(service, "/vllm/v1", journaled),
+        *surface_handlers(state, service, "/vllm/v1", journaled),
         _listing("/vllm/v1/models", vllm.render_list, journaled),
         _chat(service, "/groq/openai/v1", journaled),
         _listing("/groq/openai/v1/models", groq.render_list, journaled),

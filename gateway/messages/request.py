@@ -12,7 +12,8 @@ upstream called:
   ``metadata`` an object, ``tools`` objects with a ``name``, ``tool_choice`` one of ``auto``,
   ``any``, ``tool`` (with ``name``) and ``none``;
 * each message is an object with role ``user`` or ``assistant`` and content that is a string
-  or an array of blocks, each an object with a string ``type``;
+  or an array of blocks, each an object with a string ``type``; or role ``system`` (an
+  instruction between turns, as Claude Code sends) with text content;
 * ``tool_use`` blocks only in assistant messages, with an object ``input``; each
   ``tool_result`` answers a ``tool_use`` of the message just before it, and each ``tool_use``
   that is followed by another message is answered there.
@@ -30,6 +31,7 @@ from gateway.errors.client import InvalidRequest
 _RAW = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _DECODER = msgspec.json.Decoder()
 _CHOICES = frozenset({"auto", "any", "tool", "none"})
+_ROLES = frozenset({"user", "assistant", "system"})
 
 
 class MessagesRequest(msgspec.Struct):
@@ -53,7 +55,7 @@ def parse_messages_request(body: bytes) -> MessagesRequest:
     try:
         raw = _RAW.decode(body)
         data = {key: _DECODER.decode(value) for key, value in raw.items()}
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         raise invalid("There was an error parsing the body of your request as JSON.") from None
     model = data.get("model")
     if model is None:
@@ -107,18 +109,18 @@ def check_prompt(data: Mapping[str, Any]) -> None:
             raise invalid("tool_choice.tool.name: Field required")
 
 
-def _check_system(system: Any) -> None:
+def _check_system(system: Any, path: str = "system") -> None:
     if system is None or isinstance(system, str):
         return
     if not isinstance(system, list):
-        raise _type_error("system", "a valid string or a list of text blocks")
+        raise _type_error(path, "a valid string or a list of text blocks")
     for i, block in enumerate(system):
         if (
             not isinstance(block, dict)
             or block.get("type") != "text"
             or not isinstance(block.get("text"), str)
         ):
-            raise _type_error(f"system.{i}", "a text block")
+            raise _type_error(f"{path}.{i}", "a text block")
 
 
 def _check_message(message: Any, i: int, pending: list[str]) -> list[str]:
@@ -126,11 +128,14 @@ def _check_message(message: Any, i: int, pending: list[str]) -> list[str]:
     if not isinstance(message, dict):
         raise _type_error(f"messages.{i}", "a valid dictionary")
     role = message.get("role")
-    if role not in ("user", "assistant"):
-        raise invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+    if role not in _ROLES:
+        raise invalid(f"messages.{i}.role: Input should be 'user', 'assistant' or 'system'")
     content = message.get("content")
     if content is None:
         raise invalid(f"messages.{i}.content: Field required")
+    if role == "system":  # an instruction between turns (Claude Code sends them): text only
+        _check_system(content, f"messages.{i}.content")
+        return pending
     uses: list[str] = []
     answered: list[str] = []
     if isinstance(content, list):

@@ -8,7 +8,7 @@ carries what the answer needs from the request.
 What changes on the way:
 
 * ``system`` (a string or text blocks) becomes the first ``system`` message, its text blocks
-  joined with blank lines.
+  joined with blank lines; ``system`` messages between turns stay ``system`` messages.
 * User content: ``text`` (and the Agent SDK's ``input_text``) blocks stay text parts, images
   become ``image_url`` parts (base64 as data URLs), PDF documents ``file`` parts and plain-text
   documents text parts. ``tool_result`` blocks become ``tool`` messages placed before the rest
@@ -70,7 +70,11 @@ def chat_request_from_messages(data: Mapping[str, Any], *, stream: bool) -> dict
     if system:
         messages.append({"role": "system", "content": system})
     for i, message in enumerate(data["messages"]):
-        if message["role"] == "user":
+        if message["role"] == "system":
+            text = _system_text(message["content"])
+            if text:
+                messages.append({"role": "system", "content": text})
+        elif message["role"] == "user":
             messages.extend(_user_messages(message["content"], i))
         else:
             assistant = _assistant_message(message["content"])
