@@ -157,10 +157,10 @@ def test_error_results_and_system_messages_between_turns() -> None:
 
 
 def test_server_tools_and_unknown_blocks_cannot_be_translated() -> None:
-    with pytest.raises(TranslationError, match="tools.0: tools of type 'web_search_20250305'"):
+    with pytest.raises(TranslationError, match=r"tools\.0: tools of type 'web_search_20250305'"):
         chat(tools=[{"type": "web_search_20250305", "name": "web_search"}])
     with pytest.raises(
-        TranslationError, match="messages.0.content.0: content blocks of type 'container_upload'"
+        TranslationError, match=r"messages\.0\.content\.0: content blocks of type 'container_upload'"
     ):
         chat(messages=[{"role": "user", "content": [{"type": "container_upload", "file_id": "f"}]}])
 
