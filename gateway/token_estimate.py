@@ -178,6 +178,8 @@ def _part_tokens(part: object) -> int:
     if not isinstance(part, Mapping):
         return 0
     kind = part.get("type")
+    if not isinstance(kind, str):  # a list or an object is no type (and not hashable)
+        return _value_tokens(part, 0)
     if kind in _IMAGE_TYPES:
         return TOKENS_PER_IMAGE
     if kind in _ATTACHMENT_TYPES:
@@ -196,6 +198,8 @@ def _responses_item(item: Mapping[str, Any]) -> int:
     kind = item.get("type")
     if kind is None or kind == "message":
         return _content_tokens(item.get("content"))
+    if not isinstance(kind, str):  # a list or an object is no type (and not hashable)
+        return _value_tokens(item, 0)
     if kind in ("function_call", "custom_tool_call"):
         total = 0
         for key in ("name", "arguments", "input"):

@@ -19,6 +19,7 @@ from gateway.chats.errors import ChatApiError, not_found
 from gateway.chats.requests import BODY_LIMIT
 from gateway.chats.service import Admit, ChatService
 from gateway.errors.client import GatewayError
+from gateway.exchange.body import parse_count
 from gateway.policy.engine import Caller
 from gateway.services import Services
 
@@ -28,6 +29,8 @@ _ENC = msgspec.json.Encoder()
 BASE = "/api/v1/chats"
 AnyRequest = Request[Any, Any, Any]
 UNAVAILABLE = b'{"message":"Chat storage is unavailable."}'
+# A Redis failure is passing: the client may ask again shortly.
+UNAVAILABLE_HEADERS = {"retry-after": "1", "x-should-retry": "true"}
 
 
 ENDPOINT = "/v1/chats"
@@ -95,7 +98,8 @@ async def _body(request: AnyRequest) -> bytes:
     """The request body, read no further than the limit (a declared length over it is refused
     before anything is read)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > BODY_LIMIT:
+    size = parse_count(declared) if declared is not None else None
+    if size is not None and size > BODY_LIMIT:
         raise _too_large()
     chunks: list[bytes] = []
     size = 0
@@ -127,7 +131,7 @@ async def _answer(
     except ChatApiError as exc:
         return _error(exc.status, _ENC.encode(exc.body), exc.headers or None)
     except RedisError:
-        return _error(503, UNAVAILABLE)
+        return _error(503, UNAVAILABLE, UNAVAILABLE_HEADERS)
     if value is None:
         return Response(b"", status_code=204)
     return Response(
@@ -202,7 +206,7 @@ async def stream_chat(request: AnyRequest, chat_id: ChatId) -> Response[bytes] |
     except ChatApiError as exc:
         return _error(exc.status, _ENC.encode(exc.body), exc.headers or None)
     except RedisError:
-        return _error(503, UNAVAILABLE)
+        return _error(503, UNAVAILABLE, UNAVAILABLE_HEADERS)
 
     async def body() -> AsyncIterator[bytes]:
         yield first

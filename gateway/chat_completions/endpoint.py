@@ -84,6 +84,14 @@ async def handle(services: Services, channel: ClientChannel) -> None:
         body = await exchange.read_body()
         request = parse_chat_request(body)
         data = request.data
+
+        def estimate() -> int:
+            return estimate_chat_tokens(data)
+
+        # A prompt no deployment fits is refused before admission: it writes nothing and
+        # spends no limit (when the key's cached allow-list says no, admission decides first).
+        early = services.policy.may_use(caller, request.model)
+        plan = exchange.plan(request.model, estimate, param="messages") if early else None
         await exchange.admit(
             caller,
             model=request.model,
@@ -91,7 +99,8 @@ async def handle(services: Services, channel: ClientChannel) -> None:
             max_tokens=data.get("max_completion_tokens") or data.get("max_tokens"),
             stream=request.stream,
         )
-        plan = exchange.plan(request.model, lambda: estimate_chat_tokens(data), param="messages")
+        if plan is None:
+            plan = exchange.plan(request.model, estimate, param="messages")
         calls = ChatCompletions(services, request)
         async with exchange.upstream():
             if request.stream:

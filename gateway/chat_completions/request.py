@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from gateway.errors.client import InvalidRequest
-from gateway.exchange.body import decode_json_object, invalid_type, missing
+from gateway.exchange.body import decode_json_object, invalid_type, missing, optional_bool, optional_object
 
 
 class ChatRequest(msgspec.Struct):
@@ -45,7 +45,9 @@ def parse_chat_request(body: bytes) -> ChatRequest:
             raise invalid_type(f"messages[{i}]", "an object", message)
         if "role" not in message:
             raise missing(f"messages[{i}].role")
-    stream = data.get("stream") is True
-    options = data.get("stream_options")
-    include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
+    # Checked before any upstream call: a truthy non-boolean read as "stream" by one upstream
+    # dialect and as "no stream" by another would be billed and then answered as a 502.
+    stream = optional_bool(data, "stream", False)
+    options = optional_object(data, "stream_options")
+    include_usage = stream and options is not None and options.get("include_usage") is True
     return ChatRequest(data=data, model=model, stream=stream, include_usage=include_usage)

@@ -49,6 +49,8 @@ def decode(body: bytes, kind: type[T]) -> T:
         raise ChatApiError(413, "Request body too large.", f"The limit is {BODY_LIMIT} bytes.")
     try:
         return msgspec.json.decode(body, type=kind)
+    except RecursionError:
+        raise bad_request("Invalid request body.", "JSON is nested too deeply.") from None
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise bad_request("Invalid request body.", str(exc)) from None
 

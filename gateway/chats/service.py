@@ -13,6 +13,7 @@ from gateway.chats.errors import ChatApiError, bad_request, not_found
 from gateway.chats.model import Chat, ChatStatus, Message, QueuedMessage, text_part
 from gateway.chats.store import ChatStore, chat_from_fields, message_template
 from gateway.clock import Clock
+from gateway.exchange.body import parse_count
 from gateway.upstream import Router
 from gateway.upstream.retry import rfc3339
 
@@ -103,9 +104,10 @@ class ChatService:
             value = query.get(name)
             if value is None:
                 return None
-            if not value.isdigit():
+            number = parse_count(value)
+            if number is None:
                 raise bad_request(f"Invalid {name}.", f"{name} must be a non-negative integer.")
-            return int(value)
+            return number
 
         limit = number("limit")
         if limit is not None and not 1 <= limit <= MAX_PAGE:

@@ -26,12 +26,14 @@ from typing import Any
 
 import msgspec
 
+from gateway.chats.errors import bad_request
 from gateway.chats.events import EventHub
 from gateway.chats.store import ChatStore
 
 _ENC = msgspec.json.Encoder()
 _DEC = msgspec.json.Decoder()
-_STREAM_ID = re.compile(r"^\d+-\d+$")
+_STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+_MAX_PART = 2**64 - 1  # a stream id is two unsigned 64-bit integers
 EVENTS_CAP = 10_000  # the cap of the event stream (gateway/chats/lua/chat_prelude.lua)
 KEEPALIVE = b": keep-alive\n\n"
 
@@ -49,11 +51,24 @@ def _before_or_at(a: str, b: str) -> bool:
     return (ams, aseq) <= (bms, bseq)
 
 
+def resume_id(last_event_id: str | None) -> str | None:
+    """The stream id to resume after (None: none given); a 400 for anything that is no stream
+    id, so Redis never sees an id it refuses (which would read as storage unavailable)."""
+    if not last_event_id:
+        return None
+    match = _STREAM_ID.fullmatch(last_event_id)
+    ms, seq = (int(match[1]), int(match[2])) if match is not None else (-1, -1)
+    # Nothing follows the last id of all, and Redis refuses to read after it.
+    if not (0 <= ms <= _MAX_PART and 0 <= seq <= _MAX_PART) or (ms, seq) == (_MAX_PART, _MAX_PART):
+        raise bad_request("Invalid Last-Event-ID.", "Last-Event-ID must be an event id this stream sent.")
+    return last_event_id
+
+
 async def events(
     store: ChatStore, hub: EventHub, chat_id: str, last_event_id: str | None
 ) -> AsyncIterator[bytes]:
     chat_key, msgs_key, queue_key, events_key = store.keys(chat_id)
-    resume = last_event_id if last_event_id and _STREAM_ID.match(last_event_id) else None
+    resume = resume_id(last_event_id)
     async with store.redis.pipeline(transaction=True) as pipe:
         pipe.hgetall(chat_key)
         pipe.zrange(msgs_key, 0, -1)

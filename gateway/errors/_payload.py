@@ -14,6 +14,7 @@ import msgspec
 
 from gateway.errors._messages import STREAM_IDLE_TIMEOUT, STREAM_TRUNCATED
 from gateway.errors._model import ClassifiedError, ErrorKind
+from gateway.errors._scrub import scrub
 from gateway.errors._signals import client_caused
 
 Api = Literal["chat", "responses"]
@@ -78,8 +79,9 @@ def error_object(error: ClassifiedError, *, api: Api = "chat") -> dict[str, Any]
     (``messages`` for Chat Completions, ``input`` for Responses).
     """
     answer = _answer(error, api)
+    # Upstream text reaches the client without credentials or addresses (the logs keep it).
     return {
-        "message": answer.message if answer.message is not None else error.message,
+        "message": scrub(answer.message if answer.message is not None else error.message),
         "type": answer.type,
         "param": answer.param,
         "code": answer.code,
@@ -87,7 +89,7 @@ def error_object(error: ClassifiedError, *, api: Api = "chat") -> dict[str, Any]
         "provider": error.provider or None,
         "retryable": error.retryable,
         "status_code": error.status_code or None,
-        "detail": error.detail or None,
+        "detail": scrub(error.detail) or None,
     }
 
 
@@ -119,9 +121,9 @@ def chat_event_error(error: ClassifiedError) -> dict[str, Any]:
     """The stateful chat API's ``error`` event payload (its ``ChatStreamError`` shape):
     ``message``, ``kind``, ``retryable`` always; ``detail``, ``provider``, ``status_code``
     only when set."""
-    payload: dict[str, Any] = {"message": error.message}
+    payload: dict[str, Any] = {"message": scrub(error.message)}
     if error.detail:
-        payload["detail"] = error.detail
+        payload["detail"] = scrub(error.detail)
     payload["kind"] = str(error.kind)
     if error.provider:
         payload["provider"] = error.provider

@@ -1,5 +1,9 @@
 """Request bodies every endpoint decodes the same way: one JSON object, OpenAI's wording for
-what is missing or of the wrong type."""
+what is missing or of the wrong type.
+
+Every malformed body is a 400, never a 500: text that is not JSON, JSON that is not an object,
+integers beyond 64 bits and arrays or objects nested deeper than the decoder follows.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 import msgspec
 
 from gateway.errors.client import InvalidRequest
+from gateway.errors.decoding import MALFORMED_JSON
 
 _DECODER = msgspec.json.Decoder()
 
@@ -20,7 +25,7 @@ INVALID_JSON = (
 def decode_json_object(body: bytes) -> dict[str, Any]:
     try:
         data = _DECODER.decode(body)
-    except msgspec.DecodeError:
+    except MALFORMED_JSON:
         raise InvalidRequest(INVALID_JSON) from None
     if not isinstance(data, dict):
         raise InvalidRequest(INVALID_JSON)
@@ -51,3 +56,33 @@ def invalid_type(param: str, expected: str, value: object) -> InvalidRequest:
         param=param,
         code="invalid_type",
     )
+
+
+def optional_bool(data: dict[str, Any], name: str, default: bool) -> bool:
+    """``data[name]`` if it is a boolean, ``default`` if absent or null; a 400 ``invalid_type``
+    otherwise (``"stream": 1`` is refused, as OpenAI does, rather than read as true)."""
+    value = data.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise invalid_type(name, "a boolean", value)
+    return value
+
+
+def optional_object(data: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """``data[name]`` if it is an object, None if absent or null; a 400 ``invalid_type`` otherwise."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise invalid_type(name, "an object", value)
+    return value
+
+
+def parse_count(raw: str, *, max_digits: int = 18) -> int | None:
+    """A non-negative decimal integer written in ASCII digits (at most ``max_digits`` of
+    them, so it fits 64 bits); None for anything else (``"²"``, ``"-1"``, ``"1e3"``, 5,000
+    digits). ``str.isdigit`` alone accepts digits ``int`` refuses."""
+    if not raw or len(raw) > max_digits or not raw.isascii() or not raw.isdigit():
+        return None
+    return int(raw)

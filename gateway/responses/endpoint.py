@@ -129,6 +129,15 @@ async def create(services: Services, channel: ClientChannel) -> None:
         caller = await exchange.authenticate()
         body = await exchange.read_body()
         request = parse_responses_request(body)
+        # What the request continues from, and whether any deployment fits its prompt, are
+        # checked before admission: refused, the request writes nothing and spends no limit.
+        try:
+            turn = await begin_turn(services, response_store(services), caller.principal, request)
+        except RedisError:
+            log.exception("response store unavailable")
+            raise store_unavailable() from None
+        early = services.policy.may_use(caller, request.model)
+        plan = exchange.plan(request.model, turn.prompt_tokens, param="input") if early else None
         await exchange.admit(
             caller,
             model=request.model,
@@ -136,12 +145,13 @@ async def create(services: Services, channel: ClientChannel) -> None:
             max_tokens=request.data.get("max_output_tokens"),
             stream=request.stream,
         )
+        if plan is None:  # the key's cached allow-list said no, and admission read it again
+            plan = exchange.plan(request.model, turn.prompt_tokens, param="input")
         try:
-            turn = await begin_turn(services, response_store(services), caller.principal, request)
+            await turn.touch()
         except RedisError:
             log.exception("response store unavailable")
             raise store_unavailable() from None
-        plan = exchange.plan(request.model, turn.prompt_tokens, param="input")
         calls = Responses(services, turn)
         async with exchange.upstream():
             if request.stream:

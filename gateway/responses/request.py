@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from gateway.errors.client import InvalidRequest
-from gateway.exchange.body import decode_json_object, invalid_type, missing
+from gateway.exchange.body import decode_json_object, invalid_type, missing, optional_bool, optional_object
 from gateway.responses import errors
 from gateway.responses.items import Item, normalize_input
 
@@ -28,13 +28,41 @@ class ResponsesRequest(msgspec.Struct):
     items: list[Item]  # the turn's input, normalised (no ids added)
 
 
-def _bool(data: dict[str, Any], name: str, default: bool) -> bool:
-    value = data.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise invalid_type(name, "a boolean", value)
-    return value
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+
+
+def _check_metadata(data: dict[str, Any]) -> None:
+    """``metadata``: at most 16 string values under keys of at most 64 characters, values of at
+    most 512 (OpenAI's limits). Checked before any upstream call: the Response object echoes it."""
+    metadata = optional_object(data, "metadata")
+    if metadata is None:
+        return
+    if len(metadata) > MAX_METADATA_PAIRS:
+        raise InvalidRequest(
+            f"Invalid 'metadata': too many properties. Expected an object with at most "
+            f"{MAX_METADATA_PAIRS} properties, but got an object with {len(metadata)} properties instead.",
+            param="metadata",
+            code="object_above_max_properties",
+        )
+    for key, value in metadata.items():
+        if len(key) > MAX_METADATA_KEY:
+            raise InvalidRequest(
+                f"Invalid 'metadata': key too long. Expected a key with at most {MAX_METADATA_KEY} "
+                f"characters, but got a key with {len(key)} characters instead.",
+                param="metadata",
+                code="invalid_value",
+            )
+        if not isinstance(value, str):
+            raise invalid_type(f"metadata.{key}", "a string", value)
+        if len(value) > MAX_METADATA_VALUE:
+            raise InvalidRequest(
+                f"Invalid 'metadata.{key}': string too long. Expected a string with maximum length "
+                f"{MAX_METADATA_VALUE}, but got a string with length {len(value)} instead.",
+                param=f"metadata.{key}",
+                code="string_above_max_length",
+            )
 
 
 def parse_responses_request(body: bytes) -> ResponsesRequest:
@@ -66,16 +94,22 @@ def parse_responses_request(body: bytes) -> ResponsesRequest:
         if previous is not None:
             raise errors.conversation_with_previous_response()
         raise errors.conversation_unsupported()
-    if _bool(data, "background", False):
+    if optional_bool(data, "background", False):
         raise errors.background_unsupported()
+    _check_metadata(data)
+    # Read by the gateway to build the Response object: of the wrong type, refused before any
+    # upstream call rather than failing once the answer is in.
+    tier = data.get("service_tier")
+    if tier is not None and not isinstance(tier, str):
+        raise invalid_type("service_tier", "a string", tier)
     instructions = data.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise invalid_type("instructions", "a string", instructions)
     return ResponsesRequest(
         data=data,
         model=model,
-        stream=_bool(data, "stream", False),
-        store=_bool(data, "store", True),
+        stream=optional_bool(data, "stream", False),
+        store=optional_bool(data, "store", True),
         previous_response_id=previous,
         items=normalize_input(value),
     )

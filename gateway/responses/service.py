@@ -28,7 +28,7 @@ def store_unavailable() -> ServiceUnavailable:
     return ServiceUnavailable(
         "The response store is unavailable; please try again.",
         code="response_store_unavailable",
-        headers={"x-should-retry": "true"},
+        headers={"retry-after": "1", "x-should-retry": "true"},
     )
 
 

@@ -60,6 +60,7 @@ class Turn:
         upstream_store: bool,
         chain_touched_at: float,
         anthropic_max_tokens: int,
+        touch_due: bool = False,
     ) -> None:
         self.request = request
         self.principal = principal
@@ -71,6 +72,7 @@ class Turn:
         # What the upstream is told about storing: never more than the client allowed.
         self.upstream_store = request.store and upstream_store
         self.chain_touched_at = chain_touched_at
+        self.touch_due = touch_due  # the chain's life is extended once the request is admitted
         self.anthropic_max_tokens = anthropic_max_tokens
         self._history: list[Ancestor] | None = None
 
@@ -198,6 +200,12 @@ class Turn:
         )
         return estimate + (self.parent.context_tokens if self.parent is not None else 0)
 
+    async def touch(self) -> None:
+        """Extend the life of the chain this turn continues, when it is due."""
+        parent = self.parent
+        if parent is not None and self.touch_due:
+            await self.records.touch_chain(parent)
+
     async def save(self, deployment: Deployment, response: dict[str, Any], upstream_id: str | None) -> None:
         if self.request.store:
             await self.records.save(self.record(deployment, response, upstream_id))
@@ -206,11 +214,14 @@ class Turn:
 async def begin_turn(
     services: Services, store: ResponseStore, principal: Principal, request: ResponsesRequest
 ) -> Turn:
-    """Read what the request continues from (for this key only) and check it may continue."""
+    """Read what the request continues from (for this key only) and check it may continue.
+    Writes nothing: a refusal here or at admission leaves Redis as it was (:meth:`Turn.touch`
+    extends the chain's life once the request is admitted)."""
     settings = services.settings.responses
     now = services.clock.now()
     parent = None
     touched_at = now
+    due = False
     if request.previous_response_id is not None:
         parent = await store.read_parent(request.previous_response_id, principal.key_id)
         if parent is None:
@@ -218,9 +229,8 @@ async def begin_turn(
         if parent.depth + 2 > settings.max_chain_length:
             raise errors.chain_too_long(settings.max_chain_length)
         check_tool_outputs(parent.calls, request.items)
-        if store.touch_due(parent, now):
-            await store.touch_chain(parent)
-        else:
+        due = store.touch_due(parent, now)
+        if not due:
             touched_at = parent.chain_touched_at
     return Turn(
         request=request,
@@ -231,4 +241,5 @@ async def begin_turn(
         upstream_store=settings.upstream_store,
         chain_touched_at=touched_at,
         anthropic_max_tokens=settings.anthropic_max_tokens,
+        touch_due=due,
     )

@@ -17,7 +17,9 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 
 from gateway.errors.client import GatewayError, InvalidRequest, PayloadTooLarge
+from gateway.errors.decoding import MALFORMED_JSON
 from gateway.exchange import new_request_id
+from gateway.exchange.body import parse_count
 from gateway.policy.admin import KeyAdmin, Reports, TeamAdmin, admin_name
 from gateway.policy.auth import presented_key
 from gateway.policy.engine import PolicyService
@@ -119,7 +121,8 @@ async def body(request: Request[Any, Any, Any]) -> bytes:
         f"Request body is larger than the limit of {limit} bytes.", code="request_too_large"
     )
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    size = parse_count(declared) if declared is not None else None
+    if size is not None and size > limit:
         raise too_large
     chunks: list[bytes] = []
     size = 0
@@ -141,7 +144,7 @@ async def typed_body(request: Request[Any, Any, Any], kind: type[T]) -> T:
         raise InvalidRequest(
             f"Invalid request body: {message}", param=at.rstrip("`") or None, code="invalid_body"
         ) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
 
 
@@ -149,14 +152,14 @@ async def json_body(request: Request[Any, Any, Any]) -> object:
     """The body as whatever JSON it holds (an empty body is ``{}``); 400 ``invalid_json``."""
     try:
         decoded: object = msgspec.json.decode(await body(request) or b"{}")
-    except msgspec.DecodeError:
+    except MALFORMED_JSON:
         raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
     return decoded
 
 
 def limit_param(request: Request[Any, Any, Any], default: int = 100) -> int:
     """The ``limit`` query parameter, 1 to 1000."""
-    raw = request.query_params.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    limit = parse_count(request.query_params.get("limit", str(default)))
+    if limit is None or not 1 <= limit <= 1000:
         raise InvalidRequest("limit must be an integer from 1 to 1000.", param="limit", code="invalid_limit")
-    return int(raw)
+    return limit

@@ -26,6 +26,7 @@ from gateway.policy.admin.types import (
     ResetSpend,
     Rotate,
     UsageReport,
+    check_key,
     key_view,
 )
 from gateway.policy.records import KeyRecord, Status
@@ -122,6 +123,7 @@ class KeyAdmin(AdminOps):
         patch: dict[str, Any] = checked_patch(changes, KEY_FIELDS)
         record, _ = await self.find(kid)
         candidate = patched(record, patch)  # refuses an invalid change before anything is written
+        check_key(candidate)
         if candidate.team_id != record.team_id:
             # A key's limits, spend counters and usage rollups live under its team's hash tag;
             # moving it would silently reset its budgets and split its usage report.

@@ -10,7 +10,7 @@ import msgspec
 
 from gateway.errors.client import Conflict, InvalidRequest, NotFound
 from gateway.policy.admin.base import AdminOps, checked_patch, patched, store_errors_unavailable
-from gateway.policy.admin.types import Deleted, Page, TeamCreate, TeamView
+from gateway.policy.admin.types import Deleted, Page, TeamCreate, TeamView, check_team
 from gateway.policy.records import TeamRecord
 
 TEAM_FIELDS = frozenset({"name", "models", "limits", "budgets", "metadata", "status"})
@@ -72,6 +72,7 @@ class TeamAdmin(AdminOps):
         patch: dict[str, Any] = checked_patch(changes, TEAM_FIELDS)
         team = await self.find(tid)
         updated = msgspec.structs.replace(patched(team, patch), version=team.version + 1)
+        check_team(updated)
         await self.store.save_team(updated)
         self.policy.invalidate(team=tid)
         await self.audit(actor, "team.update", tid, patch)

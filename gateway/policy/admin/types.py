@@ -3,15 +3,88 @@ JSON as they are (field order included)."""
 
 from __future__ import annotations
 
+import math
 from typing import Generic, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from gateway.config import Budget, Limits
+from gateway.errors.client import InvalidRequest
 from gateway.policy.records import KeyRecord, Status, TeamRecord
 
 T = TypeVar("T")
+
+# -- bounds --------------------------------------------------------------------------------------
+# Upper bounds of what an admin may set: far above any real use, low enough that every value
+# stays exact in Redis's numbers and in nano-USD (64-bit) and that no setting means "forever".
+MAX_LIMIT = 10**12  # rpm, tpm, max_concurrency
+MAX_BUDGET_USD = 1e9  # nano-USD: 1e18 < 2**63
+MAX_BUDGETS = 16
+MAX_MODELS = 1000
+MAX_METADATA = 64  # pairs
+MAX_TEXT = 4096  # an alias, a team name, a model pattern, a metadata key or value
+MAX_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z
+MAX_GRACE_SECONDS = 30 * 86400
+
+
+def _refuse(param: str, rule: str) -> InvalidRequest:
+    return InvalidRequest(f"Invalid '{param}': {rule}.", param=param, code="invalid_value")
+
+
+def _text(param: str, value: str | None) -> None:
+    if value is not None and len(value) > MAX_TEXT:
+        raise _refuse(param, f"at most {MAX_TEXT} characters")
+
+
+def check_bounds(
+    *,
+    limits: Limits,
+    budgets: tuple[Budget, ...],
+    models: tuple[str, ...] | None,
+    metadata: dict[str, str],
+    expires_at: float | None = None,
+) -> None:
+    """Refuse (400, naming the field) a setting beyond the bounds above."""
+    for name in ("rpm", "tpm", "max_concurrency"):
+        value = getattr(limits, name)
+        if value is not None and value > MAX_LIMIT:
+            raise _refuse(f"limits.{name}", f"at most {MAX_LIMIT}")
+    if len(budgets) > MAX_BUDGETS:
+        raise _refuse("budgets", f"at most {MAX_BUDGETS} budgets")
+    for i, budget in enumerate(budgets):
+        if not math.isfinite(budget.limit_usd) or budget.limit_usd > MAX_BUDGET_USD:
+            raise _refuse(f"budgets[{i}].limit_usd", f"at most {MAX_BUDGET_USD:.0f}")
+    if models is not None:
+        if len(models) > MAX_MODELS:
+            raise _refuse("models", f"at most {MAX_MODELS} entries")
+        for i, model in enumerate(models):
+            _text(f"models[{i}]", model)
+    if len(metadata) > MAX_METADATA:
+        raise _refuse("metadata", f"at most {MAX_METADATA} pairs")
+    for key, value in metadata.items():
+        _text("metadata", key)
+        _text(f"metadata.{key[:64]}", value)
+    if expires_at is not None and not 0 <= expires_at <= MAX_TIMESTAMP:
+        raise _refuse("expires_at", f"a Unix time from 0 to {MAX_TIMESTAMP:.0f}")
+
+
+def check_key(record: KeyRecord | KeyCreate) -> None:
+    _text("alias", record.alias)
+    check_bounds(
+        limits=record.limits,
+        budgets=record.budgets,
+        models=record.models,
+        metadata=record.metadata,
+        expires_at=record.expires_at,
+    )
+
+
+def check_team(record: TeamRecord | TeamCreate) -> None:
+    _text("id", record.id)
+    _text("name", record.name)
+    check_bounds(limits=record.limits, budgets=record.budgets, models=record.models, metadata=record.metadata)
+
 
 # -- inputs --------------------------------------------------------------------------------------
 
@@ -25,6 +98,9 @@ class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):
     expires_at: float | None = None
     metadata: dict[str, str] = {}
 
+    def __post_init__(self) -> None:
+        check_key(self)
+
 
 class TeamCreate(msgspec.Struct, forbid_unknown_fields=True):
     id: str
@@ -34,10 +110,18 @@ class TeamCreate(msgspec.Struct, forbid_unknown_fields=True):
     budgets: tuple[Budget, ...] = ()
     metadata: dict[str, str] = {}
 
+    def __post_init__(self) -> None:
+        check_team(self)
+
 
 class Rotate(msgspec.Struct, forbid_unknown_fields=True):
     # None: the configured default_rotation_grace_seconds.
     grace_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        grace = self.grace_seconds
+        if grace is not None and not grace <= MAX_GRACE_SECONDS:  # NaN fails too
+            raise _refuse("grace_seconds", f"at most {MAX_GRACE_SECONDS} seconds")
 
 
 class ResetSpend(msgspec.Struct, forbid_unknown_fields=True):
