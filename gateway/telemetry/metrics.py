@@ -35,7 +35,27 @@ ERROR_TYPES = frozenset(
         "internal",
     }
 )
-ROUTES = frozenset({"/v1/chat/completions", "/v1/responses", "/v1/chats"})
+# The rest of the OpenAI surface (embeddings, the simple routes, files and batches).
+OPENAI_ROUTES = (
+    "/v1/embeddings",
+    "/v1/completions",
+    "/v1/moderations",
+    "/v1/images/generations",
+    "/v1/images/edits",
+    "/v1/images/variations",
+    "/v1/audio/transcriptions",
+    "/v1/audio/translations",
+    "/v1/audio/speech",
+    "/v1/files",
+    "/v1/files/{file_id}",
+    "/v1/files/{file_id}/content",
+    "/v1/batches",
+    "/v1/batches/{batch_id}",
+    "/v1/batches/{batch_id}/cancel",
+)
+ROUTES = frozenset({"/v1/chat/completions", "/v1/responses", "/v1/chats", *OPENAI_ROUTES})
+# The GenAI operation name of a route's requests: "chat" unless listed.
+OPERATIONS = {"/v1/embeddings": "embeddings", "/v1/completions": "text_completion"}
 
 
 class Metrics:
@@ -153,7 +173,7 @@ class Metrics:
         m = self.model(model)
         e = error_type if error_type in ERROR_TYPES else "upstream"
         self._child(self.requests, route, m, f"{status // 100}xx", e).inc()
-        operation = "chat"
+        operation = OPERATIONS.get(route, "chat")
         self._child(self.server_duration, operation, m, e).observe(duration_s)
         self._child(self.overhead, route).observe(overhead_s)
         if ttft_s is not None:
