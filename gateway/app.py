@@ -24,6 +24,7 @@ from gateway.api.unrouted import EXCEPTION_HANDLERS
 from gateway.chats.engine import ChatEngine
 from gateway.clock import Clock, RealClock
 from gateway.config import Settings
+from gateway.errors.client import GatewayError
 from gateway.policy.auth import KeyRing
 from gateway.policy.engine import PolicyService
 from gateway.redis.connection import connect
@@ -32,8 +33,8 @@ from gateway.services import Services
 from gateway.telemetry.metrics import DisabledMetrics, Metrics
 from gateway.telemetry.tracing import build_tracing
 from gateway.upstream import Router, build_upstreams
-from gateway.upstream.catalog import ModelCatalog
 from gateway.upstream.breaker import Breakers
+from gateway.upstream.catalog import ModelCatalog
 from gateway.upstream.health import HealthMetrics
 
 log = logging.getLogger("gateway")
@@ -115,8 +116,8 @@ def create_app(
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
-            for upstream in upstreams.values():
             await router.stop()
+            for upstream in upstreams.values():
                 await upstream.aclose()
             await redis.aclose()
             if embedded is not None:
@@ -142,6 +143,8 @@ def create_app(
 
 
 async def log_unhandled(exc: Exception, scope: Scope) -> None:
-    """Litestar logs unhandled exceptions only in debug mode: a 500 must leave a traceback."""
-    if not isinstance(exc, HTTPException) or exc.status_code >= 500:
+    """Litestar logs unhandled exceptions only in debug mode: a 500 must leave a traceback (a
+    refusal the handlers answer, a GatewayError or an HTTPException below 500, leaves none)."""
+    status = exc.status_code if isinstance(exc, HTTPException | GatewayError) else 500
+    if status >= 500:
         log.error("unhandled error in %s %s", scope.get("method"), scope.get("path"), exc_info=exc)

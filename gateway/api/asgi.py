@@ -16,6 +16,7 @@ from litestar.types import Receive, Scope, Send
 
 from gateway.errors.client import GatewayError, PayloadTooLarge
 from gateway.exchange import ClientDisconnected, new_request_id
+from gateway.exchange.body import parse_count
 from gateway.policy.auth import presented_key
 
 JSON_HEADERS: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)
@@ -36,7 +37,8 @@ def header(scope: Scope, name: bytes) -> str | None:
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The whole request body, refusing more than ``limit`` bytes with a 413."""
     declared = header(scope, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    size = parse_count(declared) if declared is not None else None
+    if size is not None and size > limit:
         raise PayloadTooLarge(
             f"Request body is larger than the limit of {limit} bytes.", code="request_too_large"
         )
