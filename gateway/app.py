@@ -18,7 +18,7 @@ from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.types import Scope
 
-from gateway.api import admin, chats, health, messages, metrics, openai, responses
+from gateway.api import admin, chats, health, messages, metrics, openai, openai_routes, responses
 from gateway.api.hot_routes import GatewayApp
 from gateway.api.unrouted import EXCEPTION_HANDLERS
 from gateway.chats.engine import ChatEngine
@@ -127,6 +127,7 @@ def create_app(
         route_handlers=[
             *openai.ROUTES,
             *responses.ROUTES,
+            *openai_routes.ROUTES,
             *messages.ROUTES,
             *chats.ROUTES,
             *health.ROUTES,
@@ -139,7 +140,8 @@ def create_app(
         after_exception=[log_unhandled],
         exception_handlers=EXCEPTION_HANDLERS,
     )
-    return GatewayApp(litestar, {**openai.HOT_ROUTES, **responses.HOT_ROUTES, **messages.HOT_ROUTES})
+    hot = {**openai.HOT_ROUTES, **responses.HOT_ROUTES, **messages.HOT_ROUTES, **openai_routes.HOT_ROUTES}
+    return GatewayApp(litestar, hot)
 
 
 async def log_unhandled(exc: Exception, scope: Scope) -> None:

@@ -89,9 +89,11 @@ async def send_error(send: Send, error: GatewayError, *, headers: Iterable[tuple
 
 
 async def start_stream(send: Send, *, headers: Iterable[tuple[str, str]] = ()) -> None:
-    await send(
-        {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *_raw_headers(headers)]}
-    )
+    """A 200 stream's head: an event stream, unless ``headers`` bring their own ``content-type``
+    (a relayed body: speech, a file's content)."""
+    extra = _raw_headers(headers)
+    base = SSE_HEADERS[1:] if any(name == b"content-type" for name, _ in extra) else SSE_HEADERS
+    await send({"type": "http.response.start", "status": 200, "headers": [*base, *extra]})
 
 
 async def send_chunk(send: Send, chunk: bytes) -> None:

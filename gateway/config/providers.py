@@ -7,7 +7,7 @@ from types import MappingProxyType
 
 import msgspec
 
-from gateway.config.bounds import NonNegative
+from gateway.config.bounds import NonNegative, PositiveInt
 
 
 class ProviderKind(enum.StrEnum):
@@ -31,6 +31,17 @@ class UpstreamApi(enum.StrEnum):
     CHAT = "chat"
     RESPONSES = "responses"
     ANTHROPIC = "anthropic"
+
+
+class OpenAIRoute(enum.StrEnum):
+    """The OpenAI routes beyond chat and responses, as a provider serves them (``routes``)."""
+
+    EMBEDDINGS = "embeddings"
+    COMPLETIONS = "completions"
+    MODERATIONS = "moderations"
+    IMAGES = "images"
+    AUDIO = "audio"
+    FILES = "files"  # files and the batches made of them
 
 
 class Price(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -103,6 +114,12 @@ class BreakerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # Anthropic: the `anthropic-version` header and optional beta flags.
     anthropic_version: str = "2023-06-01"
     anthropic_beta: tuple[str, ...] = ()
+    # The OpenAI routes beyond chat this provider serves; absent: all of them for kinds openai
+    # and openai-compatible, none for anthropic. A route it does not serve is a 400 `not_supported`.
+    routes: tuple[OpenAIRoute, ...] | None = None
+    # Inputs per upstream embeddings request: a larger client batch is split into several
+    # requests and the answers joined in order (OpenAI takes 2048; TEI's default is 32).
+    embedding_batch_limit: PositiveInt = 2048
     # Where this provider lists its models (relative to base_url); "" disables the fetch.
     models_path: str = "/models"
     # Whose schema rules its tools are repaired for; absent: the one of its `kind`. Set it when
