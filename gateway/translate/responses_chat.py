@@ -25,7 +25,9 @@ Decisions worth knowing:
 * ``upstream_kind`` is the provider's kind. For ``openai-compatible`` servers (vLLM, llama.cpp,
   Ollama, LM Studio...), many of which ignore ``max_completion_tokens`` and refuse the
   ``developer`` role, ``max_output_tokens`` is sent as both ``max_completion_tokens`` and
-  ``max_tokens``, and ``developer`` messages go as ``system``.
+  ``max_tokens``, ``developer`` messages go as ``system``, and the system messages that open the
+  conversation (``instructions``, then the input's own) are one message, their texts joined by a
+  blank line: many chat templates take a single system message, first.
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ def chat_request_from_responses(
     if isinstance(instructions, str) and instructions:
         messages.append({"role": "system", "content": instructions})
     messages.extend(_messages_from_items(input_items, developer_role=not compatible))
+    if compatible:
+        _merge_leading_system(messages)
 
     body: dict[str, Any] = {"model": request.get("model"), "messages": messages}
 
@@ -136,6 +140,15 @@ def chat_request_from_responses(
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def _merge_leading_system(messages: list[dict[str, Any]]) -> None:
+    count = 0
+    while count < len(messages) and messages[count]["role"] == "system":
+        count += 1
+    if count > 1:
+        text = "\n\n".join(str(message["content"]) for message in messages[:count])
+        messages[:count] = [{"role": "system", "content": text}]
 
 
 def _messages_from_items(items: Sequence[Mapping[str, Any]], *, developer_role: bool) -> list[dict[str, Any]]:

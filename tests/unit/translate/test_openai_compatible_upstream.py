@@ -83,8 +83,7 @@ def test_instructions_developer_and_string_input_reach_the_template(http: httpx.
     }
     body = chat_request_from_responses(request, request["input"], upstream_kind=COMPATIBLE)
     assert body["messages"] == [
-        {"role": "system", "content": "Be brief."},
-        {"role": "system", "content": "Answer in French."},
+        {"role": "system", "content": "Be brief.\n\nAnswer in French."},
         {"role": "user", "content": "Hello there"},
     ]
     assert text_of(answer(http, request, request["input"])) == "You said: Hello there"

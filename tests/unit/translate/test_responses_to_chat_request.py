@@ -433,3 +433,84 @@ def test_malformed_input_is_a_translation_error(items: list[Any]) -> None:
         chat_request_from_responses({"model": "m"}, items)
     assert err.value.message == "The request is malformed: a field does not have the expected type or shape."
     assert err.value.__cause__ is not None
+
+
+def test_openai_compatible_upstreams_get_system_max_tokens_and_one_opening_system_message(sdk: Any) -> None:
+    request = {"model": "m", "instructions": "Be brief.", "max_output_tokens": 64}
+    items = [
+        {"role": "developer", "content": [{"type": "input_text", "text": "Answer in French."}]},
+        {"role": "system", "content": "No emojis."},
+        user("Hello"),
+        {"role": "developer", "content": "Later advice."},
+    ]
+    body = chat_request_from_responses(request, items, upstream_kind="openai-compatible")
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief.\n\nAnswer in French.\n\nNo emojis."},
+        {"role": "user", "content": "Hello"},
+        {"role": "system", "content": "Later advice."},
+    ]
+    assert (body["max_completion_tokens"], body["max_tokens"]) == (64, 64)
+    sdk.chat_request(body)
+
+    for kind in ("openai", "anthropic"):
+        openai_body = chat_request_from_responses(request, items, upstream_kind=kind)
+        assert [m["role"] for m in openai_body["messages"]] == [
+            "system",
+            "developer",
+            "system",
+            "user",
+            "developer",
+        ]
+        assert "max_tokens" not in openai_body
+
+
+def test_user_text_parts_are_one_string_and_images_keep_the_parts() -> None:
+    items = [
+        {
+            "role": "user",
+            "content": [{"type": "input_text", "text": "one"}, {"type": "input_text", "text": "two"}],
+        },
+        {"role": "user", "content": []},
+    ]
+    body = chat_request_from_responses({"model": "m"}, items)
+    assert body["messages"] == [{"role": "user", "content": "one\ntwo"}, {"role": "user", "content": ""}]
+
+
+def test_namespaces_are_flattened_and_replayed_calls_named_alike(sdk: Any) -> None:
+    request = {
+        "model": "m",
+        "tools": [
+            {
+                "type": "namespace",
+                "name": "crm",
+                "description": "The CRM",
+                "tools": [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}],
+            },
+            {
+                "type": "namespace",
+                "name": "mcp__fs__",
+                "description": "Files",
+                "tools": [{"type": "function", "name": "read", "description": "Read a file"}],
+            },
+        ],
+        "tool_choice": {"type": "function", "name": "lookup", "namespace": "crm"},
+    }
+    items = [
+        user("go"),
+        {
+            "type": "function_call",
+            "call_id": "c1",
+            "name": "read",
+            "namespace": "mcp__fs__",
+            "arguments": "{}",
+        },
+        {"type": "function_call_output", "call_id": "c1", "output": "text"},
+    ]
+    body = chat_request_from_responses(request, items)
+    assert body["tools"] == [
+        {"type": "function", "function": {"name": "crm__lookup", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "mcp__fs__read", "description": "Read a file"}},
+    ]
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "crm__lookup"}}
+    assert body["messages"][1]["tool_calls"][0]["function"]["name"] == "mcp__fs__read"
+    sdk.chat_request(body)
