@@ -212,7 +212,6 @@ def test_streamed_function_calls_are_recorded_and_replayed(
         user("Weather in Paris?"),
         {
             "role": "assistant",
-            "content": None,
             "tool_calls": [
                 {
                     "id": "call_w1",
