@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
+from pathlib import Path
 
 from gateway.config import Settings
 
@@ -54,12 +56,29 @@ def reserve_port(host: str, port: int) -> int:
         return int(probe.getsockname()[1])
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, which containers narrow)."""
+def available_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may run on: its CPU affinity (a cpuset narrows it), capped by a
+    CPU quota (``docker run --cpus=2`` on a larger host: 2), rounded up."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cpu_quota(cgroup)
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The CPU quota of this process's cgroup in cores (cgroup v2 ``cpu.max``, else v1
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``), None without one."""
+    try:
+        if (cgroup / "cpu.max").exists():
+            quota, _, period = (cgroup / "cpu.max").read_text().strip().partition(" ")
+            return None if quota == "max" else int(quota) / int(period or "100000")
+        quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
 
 
 def worker_count(settings: Settings) -> int:

@@ -20,7 +20,6 @@ from gateway.server.http import (
     HttpLimits,
     sweep,
 )
-from gateway.server.supervisor import describe_exit, restart_delay
 
 LIMITS = HttpLimits(
     max_connections=2,
@@ -251,9 +250,3 @@ async def test_garbage_gets_400_in_openai_s_shape() -> None:
     protocol.data_received(b"NOT HTTP AT ALL\r\n\r\n")
     status, error = error_of(transport.written)
     assert (status, error["code"], error["type"]) == (400, "bad_http_request", "invalid_request_error")
-
-
-def test_restarts_back_off_from_at_once_to_thirty_seconds() -> None:
-    assert [restart_delay(n) for n in range(1, 9)] == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
-    assert describe_exit(3) == "exited with status 3"
-    assert describe_exit(-9) == "was killed by SIGKILL"
