@@ -281,10 +281,10 @@ def test_a_failure_after_the_commit_is_an_error_event_without_message_stop(
         last = msgspec.json.decode(answer.text.rstrip().rsplit("data: ", 1)[1])
         assert last["type"] == "error" and last["error"]["type"] == "overloaded_error"
         fake.script([{"fault": "cut-3"}])
-        with pytest.raises(anthropic.APIStatusError) as caught:  # noqa: PT012
-            with client(gw).messages.stream(
-                model="claude", max_tokens=64, messages=[{"role": "user", "content": "a b c d"}]
-            ) as stream:
-                for _ in stream:
-                    pass
+        stream = client(gw).messages.stream(
+            model="claude", max_tokens=64, messages=[{"role": "user", "content": "a b c d"}]
+        )
+        with pytest.raises(anthropic.APIStatusError) as caught, stream as events:
+            for _ in events:
+                pass
         assert caught.value.body["error"]["type"] == "api_error"  # type: ignore[index, call-overload]
