@@ -20,7 +20,7 @@ from gateway.config.providers import OpenAIRoute
 from gateway.dialects.openai_routes import open_body, serves
 from gateway.errors.client import InvalidRequest
 from gateway.exchange import ClientChannel, Exchange
-from gateway.exchange.body import missing
+from gateway.exchange.body import missing, parse_count
 from gateway.openai_routes import multipart
 from gateway.openai_routes.hosted import (
     JsonObject,
@@ -157,11 +157,12 @@ async def owned(services: Services, caller: Caller, file_id: str) -> Record:
 def limit_param(raw: str | None, default: int, most: int) -> int:
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    limit = parse_count(raw)
+    if limit is None or not 1 <= limit <= most:
         raise InvalidRequest(
             f"Invalid 'limit': expected an integer between 1 and {most}.", param="limit", code="invalid_value"
         )
-    return int(raw)
+    return limit
 
 
 def order_param(raw: str | None) -> bool:

@@ -93,7 +93,12 @@ class Hardened:
             sent.setdefault("authorization", f"Bearer {key or self.key}")
         if content is not None:
             sent.setdefault("content-type", "application/json")
-        return self.http.request(method, path, content=content, headers=sent, params=params)
+        return self.http.request(method, path, content=content, headers=raw_headers(sent), params=params)
+
+
+def raw_headers(headers: dict[str, str]) -> dict[str, bytes]:
+    """Header values as UTF-8 bytes: a hostile client sends what it likes, not only ASCII."""
+    return {name: value.encode() for name, value in headers.items()}
 
 
 def concrete(path: str, value: str = "x0") -> str:
@@ -172,4 +177,13 @@ def hardened(fake_session: FakeProviders, redis_url: str) -> Iterator[Hardened]:
             client.close()
 
 
-__all__ = ["ADMIN", "GATEWAY_KEY", "Hardened", "concrete", "error_shape", "served_routes", "tracebacks"]
+__all__ = [
+    "ADMIN",
+    "GATEWAY_KEY",
+    "Hardened",
+    "concrete",
+    "error_shape",
+    "raw_headers",
+    "served_routes",
+    "tracebacks",
+]
