@@ -95,16 +95,18 @@ def test_stream_a_tool_call_after_text_keeps_its_whole_input(fake: FakeProviders
             }
         ]
     )
-    with recorded_gateway(config(fake, redis_url)) as (gw, _, _):
-        with client(gw, bearer=True).messages.stream(
+    with (
+        recorded_gateway(config(fake, redis_url)) as (gw, _, _),
+        client(gw, bearer=True).messages.stream(
             model="gpt-4o-mini",
             max_tokens=200,
             tools=[WEATHER],  # type: ignore[list-item]
             tool_choice={"type": "auto", "disable_parallel_tool_use": True},
             messages=[{"role": "user", "content": "weather in Paris?"}],
-        ) as stream:
-            kinds = [event.type for event in stream]
-            final = stream.get_final_message()
+        ) as stream,
+    ):
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
     text, call = final.content
     assert text.type == "text" and text.text == "Let me check the weather."
     assert call.type == "tool_use" and call.name == "get_weather" and call.input == {"city": "Paris, France"}
