@@ -53,7 +53,9 @@ OPENAI_ROUTES = (
     "/v1/batches/{batch_id}",
     "/v1/batches/{batch_id}/cancel",
 )
-ROUTES = frozenset({"/v1/chat/completions", "/v1/responses", "/v1/chats", *OPENAI_ROUTES})
+# The Anthropic-compatible routes.
+ANTHROPIC_ROUTES = ("/v1/messages", "/v1/messages/count_tokens")
+ROUTES = frozenset({"/v1/chat/completions", "/v1/responses", "/v1/chats", *OPENAI_ROUTES, *ANTHROPIC_ROUTES})
 # The GenAI operation name of a route's requests: "chat" unless listed.
 OPERATIONS = {"/v1/embeddings": "embeddings", "/v1/completions": "text_completion"}
 

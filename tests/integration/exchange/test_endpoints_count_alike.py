@@ -1,5 +1,6 @@
-"""Chat Completions and Responses share one request cycle (``gateway.exchange``): the same case
-on either endpoint gives the same metric series and the same settlement.
+"""Chat Completions, Responses and Anthropic Messages share one request cycle
+(``gateway.exchange``): the same case on any endpoint gives the same metric series and the same
+settlement.
 
 Each case runs on a fresh gateway per endpoint; the metric samples are compared with the route
 label made neutral, the usage events written to Redis field by field (timings only as present
@@ -20,7 +21,7 @@ from fake_providers.testing import FakeProviders
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.integration.policy.test_policy import admin, config, poll
 
-ROUTES = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
+ROUTES = {"chat": "/v1/chat/completions", "responses": "/v1/responses", "messages": "/v1/messages"}
 FAMILIES = (
     "gw_requests_total",
     "gw_overhead_seconds_count",
@@ -46,6 +47,8 @@ def send(
 ) -> httpx.Response:
     if endpoint == "chat":
         body: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
+    elif endpoint == "messages":
+        body = {"model": "gpt-4o-mini", "max_tokens": 256, "messages": [{"role": "user", "content": "hello"}]}
     else:
         body = {"model": "gpt-4o-mini", "input": "hello"}
     if stream:
@@ -118,7 +121,10 @@ def stream_answer(gw: RunningGateway, endpoint: str, key: str, fake: FakeProvide
 def broken_stream(gw: RunningGateway, endpoint: str, key: str, fake: FakeProviders) -> list[int]:
     fake.script([{"fault": "cut-3", "reply": {"chunks": ["Once ", "upon ", "a ", "time"]}}])
     answer = send(gw, endpoint, key, stream=True)
-    assert "stream_truncated" in answer.text
+    if endpoint == "messages":  # Anthropic's in-band error: an error event, no message_stop
+        assert "event: error" in answer.text and "message_stop" not in answer.text
+    else:
+        assert "stream_truncated" in answer.text
     return [answer.status_code]
 
 
@@ -158,6 +164,9 @@ def test_the_same_case_counts_and_settles_alike_on_both_endpoints(
     (chat_series, chat_usage), (responses_series, responses_usage) = seen["chat"], seen["responses"]
     assert chat_series == responses_series
     assert chat_usage == responses_usage
+    messages_series, messages_usage = seen["messages"]
+    assert messages_series == chat_series
+    assert messages_usage == chat_usage
     assert any(line.startswith("gw_requests_total") for line in chat_series)
     ttft = any(line.startswith("gen_ai_server_time_to_first_token_seconds_count") for line in chat_series)
     assert ttft == (case in (stream_answer, broken_stream))
