@@ -44,8 +44,10 @@ check-config: $(STAMP)
 
 ## Gateway vs direct upstream, then each gateway configuration (default, limited key, policy
 ## and metrics off, traces on): req/s, latency, CPU per request, RSS. Options: BENCH_ARGS="...".
+## Then embeddings passthrough beside chat (benchmarks/embeddings.py).
 bench: $(VENV)/.otel
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.embeddings
 
 # The traces variant of the benchmark needs the OTLP exporter (the `otel` extra).
 $(VENV)/.otel: $(STAMP)

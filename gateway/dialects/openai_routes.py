@@ -194,6 +194,7 @@ async def open_body(attempt: Attempt, request: httpx.Request, clock: Clock) -> h
             # Speech and file contents are not JSON: a JSON answer is read whole and checked.
             await response.aread()
             if _error_under_200(response):
+                await response.aclose()
                 raise AttemptFailed(
                     classify_response(
                         200,
