@@ -283,7 +283,9 @@ class ChatCompletionsDialect:
         self, attempt: Attempt, turn: ResponsesTurn, *, clock: Clock, native: bool
     ) -> ChatResponsesCall:
         items = await turn.replay_input(for_responses=False)
-        body = translated(lambda: chat_request_from_responses(turn.data, items))
+        body = translated(
+            lambda: chat_request_from_responses(turn.data, items, upstream_kind=attempt.upstream.kind)
+        )
         body["model"] = attempt.deployment.upstream_model
         if body.get("tools"):
             body["tools"] = repair_chat_tools(body["tools"], attempt.upstream.schema_target)

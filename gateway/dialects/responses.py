@@ -11,7 +11,7 @@ A stateful chat's step becomes ``input`` items and its events are read back as C
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -32,7 +32,7 @@ from gateway.dialects.chat_completions import (
     upstream_chat_body,
 )
 from gateway.errors import ClassifiedError, classify_stream_error
-from gateway.translate import encode_event
+from gateway.translate import encode_event, response_skeleton
 from gateway.upstream import Deployment
 from gateway.upstream.call import EventRole, decode_object, malformed_event
 from gateway.upstream.committed import StreamFailure, StreamTruncated
@@ -94,9 +94,17 @@ class NativeConverter:
     """
 
     def __init__(
-        self, *, response_id: str, previous_response_id: str | None, store: bool, provider: str
+        self,
+        *,
+        response_id: str,
+        previous_response_id: str | None,
+        store: bool,
+        provider: str,
+        skeleton: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._id = response_id
+        # The Response a failure before ``response.created`` reports (the request's own fields).
+        self._skeleton = skeleton
         self._previous = previous_response_id
         self._store = store
         self._provider = provider
@@ -157,7 +165,13 @@ class NativeConverter:
     def fail(self, error: Mapping[str, Any]) -> Emit:
         found = _SEQUENCE.search(self._last_data)
         sequence = int(found.group(1)) + 1 if found else 0
-        shell = self._shell or {"id": self._id, "object": "response", "previous_response_id": self._previous}
+        shell = self._shell
+        if shell is None:
+            shell = (
+                self._skeleton()
+                if self._skeleton is not None
+                else {"id": self._id, "object": "response", "previous_response_id": self._previous}
+            )
         first, failed = failure_events(shell, self.output(), sequence, error)
         self.upstream_id = None  # never chain natively from a failed response
         return Emit(encode_event(first), failed)
@@ -188,6 +202,12 @@ class NativeCall:
             previous_response_id=turn.previous_response_id,
             store=turn.store,
             provider=self._provider,
+            skeleton=lambda: response_skeleton(
+                turn.data,
+                response_id=turn.response_id,
+                created_at=turn.created_at,
+                previous_response_id=turn.previous_response_id,
+            ),
         )
 
 

@@ -131,3 +131,37 @@ def test_a_required_hosted_tool_is_a_clear_400(gw: RunningGateway) -> None:
     )
     assert answer.status_code == 400
     assert answer.json()["error"]["param"] == "tool_choice"
+
+
+def test_developer_messages_join_the_one_opening_system_message(
+    gw: RunningGateway, fake: FakeProviders
+) -> None:
+    answer = post(
+        gw,
+        {
+            "model": "gemma",
+            "instructions": "Be brief.",
+            "input": [
+                {"role": "developer", "content": "Answer in English."},
+                {"role": "user", "content": "Hello there"},
+            ],
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    validate_response(answer.json())
+    assert sent(fake)[-1]["messages"] == [
+        {"role": "system", "content": "Be brief.\n\nAnswer in English."},
+        {"role": "user", "content": "Hello there"},
+    ]
+
+
+def test_the_output_cap_reaches_the_upstream_as_max_tokens(gw: RunningGateway, fake: FakeProviders) -> None:
+    answer = post(gw, {"model": "gemma", "input": "word " * 200, "max_output_tokens": 16})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    validate_response(body)
+    assert body["status"] == "incomplete"
+    assert body["incomplete_details"] == {"reason": "max_output_tokens"}
+    upstream = sent(fake)[-1]
+    assert upstream["max_tokens"] == 16
+    assert upstream["max_completion_tokens"] == 16
