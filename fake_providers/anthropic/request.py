@@ -1,7 +1,8 @@
 """Reading a `POST /v1/messages` body the way Anthropic does: what it refuses, and in which words.
 
 Unknown fields are accepted and ignored. Checks, in order: required fields (`model`, `max_tokens`,
-`messages`), the messages (roles, alternation, block shapes, `tool_use.input`), the tools
+`messages`), the messages (roles, alternation, block shapes, `tool_use.input`, thinking
+signatures; a `system` message after the first turn is an instruction, outside alternation), the tools
 (`name`, `input_schema`), `tool_choice`, and last the pairing of `tool_use` with `tool_result`.
 Messages name their location the way Anthropic's validator does (`messages.1.content.0...`).
 The texts for pairing, `tool_use.input` and `input_schema` are captured from real answers; the
@@ -97,10 +98,14 @@ def _messages(raw: Any) -> list[_Message]:
         role = message.get("role")
         if role is None:
             raise AnthropicError(f"{where}.role: Field required")
-        if role not in ROLES:
+        if role not in ROLES and not (role == "system" and parsed):
             raise AnthropicError(f"{where}.role: Input should be 'user' or 'assistant'")
         if "content" not in message:
             raise AnthropicError(f"{where}.content: Field required")
+        if role == "system" and parsed:
+            # An instruction between turns (Claude Code 2.1 sends them): text, outside alternation.
+            parsed.append(_Message(role=role, blocks=_blocks(f"{where}.content", message["content"])))
+            continue
         blocks = _blocks(f"{where}.content", message["content"])
         for position, block in enumerate(blocks):
             if block.get("type") == "thinking" and (role != "assistant" or not valid_signature(block)):
@@ -126,7 +131,8 @@ def _messages(raw: Any) -> list[_Message]:
                     raise AnthropicError(
                         f"{where}.content.{position}.tool_result.tool_use_id: Field required"
                     )
-        if parsed and parsed[-1].role == role:
+        turns = [m for m in parsed if m.role != "system"]
+        if turns and turns[-1].role == role:
             raise AnthropicError(
                 f'messages: roles must alternate between "user" and "assistant", but found multiple "{role}" '
                 "roles in a row"
@@ -243,6 +249,9 @@ def _turns(system: str, messages: list[_Message]) -> list[Turn]:
     for message in messages:
         texts = [block.get("text") for block in message.blocks if block.get("type") == "text"]
         text = " ".join(entry for entry in texts if isinstance(entry, str))
+        if message.role == "system":
+            turns.append(Turn(role=Role.SYSTEM, text=text))
+            continue
         if message.role == "assistant":
             calls = tuple(
                 ToolCallRecord(
