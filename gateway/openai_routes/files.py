@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import msgspec
 
 from gateway.config.providers import OpenAIRoute
@@ -32,7 +33,7 @@ from gateway.openai_routes.hosted import (
     stored,
 )
 from gateway.openai_routes.objects import Record, file_not_found, mint, where
-from gateway.openai_routes.passthrough import relay_body
+from gateway.openai_routes.passthrough import open_answer, relay_body
 from gateway.policy.engine import Caller
 from gateway.services import Services
 from gateway.upstream import Deployment
@@ -236,10 +237,10 @@ async def content(services: Services, channel: ClientChannel, file_id: str) -> N
         plan = provider_plan(services, record.provider, "Downloading files")
         path = f"/files/{record.upstream_id}/content"
 
-        async def once(attempt: Attempt) -> Any:
+        async def once(attempt: Attempt) -> httpx.Response:
             request = attempt.upstream.request("GET", path)
             return await open_body(attempt, request, services.clock)
 
         async with exchange.upstream():
-            response = await exchange.failover(None).run(plan, once)
+            response = await open_answer(exchange, plan, once)
             await relay_body(exchange, response)

@@ -12,6 +12,7 @@ sent it with ``model`` set to the deployment's; the answer comes back as the ups
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 import httpx
@@ -20,12 +21,14 @@ from gateway.clock import STREAM_IDLE, Watchdog
 from gateway.config.providers import OpenAIRoute
 from gateway.dialects.openai_routes import call_whole, open_body, served, usage_of
 from gateway.exchange import ClientChannel, Exchange
+from gateway.exchange.spans import attempt_span
 from gateway.openai_routes.requests import RouteRequest, parse_json, parse_multipart
 from gateway.openai_routes.streams import StreamKind, relay
 from gateway.policy.usage import StreamUsageTap
 from gateway.pricing import Usage
 from gateway.services import Services
-from gateway.telemetry.tracing import response_model
+from gateway.telemetry.tracing import response_model, run_attempt
+from gateway.upstream import Deployment
 from gateway.upstream.call import OpenedStream, open_stream
 from gateway.upstream.committed import Relay
 from gateway.upstream.failover import Attempt
@@ -122,6 +125,27 @@ async def send_whole(exchange: Exchange, answer: Whole) -> None:
     exchange.outcome.ok()
 
 
+async def open_answer(
+    exchange: Exchange, plan: list[Deployment], call: Callable[[Attempt], Awaitable[httpx.Response]]
+) -> httpx.Response:
+    """A streamed answer opened on the plan (each attempt traced when traces are on; the one
+    that answers ends its span with the request)."""
+    tracing = exchange.services.tracing
+    if tracing is None:
+        response: httpx.Response = await exchange.failover(None).run(plan, call)
+        return response
+    model = exchange.model or ""
+
+    async def traced(attempt: Attempt) -> httpx.Response:
+        span = attempt_span(tracing, attempt, public_model=model, stream=True)
+        opened = await run_attempt(span, call(attempt))
+        exchange.span = span
+        return opened
+
+    found: httpx.Response = await exchange.failover(None).run(plan, traced)
+    return found
+
+
 async def relay_body(exchange: Exchange, response: httpx.Response) -> None:
     """Relay a committed answer's bytes as they arrive, under the idle timer. A body that breaks
     or stalls cannot carry an error any more: the answer is left unfinished (the client sees a
@@ -190,7 +214,7 @@ async def handle(route: Route, services: Services, channel: ClientChannel) -> No
             if request.stream:
                 await exchange.stream(plan, calls.events)
             elif route.streamed_answer:
-                response = await exchange.failover(None).run(plan, calls.opened)
+                response = await open_answer(exchange, plan, calls.opened)
                 await relay_body(exchange, response)
             else:
                 await send_whole(exchange, await exchange.json(plan, calls.whole))
