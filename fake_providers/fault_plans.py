@@ -15,7 +15,7 @@ from fake_providers.dialect import Dialect, ErrorAnswer
 from fake_providers.exchange import Exchange
 from fake_providers.faults import DEFAULT_CHUNKS_BEFORE_FAULT, ErrorKind, Fault, FaultKind
 from fake_providers.reply import Ending, ReplyPlan
-from fake_providers.sse import truncated
+from fake_providers.sse import DONE_FRAME, truncated
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -85,6 +85,14 @@ def stream_plan(
         bad = min(before, max(len(frames) - 2, 0))
         parts = (*frames[:bad], truncated(frames[bad]), *frames[bad + 1 :])
         return ReplyPlan(status=200, headers=headers, parts=parts)
+    if kind is FaultKind.GARBAGE:
+        # A cut-off copy of the chunk it precedes: the stream loses nothing.
+        at = min(before, max(len(frames) - 1, 0))
+        parts = (*frames[:at], truncated(frames[at]), *frames[at:])
+        return ReplyPlan(status=200, headers=headers, parts=parts)
+    if kind is FaultKind.NO_DONE:
+        kept = frames[:-1] if frames and frames[-1] == DONE_FRAME else frames
+        return ReplyPlan(status=200, headers=headers, parts=tuple(kept))
     if kind is FaultKind.INBAND and fault is not None:
         error = fault.error or dialect.default_inband_error
         head = tuple(frames[: min(dialect.inband_head if after is None else after, len(frames) - 1)])

@@ -61,6 +61,8 @@ class FaultKind(enum.Enum):
     MALFORMED = "malformed"  # one chunk (or the JSON body) is not valid JSON
     INBAND = "inband"  # harmless first event(s), then an in-band error ends the stream
     SLOW = "slow"  # latency before the first chunk and between chunks
+    GARBAGE = "garbage"  # one malformed event inserted before a chunk; every chunk still follows
+    NO_DONE = "no-done"  # the whole stream but its `[DONE]` marker, then a clean end
 
 
 DEFAULT_SLOW_FIRST = 0.2
@@ -71,8 +73,8 @@ DEFAULT_CHUNKS_BEFORE_FAULT = 2
 class Fault(msgspec.Struct, frozen=True, kw_only=True):
     kind: FaultKind
     error: ErrorKind | None = None  # HTTP_ERROR, ERROR_200, INBAND (None: the dialect's usual one)
-    # STALL, CUT, MALFORMED, INBAND: stream chunks sent before the fault strikes
-    # (None: 2 for STALL, CUT and MALFORMED; the dialect's harmless head for INBAND).
+    # STALL, CUT, MALFORMED, GARBAGE, INBAND: stream chunks sent before the fault strikes
+    # (None: 2 for STALL, CUT, MALFORMED and GARBAGE; the dialect's harmless head for INBAND).
     after: int | None = None
     first_delay: float = 0.0  # SLOW
     gap: float = 0.0  # SLOW
@@ -138,7 +140,9 @@ def parse_fault(name: str) -> Fault:
         return Fault(kind=FaultKind.INBAND, error=_error_suffix(error, name), after=after)
     if head in ("reset", "silence") and not rest:
         return Fault(kind=FaultKind(head))
-    if head in ("stall", "cut", "malformed"):
+    if bare == "no-done":
+        return Fault(kind=FaultKind.NO_DONE)
+    if head in ("stall", "cut", "malformed", "garbage"):
         return Fault(kind=FaultKind(head), after=_count_suffix(rest, name))
     if head == "slow":
         return _slow(rest, name)

@@ -284,6 +284,7 @@ class Breakers:
         if self._redis is None or self._degraded:
             self._local(entry, op, cooldown=cooldown)
             return
+        step(entry.view, op, self._clock.now(), entry.settings, cooldown=cooldown)
         task = asyncio.get_running_loop().create_task(self._change(entry, op, cooldown=cooldown))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -29,7 +29,7 @@ from gateway.errors import (
 )
 from gateway.upstream.failover import Attempt
 from gateway.upstream.sse import SSEDecoder, SSEEvent
-from gateway.upstream.stream_errors import MalformedGuard, malformed_event
+from gateway.upstream.stream_errors import MalformedGuard, StreamFailure, malformed_event
 
 __all__ = [
     "ERROR_BODY_LIMIT",
@@ -284,6 +284,7 @@ async def open_stream(
             raise _json_instead_of_stream(await response.aread(), provider)
         chunks = raw_chunks(response)
         decoder = GuardedDecoder()
+        malformed = malformed_guard(attempt)
         buffered: list[bytes] = []
         seen: list[tuple[SSEEvent, EventRole, dict[str, Any] | None]] = []
         while True:
@@ -301,16 +302,25 @@ async def open_stream(
             for event in events:
                 role, payload = roles.role(event)
                 if role is EventRole.ERROR:
-                    # An error in the same read as the first meaningful event is still pre-commit.
-                    if payload is None:
+                    if payload is not None:
+                        # An in-band error in the same read as the first meaningful event is
+                        # still pre-commit: nothing has been sent, the attempt fails.
+                        raise AttemptFailed(classify_stream_error(payload, provider=provider))
+                    if not committed:
                         raise AttemptFailed(malformed_event(provider))
-                    raise AttemptFailed(classify_stream_error(payload, provider=provider))
+                    try:  # after the first meaningful event: the post-commit rule
+                        malformed.bad(event.data)
+                    except StreamFailure as failure:
+                        raise AttemptFailed(failure.classified) from None
+                    continue
+                if committed:
+                    malformed.good()
                 seen.append((event, role, payload))
                 committed = committed or role is not EventRole.HARMLESS
             if committed:
                 guard.cancel()
                 handed_over = True
-                decoder.guard = malformed_guard(attempt)
+                decoder.guard = malformed
                 return OpenedStream(response, chunks, buffered, seen, decoder)
             if not chunk:
                 raise AttemptFailed(closed_early(provider))

@@ -59,11 +59,11 @@ class EventFramer:
     microsecond a chunk.
     """
 
-    __slots__ = ("_carry", "_guard")
+    __slots__ = ("_carry", "guard")
 
     def __init__(self, guard: MalformedGuard) -> None:
         self._carry = b""
-        self._guard = guard
+        self.guard = guard
 
     def feed(self, chunk: bytes) -> tuple[bytes, StreamFailure | None]:
         buf = self._carry + chunk if self._carry else chunk
@@ -87,14 +87,14 @@ class EventFramer:
             if data:
                 payload = data[0] if len(data) == 1 else b"\n".join(data)
                 if _valid(payload):
-                    self._guard.good()
+                    self.guard.good()
                     if kept is not None:
                         kept.append(buf[event_start:start])
                 else:
                     if kept is None:
                         kept = [buf[:event_start]]
                     try:
-                        self._guard.bad(payload)
+                        self.guard.bad(payload)
                     except StreamFailure as failure:
                         self._carry = b""
                         return b"".join(kept), failure
@@ -169,7 +169,9 @@ class PassthroughRelay:
 
     async def run(self, opened: OpenedStream, send: SendChunk) -> None:
         done = self._done
-        framer = EventFramer(stream_guard(opened, self._provider))
+        guard = stream_guard(opened, self._provider)
+        # The bytes read up to the commit point were judged event by event already.
+        framer = EventFramer(MalformedGuard(provider=self._provider, name="", limit=1 << 30, sink=NoSink()))
         tap = self._tap
         clean = False
         finished = False
@@ -196,6 +198,7 @@ class PassthroughRelay:
             for chunk in opened.buffered:
                 if await forward(framer.feed(chunk)):
                     return
+            framer.guard = guard
             async for chunk in opened.chunks:
                 idle.touch()
                 if await forward(framer.feed(chunk)):

@@ -151,8 +151,14 @@ POST_CONTENT_FAULTS: dict[str, tuple[int, str, str]] = {
 
 @pytest.mark.parametrize("fault", list(POST_CONTENT_FAULTS))
 def test_fault_after_content_never_ends_like_a_success(
-    gateway: RunningGateway, fake: FakeProviders, fault: str
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str, fault: str
 ) -> None:
+    # The fakes' "malformed" fault replaces a chunk (its content is lost): with one malformed
+    # event allowed in a row (the default drops up to two after the commit point) it ends the
+    # stream. tests/integration/failover covers the default, with an event that loses nothing.
+    config = base_config(fake, redis_url)
+    config["providers"][0]["max_malformed_events"] = 1
+    gateway = gateway_factory(config)
     status, code, kind = POST_CONTENT_FAULTS[fault]
     fake.script([{"fault": fault, "times": None}], model="gpt-4o-mini")
     with AutoAdvance(gateway.clock):

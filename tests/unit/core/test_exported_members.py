@@ -24,6 +24,7 @@ PINNED: dict[str, list[str]] = {
         "build_error",
         "chat_event_error",
         "chat_stream_error_frame",
+        "circuit_open_error",
         "classify_exception",
         "classify_response",
         "classify_stream_error",
@@ -40,8 +41,10 @@ PINNED: dict[str, list[str]] = {
     ],
     "gateway.schema_fix": ["RepairResult", "Target", "repair_schema", "repair_tool_parameters"],
     "gateway.config": [
+        "BreakerSettings",
         "Budget",
         "ConfigError",
+        "Continuation",
         "GatewayKey",
         "Limits",
         "McpServerSettings",
