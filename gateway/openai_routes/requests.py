@@ -47,8 +47,12 @@ class RouteRequest:
         self._bodies: dict[tuple[str, bool], bytes] = {}
 
     def body_for(self, upstream_model: str, *, ask_usage: bool = False) -> bytes:
-        """The body for a deployment serving ``upstream_model`` (built once per model name:
-        retries of one deployment send the same bytes)."""
+        """The body for a deployment serving ``upstream_model``. A JSON body is built once per
+        model name (retries send the same bytes); an upload with another model name is joined
+        for each attempt and dropped after it, so that a large file is never held twice for the
+        whole request."""
+        if self.parts is not None:
+            return multipart.joined(self._multipart_pieces(upstream_model))
         key = (upstream_model, ask_usage)
         body = self._bodies.get(key)
         if body is None:
@@ -68,8 +72,7 @@ class RouteRequest:
                     "include_usage": True,
                 }
             return _ENCODER.encode(data)
-        assert self.parts is not None
-        return multipart.joined(self._multipart_pieces(upstream_model))
+        return self.raw
 
     def _multipart_pieces(self, upstream_model: str) -> list[Piece]:
         assert self.parts is not None
