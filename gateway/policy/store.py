@@ -32,7 +32,9 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import ClusterError, NoScriptError, RedisError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.policy.records import KeyRecord, TeamRecord
 from gateway.policy.windows import WINDOWS, window_ids
@@ -42,6 +44,8 @@ _TEAM_DECODER = msgspec.json.Decoder(TeamRecord)
 _ENCODER = msgspec.json.Encoder()
 # What a failed store call raises: the caller fails open or closed on these.
 STORE_ERRORS = (RedisError, OSError)
+# A pipelined call answered with one of these is made again on its own.
+AGAIN_ERRORS = (NoScriptError, RedisConnectionError, RedisTimeoutError, ClusterError, TryAgainError)
 
 
 def _lua(name: str) -> str:
@@ -135,8 +139,10 @@ class PolicyStore:
         org: dict[str, dict[str, int]],
     ) -> None:
         """One pipeline for a batch of settlements: the ``settle.lua`` calls, one usage event
-        each, and the org-wide rollup increments. A call answered ``NOSCRIPT`` is made again
-        after loading the script; any other failure is raised."""
+        each, and the org-wide rollup increments. A call answered ``NOSCRIPT``, or lost to a
+        failing node, is made again on its own (after loading the script); any other failure is
+        raised. A call lost with its node may have run there already: if that node had also
+        replicated it before dying, it counts twice (at most the batch in flight)."""
         script = self.settle_script
         pipe = self.redis.pipeline(transaction=False)
         for keys, args in calls:
@@ -149,7 +155,9 @@ class PolicyStore:
             pipe.expire(name, 400 * 86400)
         results = await pipe.execute(raise_on_error=False)
         for (keys, args), outcome in zip(calls, results[: len(calls)], strict=True):
-            if isinstance(outcome, NoScriptError):
+            if isinstance(outcome, AGAIN_ERRORS):
+                # NOSCRIPT, or the node failed (a cluster primary dying mid-batch): the call
+                # again, on its own, retried through a failover within the command timeout.
                 await script(self.redis, keys, args)
             elif isinstance(outcome, Exception):
                 raise outcome

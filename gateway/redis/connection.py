@@ -47,11 +47,13 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
-    ConnectionError as RedisConnectionError,
-)
-from redis.exceptions import (
+    ClusterError,
     RedisClusterException,
     SlotNotCoveredError,
+    TryAgainError,
+)
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
 )
 from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
@@ -66,6 +68,8 @@ BLOCKING_NAME = "gateway-blocking"
 BLOCKING_CONNECTIONS = 2
 # The longest server-side block of a blocking read (the chat readers block 1 s).
 BLOCK_SECONDS = 1.0
+# A cluster command refused for now (TRYAGAIN, CLUSTERDOWN) is sent again after this long.
+AGAIN_SECONDS = 0.05
 
 
 def redis_client(
@@ -258,7 +262,14 @@ class ClusterClient(RedisCluster):
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         async with self.bounded():
-            return await super().execute_command(*args, **kwargs)
+            while True:
+                try:
+                    return await super().execute_command(*args, **kwargs)
+                except (TryAgainError, ClusterError):
+                    # TRYAGAIN (a script's keys split between two nodes while their slot moves),
+                    # CLUSTERDOWN, or redirections that did not settle: nothing ran; again until
+                    # the deadline.
+                    await asyncio.sleep(AGAIN_SECONDS)
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
         if shard_hint:

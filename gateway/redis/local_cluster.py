@@ -231,6 +231,32 @@ class LocalCluster:
                             return owner
         raise LocalServerError(f"no live primary serves slot {slot}")
 
+    def migrate_slot(self, slot: int, target: _Node, *, batch: int = 10, pause: float = 0.0) -> int:
+        """Move ``slot`` to the primary ``target`` as ``redis-cli --cluster reshard`` does:
+        ``IMPORTING``/``MIGRATING``, ``MIGRATE`` its keys ``batch`` at a time (``pause`` seconds
+        apart: clients meanwhile get ``ASK`` and ``TRYAGAIN``), then ``SETSLOT NODE`` on every
+        primary. Returns the number of keys moved."""
+        source = self.node_of_slot(slot)
+        if source is target:
+            return 0
+        target_id, source_id = self._node_id(target), self._node_id(source)
+        moved = 0
+        with target.client() as dst, source.client() as src:
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            while True:
+                keys = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch)
+                if not keys:
+                    break
+                src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+                moved += len(keys)
+                if pause:
+                    time.sleep(pause)
+            for node in [target, source, *self.primary_nodes()]:
+                with node.client() as conn:
+                    conn.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        return moved
+
     def wait_healthy(self, deadline: float = _DEADLINE) -> None:
         """Every live node sees the cluster ``ok`` with every slot served by a live primary,
         and every live replica is in sync with its primary."""
