@@ -81,6 +81,10 @@ class ResponseMeta(msgspec.Struct, frozen=True, kw_only=True):
     calls: tuple[str, ...] = ()
     # About how many tokens of history a follow-up carries (for the context-window check).
     context_tokens: int = 0
+    # The materialized history this response ends: the list ``history`` holds, in order, one
+    # :class:`HistoryTurn` per response of the chain; this one is its ``history_length``-th.
+    history: str | None = None
+    history_length: int = 0
 
     def ancestors_known(self) -> tuple[str, ...]:
         """The chain links this record holds itself: its tails and its block."""
@@ -102,6 +106,19 @@ class Ancestor(msgspec.Struct, frozen=True):
     meta: ResponseMeta
     input: list[dict[str, Any]]
     output: list[dict[str, Any]]
+
+
+class HistoryTurn(msgspec.Struct, frozen=True, array_like=True):
+    """One response's part of a chain's history: its input (each item with an id; ``minted``
+    lists the ids the gateway gave) and its output."""
+
+    id: str
+    input: list[dict[str, Any]]
+    output: list[dict[str, Any]]
+    minted: tuple[int, ...] = ()
+
+
+_TURN = msgspec.json.Decoder(HistoryTurn)
 
 
 class ChainBroken(Exception):
@@ -145,6 +162,17 @@ return v[2]
 """
 )
 
+# Add one turn to a history list if it still ends where the new turn's parent does (a chain
+# that branched there gets a copy instead); the list lives as long as its chain is in use.
+_APPEND = _Script(
+    """
+if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+)
+
 # Delete a response for its owner; returns its meta (false when absent or foreign).
 _DELETE = _Script(
     """
@@ -169,6 +197,9 @@ class ResponseStore:
 
     def key(self, response_id: str) -> str:
         return f"{self._prefix}resp:{{{response_id}}}"
+
+    def history_key(self, history_id: str) -> str:
+        return f"{self._prefix}resphist:{{rh:{history_id}}}"
 
     @property
     def extended_ttl(self) -> int:
@@ -216,7 +247,72 @@ class ResponseStore:
         pipe = self._redis.pipeline(transaction=False)
         for response_id in ids:
             pipe.expire(self.key(response_id), self.extended_ttl)
+        if parent.history is not None:
+            pipe.expire(self.history_key(parent.history), self.extended_ttl)
         await pipe.execute()
+
+    # -- materialized histories -------------------------------------------------------------
+
+    async def read_history(self, parent: ResponseMeta) -> list[HistoryTurn] | None:
+        """Every turn from the chain's root to ``parent``, oldest first, from the history list
+        ``parent`` ends: one read of the list and one existence check of all its responses,
+        whatever the chain's depth. None when ``parent`` has no complete list (read the chain
+        with :meth:`read_chain` instead). Raises :class:`ChainBroken` when an ancestor is gone.
+        """
+        raw = await self._history_elements(parent)
+        if raw is None:
+            return None
+        turns = [_TURN.decode(element) for element in raw]
+        if turns[-1].id != parent.id:
+            return None
+        ancestors = [self.key(turn.id) for turn in turns[:-1]]
+        if ancestors and await self._redis.exists(*ancestors) != len(ancestors):
+            pipe = self._redis.pipeline(transaction=False)
+            for key in ancestors:
+                pipe.exists(key)
+            for turn, found in zip(turns, await pipe.execute(), strict=False):
+                if not found:
+                    raise ChainBroken(turn.id)
+        return turns
+
+    async def _history_elements(self, parent: ResponseMeta) -> list[bytes] | None:
+        if parent.history is None or parent.history_length < 1:
+            return None
+        key = self.history_key(parent.history)
+        raw: list[bytes] = await self._redis.lrange(key, 0, parent.history_length - 1)
+        return raw if len(raw) == parent.history_length else None
+
+    async def extend_history(
+        self, parent: ResponseMeta | None, own: HistoryTurn, known: Sequence[HistoryTurn] | None = None
+    ) -> tuple[str, int] | None:
+        """Add ``own`` (a child of ``parent``) to a history list: the one ``parent`` ends when it
+        still ends there, else a new list holding a copy of ``parent``'s part (the chain branched
+        at ``parent``), or ``known`` when ``parent`` has no list. Returns the list and ``own``'s
+        length in it; None when ``parent``'s history can no longer be had (a follow-up then reads
+        the chain record by record, and finds what is missing)."""
+        element = _ENCODER.encode(own)
+        ttl = self.extended_ttl
+        elements: list[bytes] = []
+        if parent is not None:
+            length = parent.history_length
+            if parent.history is not None and await _APPEND.run(
+                self._redis, [self.history_key(parent.history)], [length, element, ttl]
+            ):
+                return parent.history, length + 1
+            found = await self._history_elements(parent)
+            if found is None and known is None:
+                try:
+                    chain = await self.read_chain(parent)
+                except ChainBroken:
+                    return None
+                known = [HistoryTurn(t.meta.id, t.input, t.output, t.meta.minted) for t in chain]
+            elements = found if found is not None else [_ENCODER.encode(turn) for turn in known or ()]
+        key = self.history_key(own.id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.rpush(key, *elements, element)
+        pipe.expire(key, ttl)
+        await pipe.execute()
+        return own.id, len(elements) + 1
 
     async def read_chain(self, parent: ResponseMeta) -> list[Ancestor]:
         """Every turn from the chain's root to ``parent``, oldest first.

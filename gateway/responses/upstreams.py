@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from gateway.clock import Clock
 from gateway.dialects import dialect_for
 from gateway.dialects.responses import deployment_key
@@ -37,7 +39,7 @@ from gateway.responses.items import (
     without_minted_ids,
 )
 from gateway.responses.request import ResponsesRequest
-from gateway.responses.store import Ancestor, ChainBroken, NewRecord, ResponseMeta, ResponseStore
+from gateway.responses.store import ChainBroken, HistoryTurn, NewRecord, ResponseMeta, ResponseStore
 from gateway.services import Services
 from gateway.token_estimate import estimate_responses_tokens, text_tokens
 from gateway.translate import Ids, RandomIds
@@ -61,6 +63,7 @@ class Turn:
         chain_touched_at: float,
         anthropic_max_tokens: int,
         touch_due: bool = False,
+        history: list[HistoryTurn] | None = None,
     ) -> None:
         self.request = request
         self.principal = principal
@@ -74,7 +77,8 @@ class Turn:
         self.chain_touched_at = chain_touched_at
         self.touch_due = touch_due  # the chain's life is extended once the request is admitted
         self.anthropic_max_tokens = anthropic_max_tokens
-        self._history: list[Ancestor] | None = None
+        # The chain's turns when already known (a WebSocket's last response); else read once.
+        self._history = history
 
     @property
     def data(self) -> dict[str, Any]:
@@ -108,15 +112,22 @@ class Turn:
             and parent.deployment == deployment_key(deployment)
         )
 
-    async def history(self) -> list[Ancestor]:
+    async def history(self) -> list[HistoryTurn]:
+        """Every turn of the chain up to the parent, oldest first: from the parent's materialized
+        history (a bounded number of reads whatever the depth), else record by record."""
         if self._history is None:
-            if self.parent is None:
+            parent = self.parent
+            if parent is None:
                 self._history = []
             else:
                 try:
-                    self._history = await self.records.read_chain(self.parent)
+                    found = await self.records.read_history(parent)
+                    if found is None:
+                        chain = await self.records.read_chain(parent)
+                        found = [HistoryTurn(t.meta.id, t.input, t.output, t.meta.minted) for t in chain]
                 except ChainBroken as broken:
                     raise errors.previous_response_not_found(broken.missing) from None
+                self._history = found
         return self._history
 
     async def replay_input(self, *, for_responses: bool) -> list[Item]:
@@ -125,7 +136,7 @@ class Turn:
         known = index_by_id(group for turn in turns for group in (turn.input, turn.output))
         items: list[Item] = []
         for turn in turns:
-            items.extend(resolve_references(without_minted_ids(turn.input, turn.meta.minted), known))
+            items.extend(resolve_references(without_minted_ids(turn.input, turn.minted), known))
             items.extend(turn.output)
         if for_responses:
             history = [shaped for item in items if (shaped := for_responses_upstream(item)) is not None]
@@ -206,9 +217,18 @@ class Turn:
         if parent is not None and self.touch_due:
             await self.records.touch_chain(parent)
 
+    def own_turn(self, record: NewRecord) -> HistoryTurn:
+        """This response's part of its chain's history."""
+        return HistoryTurn(record.meta.id, record.input, record.output, record.meta.minted)
+
     async def save(self, deployment: Deployment, response: dict[str, Any], upstream_id: str | None) -> None:
         if self.request.store:
-            await self.records.save(self.record(deployment, response, upstream_id))
+            record = self.record(deployment, response, upstream_id)
+            placed = await self.records.extend_history(self.parent, self.own_turn(record), self._history)
+            if placed is not None:
+                meta = msgspec.structs.replace(record.meta, history=placed[0], history_length=placed[1])
+                record = msgspec.structs.replace(record, meta=meta)
+            await self.records.save(record)
 
 
 async def begin_turn(
