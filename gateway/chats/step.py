@@ -10,6 +10,14 @@ it to the end as Chat Completions chunks under the post-commit guard (idle timeo
 in-band errors). Any failure discards the partial step: the attempt fails and the loop decides.
 Nothing is persisted by a failed attempt.
 
+A stream that breaks after its commit point with a retryable failure (cut, idle stall, in-band
+failure, too many malformed events) is continued first when the plan has a deployment whose
+provider can continue an assistant message (``continuation``): the same conversation with the
+text streamed so far as a trailing assistant message, read into the same step, so the parts
+already published stay valid and the rest follows them (the rules of
+:mod:`gateway.exchange.rescue`: text only, at most ``MAX_RESCUES``, a refusal leaves the
+original failure to the loop). Only when that is not possible does the attempt fail.
+
 On the first step of a follow-up turn, an attempt on the deployment that stored the previous
 answer may chain (:class:`Chain`: system + new user messages + ``previous_response_id``). An
 upstream that no longer knows that response (``previous_response_not_found``) is asked again at
@@ -30,14 +38,16 @@ from gateway.dialects import ChunkReader, dialect_for
 from gateway.dialects.responses import deployment_key, is_stale_chain
 from gateway.errors import AttemptFailed, ClassifiedError, ErrorKind, build_error
 from gateway.errors.client import GatewayError
+from gateway.exchange.rescue import MAX_RESCUES
 from gateway.token_estimate import estimate_chat_tokens
 from gateway.upstream import Deployment, Router
-from gateway.upstream.call import open_stream
+from gateway.upstream.call import OpenedStream, open_stream
 from gateway.upstream.catalog import ModelCatalog
 from gateway.upstream.committed import run_committed
 from gateway.upstream.context_check import fit_plan
 from gateway.upstream.failover import Attempt, Failover, Trace
 from gateway.upstream.retry import CHAT_RETRY_POLICY, RetryEvent, RetryPolicy, rfc3339
+from gateway.upstream.sse import SSEEvent
 
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -61,6 +71,7 @@ class StepState:
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.done = False
+        self.committed = False  # the stream passed its commit point (parts were published)
 
     def complete_calls(self) -> list[ToolCall]:
         return [c for _, c in sorted(self.calls.items()) if c.created_at is not None]
@@ -114,7 +125,13 @@ class StepRunner:
         async def attempt(attempt: Attempt) -> tuple[StepState, Deployment]:
             state = StepState()
             state_box[:] = [state]
-            await self._attempt(attempt, messages, tools, state, chain_for(attempt.deployment))
+            try:
+                await self._attempt(attempt, messages, tools, state, chain_for(attempt.deployment))
+            except AttemptFailed as failed:
+                if not await self._continue(
+                    plan, attempt.deployment, messages, tools, state, failed.classified
+                ):
+                    raise
             return state, attempt.deployment
 
         failover: Failover[tuple[StepState, Deployment]] = Failover(
@@ -155,7 +172,6 @@ class StepRunner:
         state: StepState,
         chain: Chain | None,
     ) -> None:
-        upstream = attempt.upstream
         call = dialect_for(attempt.deployment.api).conversation_call(
             attempt,
             chain.messages if chain is not None else messages,
@@ -164,7 +180,14 @@ class StepRunner:
             store=self.store,
         )
         opened = await open_stream(attempt, call.request, call.roles, self._clock)
-        reader = call.reader(self._clock)
+        state.committed = True
+        await self._read_stream(attempt, opened, call.reader(self._clock), state)
+
+    async def _read_stream(
+        self, attempt: Attempt, opened: OpenedStream, reader: ChunkReader, state: StepState
+    ) -> None:
+        """Read a committed stream into ``state``; raises AttemptFailed when it breaks."""
+        upstream = attempt.upstream
         failures: list[ClassifiedError] = []
 
         async def body(idle: Watchdog) -> None:
@@ -197,6 +220,52 @@ class StepRunner:
         state.response_id = reader.response_id
         state.done = True
         self._stamp_calls(state)
+
+    async def _continue(
+        self,
+        plan: list[Deployment],
+        broken: Deployment,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        state: StepState,
+        failure: ClassifiedError,
+    ) -> bool:
+        """Continue a broken committed stream into ``state``; False when it cannot be."""
+        if not (state.committed and failure.retryable and failure.failover) or state.calls:
+            return False
+        index = plan.index(broken) if broken in plan else len(plan)
+        candidates = [d for d in [*plan[index + 1 :], broken] if self._router.upstream(d).settings.continues]
+        if not candidates:
+            return False
+        chat: dict[str, Any] = {"messages": messages}
+        if tools:
+            chat["tools"] = tools
+        health = self._router.health
+        for _ in range(MAX_RESCUES):
+            broken_usage = state.usage
+
+            async def once(attempt: Attempt) -> None:
+                call = dialect_for(attempt.deployment.api).continuation_call(attempt, chat, state.text)
+                opened = await open_stream(attempt, call.request, call.roles, self._clock)
+                await self._read_stream(
+                    attempt, opened, _Trimmed(call.reader(self._clock), state.text), state
+                )
+
+            failover: Failover[None] = Failover(self._router, self._clock, Trace())
+            state.usage = None  # the continuation's own, added to the broken part's below
+            try:
+                await failover.run(candidates, once)
+            except AttemptFailed as failed:
+                after = failed.classified
+                if state.calls or not (after.retryable and after.failover):
+                    health.rescue(broken.provider, "refused" if not after.retryable else "failed")
+                    return False
+                continue  # broke again after its own commit: continue what it added
+            finally:
+                state.usage = _add(broken_usage, state.usage)
+            health.rescue(broken.provider, "continued")
+            return True
+        return False
 
     async def _read(self, reader: ChunkReader, chunks: list[dict[str, Any]], state: StepState) -> bool:
         """Take the chunks of one event; True when the answer is complete."""
@@ -273,3 +342,53 @@ class StepRunner:
 
     async def _part(self, part: Part) -> None:
         await self._publish({"type": "message_part", "message_part": {"role": "assistant", "part": part}})
+
+
+class _Trimmed:
+    """A continuation's reader: its first text loses the whitespace the published text already
+    ends with (a prefill is sent without it, so the upstream may repeat it)."""
+
+    def __init__(self, reader: ChunkReader, text: str) -> None:
+        self._reader = reader
+        self._space = text[len(text.rstrip()) :]
+        self._first = True
+        self.finished = False
+        self.response_id: str | None = None  # a continued answer is stored nowhere as a whole
+
+    def feed(self, event: SSEEvent, payload: dict[str, Any] | None) -> list[dict[str, Any]]:
+        chunks = self._trim(self._reader.feed(event, payload))
+        self.finished = self._reader.finished
+        return chunks
+
+    def end(self) -> list[dict[str, Any]]:
+        chunks = self._trim(self._reader.end())
+        self.finished = self._reader.finished
+        return chunks
+
+    def _trim(self, chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not self._first:
+            return chunks
+        for chunk in chunks:
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                text = delta.get("content")
+                if isinstance(text, str) and text:
+                    self._first = False
+                    if self._space:
+                        delta["content"] = (
+                            text[len(self._space) :] if text.startswith(self._space) else text.lstrip()
+                        )
+                    return chunks
+        return chunks
+
+
+def _add(a: Usage | None, b: Usage | None) -> Usage | None:
+    if a is None or b is None:
+        return a or b
+    return Usage(
+        input_tokens=a.input_tokens + b.input_tokens,
+        output_tokens=a.output_tokens + b.output_tokens,
+        total_tokens=a.total_tokens + b.total_tokens,
+        reasoning_tokens=a.reasoning_tokens + b.reasoning_tokens,
+        cache_read_tokens=a.cache_read_tokens + b.cache_read_tokens,
+    )

@@ -333,6 +333,11 @@ class Breakers:
         if self._entries and self._runner is None:
             self._runner = asyncio.get_running_loop().create_task(self._run(), name="circuit-breakers")
 
+    async def flush(self) -> None:
+        """Wait for the writes in flight (their answers are in the view afterwards)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def stop(self) -> None:
         tasks = [*self._tasks, *([self._runner] if self._runner is not None else [])]
         self._runner = None
