@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -306,9 +307,22 @@ class GatewayServer(Server):
             sweep(self.server_state.connections, asyncio.get_running_loop().time())
         return await super().on_tick(counter)
 
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        import signal
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        """uvicorn's drain, with the deadlines still enforced: a request whose body trickles in
+        does not hold the drain open."""
+        sweeping = asyncio.create_task(self._sweep_while_draining())
+        try:
+            await super().shutdown(sockets)
+        finally:
+            sweeping.cancel()
 
+    async def _sweep_while_draining(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_TICK)
+            sweep(self.server_state.connections, loop.time())
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
         if self._ignore_sigint and sig == signal.SIGINT:
             return
         super().handle_exit(sig, frame)
