@@ -23,6 +23,7 @@ from gateway.dialects.base import (
     Produced,
     ResponsesCall,
     ResponsesTurn,
+    Resumable,
     UpstreamDialect,
     failure_events,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "Produced",
     "ResponsesCall",
     "ResponsesTurn",
+    "Resumable",
     "UpstreamDialect",
     "dialect_for",
     "failure_events",

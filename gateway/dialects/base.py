@@ -20,7 +20,7 @@ post-commit guard are the same for all of them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
@@ -181,6 +181,17 @@ class Converter(Protocol):
     def end(self) -> Emit: ...
 
     def fail(self, error: Mapping[str, Any]) -> Emit: ...
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """A converter whose answer a continuation can finish: it takes the rest as Chat chunks."""
+
+    def resume(self, chunk: dict[str, Any]) -> Emit:
+        """The Responses events for one Chat chunk of the continuation (terminal held back)."""
+        ...
+
+    def end(self) -> Emit: ...
 
 
 class Produced(NamedTuple):

@@ -211,6 +211,10 @@ class ChatConverter:
             raise StreamFailure(classify_stream_error(chunk, provider=self._provider))
         return split_terminal(self._stream.feed(chunk))
 
+    def resume(self, chunk: dict[str, Any]) -> Emit:
+        """A continuation's chunk, as more of the same answer."""
+        return split_terminal(self._stream.feed(chunk))
+
     def end(self) -> Emit:
         # Without [DONE], the answer is whole only if its finish_reason arrived.
         if self._stream.finish_reason is None:

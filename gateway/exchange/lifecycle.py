@@ -99,6 +99,7 @@ class Exchange:
     client's error bodies (``chat``, ``responses`` or ``anthropic``)."""
 
     __slots__ = (
+        "_broken_reported",
         "_broken_text",
         "_estimate",
         "_gauge",
@@ -140,6 +141,7 @@ class Exchange:
         self.rescued_usage: Usage | None = None  # what continuations of a broken stream used
         self._tape: list[bytes] | None = None  # what the client received, kept for a rescue
         self._broken_text = ""
+        self._broken_reported: Usage | None = None
         self._estimate: Callable[[], int] | None = None
         self._gauge = services.metrics.in_flight(route)
 
@@ -302,6 +304,7 @@ class Exchange:
             await rescue.run(relay, opened_on[0], self._tape)
             self.rescued_usage = rescue.usage
             self._broken_text = rescue.broken_text
+            self._broken_reported = rescue.broken_usage
         elif relay.failure is not None:
             self.services.router.breakers.failed(
                 opened_on[0].provider, opened_on[0].upstream_model, relay.failure
@@ -333,7 +336,7 @@ class Exchange:
         if usage is None and relay is not None:
             usage = relay.usage
             if self.rescued_usage is not None:  # the broken stream's part, then the rest
-                usage = add_usage(usage or self._broken_usage(), self.rescued_usage)
+                usage = add_usage(self._broken_reported or self._broken_usage(), self.rescued_usage)
         last = trace.attempts[-1] if trace.attempts else None
         if self.span is not None:
             model = (relay.model if relay is not None else None) or (last.upstream_model if last else None)

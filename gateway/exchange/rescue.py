@@ -23,6 +23,11 @@ The rules:
   the text sent when it reported none) and each continuation's.
 * A stream that breaks with a failure that is not retryable (a content filter in-band) is not
   rescued.
+
+An endpoint supplies a :class:`Continuer`: how to read the partial answer from what its client
+received, the request as a Chat Completions body, and a :class:`Splice` that writes the rest
+(:class:`ChatContinuer` for Chat Completions clients; the Responses endpoint has its own). The
+relay must have held its failure (``hold``) so that nothing was sent yet.
 """
 
 from __future__ import annotations
@@ -60,30 +65,51 @@ class Partial(NamedTuple):
 
 
 class Splice(Protocol):
-    """Chat chunks of a continuation in, the client's frames out."""
+    """Chat chunks of a continuation in, the client's frames out (through ``send``)."""
 
-    usage: Usage | None
+    usage: Usage | None  # what the continuation reported
 
-    def feed(self, chunks: list[dict[str, Any]]) -> bytes: ...
+    async def feed(self, chunks: list[dict[str, Any]], send: SendChunk) -> None: ...
 
-    def end(self) -> bytes:
-        """Frames after the continuation finished (the clean end of the client's stream)."""
+    async def end(self, send: SendChunk) -> None:
+        """After the continuation finished: the clean end of the client's stream."""
         ...
 
 
 class Continuer(Protocol):
     """What an endpoint supplies so that its broken streams can be continued."""
 
-    def partial(self, sent: bytes) -> Partial | None:
+    def partial(self, sent: bytes, relay: Relay) -> Partial | None:
         """The answer so far, from the bytes the client received; None when it cannot be
-        continued (a tool call in it, several choices)."""
+        continued (a tool call in it, several choices, a relay whose answer cannot take more)."""
         ...
 
     async def chat(self) -> dict[str, Any]:
         """The request as a Chat Completions body (its messages, tools and parameters)."""
         ...
 
-    def splice(self, partial: Partial) -> Splice: ...
+    def splice(self, partial: Partial, relay: Relay) -> Splice:
+        """How the rest reaches the client (``relay``: the broken stream's, whose state the
+        rest may continue)."""
+        ...
+
+
+class FirstText:
+    """The first text of a continuation loses the whitespace the client already has: a
+    prefill is sent without it, so the upstream may send it again."""
+
+    def __init__(self, partial: Partial) -> None:
+        text = partial.text
+        self._space = text[len(text.rstrip()) :]
+        self._first = True
+
+    def __call__(self, piece: str) -> str:
+        if not self._first:
+            return piece
+        self._first = False
+        if self._space and piece.startswith(self._space):
+            return piece[len(self._space) :]
+        return piece.lstrip() if self._space else piece
 
 
 # -- Chat Completions clients ------------------------------------------------------------------
@@ -137,21 +163,10 @@ class ChatSplice:
     def __init__(self, partial: Partial, *, include_usage: bool) -> None:
         self._head = {"object": "chat.completion.chunk", **partial.head}
         self._include_usage = include_usage
-        text = partial.text
-        self._sent_space = text[len(text.rstrip()) :]  # the client has it; the prefill did not
-        self._first = True
+        self._text = FirstText(partial)
         self.usage: Usage | None = None
 
-    def _text(self, piece: str) -> str:
-        if self._first:
-            self._first = False
-            if self._sent_space and piece.startswith(self._sent_space):
-                return piece[len(self._sent_space) :]
-            if self._sent_space:
-                return piece.lstrip()
-        return piece
-
-    def feed(self, chunks: list[dict[str, Any]]) -> bytes:
+    async def feed(self, chunks: list[dict[str, Any]], send: SendChunk) -> None:
         out: list[bytes] = []
         for chunk in chunks:
             usage = chunk.get("usage")
@@ -179,10 +194,11 @@ class ChatSplice:
                 frame["usage"] = usage
             if frame is not None:
                 out.append(data_frame(_ENCODER.encode(frame)))
-        return b"".join(out)
+        if out:
+            await send(b"".join(out))
 
-    def end(self) -> bytes:
-        return DONE_FRAME
+    async def end(self, send: SendChunk) -> None:
+        await send(DONE_FRAME)
 
 
 class ChatContinuer:
@@ -192,13 +208,13 @@ class ChatContinuer:
         self._data = data
         self._include_usage = include_usage
 
-    def partial(self, sent: bytes) -> Partial | None:
+    def partial(self, sent: bytes, relay: Relay) -> Partial | None:
         return chat_partial(sent)
 
     async def chat(self) -> dict[str, Any]:
         return self._data
 
-    def splice(self, partial: Partial) -> Splice:
+    def splice(self, partial: Partial, relay: Relay) -> Splice:
         return ChatSplice(partial, include_usage=self._include_usage)
 
 
@@ -240,6 +256,7 @@ class Rescue:
         self._send = send
         self.usage: Usage | None = None  # of the continuations
         self.broken_text = ""  # what the broken stream had sent when it broke (first rescue)
+        self.broken_usage: Usage | None = None  # what the broken stream reported, if anything
 
     @staticmethod
     def possible(services: Services, plan: list[Deployment]) -> bool:
@@ -250,6 +267,7 @@ class Rescue:
         """After ``relay`` ended with a held failure: continue elsewhere, or release it."""
         health = self._services.router.health
         failure = relay.failure
+        self.broken_usage = relay.usage
         rescues = 0
         while failure is not None:
             provider = broken.provider
@@ -257,7 +275,7 @@ class Rescue:
             if not (failure.retryable and failure.failover) or rescues >= MAX_RESCUES:
                 health.rescue(provider, "not_continuable")
                 break
-            partial = self._continuer.partial(b"".join(sent))
+            partial = self._continuer.partial(b"".join(sent), relay)
             if partial is None:
                 health.rescue(provider, "not_continuable")
                 break
@@ -268,7 +286,7 @@ class Rescue:
             if not rescues:
                 self.broken_text = partial.text
             rescues += 1
-            outcome = await self._continue(partial, candidates)
+            outcome = await self._continue(partial, candidates, relay)
             if isinstance(outcome, ClassifiedError):  # refused or failed before its commit
                 health.rescue(provider, "refused" if not outcome.retryable else "failed")
                 log.warning(
@@ -301,7 +319,7 @@ class Rescue:
         return [*later, broken]
 
     async def _continue(
-        self, partial: Partial, candidates: list[Deployment]
+        self, partial: Partial, candidates: list[Deployment], relay: Relay
     ) -> ClassifiedError | tuple[Deployment, ClassifiedError | None]:
         services = self._services
         clock = services.clock
@@ -319,14 +337,12 @@ class Rescue:
             opened, reader, deployment = await failover.run(candidates, attempt)
         except AttemptFailed as failed:
             return failed.classified
-        splice = self._continuer.splice(partial)
+        splice = self._continuer.splice(partial, relay)
         failures: list[ClassifiedError] = []
         send = self._send
 
         async def take(chunks: list[dict[str, Any]]) -> bool:
-            out = splice.feed(chunks)
-            if out:
-                await send(out)
+            await splice.feed(chunks, send)
             return bool(reader.finished)
 
         async def body(idle: Watchdog) -> None:
@@ -345,7 +361,7 @@ class Rescue:
                     finished = finished or await take(reader.feed(event, None))
             if not finished:
                 await take(reader.end())  # raises StreamTruncated for an unfinished answer
-            await send(splice.end())
+            await splice.end(send)
 
         async def fail(failure: ClassifiedError) -> None:
             failures.append(failure)

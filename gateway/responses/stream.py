@@ -8,7 +8,8 @@ client sees the end always finds its parent.
 
 After commit, failures (an in-band error, ``response.failed``, a cut or stalled stream, a broken
 connection) end the stream with ``error`` (nested and flat fields) then ``response.failed``;
-never a ``response.completed`` after a failure.
+never a ``response.completed`` after a failure — unless a rescue continues the answer first
+(``hold``, :meth:`ResponsesRelay.emit`; see :mod:`gateway.responses.continuation`).
 """
 
 from __future__ import annotations
@@ -97,6 +98,15 @@ class ResponsesRelay:
         await run_committed(
             opened, body, fail, provider=self._provider, clock=self._clock, idle_timeout=self._idle_timeout
         )
+
+    @property
+    def converter(self) -> Converter:
+        return self._converter
+
+    async def emit(self, emit: Emit, send: SendChunk) -> None:
+        """Events a rescue produced for this stream's answer (the terminal one recorded first)."""
+        await self._step(emit, send)
+        await self._flush(send)
 
     async def _flush(self, send: SendChunk) -> None:
         if self._pending:

@@ -1,8 +1,11 @@
 """The same rescue rules on the other routes that share the request cycle: a stateful chat's
-step continues a cut stream on the continuing fallback, and a Chat Completions client whose
-fallback is Claude gets the rest by Anthropic prefill."""
+step and a Responses stream continue a cut stream on the continuing fallback, and a Chat
+Completions client whose fallback is Claude gets the rest by Anthropic prefill."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 from fake_providers.testing import FakeProviders
 from gateway.testing import add_anthropic
@@ -63,3 +66,40 @@ def test_a_chat_completions_stream_is_continued_by_claude_prefill(
     content = prefill.body["messages"][-1]["content"]
     text = content if isinstance(content, str) else "".join(b.get("text", "") for b in content)
     assert text == " ".join(WORDS[:40])
+
+
+def _events(text: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(line[6:])
+        for block in text.split("\n\n")
+        for line in block.split("\n")
+        if line.startswith("data: ") and line != "data: [DONE]"
+    ]
+
+
+def test_a_responses_stream_cut_mid_answer_is_continued(
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str
+) -> None:
+    gw = gateway_factory(config(fake, redis_url))
+    fake.script([{"fault": "cut-41", "reply": ALL}], model=PRIMARY)
+    fake.script([{"reply": words(41, 60)}], model="fb-fallback")
+    with gw.http() as http:
+        response = http.post(
+            "/v1/responses", json={"model": "primary", "input": "Say the sixty words.", "stream": True}
+        )
+        assert response.status_code == 200, response.text
+        events = _events(response.text)
+        kinds = [e["type"] for e in events]
+        assert kinds.count("response.created") == 1
+        assert kinds.count("response.output_item.added") == 1  # one message item throughout
+        assert "error" not in kinds and "response.failed" not in kinds
+        assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") == TEXT
+        numbers = [e["sequence_number"] for e in events]
+        assert numbers == list(range(len(events)))
+        final = events[-1]
+        assert final["type"] == "response.completed"
+        assert final["response"]["output"][0]["content"][0]["text"] == TEXT
+        stored = http.get(f"/v1/responses/{final['response']['id']}").json()
+    assert stored["output"][0]["content"][0]["text"] == TEXT  # recorded whole, before the end
+    [continuation] = sent(fake, VLLM_CHAT)
+    assert continuation.body["messages"][-1] == {"role": "assistant", "content": " ".join(WORDS[:40])}
