@@ -33,6 +33,7 @@ from gateway.redis.embedded import parent_death_signal, redis_server_binary
 
 T = TypeVar("T")
 SLOTS = 16384
+ATTEMPTS = 3  # starts of a set-up before giving up (a port taken between choosing and binding)
 _DEADLINE = 30.0
 
 
@@ -350,9 +351,17 @@ def local_cluster(
 ) -> Iterator[LocalCluster]:
     """A :class:`LocalCluster` for the block, its data in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="gw-cluster-", dir=data_dir) as root:
-        cluster = LocalCluster(root, primaries=primaries, replicas=replicas)
+        for attempt in range(1, ATTEMPTS + 1):
+            # Free ports are only free when looked at: another start gets new ones.
+            cluster = LocalCluster(Path(root) / str(attempt), primaries=primaries, replicas=replicas)
+            try:
+                cluster.start()
+                break
+            except LocalServerError:
+                cluster.stop()
+                if attempt == ATTEMPTS:
+                    raise
         try:
-            cluster.start()
             yield cluster
         finally:
             cluster.stop()
@@ -362,9 +371,16 @@ def local_cluster(
 def local_sentinel(data_dir: str | None = None) -> Iterator[LocalSentinel]:
     """A :class:`LocalSentinel` for the block, its data in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="gw-sentinel-", dir=data_dir) as root:
-        setup = LocalSentinel(root)
+        for attempt in range(1, ATTEMPTS + 1):
+            setup = LocalSentinel(Path(root) / str(attempt))
+            try:
+                setup.start()
+                break
+            except LocalServerError:
+                setup.stop()
+                if attempt == ATTEMPTS:
+                    raise
         try:
-            setup.start()
             yield setup
         finally:
             setup.stop()
