@@ -18,7 +18,7 @@ from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.types import Scope
 
-from gateway.api import admin, chats, health, messages, metrics, openai, openai_routes, responses
+from gateway.api import admin, chats, health, messages, metrics, openai, openai_routes, openapi, responses
 from gateway.api.hot_routes import GatewayApp
 from gateway.api.unrouted import EXCEPTION_HANDLERS
 from gateway.chats.engine import ChatEngine
@@ -133,6 +133,7 @@ def create_app(
             *health.ROUTES,
             *admin.ROUTES,
             *metrics.ROUTES,
+            openapi.route(settings),
         ],
         lifespan=[lifespan],
         openapi_config=None,
