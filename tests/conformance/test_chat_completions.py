@@ -251,12 +251,12 @@ def test_client_errors_in_openai_shape(
 def test_requests_no_route_takes_get_openai_error_bodies(gateway: RunningGateway) -> None:
     auth = {"authorization": f"Bearer {gateway.key}"}
     with httpx.Client() as http:
-        unknown = http.post(gateway.base_url + "/embeddings", headers=auth, json={"input": "x"})
+        unknown = http.post(gateway.base_url + "/no-such-route", headers=auth, json={"input": "x"})
         wrong_method = http.delete(gateway.base_url + "/models", headers=auth)
     assert unknown.status_code == 404
     assert unknown.json() == {
         "error": {
-            "message": "Invalid URL (POST /v1/embeddings)",
+            "message": "Invalid URL (POST /v1/no-such-route)",
             "type": "invalid_request_error",
             "param": None,
             "code": None,
