@@ -29,6 +29,7 @@ from mcp.client.streamable_http import streamable_http_client
 from gateway.chats.tools import BuiltinTool
 from gateway.clock import Clock, Watchdog
 from gateway.config import McpServerSettings
+from gateway.errors.decoding import MALFORMED_JSON
 from gateway.schema_fix import repair_schema
 
 log = logging.getLogger("gateway.mcp")
@@ -59,7 +60,7 @@ def result_json(result: types.CallToolResult) -> tuple[str, bool]:
         return _ENC.encode(result.structured_content).decode(), False
     try:
         msgspec.json.decode(text)
-    except msgspec.DecodeError:
+    except MALFORMED_JSON:
         return _ENC.encode({"output": text}).decode(), False
     return text, False
 

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from gateway.chats.model import Message, Part
+from gateway.errors.decoding import MALFORMED_JSON
 
 UNANSWERED = "tool call was interrupted and did not receive a result"
 _ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
@@ -31,7 +32,7 @@ def safe_id(call_id: str) -> str:
 def object_args(args: str | None) -> str:
     try:
         value = msgspec.json.decode(args or "")
-    except msgspec.DecodeError:
+    except MALFORMED_JSON:
         return "{}"
     return args if isinstance(value, dict) and args else "{}"
 

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from gateway.chats.model import DynamicTool
+from gateway.errors.decoding import MALFORMED_JSON
 
 log = logging.getLogger("gateway.chats.tools")
 _ENC = msgspec.json.Encoder()
@@ -76,7 +77,7 @@ class ToolSet:
             return _error(f"Tool not found: {name}"), True
         try:
             value = msgspec.json.decode(args or "{}")
-        except msgspec.DecodeError:
+        except MALFORMED_JSON:
             value = {}
         try:
             return await tool.run(value if isinstance(value, dict) else {})

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from gateway.errors.decoding import MALFORMED_JSON
 from gateway.translate.errors import TranslationError
 
 _DATA_URL = re.compile(r"^data:([^;,]+)((?:;[^;,]*)*),(.*)$", re.DOTALL)
@@ -126,7 +127,7 @@ def arguments_object(arguments: Any) -> dict[str, Any]:
     if isinstance(arguments, str) and arguments:
         try:
             value = _DECODER.decode(arguments)
-        except msgspec.DecodeError:
+        except MALFORMED_JSON:
             return {}
         if isinstance(value, dict):
             return value

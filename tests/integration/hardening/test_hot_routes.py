@@ -367,28 +367,25 @@ def nested_variants(path: str, model: str) -> Iterator[tuple[str, dict[str, Any]
                 "tools": [{"type": "function", "function": {"name": "f", "parameters": value}, "name": "f"}],
             },
         )
-    deep_text = "[" * 900 + "]" * 900
-    if path != "/v1/responses":
-        yield (
-            "tool call arguments nested 900 as text",
-            {
-                **base,
-                "messages": [
-                    *USER,
-                    {
-                        "role": "assistant",
-                        "tool_calls": [
-                            {
-                                "id": "c1",
-                                "type": "function",
-                                "function": {"name": "f", "arguments": deep_text},
-                            }
-                        ],
-                    },
-                    {"role": "tool", "tool_call_id": "c1", "content": "ok"},
-                ],
-            },
-        )
+    for depth in (900, 5000):
+        yield from deep_arguments(path, base, depth)
+
+
+def deep_arguments(path: str, base: dict[str, Any], depth: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Tool-call arguments as JSON text nested ``depth`` deep (translators decode it)."""
+    text = "[" * depth + "]" * depth
+    if path == "/v1/responses":
+        call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": text}
+        output = {"type": "function_call_output", "call_id": "c1", "output": "ok"}
+        yield f"function_call arguments nested {depth}", {**base, "input": [call, output]}
+        return
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": text}}
+    messages = [
+        *USER,
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+    ]
+    yield f"tool call arguments nested {depth}", {**base, "messages": messages}
 
 
 MAIN_ROUTES = [
