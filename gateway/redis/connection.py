@@ -26,7 +26,8 @@ Three deployments, one client interface (``[redis] mode``):
   in flight per process, the others wait up to ``pool_timeout_seconds``. The blocking client
   holds at most one read per chat shard (gateway/redis/keys.py) plus the job reader's;
 - ``sentinel``: a primary with replicas; the sentinels name the primary, and connections follow
-  a failover to the promoted replica.
+  a failover to the promoted replica: a command that finds no primary is sent again with a
+  short backoff for about ``command_timeout_seconds``.
 
 Connections are named (``CLIENT SETNAME``) so an operator sees in ``CLIENT LIST`` which pool a
 connection belongs to.
@@ -45,7 +46,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import EqualJitterBackoff, ExponentialWithJitterBackoff
 from redis.exceptions import (
     ClusterError,
     RedisClusterException,
@@ -168,10 +169,15 @@ class SentinelBlockingPool(SentinelConnectionPool, aioredis.BlockingConnectionPo
 
 
 def sentinel_client(settings: RedisSettings, url: str | None) -> aioredis.Redis:
+    deadline = settings.command_timeout_seconds
     kwargs: dict[str, Any] = {
-        "socket_connect_timeout": 2.0,
-        "socket_timeout": settings.command_timeout_seconds,
+        "socket_connect_timeout": min(2.0, deadline),
+        "socket_timeout": deadline,
         "health_check_interval": 30,
+        # Through a failover (the primary gone, the sentinels electing its replica): again,
+        # each time asking the sentinels for the primary, for about the command timeout.
+        "retry": Retry(EqualJitterBackoff(cap=0.5, base=0.05), retries=max(3, int(deadline / 0.375))),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
     }
     if url is not None:
         parts = urlsplit(url)
