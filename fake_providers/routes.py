@@ -52,6 +52,14 @@ def _responses(
     async def create_response(request: Request[Any, Any, Any]) -> ASGIApp:
         return await service.create(request)
 
+    @post(prefix + "/responses/compact", status_code=200, middleware=middleware)
+    async def compact_response(request: Request[Any, Any, Any]) -> ASGIApp:
+        return await service.compact(request)
+
+    @post(prefix + "/responses/input_tokens", status_code=200, middleware=middleware)
+    async def count_input_tokens(request: Request[Any, Any, Any]) -> ASGIApp:
+        return await service.count_input_tokens(request)
+
     @get(prefix + "/responses/{response_id:str}", sync_to_thread=False, middleware=middleware)
     def retrieve_response(request: Request[Any, Any, Any]) -> ASGIApp:
         return service.retrieve(request, request.path_params["response_id"])
@@ -66,7 +74,14 @@ def _responses(
     def list_input_items(request: Request[Any, Any, Any]) -> ASGIApp:
         return service.input_items(request, request.path_params["response_id"])
 
-    return [create_response, retrieve_response, delete_response, list_input_items]
+    return [
+        create_response,
+        compact_response,
+        count_input_tokens,
+        retrieve_response,
+        delete_response,
+        list_input_items,
+    ]
 
 
 def _anthropic(

@@ -29,6 +29,8 @@ from gateway.policy.auth import KeyRing
 from gateway.policy.engine import PolicyService
 from gateway.redis.connection import connect
 from gateway.redis.embedded import EmbeddedRedis
+from gateway.responses.worker import Worker as ResponsesWorker
+from gateway.responses.worker import build_worker
 from gateway.services import Services
 from gateway.telemetry.metrics import DisabledMetrics, Metrics
 from gateway.telemetry.tracing import build_tracing
@@ -91,6 +93,7 @@ def create_app(
         router = Router(settings, upstreams, breakers=breakers, health=health_metrics)
         await router.start()
         chat_engine = ChatEngine(settings, redis, router, the_clock, catalog, policy)
+        background: ResponsesWorker | None = None
         try:
             await chat_engine.start()
             app.state.services = Services(
@@ -106,9 +109,15 @@ def create_app(
                 tracing=tracing,
             )
             app.state.chats = chat_engine
+            # Background responses run on any replica (gateway/responses/worker.py).
+            background = build_worker(app.state.services)
+            if background is not None:
+                await background.start()
             yield
         finally:
-            # The chat workers first: a turn's last charges still reach the settler.
+            # The workers first: a turn's last charges still reach the settler.
+            if background is not None:
+                await background.stop()
             await chat_engine.stop()
             await policy.stop()
             if tracing is not None:

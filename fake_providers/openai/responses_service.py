@@ -8,6 +8,7 @@ result when `store` is not false and no fault spoiled the answer.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import msgspec
@@ -201,6 +202,79 @@ class ResponsesService:
         if parsed.store and fault_kind in _STORED_FAULTS:
             self._store(final, items, own)
         return self._openai.reply(plan)
+
+    async def _conversation(
+        self, request: Request[Any, Any, Any]
+    ) -> tuple[Exchange, ResponsesRequest | None, list[Any], PlannedReply | None]:
+        """A compact or count request read like a create (its chain rebuilt, pairing checked)."""
+        exchange, refused = self._openai.start(request)
+        if refused is not None:
+            return exchange, None, [], refused
+        try:
+            body = _DECODER.decode(await request.body())
+        except msgspec.DecodeError:
+            return exchange, None, [], self._openai.refuse(unparseable_body(), exchange)
+        try:
+            if not isinstance(body, dict) or not body.get("model"):
+                raise OpenAIError(
+                    "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
+                )
+            parsed = parse_responses_request({**body, "stream": False})
+            exchange.model = parsed.model
+            history: list[Any] = []
+            if parsed.previous_response_id is not None:
+                stored = self._state.responses.get(parsed.previous_response_id)
+                if stored is None:
+                    raise previous_not_found(parsed.previous_response_id)
+                history = [*stored.context, *stored.output_items]
+            items = [*history, *self._with_ids(parsed.input)]
+            check_tool_outputs(items)
+        except OpenAIError as error:
+            return exchange, None, [], self._openai.refuse(error, exchange)
+        return exchange, parsed, items, None
+
+    async def compact(self, request: Request[Any, Any, Any]) -> PlannedReply:
+        """`POST /responses/compact`: the user messages kept, then one opaque compaction item
+        (deterministic: the conversation's text, base64-encoded, behind `fake-compaction.`)."""
+        exchange, parsed, items, refused = await self._conversation(request)
+        if refused is not None or parsed is None:
+            return refused  # type: ignore[return-value]
+        conversation = conversation_of(items, parsed.instructions, parsed)
+        text = " | ".join(turn.text for turn in conversation.turns if turn.text)
+        kept = [
+            {**item, "status": "completed"}
+            for item in items
+            if item.get("type") == "message" and item.get("role") == "user"
+        ]
+        sealed = "fake-compaction." + base64.b64encode(text.encode()).decode()
+        used = input_tokens(conversation)
+        answer = {
+            "id": self._hex_id("resp_"),
+            "object": "response.compaction",
+            "created_at": self._state.ids.created(),
+            "output": [
+                *kept,
+                {"id": self._hex_id("cmp_"), "type": "compaction", "encrypted_content": sealed},
+            ],
+            "usage": {
+                "input_tokens": used,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": 1,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": used + 1,
+            },
+        }
+        return self._ok(exchange, _ENCODER.encode(answer))
+
+    async def count_input_tokens(self, request: Request[Any, Any, Any]) -> PlannedReply:
+        """`POST /responses/input_tokens`: the input tokens the create request would bill."""
+        exchange, parsed, items, refused = await self._conversation(request)
+        if refused is not None or parsed is None:
+            return refused  # type: ignore[return-value]
+        tokens = input_tokens(conversation_of(items, parsed.instructions, parsed))
+        return self._ok(
+            exchange, _ENCODER.encode({"object": "response.input_tokens", "input_tokens": tokens})
+        )
 
     def _store(self, final: Any, items: list[Any], own: list[Any]) -> None:
         self._state.responses.put(

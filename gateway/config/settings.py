@@ -111,6 +111,13 @@ class ResponsesSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     max_chain_length: int = 10_000
     # `max_tokens` sent to an Anthropic upstream when the request sets no `max_output_tokens`.
     anthropic_max_tokens: int = 4096
+    # Run `background: true` responses on this replica (any replica may run a queued one).
+    background_worker: bool = True
+    # A background run whose replica has not renewed its lease this long is taken over; a
+    # cancellation reaches the run within a third of it.
+    background_lease_seconds: float = 30.0
+    # Background runs at once on this replica.
+    background_concurrency: int = 16
 
 
 class McpServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

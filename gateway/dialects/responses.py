@@ -101,8 +101,11 @@ class NativeConverter:
         store: bool,
         provider: str,
         skeleton: Callable[[], dict[str, Any]] | None = None,
+        background: bool = False,
     ) -> None:
         self._id = response_id
+        # A gateway background run: the upstream answers it in the foreground.
+        self._background = background
         # The Response a failure before ``response.created`` reports (the request's own fields).
         self._skeleton = skeleton
         self._previous = previous_response_id
@@ -120,6 +123,8 @@ class NativeConverter:
         response["id"] = self._id
         response["previous_response_id"] = self._previous
         response["store"] = self._store
+        if self._background:
+            response["background"] = True
         return response
 
     def event(self, event: SSEEvent, payload: dict[str, Any] | None) -> Emit:
@@ -193,6 +198,8 @@ class NativeCall:
         response["id"] = turn.response_id
         response["previous_response_id"] = turn.previous_response_id
         response["store"] = turn.store
+        if turn.data.get("background") is True:
+            response["background"] = True
         return Produced(response, upstream_id if isinstance(upstream_id, str) else None)
 
     def converter(self) -> NativeConverter:
@@ -202,6 +209,7 @@ class NativeCall:
             previous_response_id=turn.previous_response_id,
             store=turn.store,
             provider=self._provider,
+            background=turn.data.get("background") is True,
             skeleton=lambda: response_skeleton(
                 turn.data,
                 response_id=turn.response_id,
@@ -396,6 +404,7 @@ class ResponsesDialect:
         data = dict(turn.data)
         data["model"] = attempt.deployment.upstream_model
         data["store"] = turn.upstream_store
+        data.pop("background", None)  # the gateway runs background responses itself
         tools = data.get("tools")
         if isinstance(tools, list) and tools:
             data["tools"] = repair_responses_tools(tools, attempt.upstream.schema_target)

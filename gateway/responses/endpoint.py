@@ -26,9 +26,10 @@ from gateway.errors import AttemptFailed, ClassifiedError
 from gateway.exchange import ClientChannel, Exchange
 from gateway.policy.usage import usage_from_responses
 from gateway.pricing import Usage
-from gateway.responses.continuation import ResponsesContinuer
+from gateway.responses import background
 from gateway.responses.request import parse_responses_request
 from gateway.responses.service import response_store, store_unavailable
+from gateway.responses.session import LastResponse
 from gateway.responses.stream import ResponsesRelay
 from gateway.responses.upstreams import Turn, begin_turn
 from gateway.services import Services
@@ -126,6 +127,15 @@ async def _input_param(call: Any, attempt: Attempt, turn: Turn) -> Any:
 
 
 async def create(services: Services, channel: ClientChannel) -> None:
+    await respond(services, channel)
+
+
+async def respond(
+    services: Services, channel: ClientChannel, *, last: LastResponse | None = None
+) -> Turn | None:
+    """Answer one create request on ``channel``; the turn it became (None: refused before).
+    ``last``: a WebSocket connection's last response (see :mod:`gateway.responses.session`)."""
+    turn: Turn | None = None
     async with Exchange(services, channel, route=ROUTE, error_api="responses") as exchange:
         caller = await exchange.authenticate()
         body = await exchange.read_body()
@@ -133,7 +143,7 @@ async def create(services: Services, channel: ClientChannel) -> None:
         # What the request continues from, and whether any deployment fits its prompt, are
         # checked before admission: refused, the request writes nothing and spends no limit.
         try:
-            turn = await begin_turn(services, response_store(services), caller.principal, request)
+            turn = await begin_turn(services, response_store(services), caller.principal, request, last=last)
         except RedisError:
             log.exception("response store unavailable")
             raise store_unavailable() from None
@@ -153,16 +163,26 @@ async def create(services: Services, channel: ClientChannel) -> None:
         except RedisError:
             log.exception("response store unavailable")
             raise store_unavailable() from None
-        calls = Responses(services, turn)
-        async with exchange.upstream():
-            if request.stream:
-                continuer = ResponsesContinuer(turn)
-                await exchange.stream(plan, calls.stream, replay=calls.replay, continuer=continuer)
-            else:
-                answer = await exchange.json(plan, calls.json, replay=calls.replay)
-                try:
-                    await turn.save(answer.deployment, answer.produced.response, answer.produced.upstream_id)
-                except RedisError:
-                    log.exception("response store unavailable")
-                    raise store_unavailable() from None
-                await exchange.send_json(answer)
+        if request.background:
+            await background.enqueue(services, exchange, turn, body)
+            return turn
+        await run(exchange, services, turn, plan, stream=request.stream)
+    return turn
+
+
+async def run(
+    exchange: Exchange, services: Services, turn: Turn, plan: list[Deployment], *, stream: bool
+) -> None:
+    """The upstream calls of an admitted turn, answered on the exchange's channel."""
+    calls = Responses(services, turn)
+    async with exchange.upstream():
+        if stream:
+            await exchange.stream(plan, calls.stream, replay=calls.replay)
+        else:
+            answer = await exchange.json(plan, calls.json, replay=calls.replay)
+            try:
+                await turn.save(answer.deployment, answer.produced.response, answer.produced.upstream_id)
+            except RedisError:
+                log.exception("response store unavailable")
+                raise store_unavailable() from None
+            await exchange.send_json(answer)

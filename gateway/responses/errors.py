@@ -26,6 +26,13 @@ def tool_output_missing(call_id: str) -> InvalidRequest:
     return InvalidRequest(f"No tool output found for function call {call_id}.", param="input")
 
 
+def tool_call_missing(call_id: str) -> InvalidRequest:
+    """A ``function_call_output`` that answers no call of the conversation."""
+    return InvalidRequest(
+        f"No tool call found for function call output with call_id {call_id}.", param="input"
+    )
+
+
 def conversation_with_previous_response() -> InvalidRequest:
     # OpenAI's exact text for this case is unverified; the wording is ours.
     return InvalidRequest(
@@ -44,11 +51,12 @@ def conversation_unsupported() -> InvalidRequest:
     )
 
 
-def background_unsupported() -> InvalidRequest:
+def background_unstored() -> InvalidRequest:
     return InvalidRequest(
-        "Background responses are not supported by this gateway; send 'background': false.",
+        "A background response is stored (it is polled and streamed from the store): "
+        "'background': true needs 'store': true.",
         param="background",
-        code="unsupported_parameter",
+        code="invalid_value",
     )
 
 

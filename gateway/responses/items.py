@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from gateway.responses.errors import item_not_found, tool_output_missing
+from gateway.responses.errors import item_not_found, tool_call_missing, tool_output_missing
 
 Item = dict[str, Any]
 
@@ -79,6 +79,18 @@ def check_tool_outputs(previous_calls: Iterable[str], new_items: Sequence[Item])
     for call_id in previous_calls:
         if call_id not in answered:
             raise tool_output_missing(call_id)
+
+
+def check_outputs_answer_calls(previous_calls: Iterable[str], new_items: Sequence[Item]) -> None:
+    """Every ``function_call_output`` answers a call: one the previous response ended with, or
+    one earlier in the same input."""
+    known = set(previous_calls)
+    for item in new_items:
+        kind = item.get("type")
+        if kind == "function_call":
+            known.add(str(item.get("call_id")))
+        elif kind == "function_call_output" and str(item.get("call_id")) not in known:
+            raise tool_call_missing(str(item.get("call_id")))
 
 
 def without_minted_ids(items: Sequence[Item], minted: Iterable[int]) -> list[Item]:

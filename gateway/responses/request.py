@@ -14,6 +14,7 @@ import msgspec
 from gateway.errors.client import InvalidRequest
 from gateway.exchange.body import decode_json_object, invalid_type, missing, optional_bool, optional_object
 from gateway.responses import errors
+from gateway.responses.compaction import for_upstream, has_compaction
 from gateway.responses.items import Item, normalize_input
 
 _ID = re.compile(r"[A-Za-z0-9_-]+")
@@ -26,6 +27,7 @@ class ResponsesRequest(msgspec.Struct):
     store: bool
     previous_response_id: str | None
     items: list[Item]  # the turn's input, normalised (no ids added)
+    background: bool = False
 
 
 MAX_METADATA_PAIRS = 16
@@ -79,6 +81,10 @@ def parse_responses_request(body: bytes) -> ResponsesRequest:
         for index, item in enumerate(value):
             if not isinstance(item, dict):
                 raise invalid_type(f"input[{index}]", "an object", item)
+        if has_compaction(value):
+            # The gateway's own compaction items become the summary they hold, for every upstream.
+            value = for_upstream(value, responses=True)
+            data["input"] = value
     previous = data.get("previous_response_id")
     if previous is not None:
         if not isinstance(previous, str):
@@ -94,8 +100,9 @@ def parse_responses_request(body: bytes) -> ResponsesRequest:
         if previous is not None:
             raise errors.conversation_with_previous_response()
         raise errors.conversation_unsupported()
-    if optional_bool(data, "background", False):
-        raise errors.background_unsupported()
+    background = optional_bool(data, "background", False)
+    if background and not optional_bool(data, "store", True):
+        raise errors.background_unstored()
     _check_metadata(data)
     # Read by the gateway to build the Response object: of the wrong type, refused before any
     # upstream call rather than failing once the answer is in.
@@ -112,4 +119,5 @@ def parse_responses_request(body: bytes) -> ResponsesRequest:
         store=optional_bool(data, "store", True),
         previous_response_id=previous,
         items=normalize_input(value),
+        background=background,
     )

@@ -15,6 +15,7 @@ from gateway.clock import Watchdog
 from gateway.errors.client import InvalidRequest, ServiceUnavailable
 from gateway.policy.auth import Principal
 from gateway.responses import errors
+from gateway.responses.background import QUEUED, RUNNING, background_store
 from gateway.responses.store import ResponseStore
 from gateway.services import Services
 
@@ -44,8 +45,8 @@ async def retrieve(
     services: Services, principal: Principal, response_id: str, *, stream: str | None = None
 ) -> bytes:
     if stream is not None and stream.lower() == "true":
-        # Replaying a stored response as events (with `starting_after`) is a background-mode
-        # feature; the gateway has no background responses.
+        # Replaying a stored response as events (with `starting_after`) is for background runs
+        # (their route streams them); any other response is refused.
         raise InvalidRequest(
             "Streaming a stored response is not supported by this gateway; retrieve it without 'stream'.",
             param="stream",
@@ -58,7 +59,15 @@ async def retrieve(
 
 
 async def cancel(services: Services, principal: Principal, response_id: str) -> bytes:
-    """Only background responses can be cancelled, and the gateway has none."""
+    """Cancel a background run (a queued or running one; a finished one is answered as it is).
+    Other responses cannot be cancelled."""
+    cancelled = await background_store(services).cancel(response_id, principal.key_id)
+    if cancelled is not None:
+        state, body = cancelled
+        if state in (QUEUED, RUNNING):
+            return _ENCODER.encode({**body, "output": []})
+        found_run = await response_store(services).response_body(response_id, principal.key_id)
+        return _ENCODER.encode(found_run if found_run is not None else body)
     found = await response_store(services).response_body(response_id, principal.key_id)
     if found is None:
         raise errors.response_not_found(response_id)

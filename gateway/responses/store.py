@@ -195,6 +195,10 @@ class ResponseStore:
         self.ttl = ttl
         self.slack = max(ttl // 10, 1)
 
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
     def key(self, response_id: str) -> str:
         return f"{self._prefix}resp:{{{response_id}}}"
 
@@ -279,7 +283,7 @@ class ResponseStore:
         if parent.history is None or parent.history_length < 1:
             return None
         key = self.history_key(parent.history)
-        raw: list[bytes] = await self._redis.lrange(key, 0, parent.history_length - 1)
+        raw: list[Any] = await self._redis.lrange(key, 0, parent.history_length - 1)
         return raw if len(raw) == parent.history_length else None
 
     async def extend_history(

@@ -27,9 +27,10 @@ from gateway.clock import Clock
 from gateway.dialects import dialect_for
 from gateway.dialects.responses import deployment_key
 from gateway.policy.auth import Principal
-from gateway.responses import errors
+from gateway.responses import compaction, errors
 from gateway.responses.items import (
     Item,
+    check_outputs_answer_calls,
     check_tool_outputs,
     for_responses_upstream,
     function_call_ids,
@@ -39,6 +40,7 @@ from gateway.responses.items import (
     without_minted_ids,
 )
 from gateway.responses.request import ResponsesRequest
+from gateway.responses.session import LastResponse
 from gateway.responses.store import ChainBroken, HistoryTurn, NewRecord, ResponseMeta, ResponseStore
 from gateway.services import Services
 from gateway.token_estimate import estimate_responses_tokens, text_tokens
@@ -64,14 +66,16 @@ class Turn:
         anthropic_max_tokens: int,
         touch_due: bool = False,
         history: list[HistoryTurn] | None = None,
+        response_id: str | None = None,
+        created_at: int | None = None,
     ) -> None:
         self.request = request
         self.principal = principal
         self.records = records
         self.clock = clock
         self.parent = parent
-        self.response_id = IDS.response()
-        self.created_at = int(clock.now())
+        self.response_id = response_id or IDS.response()
+        self.created_at = int(clock.now()) if created_at is None else created_at
         # What the upstream is told about storing: never more than the client allowed.
         self.upstream_store = request.store and upstream_store
         self.chain_touched_at = chain_touched_at
@@ -79,6 +83,8 @@ class Turn:
         self.anthropic_max_tokens = anthropic_max_tokens
         # The chain's turns when already known (a WebSocket's last response); else read once.
         self._history = history
+        # Once answered: the record and the chain's history it ends (stored or not).
+        self.finished: tuple[ResponseMeta, list[HistoryTurn]] | None = None
 
     @property
     def data(self) -> dict[str, Any]:
@@ -143,8 +149,8 @@ class Turn:
             # The new input as the client wrote it (a string becomes its one message).
             given = self.request.data.get("input")
             new = given if isinstance(given, list) else self.request.items
-            return history + resolve_references(new, known)
-        return items + resolve_references(self.request.items, known)
+            return compaction.for_upstream(history + resolve_references(new, known), responses=True)
+        return compaction.for_upstream(items + resolve_references(self.request.items, known), responses=False)
 
     # -- the record ---------------------------------------------------------------------------
 
@@ -222,8 +228,10 @@ class Turn:
         return HistoryTurn(record.meta.id, record.input, record.output, record.meta.minted)
 
     async def save(self, deployment: Deployment, response: dict[str, Any], upstream_id: str | None) -> None:
+        record = self.record(deployment, response, upstream_id)
+        if self.parent is None or self._history is not None:
+            self.finished = (record.meta, [*(self._history or ()), self.own_turn(record)])
         if self.request.store:
-            record = self.record(deployment, response, upstream_id)
             placed = await self.records.extend_history(self.parent, self.own_turn(record), self._history)
             if placed is not None:
                 meta = msgspec.structs.replace(record.meta, history=placed[0], history_length=placed[1])
@@ -232,26 +240,42 @@ class Turn:
 
 
 async def begin_turn(
-    services: Services, store: ResponseStore, principal: Principal, request: ResponsesRequest
+    services: Services,
+    store: ResponseStore,
+    principal: Principal,
+    request: ResponsesRequest,
+    *,
+    last: LastResponse | None = None,
+    response_id: str | None = None,
+    created_at: int | None = None,
 ) -> Turn:
     """Read what the request continues from (for this key only) and check it may continue.
     Writes nothing: a refusal here or at admission leaves Redis as it was (:meth:`Turn.touch`
-    extends the chain's life once the request is admitted)."""
+    extends the chain's life once the request is admitted). ``last``: a WebSocket connection's
+    last response, which an unstored chain continues from without the store."""
     settings = services.settings.responses
     now = services.clock.now()
     parent = None
+    history = None
     touched_at = now
     due = False
-    if request.previous_response_id is not None:
-        parent = await store.read_parent(request.previous_response_id, principal.key_id)
+    previous = request.previous_response_id
+    if previous is not None:
+        cached = last.lookup(previous, principal.key_id) if last is not None else None
+        if cached is not None:
+            parent, history = cached
+        else:
+            parent = await store.read_parent(previous, principal.key_id)
         if parent is None:
-            raise errors.previous_response_not_found(request.previous_response_id)
+            raise errors.previous_response_not_found(previous)
         if parent.depth + 2 > settings.max_chain_length:
             raise errors.chain_too_long(settings.max_chain_length)
         check_tool_outputs(parent.calls, request.items)
-        due = store.touch_due(parent, now)
+        if cached is None:
+            due = store.touch_due(parent, now)
         if not due:
             touched_at = parent.chain_touched_at
+    check_outputs_answer_calls(parent.calls if parent is not None else (), request.items)
     return Turn(
         request=request,
         principal=principal,
@@ -262,4 +286,7 @@ async def begin_turn(
         chain_touched_at=touched_at,
         anthropic_max_tokens=settings.anthropic_max_tokens,
         touch_due=due,
+        history=history,
+        response_id=response_id,
+        created_at=created_at,
     )

@@ -106,6 +106,9 @@ def test_text_conversation_replays_history_without_old_instructions(
         "minted": [0],
         "calls": [],
         "context_tokens": 11 - 3,  # the turn's usage, less its instructions ("Be terse.")
+        # The chain's history list, started by its root; this turn is its second entry.
+        "history": first.id,
+        "history_length": 2,
     }
     assert record["input"] == [
         {

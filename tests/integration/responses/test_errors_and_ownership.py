@@ -159,16 +159,17 @@ def test_previous_response_with_conversation(gw: RunningGateway, fake: FakeProvi
             ),
         ),
         (
-            {"model": "chat-model", "input": "Hi", "background": True},
+            {"model": "chat-model", "input": "Hi", "background": True, "store": False},
             400,
             error(
-                "Background responses are not supported by this gateway; send 'background': false.",
+                "A background response is stored (it is polled and streamed from the store): "
+                "'background': true needs 'store': true.",
                 "background",
-                "unsupported_parameter",
+                "invalid_value",
             ),
         ),
     ],
-    ids=["no-model", "unknown-model", "bad-previous-id", "bad-input", "bad-store", "background"],
+    ids=["no-model", "unknown-model", "bad-previous-id", "bad-input", "bad-store", "background-unstored"],
 )
 def test_bad_requests(
     gw: RunningGateway, fake: FakeProviders, body: dict[str, Any], status: int, expected: dict[str, Any]
