@@ -15,6 +15,7 @@ a timed-out action. Then, from what the server received:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import socket
@@ -110,7 +111,8 @@ def recorded() -> Iterator[tuple[EmbeddedRedis, Recorder]]:
         try:
             yield server, recorder
         finally:
-            conn.close()
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)  # ends the thread's read
             thread.join(5)
 
 
