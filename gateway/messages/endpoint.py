@@ -24,6 +24,7 @@ from gateway.config import UpstreamApi
 from gateway.dialects import dialect_for
 from gateway.dialects.anthropic import messages_call
 from gateway.dialects.base import translated
+from gateway.errors.client import InvalidRequest
 from gateway.exchange import ClientChannel, Exchange
 from gateway.messages.passthrough import with_model
 from gateway.messages.relay import MessagesRelay
@@ -45,6 +46,7 @@ ROUTE = "/v1/messages"
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder()
 PASSED_HEADERS = (b"anthropic-version", b"anthropic-beta")
+TOO_LONG = "context_length_exceeded"
 
 
 class Message:
@@ -80,6 +82,12 @@ def estimate_messages_tokens(data: dict[str, Any]) -> int:
     messages = data.get("messages") or []
     prompt = [{"role": "system", "content": system}, *messages] if system else messages
     return max(1, estimate_chat_tokens({"messages": prompt, "tools": data.get("tools")}))
+
+
+def prompt_too_long(services: Services, model: str, tokens: int) -> InvalidRequest:
+    """The gateway's own context-window refusal, in Anthropic's words."""
+    windows = [w for w in (services.catalog.window(d) for d in services.router.plan(model)) if w]
+    return InvalidRequest(f"prompt is too long: about {tokens} tokens > {windows[0]} maximum", code=TOO_LONG)
 
 
 def is_native(attempt: Attempt) -> bool:
@@ -171,7 +179,12 @@ async def handle(services: Services, channel: ClientChannel) -> None:
             max_tokens=request.max_tokens,
             stream=request.stream,
         )
-        plan = exchange.plan(request.model, calls.estimate, param="messages")
+        try:
+            plan = exchange.plan(request.model, calls.estimate, param="messages")
+        except InvalidRequest as refused:
+            if refused.code != TOO_LONG:
+                raise
+            raise prompt_too_long(services, request.model, calls.estimate()) from None
         async with exchange.upstream():
             if request.stream:
                 await exchange.stream(plan, calls.stream)

@@ -288,3 +288,16 @@ def test_a_failure_after_the_commit_is_an_error_event_without_message_stop(
             for _ in events:
                 pass
         assert caught.value.body["error"]["type"] == "api_error"  # type: ignore[index, call-overload]
+
+
+def test_a_prompt_over_the_window_is_refused_in_anthropics_words(fake: FakeProviders, redis_url: str) -> None:
+    with recorded_gateway(config(fake, redis_url, context_window=100)) as (gw, claude, _):
+        error = error_of(
+            lambda: client(gw).messages.create(
+                model="claude", max_tokens=16, messages=[{"role": "user", "content": "word " * 400}]
+            )
+        )
+    assert claude.sent == []
+    assert error.status_code == 400 and error.body["error"]["type"] == "invalid_request_error"  # type: ignore[index, call-overload]
+    assert error.body["error"]["message"].startswith("prompt is too long: about ")  # type: ignore[index, call-overload]
+    assert error.body["error"]["message"].endswith(" tokens > 100 maximum")  # type: ignore[index, call-overload]
