@@ -17,7 +17,7 @@ from gateway.clock import ManualClock
 from gateway.config import settings_from_mapping
 from gateway.messages.relay import PING_SECONDS, PING_TIMER
 from gateway.testing import add_anthropic
-from tests.conftest import GatewayFactory, RunningGateway
+from tests.conftest import GatewayFactory, RunningGateway, free_port
 from tests.integration.policy.test_policy import admin, config, poll
 
 ROUTE = "/v1/messages"
@@ -172,3 +172,16 @@ def test_pings_while_a_translated_stream_is_silent(
     events = [line[7:] for line in text().splitlines() if line.startswith("event: ")]
     assert events.count("ping") == 2 and events[-1] == "message_stop"
     assert events.index("ping") > events.index("content_block_delta")
+
+
+def test_count_tokens_falls_back_to_the_estimate_when_anthropic_cannot_count(
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str
+) -> None:
+    cfg = add_anthropic(config(fake, redis_url), fake, retry={"max_attempts": 1})
+    cfg["providers"][-1]["base_url"] = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    gw = gateway_factory(cfg)
+    counted = post(gw, gw.key, "/v1/messages/count_tokens", max_tokens=None)
+    assert counted.status_code == 200, counted.text
+    assert counted.headers["x-gateway-token-count"] == "estimate" and counted.json()["input_tokens"] > 0
+    refused = post(gw, gw.key, "/v1/messages/count_tokens", messages=[])
+    assert refused.status_code == 400 and refused.json()["error"]["type"] == "invalid_request_error"
