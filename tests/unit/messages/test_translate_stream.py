@@ -163,3 +163,20 @@ def test_max_tokens_and_named_frames() -> None:
     assert events[-2]["delta"]["stop_reason"] == "max_tokens"
     frames = encode_events(events[-1:])
     assert frames == b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+
+
+def test_interleaved_parallel_calls_keep_each_input_whole_under_its_own_index() -> None:
+    events = run(
+        [
+            chunk(call(0, id="a", name="f", args='{"x":')),
+            chunk(call(1, id="b", name="g", args='{"y":')),
+            chunk(call(0, args="1}")),
+            chunk(call(1, args="2}")),
+            chunk(finish="tool_calls"),
+        ]
+    )
+    pieces: dict[int, str] = {}
+    for e in events:
+        if e["type"] == "content_block_delta":
+            pieces[e["index"]] = pieces.get(e["index"], "") + e["delta"]["partial_json"]
+    assert {i: json.loads(p) for i, p in pieces.items()} == {0: {"x": 1}, 1: {"y": 2}}
