@@ -101,7 +101,11 @@ def check_prompt(data: Mapping[str, Any]) -> None:
                 raise invalid(f"tools.{i}.name: Field required")
     choice = data.get("tool_choice")
     if choice is not None:
-        if not isinstance(choice, dict) or choice.get("type") not in _CHOICES:
+        if (
+            not isinstance(choice, dict)
+            or not isinstance(choice.get("type"), str)
+            or choice["type"] not in _CHOICES
+        ):
             raise invalid(
                 "tool_choice: Input tag does not match any of the expected tags: 'auto', 'any', 'tool', 'none'"
             )
@@ -128,7 +132,7 @@ def _check_message(message: Any, i: int, pending: list[str]) -> list[str]:
     if not isinstance(message, dict):
         raise _type_error(f"messages.{i}", "a valid dictionary")
     role = message.get("role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:
         raise invalid(f"messages.{i}.role: Input should be 'user', 'assistant' or 'system'")
     content = message.get("content")
     if content is None:

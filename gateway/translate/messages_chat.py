@@ -34,7 +34,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.translate.errors import TranslationError
+from gateway.translate.errors import TranslationError, rejects_malformed_input
 
 _ENCODER = msgspec.json.Encoder()
 _DROPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
@@ -60,6 +60,7 @@ def context_of(data: Mapping[str, Any]) -> MessagesContext:
     return MessagesContext(thinking=enabled, stop_sequences=sequences)
 
 
+@rejects_malformed_input
 def chat_request_from_messages(data: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
     """The canonical Chat Completions request for a (checked) Messages request.
 

@@ -104,3 +104,10 @@ def test_a_tool_round_trip_and_a_system_message_between_turns_pass() -> None:
             {"role": "assistant", "content": [USE]},
         ]
     )
+
+
+@pytest.mark.parametrize(
+    "fields", [{"messages": [{"role": ["user"], "content": "x"}]}, {"tool_choice": {"type": ["auto"]}}]
+)
+def test_values_of_the_wrong_kind_are_400s_not_crashes(fields: dict[str, Any]) -> None:
+    refusal(**fields)

@@ -183,3 +183,18 @@ def test_context() -> None:
     assert context_of({"thinking": {"type": "enabled", "budget_tokens": 1}}).thinking
     assert not context_of({"thinking": {"type": "disabled"}}).thinking
     assert context_of({"stop_sequences": ["a", 1]}).stop_sequences == ("a",)
+
+
+def test_malformed_parts_inside_a_tool_result_are_the_clients_400() -> None:
+    use = {"type": "tool_use", "id": "t1", "name": "f", "input": {}}
+    with pytest.raises(TranslationError, match="malformed"):
+        chat(
+            messages=[
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": [use]},
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": []}]}],
+                },
+            ]
+        )
