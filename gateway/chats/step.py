@@ -234,7 +234,7 @@ class StepRunner:
         if not (state.committed and failure.retryable and failure.failover) or state.calls:
             return False
         index = plan.index(broken) if broken in plan else len(plan)
-        candidates = [d for d in [*plan[index + 1 :], broken] if self._router.upstream(d).settings.continues]
+        candidates = [d for d in plan[index + 1 :] if self._router.upstream(d).settings.continues]
         if not candidates:
             return False
         chat: dict[str, Any] = {"messages": messages}

@@ -11,8 +11,9 @@ role chunk). The client receives one complete stream.
 
 The rules:
 
-* Candidates are the plan's deployments after the broken one, then the broken one itself, whose
-  provider continues; they go through the failover loop (retries, breakers) like any attempt.
+* Candidates are the plan's deployments after the broken one (other deployments of the model,
+  then its fallbacks) whose provider continues; they go through the failover loop (retries,
+  breakers) like any attempt. The deployment whose stream broke is not asked again.
 * Only text is continued. A partial answer with a tool call in it, or with several choices, is
   not: a tool call's arguments cannot be prefilled, and restarting the call would hand the
   client a second copy of it. Such a stream ends with its error as before.
@@ -315,8 +316,7 @@ class Rescue:
     def _candidates(self, broken: Deployment) -> list[Deployment]:
         plan = self._plan
         index = next((i for i, d in enumerate(plan) if d == broken), len(plan))
-        later = [d for d in plan[index + 1 :] if d != broken]
-        return [*later, broken]
+        return [d for d in plan[index + 1 :] if d != broken]
 
     async def _continue(
         self, partial: Partial, candidates: list[Deployment], relay: Relay

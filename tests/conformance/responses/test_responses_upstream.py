@@ -25,6 +25,10 @@ from tests.integration.responses.support import (
 @pytest.fixture
 def gw(gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str) -> RunningGateway:
     config = responses_config(fake, redis_url)
+    # The chain follows the deployment that answers; the breaker (which would keep a deployment
+    # that just failed six times out of the rotation for its cooldown) is not what is tested here.
+    for provider in config["providers"]:
+        provider["breaker"] = {"enabled": False}
     config["models"] += [
         {"name": "pair", "provider": "fake-openai", "upstream_model": "gpt-4o-mini", "api": "responses"},
         {"name": "pair", "provider": "fake-openai", "upstream_model": "gpt-4o", "api": "responses"},
