@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import textwrap
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -137,3 +138,8 @@ def test_the_fakes_take_a_manual_clock_for_their_pauses(fake: FakeProviders, fak
         assert not answer.done()  # five seconds on the fakes' clock: only the test can end them
         fake_clock.advance(timer.deadline - timer.armed_at)
         assert answer.result(timeout=10).json()["choices"][0]["message"]["content"] == "You said: hi"
+
+
+def test_the_readme_shows_the_same_example() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    assert inspect.getsource(test_my_code_through_the_gateway) in readme
