@@ -27,6 +27,7 @@ from gateway.exchange import ClientChannel, Exchange
 from gateway.policy.usage import usage_from_responses
 from gateway.pricing import Usage
 from gateway.responses import background
+from gateway.responses.continuation import ResponsesContinuer
 from gateway.responses.request import parse_responses_request
 from gateway.responses.service import response_store, store_unavailable
 from gateway.responses.session import LastResponse
@@ -177,7 +178,8 @@ async def run(
     calls = Responses(services, turn)
     async with exchange.upstream():
         if stream:
-            await exchange.stream(plan, calls.stream, replay=calls.replay)
+            continuer = ResponsesContinuer(turn)
+            await exchange.stream(plan, calls.stream, replay=calls.replay, continuer=continuer)
         else:
             answer = await exchange.json(plan, calls.json, replay=calls.replay)
             try:
