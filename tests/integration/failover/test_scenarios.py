@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
+
 from fake_providers.testing import FakeProviders
 from gateway.clock import ManualClock, ManualTimer
-from tests.conftest import AutoAdvance, GatewayFactory, poll_until
+from tests.conftest import GATEWAY_KEY, AutoAdvance, GatewayFactory, poll_until
 from tests.integration.failover.support import (
     FALLBACK,
+    HELLO,
     OPENAI_CHAT,
     PRIMARY,
     TEXT,
@@ -345,3 +348,34 @@ def test_primary_down_answers_from_the_fallback(
     assert {c["model"] for c in answer.chunks} == {FALLBACK}
     assert answer.chunks[-1]["usage"]["prompt_tokens"] > 0
     assert len(sent(fake, OPENAI_CHAT)) == 3
+
+
+def test_json_call_without_headers_fails_over_after_the_first_request_timeout(
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str, fake_clock: ManualClock
+) -> None:
+    """A non-streaming call that got no response headers within the request timeout is a silent
+    deployment too: the fallback is asked at once, the primary not again."""
+    cfg = config(fake, redis_url)
+    cfg["providers"][0]["timeouts"]["request"] = 30.0
+    gw = gateway_factory(cfg)
+    # A JSON answer whose headers wait 20 s on the fake's clock (it never gets there).
+    fake.script([{"fault": "slow-20s", "times": None, "reply": ALL}], model=PRIMARY)
+    fake.script([{"reply": ALL}], model=FALLBACK)
+    body = {"model": "primary", "messages": HELLO}
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(
+            lambda: httpx.post(
+                gw.base_url + "/chat/completions",
+                headers={"authorization": f"Bearer {GATEWAY_KEY}"},
+                json=body,
+                timeout=30,
+            )
+        )
+        poll_until(lambda: fake.status()["active_replies"] == 1)
+        timer = gw.clock.fire("request_timeout")
+        response = future.result(timeout=10)
+    assert timer.deadline - timer.armed_at == 30.0
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == TEXT
+    assert len(sent(fake, OPENAI_CHAT)) == 1
+    assert [e.model for e in sent(fake, VLLM_CHAT)] == [FALLBACK]
