@@ -8,8 +8,9 @@ touch them together):
 ``P resp:{<id>}``              the response's record; while the run lasts it holds ``owner``,
                                ``body`` (the Response as polling shows it: ``queued``, then
                                ``in_progress``), ``output`` (``[]``) and ``bg``, the run's state
-                               (``queued``, ``in_progress``, ``done``, ``cancelled``); the
-                               finished run writes the whole record as any response's
+                               (``queued``, ``in_progress``, ``done``, ``cancelled``) and
+                               ``worker``, the consumer running it; the finished run writes the
+                               whole record as any response's
 ``P resp:{<id>}:events``       the run's events in order (field ``e``: the event's JSON), read
                                by ``GET /v1/responses/{id}?stream=true&starting_after=N``
 ``P responses:jobs``           the job stream (one entry per run: id, owner, body), consumed by
@@ -52,7 +53,7 @@ _CLAIM = _Script(
     """
 local state = redis.call('HGET', KEYS[1], 'bg')
 if state == 'queued' or state == 'in_progress' then
-  redis.call('HSET', KEYS[1], 'bg', 'in_progress', 'body', ARGV[1])
+  redis.call('HSET', KEYS[1], 'bg', 'in_progress', 'body', ARGV[1], 'worker', ARGV[2])
 end
 return state
 """
@@ -111,10 +112,10 @@ class BackgroundStore:
             {"id": response["id"], "owner": owner, "body": body, "created_at": str(response["created_at"])},
         )
 
-    async def claim(self, response_id: str, body: dict[str, Any]) -> str | None:
-        """Mark the run ``in_progress`` (``body``: the Response as polling shows it now) when it
-        is queued or running; the state it had (None: no such run)."""
-        state = await _CLAIM.run(self.redis, [self.records.key(response_id)], [_ENCODER.encode(body)])
+    async def claim(self, response_id: str, body: dict[str, Any], worker: str) -> str | None:
+        """Mark the run ``in_progress`` by ``worker`` (``body``: the Response as polling shows it
+        now) when it is queued or running; the state it had (None: no such run)."""
+        state = await _CLAIM.run(self.redis, [self.records.key(response_id)], [_ENCODER.encode(body), worker])
         return state.decode() if isinstance(state, bytes) else None
 
     async def state(self, response_id: str) -> str | None:

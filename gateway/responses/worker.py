@@ -247,7 +247,7 @@ class Worker:
             created_at=int(fields[b"created_at"]),
             previous_response_id=request.previous_response_id,
         )
-        state = await self.runs.claim(response_id, skeleton)
+        state = await self.runs.claim(response_id, skeleton, self.id)
         if state not in (QUEUED, RUNNING):
             return  # cancelled while queued, or finished by a replica that then died
         channel = RunChannel(self.runs, skeleton, await self.runs.last_sequence(response_id) + 1)
