@@ -80,7 +80,7 @@ class ChatCompletions:
 
 async def handle(services: Services, channel: ClientChannel) -> None:
     async with Exchange(services, channel, route=ROUTE, error_api="chat") as exchange:
-        caller = await exchange.authenticate()
+        caller = await exchange.authenticate(admits=True)
         body = await exchange.read_body()
         request = parse_chat_request(body)
         data = request.data

@@ -181,8 +181,12 @@ class Exchange:
 
     # -- before the upstream ---------------------------------------------------------------------
 
-    async def authenticate(self) -> Caller:
-        return await self.services.policy.authenticate(self.channel.presented_key())
+    async def authenticate(self, *, admits: bool = False) -> Caller:
+        """The caller. An admin-created key served from the cache is checked against its
+        current version in Redis first (a block, rotation or deletion on any replica applies
+        at once) — unless ``admits``: the endpoint admits the request before it reads or
+        writes anything of the caller's, and the admission script makes that check itself."""
+        return await self.services.policy.authenticate(self.channel.presented_key(), verify=not admits)
 
     async def read_body(self) -> bytes:
         return await self.channel.read_body(self.services.settings.server.max_body_bytes)

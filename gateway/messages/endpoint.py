@@ -165,7 +165,7 @@ class MessagesCalls:
 
 async def handle(services: Services, channel: ClientChannel) -> None:
     async with Exchange(services, channel, route=ROUTE, error_api="anthropic") as exchange:
-        caller = await exchange.authenticate()
+        caller = await exchange.authenticate(admits=True)
         body = await exchange.read_body()
         request = parse_messages_request(body)
         calls = MessagesCalls(services, request, client_headers(channel))

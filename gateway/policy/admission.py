@@ -10,6 +10,9 @@ or deleted admin-created key is still refused on every replica.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import math
 import time
 from typing import Any
@@ -28,9 +31,14 @@ from gateway.policy.windows import WindowCache
 from gateway.pricing import PriceTable, Usage
 from gateway.telemetry.metrics import Metrics
 
+log = logging.getLogger("gateway.policy")
 # Admission answers "stale" when the caller's cached record is older than Redis's; it is read
 # again and admission retried, at most this many times in all.
 _ATTEMPTS = 3
+# After a store failure, admissions within this many seconds do not wait on Redis (answered at
+# once as ``on_store_error`` says); then one of them tries Redis again.
+STORE_RETRY_SECONDS = 1.0
+RELEASE_RETRY = "policy_release_retry"
 
 
 def may_use(caller: Caller, model: str) -> bool:
@@ -54,6 +62,36 @@ def limit_headers(result: list[Any]) -> list[tuple[str, str]]:
                 (f"x-ratelimit-reset-{kind}", errors.go_duration(int(reset) / 1000)),
             ]
     return out
+
+
+class StoreCircuit:
+    """Whether to try Redis: after a failure, nobody does for ``interval`` seconds; then one
+    caller tries (the others keep skipping) until a call succeeds or fails again. During a
+    stall each replica makes one attempt per interval instead of every request waiting for
+    the command timeout."""
+
+    __slots__ = ("_until", "clock", "interval")
+
+    def __init__(self, clock: Clock, interval: float) -> None:
+        self.clock = clock
+        self.interval = interval
+        self._until: float | None = None
+
+    def skip(self) -> bool:
+        until = self._until
+        if until is None:
+            return False
+        now = self.clock.monotonic()
+        if now < until:
+            return True
+        self._until = now + self.interval  # this caller tries; the others skip meanwhile
+        return False
+
+    def failed(self) -> None:
+        self._until = self.clock.monotonic() + self.interval
+
+    def succeeded(self) -> None:
+        self._until = None
 
 
 class Admission:
@@ -85,6 +123,12 @@ class Admission:
         # typo neither spends a limit nor writes usage and rollups under an unbounded name.
         self.models = models
         self.lease_ms = int(config.lease_ttl_seconds * 1000)
+        # With on_store_error "open", a request during a Redis outage is let through at once
+        # instead of after the command timeout (closed: each waits, and gets its 503).
+        self.fail_open = config.on_store_error == "open"
+        self.circuit = StoreCircuit(clock, STORE_RETRY_SECONDS)
+        # Releases of admissions that timed out, until Redis takes them.
+        self._releases: set[asyncio.Task[None]] = set()
 
     def check_model(self, caller: Caller, model: str) -> None:
         if not may_use(caller, model):
@@ -136,15 +180,18 @@ class Admission:
             return ticket  # nothing to enforce and nothing to revoke: no round trip
         for _ in range(_ATTEMPTS):
             hold = self.prices.hold(input_est, out_reserve, model) if _has_budgets(caller) else 0
+            if self.fail_open and self.circuit.skip():  # Redis failed just now: not waited for again
+                self.metrics.store_error("open")
+                return self._unadmitted(ticket, errors.store_unavailable())
             try:
                 result = await self._admit_once(ticket, hold)
             except STORE_ERRORS as exc:
-                failure = self._store_failed(exc)
-                if self.config.on_store_error == "open":
-                    ticket.hold_member = ""
-                    ticket.lease_keys = None
-                    return ticket
-                raise failure from None
+                self.circuit.failed()
+                self._release_later(ticket)
+                return self._unadmitted(ticket, self._store_failed(exc))
+            self.circuit.succeeded()
+            if result[0] == -2:  # given up already (cannot happen to a live request id)
+                raise errors.store_unavailable()
             if result[0] != -1:
                 break
             # The cached config is stale (updated, rotated, blocked, deleted): read it again.
@@ -162,21 +209,79 @@ class Admission:
                 result, ticket.caller.key, ticket.caller.team, requested=estimate, now=self.clock.now()
             )
             raise refusal(found, self.metrics)
+        assert ticket.caller is not None
+        ticket.caller.checked = True  # the script compared its versions with Redis's
         self.metrics.decision("admission", "key", "allowed")
         ticket.headers = limit_headers(result)
         if ticket.lease_keys is not None:
             self.renewal.keep(ticket)
         return ticket
 
+    def _unadmitted(self, ticket: Ticket, failure: GatewayError) -> Ticket:
+        """A request whose admission Redis did not answer: let through unlimited when
+        ``on_store_error`` is "open" (nothing was written for it), else refused."""
+        if self.config.on_store_error != "open":
+            raise failure from None
+        ticket.hold_member = ""
+        ticket.lease_keys = None
+        return ticket
+
+    def _release_later(self, ticket: Ticket) -> None:
+        """Give up the admission of ``ticket`` in Redis once Redis answers again: the script
+        may still run (sent before the stall, run when it ends) and hold a concurrency slot
+        and a budget hold nobody would release."""
+        assert ticket.caller is not None
+        key, team = ticket.caller.key, ticket.caller.team
+        s, root = self.store, key.root
+        tid = team.id if team is not None else "-"
+        keys = [
+            s.gone(root, ticket.request_id),
+            s.leases(root, "key", key.id),
+            s.leases(root, "team", tid),
+            s.holds(root, "key", key.id),
+            s.holds(root, "team", tid),
+        ]
+        args = [ticket.request_id, ticket.hold_member, self.lease_ms]
+        task = asyncio.get_running_loop().create_task(self._release(keys, args), name="policy-release")
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _release(self, keys: list[str], args: list[Any]) -> None:
+        """Send the release until Redis takes it (one try per circuit interval), for at most
+        the lease TTL: a lease nobody renews is gone by then anyway."""
+        deadline = self.clock.monotonic() + self.lease_ms / 1000
+        while True:
+            if not self.circuit.skip():
+                try:
+                    await self.store.release(keys, args)
+                except STORE_ERRORS as exc:
+                    self.circuit.failed()
+                    log.warning("release of %s failed, trying again: %s", args[0], exc)
+                else:
+                    self.circuit.succeeded()
+                    return
+            if self.clock.monotonic() >= deadline:
+                log.error("release of %s given up: Redis did not answer for the lease TTL", args[0])
+                return
+            await self.clock.sleep(self.circuit.interval, name=RELEASE_RETRY)
+
+    async def stop(self) -> None:
+        """Cancel the releases still waiting for Redis (their leases expire with their TTL)."""
+        for task in list(self._releases):
+            task.cancel()
+        for task in list(self._releases):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def _admit_unlimited(
         self, caller: Caller, model: str, request_id: str, endpoint: str, started: float
     ) -> Ticket:
         """Admission with the policy off: nothing to count, nothing to settle."""
-        if caller.key.source == "admin":
-            # No admission call to compare versions: read the key itself, so a block or a
-            # deletion still applies on every replica at once.
+        if not caller.checked:
+            # No admission script to compare versions: compare them here (one HMGET), so a
+            # block, rotation or deletion still applies on every replica at once.
             try:
-                caller = await self.auth.reload(caller)
+                caller = await self.auth.verify(caller)
             except STORE_ERRORS as exc:
                 failure = self._store_failed(exc)
                 if self.config.on_store_error != "open":
@@ -201,6 +306,7 @@ class Admission:
             s.leases(root, "team", tid),
             s.holds(root, "key", key.id),
             s.holds(root, "team", tid),
+            s.gone(root, ticket.request_id),
         ]
         team_state = "-" if team is None or team.source == "config" else team.state()
         args: list[Any] = [

@@ -1,9 +1,14 @@
 """Who is calling: a presented key checked against the config's keys or the admin-created ones
 in Redis, with their teams.
 
-Admin-created keys and teams are cached for ``cache_ttl_seconds``; a block, rotation or
-deletion still applies at once everywhere, because every admission compares the cached
-version with the one in Redis (and the admin API drops its own replica's cache entry).
+Admin-created keys and teams are cached for ``cache_ttl_seconds``, but a cached record is never
+trusted on its own: every change (block, unblock, rotation, update, deletion) writes the key's
+``<status>:<version>`` into its enforcement root's state hash, and each request compares the
+cached versions with that hash before it does anything, so the change applies on every replica
+from its next request. The comparison rides on the request's admission script where there is
+one (``admit.lua``); a request that is not admitted (reads, deletions, listings, counts) reads
+the two fields with one ``HMGET`` (:meth:`Authenticator.verify`). Keys from the config file
+have nothing to revoke and are never checked.
 """
 
 from __future__ import annotations
@@ -26,14 +31,20 @@ _CACHE_MAX = 10_000
 
 
 class Caller:
-    """An authenticated key, its team, and the digest it was verified with."""
+    """An authenticated key, its team, and the digest it was verified with. ``checked``: its
+    records are known current (read from Redis for this request, or the config file's); an
+    unchecked caller came from the cache and goes through :meth:`Authenticator.verify` or an
+    admission before it may do anything."""
 
-    __slots__ = ("digest", "key", "principal", "team")
+    __slots__ = ("checked", "digest", "key", "principal", "team")
 
-    def __init__(self, key: KeyRecord, team: TeamRecord | None, digest: bytes) -> None:
+    def __init__(
+        self, key: KeyRecord, team: TeamRecord | None, digest: bytes, *, checked: bool = True
+    ) -> None:
         self.key = key
         self.team = team
         self.digest = digest
+        self.checked = checked
         self.principal = Principal(key.alias or key.id, key.id)
 
     def describe(self, scope: str) -> str:
@@ -111,18 +122,22 @@ class Authenticator:
         return kid in self._keys
 
     async def load_key(self, kid: str, *, fresh: bool) -> _Entry | None:
+        return (await self._lookup(kid, fresh=fresh))[0]
+
+    async def _lookup(self, kid: str, *, fresh: bool) -> tuple[_Entry | None, bool]:
+        """The key's entry, and whether it was read from Redis just now (not the cache)."""
         mono = self.clock.monotonic()
         entry = self._keys.get(kid)
         if entry is not None and not fresh and mono - entry.fetched < self.cache_ttl:
-            return entry
+            return entry, False
         loaded = await self.store.load_key(kid)
         if loaded is None:
             self._keys.pop(kid, None)
-            return None
+            return None, True
         if len(self._keys) >= _CACHE_MAX:
             self._keys.clear()
         entry = self._keys[kid] = _Entry(loaded[0], loaded[1], mono)
-        return entry
+        return entry, True
 
     async def team(self, tid: str | None, *, fresh: bool = False) -> TeamRecord | None:
         if tid is None:
@@ -154,16 +169,42 @@ class Authenticator:
             return None
         return Caller(entry.record, await self.team(entry.record.team_id), b"")
 
-    async def authenticate(self, presented: str | None, *, fresh: bool = False) -> Caller:
+    async def authenticate(
+        self, presented: str | None, *, fresh: bool = False, verify: bool = True
+    ) -> Caller:
         """The caller of ``presented``. A refusal based on a cached record is checked again
-        against Redis first (another replica may have unblocked or rotated the key)."""
+        against Redis first (another replica may have unblocked or rotated the key). With
+        ``verify`` a cached admin-created key is checked against its current version
+        (:meth:`verify`); without it the caller may come back unchecked, for an admission
+        to check."""
         try:
-            return await self._authenticate(presented, fresh=fresh)
+            caller = await self._authenticate(presented, fresh=fresh)
         except AuthenticationFailed:
             kid = kid_of(presented or "")
             if fresh or kid is None or kid not in self._keys:
                 raise
             return await self._authenticate(presented, fresh=True)
+        if verify and not caller.checked:
+            try:
+                return await self.verify(caller)
+            except STORE_ERRORS as exc:
+                raise store_failed(self.metrics, self.on_store_error, exc, "auth") from None
+        return caller
+
+    async def verify(self, caller: Caller) -> Caller:
+        """``caller``, known current: its key's and admin-created team's versions compared with
+        those in Redis (one ``HMGET``); read again (or refused) when either changed. A store
+        failure is raised as it is (``STORE_ERRORS``)."""
+        if caller.checked:
+            return caller
+        key, team = caller.key, caller.team
+        got = await self.store.redis.hmget(self.store.state(key.root), [key.id, "team"])
+        if got[0] != key.state().encode() or (
+            team is not None and team.source == "admin" and got[1] != team.state().encode()
+        ):
+            return await self.reload(caller)
+        caller.checked = True
+        return caller
 
     async def _authenticate(self, presented: str | None, *, fresh: bool) -> Caller:
         if not presented:
@@ -173,17 +214,17 @@ class Authenticator:
             principal = self.keyring.authenticate(presented)
             return self.config_keys[principal.key_name]
         try:
-            entry = await self.load_key(kid, fresh=fresh)
+            entry, checked = await self._lookup(kid, fresh=fresh)
             if entry is None:
                 raise incorrect_key(presented)
             digest = self.hasher.digest(presented)
             if not self._matches(digest, entry.fields):
                 raise incorrect_key(presented)
-            team = await self.team(entry.record.team_id, fresh=fresh)
+            team = await self.team(entry.record.team_id, fresh=fresh or checked)
         except STORE_ERRORS as exc:
             raise store_failed(self.metrics, self.on_store_error, exc, "auth") from None
         self._check_active(entry.record, team)
-        return Caller(entry.record, team, digest)
+        return Caller(entry.record, team, digest, checked=checked)
 
     async def reload(self, caller: Caller) -> Caller:
         """``caller`` read again from Redis (its cached copy may be stale): refused if the key

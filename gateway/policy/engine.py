@@ -120,4 +120,5 @@ class PolicyService:
         self.settler.start()
 
     async def stop(self) -> None:
+        await self.admission.stop()
         await self.settler.stop()

@@ -15,6 +15,8 @@ the hash tag every per-request key shares so one script call is Cluster-safe):
 ``{r}:cc:<scope>:<id>``             zset   concurrency leases, score = lease expiry (ms); renewed
                                            while the request runs (``renew.lua``)
 ``{r}:holds:<scope>:<id>``          zset   budget holds ``<request id>:<nano-USD>``, score = expiry
+``{r}:gone:<request id>``           str    an admission given up after a timeout (``release.lua``);
+                                           the admission script writes nothing when it exists
 ``{r}:spend:<scope>:<id>:<window>`` str    committed nano-USD; window ``d20261124``, ``w2026W48``,
                                            ``m202611``, ``total``; TTL window end + 35 days
 ``{r}:roll:d:<yyyymmdd>``           hash   rollup ``<scope>:<id>|<model>|<metric>`` (TTL 400 days)
@@ -77,6 +79,7 @@ class PolicyStore:
         self.admit_script = Script(_lua("admit.lua"))
         self.settle_script = Script(_lua("settle.lua"))
         self.renew_script = Script(_lua("renew.lua"))
+        self.release_script = Script(_lua("release.lua"))
 
     # -- names -------------------------------------------------------------------------------
     def key_name(self, kid: str) -> str:
@@ -90,6 +93,9 @@ class PolicyStore:
 
     def state(self, root: str) -> str:
         return f"{self.p}{{{root}}}:state"
+
+    def gone(self, root: str, request_id: str) -> str:
+        return f"{self.p}{{{root}}}:gone:{request_id}"
 
     def rl(self, root: str, scope: str, ident: str, kind: str) -> str:
         return f"{self.p}{{{root}}}:rl:{scope}:{ident}:{kind}"
@@ -131,6 +137,10 @@ class PolicyStore:
 
     async def renew(self, keys: Sequence[str], args: Sequence[Any]) -> None:
         await self.renew_script(self.redis, keys, args)
+
+    async def release(self, keys: Sequence[str], args: Sequence[Any]) -> None:
+        """Give up an admission whose answer was lost (``release.lua``)."""
+        await self.release_script(self.redis, keys, args)
 
     async def settle(
         self,

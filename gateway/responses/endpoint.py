@@ -138,7 +138,7 @@ async def respond(
     ``last``: a WebSocket connection's last response (see :mod:`gateway.responses.session`)."""
     turn: Turn | None = None
     async with Exchange(services, channel, route=ROUTE, error_api="responses") as exchange:
-        caller = await exchange.authenticate()
+        caller = await exchange.authenticate(admits=True)
         body = await exchange.read_body()
         request = parse_responses_request(body)
         # What the request continues from, and whether any deployment fits its prompt, are

@@ -4,7 +4,8 @@
 -- passes, so a refusal has nothing to roll back.
 --
 -- KEYS: 1 state hash, 2 key rpm, 3 key tpm, 4 team rpm, 5 team tpm, 6 key leases,
---       7 team leases, 8 key holds, 9 team holds, 10.. budget window counters
+--       7 team leases, 8 key holds, 9 team holds, 10 release marker of this request id,
+--       11.. budget window counters
 -- ARGV: 1 now ms ("" = Redis TIME), 2 request id, 3 key id, 4 expected key state
 --       ("" = must be absent), 5 expected team state ("-" = not checked, "" = must be absent),
 --       6 key rpm, 7 key tpm, 8 team rpm, 9 team tpm, 10 key concurrency, 11 team concurrency
@@ -12,8 +13,11 @@
 --       15 budget count, then per budget: scope (1 key, 2 team), limit nano-USD
 -- Returns {1, rpm limit, rpm remaining, rpm reset ms, tpm limit, tpm remaining, tpm reset ms, now}
 --      or {0, limit kind, scope, limit, used, retry-after ms, budget index}
---      or {-1, "key"|"team"} when the caller's cached config is stale.
+--      or {-1, "key"|"team"} when the caller's cached config is stale
+--      or {-2} when the gateway already gave this admission up (release.lua ran first: it
+--      timed out while Redis was stalled, and runs only now).
 local PERIOD = 60000
+if redis.call('EXISTS', KEYS[10]) == 1 then return {-2} end
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -103,7 +107,7 @@ for i = 1, nbudgets do
     held[scope] = sum
     hold_scope[scope] = true
   end
-  local committed = tonumber(redis.call('GET', KEYS[9 + i])) or 0
+  local committed = tonumber(redis.call('GET', KEYS[10 + i])) or 0
   if committed + held[scope] + hold > limit then
     local sname = 'key'
     if scope == 2 then sname = 'team' end
