@@ -93,6 +93,8 @@ def _check_redis(s: Settings) -> None:
         raise ConfigError(src, "redis.pool_timeout_seconds", "must be positive")
     if not r.command_timeout_seconds > 0:
         raise ConfigError(src, "redis.command_timeout_seconds", "must be positive")
+    if not r.connect_timeout_seconds > 0:
+        raise ConfigError(src, "redis.connect_timeout_seconds", "must be positive")
 
 
 def _check_keys(s: Settings) -> None:

@@ -63,6 +63,9 @@ class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # One command's time budget: its socket timeout and, on a cluster, the deadline of its
     # retries through a failover, MOVED/ASK, TRYAGAIN or CLUSTERDOWN.
     command_timeout_seconds: float = 5.0
+    # How long opening a connection to Redis may take before the command fails as Redis
+    # unavailable (at most command_timeout_seconds is used).
+    connect_timeout_seconds: float = 2.0
     data_dir: str = ".data/redis"
     key_prefix: str = "gw:"
     # Connections per process for ordinary commands; blocking reads (chat streams, watchers,

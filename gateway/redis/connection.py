@@ -74,7 +74,12 @@ AGAIN_SECONDS = 0.05
 
 
 def redis_client(
-    url: str, *, max_connections: int = 64, pool_timeout: float = 2.0, command_timeout: float = 5.0
+    url: str,
+    *,
+    max_connections: int = 64,
+    pool_timeout: float = 2.0,
+    command_timeout: float = 5.0,
+    connect_timeout: float = 2.0,
 ) -> aioredis.Redis:
     """The command client of one server. ``decode_responses`` stays off: the gateway stores
     msgspec bytes."""
@@ -82,7 +87,7 @@ def redis_client(
         url,
         max_connections=max_connections,
         timeout=pool_timeout,
-        socket_connect_timeout=2.0,
+        socket_connect_timeout=min(connect_timeout, command_timeout),
         socket_timeout=command_timeout,
         health_check_interval=30,
         client_name=COMMANDS_NAME,
@@ -106,6 +111,7 @@ def connect(settings: RedisSettings, url: str | None = None) -> aioredis.Redis:
         max_connections=settings.max_connections,
         pool_timeout=settings.pool_timeout_seconds,
         command_timeout=settings.command_timeout_seconds,
+        connect_timeout=settings.connect_timeout_seconds,
     )
 
 
@@ -171,7 +177,7 @@ class SentinelBlockingPool(SentinelConnectionPool, aioredis.BlockingConnectionPo
 def sentinel_client(settings: RedisSettings, url: str | None) -> aioredis.Redis:
     deadline = settings.command_timeout_seconds
     kwargs: dict[str, Any] = {
-        "socket_connect_timeout": min(2.0, deadline),
+        "socket_connect_timeout": min(settings.connect_timeout_seconds, deadline),
         "socket_timeout": deadline,
         "health_check_interval": 30,
         # Through a failover (the primary gone, the sentinels electing its replica): again,
@@ -326,7 +332,7 @@ def cluster_client(settings: RedisSettings, url: str | None) -> ClusterClient:
         startup_nodes=[ClusterNode(host, port) for host, port in seeds],
         max_connections=settings.max_connections,
         retry=retry,
-        socket_connect_timeout=min(2.0, deadline),
+        socket_connect_timeout=min(settings.connect_timeout_seconds, deadline),
         socket_timeout=deadline,
         client_name=COMMANDS_NAME,
         **options,
