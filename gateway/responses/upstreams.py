@@ -19,6 +19,7 @@ turn is what the dialects read (:class:`gateway.dialects.ResponsesTurn`).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import msgspec
@@ -139,18 +140,31 @@ class Turn:
     async def replay_input(self, *, for_responses: bool) -> list[Item]:
         """The whole conversation for an upstream that holds none of it."""
         turns = await self.history()
-        known = index_by_id(group for turn in turns for group in (turn.input, turn.output))
         items: list[Item] = []
         for turn in turns:
-            items.extend(resolve_references(without_minted_ids(turn.input, turn.minted), known))
+            items.extend(without_minted_ids(turn.input, turn.minted) if turn.minted else turn.input)
             items.extend(turn.output)
+        given = self.request.data.get("input")
+        # The new input as the client wrote it (a string becomes its one message).
+        new = given if for_responses and isinstance(given, list) else self.request.items
+        if any(item.get("type") == "item_reference" for group in (items, new) for item in group):
+            known = await self._known(turns)
+            items = resolve_references(items, known)
+            new = resolve_references(new, known)
         if for_responses:
             history = [shaped for item in items if (shaped := for_responses_upstream(item)) is not None]
-            # The new input as the client wrote it (a string becomes its one message).
-            given = self.request.data.get("input")
-            new = given if isinstance(given, list) else self.request.items
-            return compaction.for_upstream(history + resolve_references(new, known), responses=True)
-        return compaction.for_upstream(items + resolve_references(self.request.items, known), responses=False)
+            return compaction.for_upstream(history + new, responses=True)
+        return compaction.for_upstream(items + new, responses=False)
+
+    async def _known(self, turns: list[HistoryTurn]) -> dict[str, Item]:
+        """Every item of the chain by id, the ids the gateway gave included (what references
+        name): materialized histories keep inputs without those, so the records are read."""
+        if self.parent is not None and not any(turn.minted for turn in turns):
+            # An unstored chain (a WebSocket's) has no records: its items are all there is.
+            with contextlib.suppress(ChainBroken):
+                chain = await self.records.read_chain(self.parent)
+                turns = [HistoryTurn(t.meta.id, t.input, t.output, t.meta.minted) for t in chain]
+        return index_by_id(group for turn in turns for group in (turn.input, turn.output))
 
     # -- the record ---------------------------------------------------------------------------
 
@@ -224,8 +238,11 @@ class Turn:
             await self.records.touch_chain(parent)
 
     def own_turn(self, record: NewRecord) -> HistoryTurn:
-        """This response's part of its chain's history."""
-        return HistoryTurn(record.meta.id, record.input, record.output, record.meta.minted)
+        """This response's part of its chain's history, as a replay sends it: its input without
+        the ids the gateway gave (the upstream never saw them), its output."""
+        return HistoryTurn(
+            record.meta.id, without_minted_ids(record.input, record.meta.minted), record.output
+        )
 
     async def save(self, deployment: Deployment, response: dict[str, Any], upstream_id: str | None) -> None:
         record = self.record(deployment, response, upstream_id)
