@@ -40,6 +40,7 @@ __all__ = [
     "call_json",
     "closed_early",
     "decode_object",
+    "empty_stream",
     "malformed_body",
     "malformed_event",
     "open_stream",
@@ -75,6 +76,18 @@ def decode_object(data: str) -> dict[str, Any] | None:
 
 def closed_early(provider: str) -> ClassifiedError:
     return classify_text("upstream stream closed before the response started (eof)", provider=provider)
+
+
+def empty_stream(provider: str) -> ClassifiedError:
+    """A streamed request answered 2xx with an empty body: the deployment's own answer to this
+    request (a server that cannot stream it, a proxy that drops it), not a timeout. Not retried
+    on the same deployment; another one may answer it."""
+    classified = classify_text("upstream server error: empty response body", provider=provider)
+    return msgspec.structs.replace(
+        classified,
+        retryable=False,
+        detail="The upstream answered the streamed request with a success status and an empty body.",
+    )
 
 
 async def _already_read(content: bytes) -> AsyncIterator[bytes]:
@@ -293,7 +306,8 @@ async def open_stream(
             except StopAsyncIteration:
                 events = decoder.flush()
                 if not events:
-                    raise AttemptFailed(closed_early(provider)) from None
+                    failure = closed_early(provider) if any(buffered) else empty_stream(provider)
+                    raise AttemptFailed(failure) from None
                 chunk = b""
             else:
                 buffered.append(chunk)
@@ -323,7 +337,7 @@ async def open_stream(
                 decoder.guard = malformed
                 return OpenedStream(response, chunks, buffered, seen, decoder)
             if not chunk:
-                raise AttemptFailed(closed_early(provider))
+                raise AttemptFailed(closed_early(provider) if any(buffered) else empty_stream(provider))
     except asyncio.CancelledError:
         if guard.absorb():
             raise AttemptFailed(startup_timeout_error(provider)) from None
