@@ -72,17 +72,6 @@ class RetrySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_delay: float = 60.0
     # Total time one request may spend waiting between attempts, across deployments.
     budget_seconds: float = 120.0
-
-
-class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    name: str
-    kind: ProviderKind
-    base_url: str
-    api_key: str = ""
-    timeouts: Timeouts = Timeouts()
-    retry: RetrySettings = RetrySettings()
-    headers: dict[str, str] = {}
-    max_connections: int = 256
     # A deployment that sent nothing within the startup guard (or, for a non-streaming call, no
     # response headers within the request timeout) is not tried again for the request while its
     # plan has another deployment or fallback left: the next one is tried at once. True: such a
@@ -111,6 +100,17 @@ class BreakerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # While open: check the provider's `models_path` this often (0: no active checks); an answer
     # ends the cooldown early, so the next request probes.
     health_check_seconds: float = 0.0
+
+
+class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: str
+    kind: ProviderKind
+    base_url: str
+    api_key: str = ""
+    timeouts: Timeouts = Timeouts()
+    retry: RetrySettings = RetrySettings()
+    headers: dict[str, str] = {}
+    max_connections: int = 256
     # Anthropic: the `anthropic-version` header and optional beta flags.
     anthropic_version: str = "2023-06-01"
     anthropic_beta: tuple[str, ...] = ()
@@ -126,6 +126,20 @@ class BreakerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # an OpenAI-compatible endpoint fronts another model family (Gemini's `/v1beta/openai`,
     # Anthropic's OpenAI SDK endpoint).
     schema_target: SchemaTarget | None = None
+    # Continuing a broken stream on this provider's deployments: "prefill" or "none". Absent:
+    # prefill for an anthropic provider, none for the others.
+    continuation: Continuation | None = None
+    # Malformed events (data that is not JSON) after a stream's commit point are dropped; this
+    # many in a row end the stream as broken. Before the commit point, one fails the attempt.
+    max_malformed_events: int = 3
+    breaker: BreakerSettings = BreakerSettings()
+
+    @property
+    def continues(self) -> bool:
+        """Its deployments can continue a partial assistant message."""
+        if self.continuation is None:
+            return self.kind is ProviderKind.ANTHROPIC
+        return self.continuation is Continuation.PREFILL
 
     @property
     def tool_schema_target(self) -> SchemaTarget:
@@ -143,20 +157,6 @@ class ModelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     context_window: int | None = None
     fallbacks: tuple[str, ...] = ()
     owned_by: str | None = None
-    # Continuing a broken stream on this provider's deployments: "prefill" or "none". Absent:
-    # prefill for an anthropic provider, none for the others.
-    continuation: Continuation | None = None
-    # Malformed events (data that is not JSON) after a stream's commit point are dropped; this
-    # many in a row end the stream as broken. Before the commit point, one fails the attempt.
-    max_malformed_events: int = 3
-    breaker: BreakerSettings = BreakerSettings()
-
-    @property
-    def continues(self) -> bool:
-        """Its deployments can continue a partial assistant message."""
-        if self.continuation is None:
-            return self.kind is ProviderKind.ANTHROPIC
-        return self.continuation is Continuation.PREFILL
 
     @property
     def target_model(self) -> str:
