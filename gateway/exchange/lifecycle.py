@@ -20,6 +20,7 @@ call is counted the same way on every endpoint.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
@@ -153,6 +154,17 @@ class Exchange:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
         try:
+            if isinstance(exc, asyncio.CancelledError) and self.services.draining.absorb():
+                # Ended by the drain before its answer started (a started stream ends in stream()).
+                self.outcome.failed(503, "shutdown")
+                if not self.channel.started:
+                    exc = self.services.draining.refusal()
+                    if self.error_api == "anthropic":
+                        status, headers, payload = anthropic_refusal(exc, self.request_id)
+                        await self.channel.send_json(status, payload, self.headers_now(headers))
+                    else:
+                        await send_error(self.channel, exc, self.headers_now())
+                return True
             if isinstance(exc, GatewayError):
                 self.outcome.failed(exc.status_code, refusal_type(exc))
                 if not self.channel.started:
@@ -303,20 +315,33 @@ class Exchange:
             await opened.aclose()
             raise
         self.outcome.ok()
-        await relay.run(opened, self.send_chunk)
-        if relay.failure is not None and rescue is not None and self._tape is not None:
-            await rescue.run(relay, opened_on[0], self._tape)
-            self.rescued_usage = rescue.usage
-            self._broken_text = rescue.broken_text
-            self._broken_reported = rescue.broken_usage
-        elif relay.failure is not None:
-            self.services.router.breakers.failed(
-                opened_on[0].provider, opened_on[0].upstream_model, relay.failure
-            )
+        ended = False
+        try:
+            await relay.run(opened, self.send_chunk)
+            if relay.failure is not None and rescue is not None and self._tape is not None:
+                await self._rescue(rescue, relay, opened_on[0], self._tape)
+            elif relay.failure is not None:
+                self.services.router.breakers.failed(
+                    opened_on[0].provider, opened_on[0].upstream_model, relay.failure
+                )
+        except asyncio.CancelledError:
+            if not self.services.draining.absorb():
+                raise
+            # The drain is over: the stream ends with its in-band error (not the upstream's
+            # fault: no breaker counts it, no rescue continues it).
+            ended = True
+            relay.failure = self.services.draining.stream_error(opened_on[0].provider)
+            await relay.release(self.send_chunk)
         if relay.failure is not None:
-            self.outcome.error_type = "upstream"
+            self.outcome.error_type = "shutdown" if ended else "upstream"
             self.outcome.attempt_error = str(relay.failure.kind)
         await self.channel.end_stream()
+
+    async def _rescue(self, rescue: Rescue, relay: Relay, broken: Deployment, tape: list[bytes]) -> None:
+        await rescue.run(relay, broken, tape)
+        self.rescued_usage = rescue.usage
+        self._broken_text = rescue.broken_text
+        self._broken_reported = rescue.broken_usage
 
     async def send_chunk(self, chunk: bytes) -> None:
         if self.ttft is None:

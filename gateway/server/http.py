@@ -24,6 +24,7 @@ httptools cannot parse get 400 in the same shape (uvicorn answers them in plain 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import signal
 from collections.abc import Callable, Iterable
@@ -47,6 +48,11 @@ IDLE = 3
 # The sweep runs on uvicorn's 0.1 s tick, every this many ticks at most (1 s).
 _TICK = 0.1
 _MAX_SWEEP_TICKS = 10
+# After the drain, the requests still running get this long to end in band and write what
+# they must (a stored response's record) before they are cancelled.
+END_GRACE = 5.0
+
+log = logging.getLogger("uvicorn.error")  # beside uvicorn's own shutdown lines
 
 
 @dataclass(frozen=True)
@@ -291,11 +297,16 @@ class GatewayServer(Server):
         *,
         on_ready: Callable[[], None] | None = None,
         ignore_sigint: bool = False,
+        drain_seconds: float | None = None,
+        on_drain_end: Callable[[list[asyncio.Task[Any]]], int] | None = None,
     ) -> None:
         super().__init__(config)
         self._ticks = config.limits.sweep_ticks
         self._on_ready = on_ready
         self._ignore_sigint = ignore_sigint
+        graceful = config.timeout_graceful_shutdown
+        self._drain = drain_seconds if drain_seconds is not None else graceful
+        self._on_drain_end = on_drain_end
 
     async def startup(self, sockets: list[Any] | None = None) -> None:
         await super().startup(sockets)
@@ -308,13 +319,44 @@ class GatewayServer(Server):
         return await super().on_tick(counter)
 
     async def shutdown(self, sockets: list[Any] | None = None) -> None:
-        """uvicorn's drain, with the deadlines still enforced: a request whose body trickles in
-        does not hold the drain open."""
+        """The drain: stop accepting, let the answers in flight finish for ``drain_seconds``
+        (the deadlines still enforced: a request whose body trickles in does not hold the drain
+        open), then hand the requests still running to ``on_drain_end``, which ends them
+        properly (a stream with its in-band error, its record written) within
+        :data:`END_GRACE` seconds; whatever is left then is cancelled. The app shuts down last."""
         sweeping = asyncio.create_task(self._sweep_while_draining())
         try:
-            await super().shutdown(sockets)
+            log.info("Shutting down")
+            for server in self.servers:
+                server.close()
+            for sock in sockets or []:
+                sock.close()
+            for connection in list(self.server_state.connections):
+                connection.shutdown()
+            await asyncio.sleep(_TICK)
+            if not await self._settled_within(self._drain):
+                running = [t for t in self.server_state.tasks if not t.done()]
+                ended = self._on_drain_end(running) if self._on_drain_end is not None else 0
+                log.warning(
+                    "drain time is up: %d request(s) still running, %d ended in band", len(running), ended
+                )
+                if not await self._settled_within(END_GRACE):
+                    log.error("cancelling %d request(s) still running", len(self.server_state.tasks))
+                    for task in self.server_state.tasks:
+                        task.cancel()
+            if not self.force_exit:
+                await self.lifespan.shutdown()
         finally:
             sweeping.cancel()
+
+    async def _settled_within(self, seconds: float | None) -> bool:
+        """Whether every connection and request task ended within ``seconds`` (None: no limit)."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._wait_tasks_to_complete()
+        except TimeoutError:
+            return False
+        return True
 
     async def _sweep_while_draining(self) -> None:
         loop = asyncio.get_running_loop()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import math
 import socket
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from gateway.config import Settings
 from gateway.server.http import GatewayConfig, GatewayServer, HttpLimits
@@ -25,7 +27,9 @@ def serve_worker(
     """Build the app from ``settings`` and serve it on ``sock`` until SIGTERM (or SIGINT).
 
     A signal starts a drain: the socket stops accepting, answers in flight get
-    ``server.drain_seconds`` to finish, then the app shuts down. Raises ``SystemExit(3)`` when
+    ``server.drain_seconds`` to finish; those still running then end in band (a stream with
+    its dialect's error event and its proper end, a stored response recorded as failed with
+    what it produced), then the app shuts down. Raises ``SystemExit(3)`` when
     the app's startup fails.
     """
     from gateway.app import create_app
@@ -46,7 +50,22 @@ def serve_worker(
         timeout_keep_alive=max(1, math.ceil(limits.keepalive_timeout)),  # unused: the protocol's own
         timeout_graceful_shutdown=math.ceil(settings.server.drain_seconds),
     )
-    server = GatewayServer(config, on_ready=on_ready, ignore_sigint=ignore_sigint)
+
+    def end_drain(running: list[asyncio.Task[Any]]) -> int:
+        """The drain is over: the requests still running end themselves (in band)."""
+        try:
+            services = app.services
+        except (AttributeError, KeyError):  # the app never started
+            return 0
+        return services.draining.end(running)
+
+    server = GatewayServer(
+        config,
+        on_ready=on_ready,
+        ignore_sigint=ignore_sigint,
+        drain_seconds=settings.server.drain_seconds,
+        on_drain_end=end_drain,
+    )
     server.run(sockets=[sock])
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)
