@@ -73,6 +73,8 @@ PINNED: dict[str, list[str]] = {
         "base_config",
         "free_port",
         "poll_until",
+        "redis_cluster",
+        "redis_sentinel",
         "redis_server",
         "serve_gateway",
         "settings_of",
