@@ -221,7 +221,7 @@ class ClusterClient(RedisCluster):
     others wait ``pool_timeout`` seconds, as on a single server's pool), and a cluster that
     cannot be reached fails as a ``RedisError``."""
 
-    def __init__(self, *, deadline: float, pool_timeout: float, **kwargs: Any) -> None:
+    def __init__(self, *, deadline: float | None, pool_timeout: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._recipe = kwargs
         self.deadline = deadline
@@ -238,7 +238,10 @@ class ClusterClient(RedisCluster):
             "client_name": name,
             "socket_timeout": socket_timeout,
         }
-        return ClusterClient(deadline=self.deadline + BLOCK_SECONDS, pool_timeout=self.pool_timeout, **recipe)
+        # A read may block up to its block time on top of the command's budget; without a socket
+        # timeout (a reader that blocks longer), no deadline either.
+        deadline = None if socket_timeout is None or self.deadline is None else self.deadline + BLOCK_SECONDS
+        return ClusterClient(deadline=deadline, pool_timeout=self.pool_timeout, **recipe)
 
     @contextlib.asynccontextmanager
     async def bounded(self) -> AsyncIterator[None]:
