@@ -4,10 +4,16 @@
 * :mod:`.items`: input/output items (normalising, ids, the tool-output check, replay shaping);
 * :mod:`.upstreams`: one request in flight (:class:`~.upstreams.Turn`): native chaining or
   replay per deployment, bodies and answers for Responses, Chat and Anthropic upstreams;
+* :mod:`.endpoint`: ``POST /v1/responses`` on the exchange (a background run is queued);
 * :mod:`.stream`: converters and the relay that records before the terminal event;
-* :mod:`.service`: the routes' logic (create, retrieve, delete, input items).
+* :mod:`.service`: the reads (retrieve, delete, cancel, input items);
+* :mod:`.compact` and :mod:`.compaction`: ``/responses/compact`` and compaction items;
+* :mod:`.input_tokens`: ``/responses/input_tokens``;
+* :mod:`.session`: a WebSocket connection's last response (the socket is ``gateway.api.websocket``);
+* :mod:`.frames`: events out of SSE frames;
+* :mod:`.background` and :mod:`.worker`: background runs as jobs on any replica.
 
-The records themselves live in :mod:`gateway.responses.store`.
+The records and the chains' materialized histories live in :mod:`gateway.responses.store`.
 
 **Ids.** Clients only ever see ids the gateway minted (``resp_`` and 48 hex digits), whatever
 the upstream: a chain may move between deployments and upstreams (a fallback, a replay), and an

@@ -22,6 +22,14 @@ oldest first) and ``tails`` (the last response of every earlier full block). The
 metas in one pipeline, then every ancestor's items in one more. A record carries fewer than
 ``BLOCK + depth / BLOCK`` ids however long its chain grows.
 
+**Histories.** A replay does not read the records one by one: each record also names a list
+``<prefix>resphist:{rh:<list>}`` holding the chain's turns in order, each as a replay sends it
+(:class:`HistoryTurn`), and its own position in it (``history``, ``history_length``). A child
+is appended to its parent's list while that list still ends at the parent (a script checks the
+length); a chain that branched gives the child a new list with a copy of the parent's part. A
+follow-up reads its chain with one ``LRANGE`` and checks its ancestors with one ``EXISTS``,
+however deep the chain; a record without a complete list is read record by record as above.
+
 **Input items.** ``input_items`` lists what a response was generated from, as OpenAI
 describes the endpoint ("the items used to generate this response"): each ancestor's input and
 output, then the response's own input; instructions are never items.
