@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from redis.cluster import RedisCluster
 
 from fake_providers.testing import FakeProviders
@@ -18,6 +19,8 @@ def test_chat_completions_responses_and_chats_on_a_cluster(
     cluster_gateway: ClusterGatewayFactory, fake: FakeProviders, cluster_sync: RedisCluster
 ) -> None:
     gw = cluster_gateway()
+    ready = httpx.get(gw.root_url + "/readyz", timeout=10)
+    assert ready.status_code == 200, ready.text  # the cluster answers its PING
     with gw.http() as http:
         r = http.post("/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MSG})
         assert r.status_code == 200, r.text
