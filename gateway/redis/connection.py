@@ -60,7 +60,7 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from gateway.config.settings import CLUSTER_SCHEMES, RedisSettings
+from gateway.config.settings import RedisSettings
 from gateway.redis.keys import CHAT_SHARDS
 
 COMMANDS_NAME = "gateway"
@@ -340,7 +340,3 @@ def cluster_client(settings: RedisSettings, url: str | None) -> ClusterClient:
         client_name=COMMANDS_NAME,
         **options,
     )
-
-
-def is_cluster_url(url: str) -> bool:
-    return url.startswith(CLUSTER_SCHEMES)
