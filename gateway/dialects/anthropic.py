@@ -425,6 +425,29 @@ def messages_call(
     return MessagesPassthroughCall(attempt, body, client_headers)
 
 
+class MessagesContinuation:
+    """The rest of a Messages client's answer on a Messages upstream: ``body`` (the client's
+    request with the partial answer as its last, assistant, turn) with the client's headers,
+    read back as Chat chunks like any continuation."""
+
+    __slots__ = ("_attempt", "request", "roles")
+
+    def __init__(self, attempt: Attempt, body: bytes, client_headers: Mapping[str, str]) -> None:
+        self._attempt = attempt
+        headers = passed_headers(attempt, client_headers)
+        self.request = attempt.upstream.request("POST", PATH, body, headers=headers)
+        self.roles = ROLES
+
+    def reader(self, clock: Clock) -> ChunkReader:
+        stream = AnthropicToChatStream(
+            model=self._attempt.deployment.upstream_model,
+            completion_id=completion_id(),
+            created=int(clock.now()),
+            context=AnthropicContext(),
+        )
+        return AnthropicChunks(stream, self._attempt.upstream.classifier_key)
+
+
 def count_tokens_request(attempt: Attempt, body: bytes, client_headers: Mapping[str, str]) -> httpx.Request:
     """``POST /messages/count_tokens`` with the client's body (its model already set)."""
     return attempt.upstream.request(

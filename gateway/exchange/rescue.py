@@ -7,7 +7,10 @@ The gateway sends the original request again with what the client has received s
 trailing assistant message (Anthropic prefill; ``continue_final_message`` on openai-compatible
 servers), reads the answer back as Chat chunks whatever the deployment's dialect, and relays
 only the rest, in the client's dialect and as part of the same answer (same ids, no second
-role chunk). The client receives one complete stream.
+role chunk or message start). The client receives one complete stream. The request is the
+client's translated to Chat Completions, except on deployments that speak the client's own
+dialect when the endpoint says so (``native_api``: Messages clients on Claude deployments get
+their own request, prefilled).
 
 The rules:
 
@@ -21,14 +24,17 @@ The rules:
   the original failure to be sent: the refusal never replaces it. A continuation that breaks
   after its own commit may be rescued again; at most :data:`MAX_RESCUES` per request.
 * The usage of every attempt is settled: the broken stream's (estimated from the prompt and
-  the text sent when it reported none) and each continuation's.
+  the text sent when it reported none; its output at least that text's estimate when it
+  reported only its start) and each continuation's.
 * A stream that breaks with a failure that is not retryable (a content filter in-band) is not
   rescued.
 
 An endpoint supplies a :class:`Continuer`: how to read the partial answer from what its client
 received, the request as a Chat Completions body, and a :class:`Splice` that writes the rest
-(:class:`ChatContinuer` for Chat Completions clients; the Responses endpoint has its own). The
-relay must have held its failure (``hold``) so that nothing was sent yet.
+(:class:`ChatContinuer` for Chat Completions clients; the Responses and Messages endpoints have
+their own). The relay must have held its failure (``hold``) so that nothing was sent yet. A
+request that cannot be built (``chat`` raises: a request Chat cannot express, a store that
+cannot be read) is not continued, except by ``native_api`` deployments.
 """
 
 from __future__ import annotations
@@ -39,11 +45,13 @@ from typing import Any, NamedTuple, Protocol
 import msgspec
 
 from gateway.clock import Watchdog
-from gateway.dialects import ChunkReader, dialect_for
+from gateway.config import UpstreamApi
+from gateway.dialects import ChunkReader, ConversationCall, dialect_for
 from gateway.errors import AttemptFailed, ClassifiedError
 from gateway.policy.usage import usage_from_dict
 from gateway.pricing import Usage
 from gateway.services import Services
+from gateway.token_estimate import text_tokens
 from gateway.upstream import Deployment
 from gateway.upstream.call import OpenedStream, open_stream
 from gateway.upstream.committed import Relay, SendChunk, run_committed
@@ -80,13 +88,26 @@ class Splice(Protocol):
 class Continuer(Protocol):
     """What an endpoint supplies so that its broken streams can be continued."""
 
+    @property
+    def native_api(self) -> UpstreamApi | None:
+        """Deployments of this API are asked for the rest in the client's own dialect
+        (:meth:`native_call`: the client's request as it came, with what it has received as
+        the last assistant turn); the others get :meth:`chat`'s request through their dialect."""
+        ...
+
+    def native_call(self, attempt: Attempt, text: str) -> ConversationCall:
+        """The continuation request on a deployment of :attr:`native_api`."""
+        ...
+
     def partial(self, sent: bytes, relay: Relay) -> Partial | None:
         """The answer so far, from the bytes the client received; None when it cannot be
         continued (a tool call in it, several choices, a relay whose answer cannot take more)."""
         ...
 
     async def chat(self) -> dict[str, Any]:
-        """The request as a Chat Completions body (its messages, tools and parameters)."""
+        """The request as a Chat Completions body (its messages, tools and parameters). May
+        raise when the request cannot be expressed so (then only :attr:`native_api`'s
+        deployments may continue)."""
         ...
 
     def splice(self, partial: Partial, relay: Relay) -> Splice:
@@ -205,6 +226,8 @@ class ChatSplice:
 class ChatContinuer:
     """Continues a Chat Completions client's stream (whatever the upstream dialects)."""
 
+    native_api = None
+
     def __init__(self, data: dict[str, Any], *, include_usage: bool) -> None:
         self._data = data
         self._include_usage = include_usage
@@ -214,6 +237,9 @@ class ChatContinuer:
 
     async def chat(self) -> dict[str, Any]:
         return self._data
+
+    def native_call(self, attempt: Attempt, text: str) -> ConversationCall:
+        raise NotImplementedError  # every deployment takes the Chat request
 
     def splice(self, partial: Partial, relay: Relay) -> Splice:
         return ChatSplice(partial, include_usage=self._include_usage)
@@ -233,6 +259,14 @@ def add_usage(a: Usage | None, b: Usage | None) -> Usage | None:
         reasoning_tokens=a.reasoning_tokens + b.reasoning_tokens,
         source="estimated" if "estimated" in (a.source, b.source) else "reported",
     )
+
+
+def _with_output(usage: Usage | None, estimate: int) -> Usage | None:
+    """A broken stream's reported usage with at least ``estimate`` output tokens: a stream cut
+    before its end may have reported only its start (Anthropic's ``message_start``)."""
+    if usage is None or usage.output_tokens >= estimate:
+        return usage
+    return msgspec.structs.replace(usage, output_tokens=estimate, source="estimated")
 
 
 def continues(services: Services, deployment: Deployment) -> bool:
@@ -258,6 +292,7 @@ class Rescue:
         self.usage: Usage | None = None  # of the continuations
         self.broken_text = ""  # what the broken stream had sent when it broke (first rescue)
         self.broken_usage: Usage | None = None  # what the broken stream reported, if anything
+        self._chat_request: dict[str, Any] | None = None
 
     @staticmethod
     def possible(services: Services, plan: list[Deployment]) -> bool:
@@ -284,10 +319,17 @@ class Rescue:
             if not candidates:
                 health.rescue(provider, "no_candidate")
                 break
+            chat = await self._chat(candidates)
+            if chat is None:  # only the deployments that take the client's own request are left
+                candidates = [d for d in candidates if d.api is self._continuer.native_api]
+                if not candidates:
+                    health.rescue(provider, "not_continuable")
+                    break
             if not rescues:
                 self.broken_text = partial.text
+                self.broken_usage = _with_output(self.broken_usage, text_tokens(partial.text))
             rescues += 1
-            outcome = await self._continue(partial, candidates, relay)
+            outcome = await self._continue(partial, candidates, relay, chat)
             if isinstance(outcome, ClassifiedError):  # refused or failed before its commit
                 health.rescue(provider, "refused" if not outcome.retryable else "failed")
                 log.warning(
@@ -313,20 +355,38 @@ class Rescue:
         if failure is not None:
             await relay.release(self._send)
 
+    async def _chat(self, candidates: list[Deployment]) -> dict[str, Any] | None:
+        """The request as Chat, when a candidate needs it; None when it cannot be built (a
+        request Chat cannot express, a store that cannot be read)."""
+        if self._chat_request is not None:
+            return self._chat_request
+        native = self._continuer.native_api
+        if all(d.api is native for d in candidates):
+            return None
+        try:
+            self._chat_request = await self._continuer.chat()
+        except Exception:
+            log.warning("continuation request not built as Chat", exc_info=True)
+        return self._chat_request
+
     def _candidates(self, broken: Deployment) -> list[Deployment]:
         plan = self._plan
         index = next((i for i, d in enumerate(plan) if d == broken), len(plan))
         return [d for d in plan[index + 1 :] if d != broken]
 
     async def _continue(
-        self, partial: Partial, candidates: list[Deployment], relay: Relay
+        self, partial: Partial, candidates: list[Deployment], relay: Relay, chat: dict[str, Any] | None
     ) -> ClassifiedError | tuple[Deployment, ClassifiedError | None]:
         services = self._services
         clock = services.clock
-        chat = await self._continuer.chat()
 
         async def attempt(attempt: Attempt) -> tuple[OpenedStream, ChunkReader, Deployment]:
-            call = dialect_for(attempt.deployment.api).continuation_call(attempt, chat, partial.text)
+            api = attempt.deployment.api
+            if api is self._continuer.native_api:
+                call = self._continuer.native_call(attempt, partial.text)
+            else:
+                assert chat is not None  # the candidates without it were left out
+                call = dialect_for(api).continuation_call(attempt, chat, partial.text)
             opened = await open_stream(attempt, call.request, call.roles, clock)
             return opened, call.reader(clock), attempt.deployment
 

@@ -6,5 +6,6 @@
 * :mod:`.request`: decoding and checking a request in Anthropic's words;
 * :mod:`.passthrough`: the client's body with only the model name changed;
 * :mod:`.relay`: a translated stream as Anthropic events, with ping keep-alives;
+* :mod:`.continuation`: a stream broken after its commit point, continued as the same message;
 * :mod:`.usage`: usage read from Anthropic answers and streams.
 """

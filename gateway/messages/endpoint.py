@@ -11,7 +11,9 @@ call of one attempt, chosen by what the deployment speaks:
   and sent through the deployment's dialect as a Chat client's would be; the answer is
   translated back (:mod:`gateway.translate.messages_answer`, :class:`.relay.MessagesRelay`).
 
-Errors are answered in Anthropic's envelope (the exchange's ``anthropic`` error dialect).
+Errors are answered in Anthropic's envelope (the exchange's ``anthropic`` error dialect). A
+stream that breaks after its commit point may be continued on another deployment
+(:mod:`.continuation`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from gateway.dialects.anthropic import messages_call
 from gateway.dialects.base import translated
 from gateway.errors.client import InvalidRequest
 from gateway.exchange import ClientChannel, Exchange
+from gateway.messages.continuation import MessagesContinuer
 from gateway.messages.passthrough import with_model
 from gateway.messages.relay import MessagesRelay
 from gateway.messages.request import MessagesRequest, parse_messages_request
@@ -187,6 +190,7 @@ async def handle(services: Services, channel: ClientChannel) -> None:
             raise prompt_too_long(services, request.model, calls.estimate()) from None
         async with exchange.upstream():
             if request.stream:
-                await exchange.stream(plan, calls.stream)
+                continuer = MessagesContinuer(request.data, calls.headers, calls.chat, calls.context)
+                await exchange.stream(plan, calls.stream, continuer=continuer)
             else:
                 await exchange.send_json(await exchange.json(plan, calls.json))

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.dialects import Resumable
+from gateway.dialects import ConversationCall, Resumable
 from gateway.dialects.base import translated
 from gateway.exchange.rescue import FirstText, Partial, Splice
 from gateway.policy.usage import usage_from_dict
@@ -24,6 +24,7 @@ from gateway.responses.stream import ResponsesRelay
 from gateway.responses.upstreams import Turn
 from gateway.translate import chat_request_from_responses
 from gateway.upstream.committed import Relay, SendChunk
+from gateway.upstream.failover import Attempt
 
 _DECODER = msgspec.json.Decoder()
 
@@ -80,8 +81,13 @@ class ResponsesSplice:
 class ResponsesContinuer:
     """Continues a Responses client's stream when its converter takes Chat chunks."""
 
+    native_api = None
+
     def __init__(self, turn: Turn) -> None:
         self._turn = turn
+
+    def native_call(self, attempt: Attempt, text: str) -> ConversationCall:
+        raise NotImplementedError  # every deployment takes the Chat request
 
     def partial(self, sent: bytes, relay: Relay) -> Partial | None:
         if not (isinstance(relay, ResponsesRelay) and isinstance(relay.converter, Resumable)):
