@@ -38,6 +38,7 @@ from gateway.policy.engine import Caller
 from gateway.services import Services
 from gateway.upstream import Deployment
 from gateway.upstream.failover import Attempt
+from gateway.upstream.http11_transport import BodyPieces
 
 ROUTE = "/v1/files"
 ONE = "/v1/files/{file_id}"
@@ -111,12 +112,12 @@ async def upload(services: Services, channel: ClientChannel) -> None:
         file = multipart.find(parts, "file")
         if file is None or file.filename is None:
             raise missing("file")
-        body: bytes = raw
+        body: bytes | BodyPieces = raw
         models: tuple[str, ...] = ()
         if purpose == "batch":
             provider, content, models = batch_file(services, caller, raw[file.start : file.end])
             if content != raw[file.start : file.end]:
-                body = multipart.joined(multipart.replace(raw, file, content))
+                body = BodyPieces(multipart.replace(raw, file, content))
             await exchange.admit(caller, model=models[0], body_size=len(raw), max_tokens=1, stream=False)
         else:
             model = multipart.field(raw, parts, "model")

@@ -23,6 +23,7 @@ from gateway.services import Services
 from gateway.upstream import Deployment
 from gateway.upstream.call import malformed_body
 from gateway.upstream.failover import Attempt
+from gateway.upstream.http11_transport import BodyPieces
 
 T = TypeVar("T")
 _DECODER = msgspec.json.Decoder()
@@ -111,7 +112,7 @@ async def call_object(
     plan: list[Deployment],
     method: str,
     path: str,
-    body: bytes | None = None,
+    body: bytes | BodyPieces | None = None,
     *,
     content_type: str | None = None,
 ) -> dict[str, Any]:

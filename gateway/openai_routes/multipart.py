@@ -113,7 +113,3 @@ def prepend_field(body: bytes, content_type: str, name: str, value: bytes) -> li
     boundary = boundary_of(content_type)
     head = b"--" + boundary + b'\r\nContent-Disposition: form-data; name="' + name.encode() + b'"\r\n\r\n'
     return [head + value + b"\r\n", memoryview(body)[body.find(b"--" + boundary) :]]
-
-
-def joined(pieces: Sequence[Piece]) -> bytes:
-    return b"".join(pieces)

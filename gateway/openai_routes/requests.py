@@ -3,8 +3,10 @@ body to send upstream with the deployment's model name in place of the public on
 
 JSON bodies are decoded once; everything but ``model`` (and the usage option the gateway may
 add to a stream) reaches the upstream as the client sent it. Multipart bodies are not decoded
-at all: the ``model`` field's value is swapped in place (:mod:`.multipart`) and the uploaded
-file is never copied.
+at all: the ``model`` field's value is swapped in place (:mod:`.multipart`): the body goes
+upstream as three pieces (what precedes the value, the new value, what follows it), the two
+large ones views of the body as received, written to the socket one after the other. The
+upload is held once, for the whole request and every attempt.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from gateway.errors.client import InvalidRequest
 from gateway.exchange.body import decode_json_object, invalid_type, missing
 from gateway.openai_routes import multipart
 from gateway.openai_routes.multipart import Part, Piece
+from gateway.upstream.http11_transport import BodyPieces
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -46,13 +49,13 @@ class RouteRequest:
         self.max_tokens = max_tokens
         self._bodies: dict[tuple[str, bool], bytes] = {}
 
-    def body_for(self, upstream_model: str, *, ask_usage: bool = False) -> bytes:
+    def body_for(self, upstream_model: str, *, ask_usage: bool = False) -> bytes | BodyPieces:
         """The body for a deployment serving ``upstream_model``. A JSON body is built once per
-        model name (retries send the same bytes); an upload with another model name is joined
-        for each attempt and dropped after it, so that a large file is never held twice for the
-        whole request."""
+        model name (retries send the same bytes); an upload is the client's bytes when its
+        model name is the upstream's, else those bytes in pieces around the new name."""
         if self.parts is not None:
-            return multipart.joined(self._multipart_pieces(upstream_model))
+            pieces = self._multipart_pieces(upstream_model)
+            return self.raw if len(pieces) == 1 else BodyPieces(pieces)
         key = (upstream_model, ask_usage)
         body = self._bodies.get(key)
         if body is None:

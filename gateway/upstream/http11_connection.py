@@ -1,7 +1,8 @@
 """One HTTP/1.1 client connection: an asyncio protocol fed to httptools' response parser.
 
 The connection carries one exchange at a time. ``send`` writes a request already serialised to
-bytes; the parser callbacks fill in the status, the headers and the body chunks; the reader
+bytes (``send_rest`` then writes a large body after its head, piece by piece, as the socket takes
+it: a body is never copied whole into the transport's buffer); the parser callbacks fill in the status, the headers and the body chunks; the reader
 (``wait_headers`` and ``next_chunk``) is woken through a single future whenever something
 changed. Everything here is synchronous except those two waits, so a small answer that arrives in
 one segment costs one ``data_received`` and one wake-up.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import cast
 
 import httptools
@@ -26,6 +27,7 @@ TimerFactory = Callable[[float, Callable[[], None]], TimerHandle]
 HIGH_WATER = 256 * 1024  # stop reading from the socket while this much body waits unread
 LOW_WATER = 64 * 1024
 MAX_HEADER_BYTES = 64 * 1024  # an answer's header names and values, all together
+WRITE_SLICE = 256 * 1024  # a large body is handed to the transport this much at a time
 
 
 class ConnectionClosed(Exception):
@@ -56,6 +58,7 @@ class Http11Connection(asyncio.Protocol):
         "_body_expected_until_close",
         "_buffered",
         "_chunks",
+        "_drain",
         "_error",
         "_header_bytes",
         "_headers",
@@ -66,7 +69,9 @@ class Http11Connection(asyncio.Protocol):
         "_parser",
         "_paused",
         "_received",
+        "_unsent",
         "_waiter",
+        "_write_paused",
         "closed",
         "complete",
         "counted",
@@ -93,6 +98,8 @@ class Http11Connection(asyncio.Protocol):
         self.in_exchange = False
         self.idle_since = 0.0
         self._waiter: asyncio.Future[None] | None = None
+        self._write_paused = False  # the transport's write buffer is over its high-water mark
+        self._drain: asyncio.Future[None] | None = None
         self._reset_exchange()
 
     def _reset_exchange(self) -> None:
@@ -108,6 +115,7 @@ class Http11Connection(asyncio.Protocol):
         self._keep_alive = False
         self._body_expected_until_close = False
         self._error: Exception | None = None
+        self._unsent = False  # the answer came before the whole request went: not reusable
 
     # -- asyncio.Protocol -----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -132,6 +140,13 @@ class Http11Connection(asyncio.Protocol):
         except ProtocolViolation as exc:  # raised by a callback below
             self._fail(exc)
             self.close()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake()
 
     def eof_received(self) -> bool | None:
         return False  # close our side too; connection_lost follows
@@ -205,6 +220,33 @@ class Http11Connection(asyncio.Protocol):
         self.in_exchange = True
         self.transport.write(data)
 
+    async def send_rest(self, pieces: Sequence[bytes | memoryview]) -> None:
+        """Write the rest of a request after ``send`` (a large body, in pieces), waiting while
+        the transport's buffer is full: a slice at a time is all it ever holds. Writing stops
+        early when the answer starts or the connection ends (an upstream may refuse an upload
+        before reading it); the answer, or the error, is the reader's."""
+        transport = self.transport
+        assert transport is not None
+        for piece in pieces:
+            view = memoryview(piece)
+            for start in range(0, view.nbytes, WRITE_SLICE):
+                while self._write_paused and not self._stop_writing():
+                    await self._drained()
+                if self._stop_writing():
+                    self._unsent = True
+                    return
+                transport.write(view[start : start + WRITE_SLICE])
+
+    def _stop_writing(self) -> bool:
+        return self.closed or self._headers_done or self._error is not None
+
+    async def _drained(self) -> None:
+        drain = self._drain = self._loop.create_future()
+        try:
+            await drain
+        finally:
+            self._drain = None
+
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
         return self._headers
@@ -212,7 +254,9 @@ class Http11Connection(asyncio.Protocol):
     @property
     def reusable(self) -> bool:
         """The answer was read to its end and both sides keep the connection open."""
-        return self.complete and self._keep_alive and not self.closed and not self._chunks
+        return (
+            self.complete and self._keep_alive and not self.closed and not self._chunks and not self._unsent
+        )
 
     async def wait_headers(self, timeout: float | None, arm: TimerFactory) -> None:
         while not self._headers_done:
@@ -275,6 +319,9 @@ class Http11Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
 
     async def _wait(self, timeout: float | None, arm: TimerFactory) -> None:
         waiter = self._waiter = self._loop.create_future()

@@ -15,8 +15,11 @@ with httptools' parser, because every layer of a general-purpose client costs CP
 * an answer that is complete when its headers are read is returned with its body in memory;
   otherwise the body streams, with back-pressure on the socket; closing an unfinished body closes
   the connection, so the upstream sees the caller go away;
-* answer headers are capped at 64 KiB; the ``write`` timeout is not applied (bodies are written
-  whole and are bounded by the gateway's body limit); HEAD is not supported;
+* a small body goes out in one write with its head; a large one (over 64 KiB, or given as
+  :class:`BodyPieces`: an upload rewritten in place) is written after the head as it is, slice
+  by slice as the socket takes it, never joined or copied whole;
+* answer headers are capped at 64 KiB; the ``write`` timeout is not applied (the attempt's own
+  timers bound a body the upstream does not read); HEAD is not supported;
 * no proxies, redirects, cookies, compression or HTTP/2: upstream calls need none of them.
 
 Failures are raised in httpx's exception tree, so the classifier sees one vocabulary.
@@ -28,7 +31,7 @@ import asyncio
 import os
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
 import certifi
 import httpx
@@ -42,7 +45,29 @@ from gateway.upstream.http11_connection import (
 )
 
 Origin = tuple[str, str, int]
+Piece = bytes | memoryview
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+JOIN_LIMIT = 64 * 1024  # a body up to this size is sent in one buffer with its head
+
+
+class BodyPieces(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A request body as pieces sent one after the other, never joined (for instance an upload
+    with one form field replaced: the untouched stretches are views of the body as received).
+    Other transports (tests' mocks) read it as bytes."""
+
+    __slots__ = ("pieces", "size")
+
+    def __init__(self, pieces: Sequence[Piece]) -> None:
+        self.pieces = tuple(pieces)
+        self.size = sum(p.nbytes if isinstance(p, memoryview) else len(p) for p in self.pieces)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for piece in self.pieces:
+            yield bytes(piece)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            yield bytes(piece)
 
 
 def default_ssl_context() -> ssl.SSLContext:
@@ -130,13 +155,15 @@ class Http11Transport(httpx.AsyncBaseTransport):
         origin: Origin = (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read")
-        data = await _serialise(request)
+        data, rest = await _serialise(request)
         for attempt in range(2):
             # The retry goes on a new connection, never on another idle one (gone stale too, most
             # likely): a second clean close is then not "reused" and is raised, not retried.
             conn, reused = await self._acquire(origin, timeouts, request, fresh=attempt > 0)
             try:
                 conn.send(data)
+                if rest:
+                    await conn.send_rest(rest)
                 await conn.wait_headers(read_timeout, self.arm_read)
             except ConnectionClosed as exc:
                 self._discard(conn)
@@ -336,11 +363,21 @@ class Http11Transport(httpx.AsyncBaseTransport):
         return conn
 
 
-async def _serialise(request: httpx.Request) -> bytes:
-    try:
-        body = request.content
-    except httpx.RequestNotRead:
-        body = await request.aread()
+async def _serialise(request: httpx.Request) -> tuple[bytes, Sequence[Piece]]:
+    """The request's head (with a small body joined to it) and the pieces to write after it."""
+    stream = request.stream
+    pieces: Sequence[Piece] = ()
+    if isinstance(stream, BodyPieces):
+        body: bytes = b""
+        pieces, size = stream.pieces, stream.size
+    else:
+        try:
+            body = request.content
+        except httpx.RequestNotRead:
+            body = await request.aread()
+        size = len(body)
+        if size > JOIN_LIMIT:
+            body, pieces = b"", (body,)
     parts: list[bytes] = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
     has_length = False
     for name, value in request.headers.raw:
@@ -350,9 +387,9 @@ async def _serialise(request: httpx.Request) -> bytes:
         if lowered == b"content-length":
             has_length = True
         parts += (name, b": ", value, b"\r\n")
-    if body and not has_length:
-        parts += (b"content-length: ", str(len(body)).encode("ascii"), b"\r\n")
+    if size and not has_length:
+        parts += (b"content-length: ", str(size).encode("ascii"), b"\r\n")
     parts.append(b"\r\n")
     if body:
         parts.append(body)
-    return b"".join(parts)
+    return b"".join(parts), pieces

@@ -13,7 +13,7 @@ import httpx
 
 from gateway.clock import Clock
 from gateway.config import ProviderKind, ProviderSettings, Settings
-from gateway.upstream.http11_transport import Http11Transport
+from gateway.upstream.http11_transport import BodyPieces, Http11Transport
 
 
 class Upstream:
@@ -64,14 +64,25 @@ class Upstream:
         return str(self.kind)
 
     def request(
-        self, method: str, path: str, body: bytes | None = None, *, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | BodyPieces | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Request:
         """A request for this upstream. Built directly (no client defaults to merge) with the
-        URL parsed once per path: this runs once per attempt on the hot path."""
+        URL parsed once per path: this runs once per attempt on the hot path. A body in
+        :class:`BodyPieces` is sent as its pieces (never joined)."""
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = httpx.URL(self.base_url + path)
         merged = self._headers if not headers else {**self._headers, **headers}
+        if isinstance(body, BodyPieces):
+            merged = {"host": url.netloc.decode("ascii"), **merged, "content-length": str(body.size)}
+            return httpx.Request(
+                method, url, stream=body, headers=merged, extensions={"timeout": self._timeout}
+            )
         return httpx.Request(method, url, content=body, headers=merged, extensions={"timeout": self._timeout})
 
     async def send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:

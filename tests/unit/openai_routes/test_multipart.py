@@ -8,11 +8,16 @@ import pytest
 from gateway.errors.client import InvalidRequest
 from gateway.openai_routes import multipart
 from gateway.openai_routes.requests import parse_multipart
+from gateway.upstream.http11_transport import BodyPieces
 
 
 def encoded(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
     request = httpx.Request("POST", "http://x", data=fields, files=files)
     return request.read(), request.headers["content-type"]
+
+
+def sent(body: bytes | BodyPieces) -> bytes:
+    return body if isinstance(body, bytes) else b"".join(bytes(p) for p in body.pieces)
 
 
 def test_scan_finds_fields_and_files_without_reading_the_file() -> None:
@@ -30,12 +35,16 @@ def test_the_model_is_swapped_in_place_and_added_when_absent() -> None:
     request = parse_multipart(body, content_type, default_model=None, streams=False)
     assert request.model == "public"
     swapped = request.body_for("upstream-name")
-    assert swapped == body.replace(b"\r\n\r\npublic\r\n", b"\r\n\r\nupstream-name\r\n")
+    assert isinstance(swapped, BodyPieces)
+    assert sent(swapped) == body.replace(b"\r\n\r\npublic\r\n", b"\r\n\r\nupstream-name\r\n")
+    assert swapped.size == len(sent(swapped))
+    # Around the new value, the pieces are views of the body as received (never copies).
+    assert [p.obj is body for p in swapped.pieces if isinstance(p, memoryview)] == [True, True]
     assert request.body_for("public") is body  # nothing to change: the client's bytes as they are
 
     bare, content_type = encoded({"prompt": "p"}, {"image": ("x.png", b"PNG")})
     defaulted = parse_multipart(bare, content_type, default_model="dall-e-2", streams=False)
-    added = defaulted.body_for("dall-e-2")
+    added = sent(defaulted.body_for("dall-e-2"))
     parts = multipart.scan(added, multipart.boundary_of(content_type))
     assert multipart.field(added, parts, "model") == "dall-e-2"
     assert multipart.field(added, parts, "prompt") == "p"
