@@ -259,7 +259,7 @@ class Exchange:
         model = self.model or ""
 
         async def traced(attempt: Attempt) -> A:
-            span = attempt_span(tracing, attempt, public_model=model, stream=False)
+            span = attempt_span(tracing, attempt, route=self.route, public_model=model, stream=False)
             answer = await run_attempt(span, call(attempt))
             span.succeed(usage=answer.usage(), model=answer.model())
             return answer
@@ -297,7 +297,7 @@ class Exchange:
             model = self.model or ""
 
             async def traced(attempt_: Attempt) -> Opened:
-                span = attempt_span(tracing, attempt_, public_model=model, stream=True)
+                span = attempt_span(tracing, attempt_, route=self.route, public_model=model, stream=True)
                 result = await run_attempt(span, attempt(attempt_))
                 self.span = span
                 return result

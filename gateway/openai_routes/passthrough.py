@@ -137,7 +137,7 @@ async def open_answer(
     model = exchange.model or ""
 
     async def traced(attempt: Attempt) -> httpx.Response:
-        span = attempt_span(tracing, attempt, public_model=model, stream=True)
+        span = attempt_span(tracing, attempt, route=exchange.route, public_model=model, stream=True)
         opened = await run_attempt(span, call(attempt))
         exchange.span = span
         return opened

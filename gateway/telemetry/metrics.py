@@ -56,8 +56,26 @@ OPENAI_ROUTES = (
 # The Anthropic-compatible routes.
 ANTHROPIC_ROUTES = ("/v1/messages", "/v1/messages/count_tokens")
 ROUTES = frozenset({"/v1/chat/completions", "/v1/responses", "/v1/chats", *OPENAI_ROUTES, *ANTHROPIC_ROUTES})
-# The GenAI operation name of a route's requests: "chat" unless listed.
-OPERATIONS = {"/v1/embeddings": "embeddings", "/v1/completions": "text_completion"}
+# The GenAI operation name of a route's requests (metrics and attempt spans): "chat" unless
+# listed. OpenTelemetry's own names where one applies, else the route's own.
+OPERATIONS = {
+    "/v1/embeddings": "embeddings",
+    "/v1/completions": "text_completion",
+    "/v1/moderations": "moderation",
+    "/v1/images/generations": "image_generation",
+    "/v1/images/edits": "image_edit",
+    "/v1/images/variations": "image_variation",
+    "/v1/audio/transcriptions": "transcription",
+    "/v1/audio/translations": "translation",
+    "/v1/audio/speech": "speech",
+    **{route: "files" for route in OPENAI_ROUTES if route.startswith("/v1/files")},
+    **{route: "batches" for route in OPENAI_ROUTES if route.startswith("/v1/batches")},
+}
+
+
+def operation_of(route: str) -> str:
+    """The GenAI operation name of ``route``'s requests."""
+    return OPERATIONS.get(route, "chat")
 
 
 class Metrics:
@@ -175,7 +193,7 @@ class Metrics:
         m = self.model(model)
         e = error_type if error_type in ERROR_TYPES else "upstream"
         self._child(self.requests, route, m, f"{status // 100}xx", e).inc()
-        operation = OPERATIONS.get(route, "chat")
+        operation = operation_of(route)
         self._child(self.server_duration, operation, m, e).observe(duration_s)
         self._child(self.overhead, route).observe(overhead_s)
         if ttft_s is not None:

@@ -17,15 +17,20 @@ from opentelemetry.trace import StatusCode
 
 
 @pytest.mark.parametrize(
-    ("route", "body"),
+    ("route", "body", "operation"),
     [
-        ("/v1/embeddings", {"model": "text-embedding-3-small", "input": "x"}),
-        ("/v1/audio/speech", {"model": "tts-1", "input": "x", "voice": "alloy"}),
-        ("/v1/completions", {"model": "gpt-3.5-turbo-instruct", "prompt": "x", "stream": True}),
+        ("/v1/embeddings", {"model": "text-embedding-3-small", "input": "x"}, "embeddings"),
+        ("/v1/audio/speech", {"model": "tts-1", "input": "x", "voice": "alloy"}, "speech"),
+        (
+            "/v1/completions",
+            {"model": "gpt-3.5-turbo-instruct", "prompt": "x", "stream": True},
+            "text_completion",
+        ),
+        ("/v1/moderations", {"model": "omni-moderation-latest", "input": "x"}, "moderation"),
     ],
 )
 def test_a_failed_attempt_and_the_answer_each_have_a_span(
-    fake: FakeProviders, redis_url: str, route: str, body: dict[str, Any]
+    fake: FakeProviders, redis_url: str, route: str, body: dict[str, Any], operation: str
 ) -> None:
     config = surface_config(fake, redis_url)
     config["telemetry"] = {"otel_traces": True, "otel_sample_ratio": 1.0}
@@ -40,3 +45,7 @@ def test_a_failed_attempt_and_the_answer_each_have_a_span(
     assert ok.status.status_code == StatusCode.UNSET
     assert dict(ok.attributes or {})["gateway.attempt"] == 2
     assert dict(ok.attributes or {})["gateway.model.alias"] == body["model"]
+    # Each span is named for the route's operation, not "chat".
+    for span in (failed, ok):
+        assert dict(span.attributes or {})["gen_ai.operation.name"] == operation
+        assert span.name.startswith(f"{operation} ")
