@@ -8,8 +8,9 @@ serves them, so both encodings carry exactly the same numbers.
 ``encoding_format`` is honoured (``float`` by default, ``base64``: little-endian float32 bytes),
 except by models whose name ends ``-floats-only`` (always a float list) or ``-base64-only``
 (always base64): the two kinds of upstream that ignore the parameter. A model without ``embed``
-in its name is not an embedding model (400); ``ada-002`` refuses ``dimensions``; more than 2048
-inputs is a 400, as OpenAI answers.
+in its name is not an embedding model: one of OpenAI's chat models (``gpt-4o``, ``o3``, ...) gets
+OpenAI's own answer (403 "You are not allowed to generate embeddings from this model"), any other
+a 400; ``ada-002`` refuses ``dimensions``; more than 2048 inputs is a 400, as OpenAI answers.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from litestar import Request
 
 from fake_providers.exchange import Exchange
 from fake_providers.openai.errors import OpenAIError, invalid_type, invalid_value
+from fake_providers.openai.legacy import chat_only
 from fake_providers.openai.route_kit import Refused, RouteKit
 from fake_providers.openai.vectors import input_text, native_dimensions, vector_for
 from fake_providers.reply import PlannedReply
@@ -32,6 +34,7 @@ _ENCODER = msgspec.json.Encoder()
 MAX_INPUTS = 2048
 FLOATS_ONLY = "-floats-only"
 BASE64_ONLY = "-base64-only"
+NOT_EMBEDDING = "You are not allowed to generate embeddings from this model"
 INVALID_INPUT = (
     "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
 )
@@ -76,6 +79,8 @@ class EmbeddingsService:
 
     def _answer(self, body: dict[str, Any], model: str, exchange: Exchange) -> bytes:
         refuse = self.kit.refuse
+        if "embed" not in model and chat_only(model):
+            raise refuse(OpenAIError(NOT_EMBEDDING, status=403), exchange)
         if "embed" not in model:
             raise refuse(
                 OpenAIError(f"The model `{model}` does not support embeddings.", param="model"), exchange

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +37,20 @@ _LABELS: Mapping[str, Verdict] = {
     "context_length_exceeded": Verdict(ErrorKind.CONFIG, False, "context_length_exceeded"),
     "model_not_found": Verdict(ErrorKind.CONFIG, False, "model_not_found"),
 }
+
+# The upstream has the model but does not serve it on the route asked: OpenAI's 404 for a chat
+# model on /v1/completions ("This is a chat model and not supported in the v1/completions
+# endpoint") and for a completions model on /v1/chat/completions ("... not supported in the
+# v1/chat/completions endpoint"), its 403 for a model that is no embedding model on
+# /v1/embeddings ("You are not allowed to generate embeddings from this model"). Neither a
+# misconfigured deployment nor a credential problem: the request names a model of the wrong kind
+# for its route. It is the client's error with the upstream's words (404 stays 404, 403 becomes
+# 400: a 403 would read as the gateway key's), never retried, never failed over (the model's
+# other deployments are the same model).
+MODEL_NOT_FOR_ROUTE = "model_not_supported_on_route"
+_NOT_FOR_ROUTE = re.compile(
+    r"not supported in the v1/[a-z/_]+ endpoint|not allowed to generate embeddings from this model"
+)
 
 
 def may_fail_over(kind: ErrorKind, *, retryable: bool, status_code: int, upstream_type: str | None) -> bool:
@@ -179,6 +194,17 @@ def _from_fields(
     if fields is not None:
         upstream_type = fields.type or fields.status_name
     status = status_code or extract_status_code(text)
+    if status in (403, 404) and _NOT_FOR_ROUTE.search(text):
+        return build_error(
+            ErrorKind.GENERIC,
+            provider=normalize_provider(provider) or detect_provider(text),
+            status_code=status,
+            detail=detail,
+            code=MODEL_NOT_FOR_ROUTE,
+            upstream_type=upstream_type or "invalid_request_error",
+            param=(fields.param if fields is not None else None) or "model",
+            failover=False,
+        )
     verdict = _label_verdict(fields) if fields is not None else None
     if verdict is None:
         # On an answer that blames the request, only the labels may call it transient:

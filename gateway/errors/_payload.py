@@ -12,6 +12,7 @@ from typing import Any, Literal, NamedTuple
 
 import msgspec
 
+from gateway.errors._classify import MODEL_NOT_FOR_ROUTE
 from gateway.errors._messages import STREAM_IDLE_TIMEOUT, STREAM_TRUNCATED
 from gateway.errors._model import ClassifiedError, ErrorKind
 from gateway.errors._scrub import scrub
@@ -60,6 +61,11 @@ def _answer(error: ClassifiedError, api: Api) -> _Answer:
         return _Answer(502, "server_error", "upstream_configuration_error")
     if kind is ErrorKind.CANCELED:
         return _Answer(499, "server_error", "request_canceled")
+    if error.code == MODEL_NOT_FOR_ROUTE:  # the client's model of the wrong kind for the route
+        status = 404 if error.status_code == 404 else 400
+        return _Answer(
+            status, error.upstream_type or "invalid_request_error", error.code, error.param, error.detail
+        )
     if client_caused(error.status_code, error.upstream_type):
         status = error.status_code if 400 <= error.status_code < 500 else 400
         return _Answer(

@@ -43,7 +43,7 @@ def test_embeddings_in_both_encodings_and_the_fixed_behaviours(
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"model": "gpt-4o-mini", "input": "a"}, "does not support embeddings"),
+        ({"model": "whisper-1", "input": "a"}, "does not support embeddings"),
         ({"model": "text-embedding-3-small", "input": ""}, "'$.input' is invalid"),
         ({"model": "text-embedding-3-small", "input": ["a"] * 2049}, "Too many inputs"),
         (
@@ -57,6 +57,13 @@ def test_embeddings_validation(client: openai.OpenAI, body: dict[str, Any], mess
     with pytest.raises(openai.BadRequestError) as info:
         client.post("/embeddings", body=body, cast_to=object)
     assert message in info.value.message
+
+
+def test_a_chat_model_on_embeddings_is_openais_403(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.PermissionDeniedError) as info:
+        client.embeddings.create(model="gpt-4o-mini", input="a")
+    assert info.value.message.endswith("You are not allowed to generate embeddings from this model")
+    assert info.value.body["type"] == "invalid_request_error"  # type: ignore[index]
 
 
 def test_completions_moderations_images_and_audio(client: openai.OpenAI) -> None:

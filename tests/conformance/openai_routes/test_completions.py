@@ -52,18 +52,39 @@ def test_a_stream_with_and_without_usage(
     assert event["input_tokens"] == 2 and event["output_tokens"] > 0 and event["usage_source"] == "reported"
 
 
-def test_a_chat_model_is_the_upstreams_classified_404(
+def test_a_chat_model_is_openais_404_with_its_words_not_failed_over(
     gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str
 ) -> None:
-    """OpenAI answers a chat model on this route with a 404: the deployment is misconfigured
-    (another one may serve it), not the client's fault; not retried on the same deployment."""
-    gw = gateway_factory(surface_config(fake, redis_url))
-    with pytest.raises(openai.APIStatusError) as info:
-        gw.openai().completions.create(model="gpt-4o-mini", prompt="hi")
-    assert info.value.status_code == 502
+    """OpenAI answers a chat model on this route with a 404 "This is a chat model and not
+    supported in the v1/completions endpoint": the client named a model of the wrong kind for
+    the route. The client gets that 404 in OpenAI's shape with OpenAI's words; neither the same
+    deployment nor the model's other one is asked again, and no breaker counts it."""
+    config = surface_config(fake, redis_url)
+    config["models"] += [
+        {"name": "chat-two", "provider": "fake-openai", "upstream_model": "gpt-4o-mini"},
+        {"name": "chat-two", "provider": "fake-vllm", "upstream_model": "meta-llama/Llama-3.1-8B"},
+    ]
+    gw = gateway_factory(config)
+    with pytest.raises(openai.NotFoundError) as info:
+        gw.openai().completions.create(model="chat-two", prompt="hi")
+    body = info.value.body
+    assert isinstance(body, dict)
+    assert body["message"] == (
+        "This is a chat model and not supported in the v1/completions endpoint. "
+        "Did you mean to use v1/chat/completions?"
+    )
+    assert (body["type"], body["param"], body["code"]) == (
+        "invalid_request_error",
+        "model",
+        "model_not_supported_on_route",
+    )
     assert info.value.response.headers["x-should-retry"] == "false"
-    assert "HTTP 404" in info.value.message
+    assert info.value.response.headers["x-gateway-attempts"] == "1"
     assert len(fake.requests(path="/openai/v1/completions")) == 1
+    assert fake.requests(path="/vllm/v1/completions") == []
+    # Through the plain model name too (one deployment): the same 404.
+    with pytest.raises(openai.NotFoundError):
+        gw.openai().completions.create(model="gpt-4o-mini", prompt="hi")
 
 
 def test_client_errors(gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str) -> None:

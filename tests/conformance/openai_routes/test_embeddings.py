@@ -201,10 +201,39 @@ def test_a_model_that_is_not_an_embedding_model_is_the_upstreams_classified_erro
 ) -> None:
     gw = gateway_factory(surface_config(fake, redis_url))
     with pytest.raises(openai.BadRequestError) as info:
-        gw.openai().embeddings.create(model="gpt-4o-mini", input="x")
+        gw.openai().embeddings.create(model="whisper-1", input="x")
     assert "does not support embeddings" in info.value.message
     assert info.value.response.headers["x-should-retry"] == "false"
     assert len(fake.requests(path="/openai/v1/embeddings")) == 1  # not retried
+
+
+def test_a_chat_model_is_openais_403_passed_on_as_a_400_not_failed_over(
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str
+) -> None:
+    """OpenAI answers a chat model on /v1/embeddings with a 403 "You are not allowed to generate
+    embeddings from this model": the client's model of the wrong kind, not the gateway's
+    credentials and not a broken deployment. The client gets a 400 with OpenAI's words; neither
+    the same deployment nor the model's other one is asked again."""
+    config = surface_config(fake, redis_url)
+    config["models"] += [
+        {"name": "chat-two", "provider": "fake-openai", "upstream_model": "gpt-4o"},
+        {"name": "chat-two", "provider": "fake-vllm", "upstream_model": "nomic-embed-text"},
+    ]
+    gw = gateway_factory(config)
+    with pytest.raises(openai.BadRequestError) as info:
+        gw.openai().embeddings.create(model="chat-two", input="x")
+    body = info.value.body
+    assert isinstance(body, dict)
+    assert body["message"] == "You are not allowed to generate embeddings from this model"
+    assert (body["type"], body["param"], body["code"]) == (
+        "invalid_request_error",
+        "model",
+        "model_not_supported_on_route",
+    )
+    assert body["status_code"] == 403
+    assert info.value.response.headers["x-should-retry"] == "false"
+    assert len(fake.requests(path="/openai/v1/embeddings")) == 1
+    assert fake.requests(path="/vllm/v1/embeddings") == []
 
 
 def test_an_anthropic_deployment_is_a_clear_400(
