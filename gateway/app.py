@@ -29,6 +29,7 @@ from gateway.policy.auth import KeyRing
 from gateway.policy.engine import PolicyService
 from gateway.redis.connection import connect
 from gateway.redis.embedded import EmbeddedRedis
+from gateway.redis.migrate import migrate_at_start
 from gateway.responses.worker import Worker as ResponsesWorker
 from gateway.responses.worker import build_worker
 from gateway.services import Services
@@ -68,6 +69,10 @@ def create_app(
             log.info("embedded redis-server started with data in %s", embedded.data_dir)
         # One server, a Redis Cluster or a Sentinel-managed primary ([redis] mode).
         redis = connect(settings.redis, url)
+        # What an earlier release stored is renamed to this release's key names before any use.
+        migration = await migrate_at_start(
+            redis, settings.redis.key_prefix, the_clock, cluster=settings.redis.effective_mode == "cluster"
+        )
         upstreams = build_upstreams(settings, the_clock, transports)
         catalog = ModelCatalog(
             upstreams,
@@ -115,6 +120,8 @@ def create_app(
                 await background.start()
             yield
         finally:
+            if migration is not None:
+                migration.cancel()
             # The workers first: a turn's last charges still reach the settler.
             if background is not None:
                 await background.stop()
