@@ -6,7 +6,9 @@ The checks run in a fixed order and the first mistake found is the one reported,
 
 from __future__ import annotations
 
+import os
 import re
+import ssl
 
 from gateway.config.errors import ConfigError
 from gateway.config.providers import ProviderKind, ProviderSettings, SchemaTarget, UpstreamApi, upstream_api
@@ -95,6 +97,37 @@ def _check_redis(s: Settings) -> None:
         raise ConfigError(src, "redis.command_timeout_seconds", "must be positive")
     if not r.connect_timeout_seconds > 0:
         raise ConfigError(src, "redis.connect_timeout_seconds", "must be positive")
+    _check_redis_tls(s)
+
+
+def _check_redis_tls(s: Settings) -> None:
+    src, r = s.source, s.redis
+    files = {"tls_ca_file": r.tls_ca_file, "tls_cert_file": r.tls_cert_file, "tls_key_file": r.tls_key_file}
+    if not r.tls:
+        return  # used by rediss:// and rediss+cluster:// urls only (the url may come from the environment)
+    for field, path in files.items():
+        if path is not None and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            raise ConfigError(src, f"redis.{field}", f"{path!r} is not a readable file")
+    if (r.tls_cert_file is None) != (r.tls_key_file is None):
+        missing = "tls_key_file" if r.tls_key_file is None else "tls_cert_file"
+        raise ConfigError(
+            src, f"redis.{missing}", "a client certificate needs both tls_cert_file and tls_key_file"
+        )
+    try:
+        context = ssl.create_default_context(cafile=r.tls_ca_file)
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            src, "redis.tls_ca_file", f"holds no PEM certificate ({exc.reason or exc})"
+        ) from None
+    if r.tls_cert_file is not None:
+        try:
+            context.load_cert_chain(r.tls_cert_file, r.tls_key_file)
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                src,
+                "redis.tls_cert_file",
+                f"and tls_key_file are not a PEM certificate and its key ({exc.reason or exc})",
+            ) from None
 
 
 def _check_keys(s: Settings) -> None:

@@ -74,6 +74,14 @@ class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # How long a command waits for a free connection when all are in use before failing as
     # Redis unavailable (503, or the policy's on_store_error).
     pool_timeout_seconds: float = 2.0
+    # TLS (a rediss:// or rediss+cluster:// url): the CA certificates (a PEM file) that verify
+    # the server's certificate (absent: the system's), whether the certificate must name the
+    # url's host, and a client certificate with its key (PEM files) for a server that asks for
+    # one. A certificate that does not verify stops the gateway at startup.
+    tls_ca_file: str | None = None
+    tls_check_hostname: bool = True
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
     @property
     def effective_mode(self) -> Literal["single", "cluster", "sentinel"]:
@@ -82,6 +90,11 @@ class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         if self.url is not None and self.url.startswith(CLUSTER_SCHEMES):
             return "cluster"
         return "single"
+
+    @property
+    def tls(self) -> bool:
+        """Whether connections to the data nodes use TLS (a ``rediss`` url)."""
+        return self.url is not None and self.url.startswith(("rediss://", "rediss+cluster://"))
 
     @property
     def embedded(self) -> bool:

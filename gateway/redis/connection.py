@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
@@ -80,9 +80,10 @@ def redis_client(
     pool_timeout: float = 2.0,
     command_timeout: float = 5.0,
     connect_timeout: float = 2.0,
+    tls: Mapping[str, Any] | None = None,
 ) -> aioredis.Redis:
     """The command client of one server. ``decode_responses`` stays off: the gateway stores
-    msgspec bytes."""
+    msgspec bytes. ``tls``: the options of a ``rediss://`` url's connections (:func:`tls_options`)."""
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -91,8 +92,26 @@ def redis_client(
         socket_timeout=command_timeout,
         health_check_interval=30,
         client_name=COMMANDS_NAME,
+        **(tls or {}),
     )
     return aioredis.Redis.from_pool(pool)
+
+
+def tls_options(settings: RedisSettings) -> dict[str, Any]:
+    """redis-py's connection options for ``[redis] tls_*`` (none without a ``rediss`` url): the
+    server's certificate is always verified, against ``tls_ca_file`` or the system's CAs."""
+    if not settings.tls:
+        return {}
+    options: dict[str, Any] = {
+        "ssl_cert_reqs": "required",
+        "ssl_check_hostname": settings.tls_check_hostname,
+    }
+    if settings.tls_ca_file is not None:
+        options["ssl_ca_certs"] = settings.tls_ca_file
+    if settings.tls_cert_file is not None:
+        options["ssl_certfile"] = settings.tls_cert_file
+        options["ssl_keyfile"] = settings.tls_key_file
+    return options
 
 
 def connect(settings: RedisSettings, url: str | None = None) -> aioredis.Redis:
@@ -112,6 +131,7 @@ def connect(settings: RedisSettings, url: str | None = None) -> aioredis.Redis:
         pool_timeout=settings.pool_timeout_seconds,
         command_timeout=settings.command_timeout_seconds,
         connect_timeout=settings.connect_timeout_seconds,
+        tls=tls_options(settings),
     )
 
 
@@ -188,6 +208,7 @@ def sentinel_client(settings: RedisSettings, url: str | None) -> aioredis.Redis:
     if url is not None:
         parts = urlsplit(url)
         kwargs["ssl"] = parts.scheme == "rediss"
+        kwargs.update(tls_options(settings))
         if parts.username:
             kwargs["username"] = unquote(parts.username)
         if parts.password:
@@ -339,4 +360,5 @@ def cluster_client(settings: RedisSettings, url: str | None) -> ClusterClient:
         socket_timeout=deadline,
         client_name=COMMANDS_NAME,
         **options,
+        **tls_options(settings),
     )
