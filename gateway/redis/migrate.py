@@ -15,8 +15,10 @@ renamed stream keeps its entry ids, so a client's ``Last-Event-ID`` still resume
 How it runs (:func:`migrate_layout`):
 
 - the version key says 2: nothing to do (one ``GET``);
-- otherwise one process takes ``P layout:lock`` (``SET NX`` with a TTL, renewed while it works),
-  walks the keys under ``P chat:{`` with ``SCAN`` and renames each old-layout key with
+- otherwise one process takes ``P layout:lock`` (``SET NX`` with a TTL, renewed while it works)
+  and, if a chat index of layout 1 is there (``P chats:jobs``, which that layout created at every
+  start and with every chat, ``P chats:pending`` or ``P chats:actions``), walks the keys under
+  ``P chat:{`` with ``SCAN`` and renames each old-layout key with
   ``RENAMENX`` (an old key whose new name is taken is left where it is and logged, never
   overwritten), then writes the version key and releases the lock. Any other process starting
   meanwhile waits, polling the version key on the gateway's clock, and takes the lock over if
@@ -191,7 +193,12 @@ async def migrate_layout(
         found = await _stored_layout(redis, prefix)
         if found is not None and found >= LAYOUT:
             return MigrationReport(found=found, renamed=0, skipped=(), ran=False)
-        renamed, skipped = await _rename_chats(redis, prefix, token, lock_ms)
+        renamed, skipped = 0, list[str]()
+        # Layout 1 created its chat job stream at every start (and with every chat): without
+        # it, no chat of that layout is stored here, and the SCAN of the whole database (every
+        # prefix's keys) is spared: a new install (or a test's fresh prefix) costs four commands.
+        if await redis.exists(*(f"{prefix}chats:{index}" for index in ("jobs", "pending", "actions"))):
+            renamed, skipped = await _rename_chats(redis, prefix, token, lock_ms)
         await redis.set(version_key(prefix), str(LAYOUT))
         if renamed or skipped:
             log.info("redis layout under %r: 1 -> %d, %d keys renamed", prefix, LAYOUT, renamed)

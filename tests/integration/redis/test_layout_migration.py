@@ -350,6 +350,7 @@ async def test_an_old_key_whose_new_name_is_taken_is_left_in_place() -> None:
         try:
             prefix = "p[1]*:"  # glob characters in the prefix are matched as themselves
             old, new = f"{prefix}chat:{{c-1}}", chat_key(prefix, "c-1")
+            await client.xgroup_create(f"{prefix}chats:jobs", "workers", id="0", mkstream=True)
             await client.hset(old, "id", "old")
             await client.hset(new, "id", "new")
             await client.hset(f"{prefix}chat:{{c-2}}:msgs", "x", "1")  # a wrong type is no matter
@@ -369,6 +370,7 @@ async def test_redis_down_at_startup_the_migration_runs_when_it_is_back(tmp_path
     with redis_server(str(tmp_path)) as server:
         client = aioredis.Redis.from_url(server.url, socket_connect_timeout=1)
         try:
+            await client.zadd(f"{prefix}chats:pending", {"c-1": 1.0})  # the one layout-1 index
             for name, entry in dump["keys"].items():
                 if new_chat_name(prefix, name) is not None and entry["type"] == "hash":
                     await client.hset(name, mapping={k: _bytes(v) for k, v in entry["value"].items()})
@@ -384,5 +386,28 @@ async def test_redis_down_at_startup_the_migration_runs_when_it_is_back(tmp_path
             clock.advance(RETRY_SECONDS)
             report = await asyncio.wait_for(task, 10)
             assert report.ran and report.renamed == 1
+        finally:
+            await client.aclose()
+
+
+async def _scans(client: aioredis.Redis) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_scan", {}).get("calls", 0))
+
+
+async def test_without_a_layout_1_chat_index_nothing_is_scanned() -> None:
+    """A new install (or any prefix the old release never ran chats under) costs a few commands,
+    not a SCAN of the whole database; its old-looking keys are then not chats of layout 1."""
+    with redis_server() as server:
+        client = aioredis.Redis.from_url(server.url)
+        try:
+            await client.hset("fresh:chat:{looks-old}", "id", "x")
+            report = await migrate_layout(client, "fresh:", ManualClock())
+            assert (report.ran, report.renamed, await _scans(client)) == (True, 0, 0)
+            assert await client.get(version_key("fresh:")) == str(LAYOUT).encode()
+            await client.xgroup_create("old:chats:jobs", "workers", id="0", mkstream=True)
+            await client.hset("old:chat:{c-1}", "id", "c-1")
+            assert (await migrate_layout(client, "old:", ManualClock())).renamed == 1
+            assert await _scans(client) >= 1
         finally:
             await client.aclose()
