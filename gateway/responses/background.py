@@ -33,7 +33,7 @@ import redis.asyncio as aioredis
 from gateway.errors.client import InvalidRequest
 from gateway.redis.connection import blocking_client
 from gateway.responses import errors
-from gateway.responses.store import F_BODY, F_OUTPUT, F_OWNER, ResponseStore, _Script
+from gateway.responses.store import F_BODY, F_OUTPUT, F_OWNER, ResponseStore, Script
 from gateway.services import Services
 from gateway.translate import encode_event, response_skeleton
 
@@ -49,7 +49,7 @@ _ENCODER = msgspec.json.Encoder()
 _OBJECT = msgspec.json.Decoder(dict[str, Any])
 
 # Start (or take over) a run: only a queued or running one. Returns the state it had.
-_CLAIM = _Script(
+_CLAIM = Script(
     """
 local state = redis.call('HGET', KEYS[1], 'bg')
 if state == 'queued' or state == 'in_progress' then
@@ -60,7 +60,7 @@ return state
 )
 
 # Cancel a queued or running run of ARGV[1]; returns {state before, body} (false: not theirs).
-_CANCEL = _Script(
+_CANCEL = Script(
     """
 local v = redis.call('HMGET', KEYS[1], 'owner', 'bg', 'body')
 if not v[1] or v[1] ~= ARGV[1] or not v[2] then return false end

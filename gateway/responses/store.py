@@ -144,7 +144,7 @@ class NewRecord(msgspec.Struct, frozen=True, kw_only=True):
     body: dict[str, Any]  # the Response object (its output is not stored twice)
 
 
-class _Script:
+class Script:
     """A Lua script run by SHA, loaded on first use (no client-side state)."""
 
     __slots__ = ("sha", "source")
@@ -161,7 +161,7 @@ class _Script:
 
 
 # Read a parent for a follow-up: only for its owner, and extend its TTL (never shorten it).
-_READ_PARENT = _Script(
+_READ_PARENT = Script(
     """
 local v = redis.call('HMGET', KEYS[1], 'owner', 'meta')
 if not v[1] or v[1] ~= ARGV[1] then return false end
@@ -172,7 +172,7 @@ return v[2]
 
 # Add one turn to a history list if it still ends where the new turn's parent does (a chain
 # that branched there gets a copy instead); the list lives as long as its chain is in use.
-_APPEND = _Script(
+_APPEND = Script(
     """
 if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('RPUSH', KEYS[1], ARGV[2])
@@ -182,7 +182,7 @@ return 1
 )
 
 # Delete a response for its owner; returns its meta (false when absent or foreign).
-_DELETE = _Script(
+_DELETE = Script(
     """
 local v = redis.call('HMGET', KEYS[1], 'owner', 'meta')
 if not v[1] or v[1] ~= ARGV[1] then return false end
