@@ -4,7 +4,9 @@ A batch is created on the provider holding its input file, which must be the cal
 ``batch`` file; every model the file names must still be allowed for the key (and the first one
 admits the request against the key's limits). The provider's batch comes back with the
 gateway's ids: its own, its input file's, and its output and error files' once they exist —
-those join the caller's files (listed, readable and deletable like an upload).
+those join the caller's files (listed, readable and deletable like an upload). Every operation is
+admitted and settled like any request (:mod:`.hosted`); a batch read finished has its tokens
+charged once (:mod:`.batch_usage`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,17 @@ import msgspec
 from gateway.errors.client import InvalidRequest
 from gateway.exchange import ClientChannel, Exchange
 from gateway.exchange.body import decode_json_object, invalid_type, missing
+from gateway.openai_routes.batch_usage import FINISHED, charge_once
 from gateway.openai_routes.files import limit_param, order_param, owned
-from gateway.openai_routes.hosted import JsonObject, call_object, provider_plan, store_of, stored
+from gateway.openai_routes.hosted import (
+    JsonObject,
+    admit,
+    call_object,
+    check_models,
+    provider_plan,
+    store_of,
+    stored,
+)
 from gateway.openai_routes.objects import Record, batch_not_found, mint, where
 from gateway.policy.engine import Caller
 from gateway.services import Services
@@ -39,7 +50,7 @@ async def _mapped(
     services = exchange.services
     store = store_of(services)
     owner = caller.principal.key_id
-    batch["id"] = mint("batches", record.provider, record.upstream_id)
+    batch_id = batch["id"] = mint("batches", record.provider, record.upstream_id)
     batch["input_file_id"] = record.input_file
     for field in ("output_file_id", "error_file_id"):
         upstream_id = batch.get(field)
@@ -51,7 +62,11 @@ async def _mapped(
             found = await call_object(exchange, plan, "GET", f"/files/{upstream_id}")
             found["id"] = file_id
             output = Record(
-                provider=record.provider, upstream_id=upstream_id, purpose=str(found.get("purpose") or "")
+                provider=record.provider,
+                upstream_id=upstream_id,
+                purpose=str(found.get("purpose") or ""),
+                models=record.models,
+                batch=batch_id if field == "output_file_id" else "",
             )
             at = float(found.get("created_at") or services.clock.now())
             await stored(store.put("files", owner, file_id, output, found, created_at=at))
@@ -75,9 +90,7 @@ async def create(services: Services, channel: ClientChannel) -> None:
                 param="input_file_id",
                 code="invalid_value",
             )
-        for model in source.models:
-            services.policy.check_model(caller, model)
-        await exchange.admit(caller, model=source.models[0], body_size=len(raw), max_tokens=1, stream=False)
+        await admit(exchange, caller, models=source.models)
         plan = provider_plan(services, source.provider, "Batches")
         body = _ENCODER.encode({**data, "input_file_id": source.upstream_id})
         async with exchange.upstream():
@@ -105,18 +118,24 @@ async def _owned(services: Services, caller: Caller, batch_id: str) -> Record:
 async def _fresh(
     exchange: Exchange, caller: Caller, batch_id: str, record: Record, *, cancel: bool
 ) -> dict[str, Any]:
-    plan = provider_plan(exchange.services, record.provider, "Batches")
+    services = exchange.services
+    plan = provider_plan(services, record.provider, "Batches")
     path = f"/batches/{record.upstream_id}" + ("/cancel" if cancel else "")
     batch = await call_object(exchange, plan, "POST" if cancel else "GET", path)
+    output = batch.get("output_file_id")
     batch = await _mapped(exchange, caller, plan, batch, record)
-    await stored(store_of(exchange.services).refresh(caller.principal.key_id, batch_id, batch))
+    await stored(store_of(services).refresh(caller.principal.key_id, batch_id, batch))
+    if batch.get("status") in FINISHED and isinstance(output, str) and output:
+        await charge_once(services, caller.principal.key_id, batch_id, record, output)
     return batch
 
 
 async def retrieve(services: Services, channel: ClientChannel, batch_id: str) -> None:
     async with Exchange(services, channel, route=ONE, error_api="chat") as exchange:
-        caller = await exchange.authenticate()
+        caller = await exchange.authenticate(admits=True)
+        await admit(exchange, caller)
         record = await _owned(services, caller, batch_id)
+        check_models(exchange, caller, record.models)
         async with exchange.upstream():
             batch = await _fresh(exchange, caller, batch_id, record, cancel=False)
         await exchange.send_json(JsonObject(batch))
@@ -124,8 +143,10 @@ async def retrieve(services: Services, channel: ClientChannel, batch_id: str) ->
 
 async def cancel(services: Services, channel: ClientChannel, batch_id: str) -> None:
     async with Exchange(services, channel, route=CANCEL, error_api="chat") as exchange:
-        caller = await exchange.authenticate()
+        caller = await exchange.authenticate(admits=True)
+        await admit(exchange, caller)
         record = await _owned(services, caller, batch_id)
+        check_models(exchange, caller, record.models)
         async with exchange.upstream():
             batch = await _fresh(exchange, caller, batch_id, record, cancel=True)
         await exchange.send_json(JsonObject(batch))
@@ -134,7 +155,8 @@ async def cancel(services: Services, channel: ClientChannel, batch_id: str) -> N
 async def list_batches(services: Services, channel: ClientChannel, query: Mapping[str, str]) -> None:
     """The caller's batches, newest first, each as its provider tells it now."""
     async with Exchange(services, channel, route=ROUTE, error_api="chat") as exchange:
-        caller = await exchange.authenticate()
+        caller = await exchange.authenticate(admits=True)
+        await admit(exchange, caller)
         limit = limit_param(query.get("limit"), 20, 100)
         newest_first = order_param(query.get("order"))
         store = store_of(services)

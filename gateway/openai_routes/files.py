@@ -1,6 +1,7 @@
 """``/v1/files``: upload, list, retrieve, delete and download, scoped to the key that uploaded.
 
-An upload goes to the provider that will use the file. A ``batch`` file names its models on
+Every operation is admitted and settled like any request (:mod:`.hosted`). An upload goes to the
+provider that will use the file. A ``batch`` file names its models on
 every line (``body.model``): each must be configured and allowed for the key, and served by one
 provider that serves files, which receives the file with the public names replaced by that
 provider's model names. Other files go to the provider of the optional ``model`` form field,
@@ -23,9 +24,13 @@ from gateway.errors.client import InvalidRequest
 from gateway.exchange import ClientChannel, Exchange
 from gateway.exchange.body import missing, parse_count
 from gateway.openai_routes import multipart
+from gateway.openai_routes.batch_usage import charge_once
 from gateway.openai_routes.hosted import (
+    ZERO,
     JsonObject,
+    admit,
     call_object,
+    check_models,
     files_provider,
     not_supported,
     provider_plan,
@@ -101,7 +106,7 @@ def batch_file(services: Services, caller: Caller, content: bytes) -> tuple[str,
 
 async def upload(services: Services, channel: ClientChannel) -> None:
     async with Exchange(services, channel, route=ROUTE, error_api="chat") as exchange:
-        caller = await exchange.authenticate()
+        caller = await exchange.authenticate(admits=True)
         raw = await exchange.read_body()
         content_type = channel.header(b"content-type")
         boundary = multipart.boundary_of(content_type)
@@ -118,12 +123,12 @@ async def upload(services: Services, channel: ClientChannel) -> None:
             provider, content, models = batch_file(services, caller, raw[file.start : file.end])
             if content != raw[file.start : file.end]:
                 body = BodyPieces(multipart.replace(raw, file, content))
-            await exchange.admit(caller, model=models[0], body_size=len(raw), max_tokens=1, stream=False)
+            await admit(exchange, caller, models=models)
         else:
             model = multipart.field(raw, parts, "model")
+            await admit(exchange, caller, models=(model,) if model else ())
             found: str | None
             if model:
-                services.policy.check_model(caller, model)
                 deployment = _deployment_on(services, model, None)
                 found = deployment.provider if deployment is not None else None
             else:
@@ -147,7 +152,8 @@ async def upload(services: Services, channel: ClientChannel) -> None:
 
 
 async def owned(services: Services, caller: Caller, file_id: str) -> Record:
-    """The caller's file ``file_id``, or the 404 of a file that does not exist."""
+    """The caller's file ``file_id``, or the 404 of a file that does not exist (its models
+    are not checked here)."""
     if where("files", file_id) is None:
         raise file_not_found(file_id)
     record = await stored(store_of(services).get(caller.principal.key_id, file_id))
@@ -178,7 +184,8 @@ def order_param(raw: str | None) -> bool:
 
 async def list_files(services: Services, channel: ClientChannel, query: Mapping[str, str]) -> None:
     async with Exchange(services, channel, route=ROUTE, error_api="chat") as exchange:
-        caller = await exchange.authenticate()
+        caller = await exchange.authenticate(admits=True)
+        await admit(exchange, caller)
         limit = limit_param(query.get("limit"), 10000, 10000)
         newest_first = order_param(query.get("order"))
         purpose = query.get("purpose")
@@ -209,8 +216,10 @@ async def list_files(services: Services, channel: ClientChannel, query: Mapping[
 
 async def retrieve(services: Services, channel: ClientChannel, file_id: str) -> None:
     async with Exchange(services, channel, route=ONE, error_api="chat") as exchange:
-        caller = await exchange.authenticate()
+        caller = await exchange.authenticate(admits=True)
+        await admit(exchange, caller)
         record = await owned(services, caller, file_id)
+        check_models(exchange, caller, record.models)
         plan = provider_plan(services, record.provider, "Retrieving files")
         async with exchange.upstream():
             found = await call_object(exchange, plan, "GET", f"/files/{record.upstream_id}")
@@ -221,8 +230,10 @@ async def retrieve(services: Services, channel: ClientChannel, file_id: str) -> 
 
 async def delete(services: Services, channel: ClientChannel, file_id: str) -> None:
     async with Exchange(services, channel, route=ONE, error_api="chat") as exchange:
-        caller = await exchange.authenticate()
+        caller = await exchange.authenticate(admits=True)
+        await admit(exchange, caller)
         record = await owned(services, caller, file_id)
+        check_models(exchange, caller, record.models)
         plan = provider_plan(services, record.provider, "Deleting files")
         async with exchange.upstream():
             answer = await call_object(exchange, plan, "DELETE", f"/files/{record.upstream_id}")
@@ -233,8 +244,10 @@ async def delete(services: Services, channel: ClientChannel, file_id: str) -> No
 
 async def content(services: Services, channel: ClientChannel, file_id: str) -> None:
     async with Exchange(services, channel, route=CONTENT, error_api="chat") as exchange:
-        caller = await exchange.authenticate()
+        caller = await exchange.authenticate(admits=True)
+        await admit(exchange, caller)
         record = await owned(services, caller, file_id)
+        check_models(exchange, caller, record.models)
         plan = provider_plan(services, record.provider, "Downloading files")
         path = f"/files/{record.upstream_id}/content"
 
@@ -245,3 +258,8 @@ async def content(services: Services, channel: ClientChannel, file_id: str) -> N
         async with exchange.upstream():
             response = await open_answer(exchange, plan, once)
             await relay_body(exchange, response)
+        exchange.outcome.usage = ZERO
+        if record.batch and not exchange.outcome.error_type:  # a finished batch's output, read
+            batch = await stored(store_of(services).get(caller.principal.key_id, record.batch))
+            if batch is not None:
+                await charge_once(services, caller.principal.key_id, record.batch, batch, record.upstream_id)

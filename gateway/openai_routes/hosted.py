@@ -1,10 +1,16 @@
-"""What files and batches share: the provider that holds an object as a one-deployment plan (so
-its calls get the failover loop's retries, timers and classification), whole JSON answers,
-the owner of a request, and the store's failures as a 503."""
+"""What files and batches share: the admission of every operation, the provider that holds an
+object as a one-deployment plan (so its calls get the failover loop's retries, timers and
+classification), whole JSON answers, and the store's failures as a 503.
+
+Every file and batch operation is admitted like any request: the key and its team's request
+limits, revocation, and the allow-lists of the models it involves (a batch's, a batch file's);
+it is settled with a usage event of zero tokens (a batch's tokens are charged when it ends, by
+:mod:`.batch_usage`). It is estimated at one token, so an upload's size never counts as tokens.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -17,6 +23,7 @@ from gateway.errors import AttemptFailed
 from gateway.errors.client import InvalidRequest, ServiceUnavailable
 from gateway.exchange import Exchange
 from gateway.openai_routes.objects import ObjectStore
+from gateway.policy.engine import Caller
 from gateway.policy.store import STORE_ERRORS
 from gateway.pricing import Usage
 from gateway.services import Services
@@ -43,10 +50,29 @@ class JsonObject:
         return _ENCODER.encode(self.data)
 
     def usage(self) -> Usage | None:
-        return None
+        return ZERO
 
     def model(self) -> str | None:
         return None
+
+
+ZERO = Usage()  # what a file or batch operation uses itself: no tokens (reported as such)
+
+
+async def admit(exchange: Exchange, caller: Caller, *, models: Sequence[str] = ()) -> None:
+    """Admit a file or batch operation; ``models``: the public models it involves, each checked
+    against the key's and team's allow-lists (the first names the request in usage events)."""
+    policy = exchange.services.policy
+    for model in models[1:]:
+        policy.check_model(caller, model)
+    await exchange.admit(caller, model=models[0] if models else "", body_size=0, max_tokens=1, stream=False)
+
+
+def check_models(exchange: Exchange, caller: Caller, models: Sequence[str]) -> None:
+    """The models an existing object involves (a batch's, a batch file's) must still be allowed
+    for the key and its team."""
+    for model in models:
+        exchange.services.policy.check_model(caller, model)
 
 
 def store_of(services: Services) -> ObjectStore:

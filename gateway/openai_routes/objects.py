@@ -5,7 +5,7 @@ An id the client sees wraps the provider that holds the object and the provider'
 (``file-`` or ``batch_`` and the URL-safe base64 of ``<provider>\\n<upstream id>``), so any
 replica routes a follow-up without a lookup. Whose it is lives in Redis, in the owner's own
 slot: ``<prefix>oai:{<key id>}:obj:<id>`` (a hash: provider, upstream id, purpose, public models,
-the object as last seen) and ``<prefix>oai:{<key id>}:files`` / ``...:batches`` (the owner's ids
+a batch output's batch, whether a batch's tokens were charged, the object as last seen) and ``<prefix>oai:{<key id>}:files`` / ``...:batches`` (the owner's ids
 by creation time). Another key looks in its own slot and finds nothing: its answer is the 404 of
 an object that does not exist. Listings read only the caller's index.
 """
@@ -61,8 +61,10 @@ class Record(msgspec.Struct, frozen=True):
     provider: str
     upstream_id: str
     purpose: str = ""
-    models: tuple[str, ...] = ()  # public names (a batch input file's, a batch's)
+    models: tuple[str, ...] = ()  # public names (a batch input file's, a batch's, its outputs')
     input_file: str = ""  # a batch's input file (our id)
+    batch: str = ""  # a batch's output or error file: the batch (our id)
+    charged: bool = False  # a batch whose tokens were charged
 
 
 class ObjectStore:
@@ -96,6 +98,7 @@ class ObjectStore:
             "purpose": record.purpose,
             "models": "\n".join(record.models),
             "input_file": record.input_file,
+            "batch": record.batch,
             "object": _ENCODER.encode(snapshot),
         }
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -111,11 +114,12 @@ class ObjectStore:
 
     async def get(self, owner: str, object_id: str) -> Record | None:
         found = await self._redis.hmget(
-            self._key(owner, object_id), ["provider", "upstream_id", "purpose", "models", "input_file"]
+            self._key(owner, object_id),
+            ["provider", "upstream_id", "purpose", "models", "input_file", "batch", "charged"],
         )
         if found[0] is None:
             return None
-        provider, upstream_id, purpose, models, input_file = (
+        provider, upstream_id, purpose, models, input_file, batch, charged = (
             (v.decode() if isinstance(v, bytes) else (v or "")) for v in found
         )
         return Record(
@@ -124,7 +128,17 @@ class ObjectStore:
             purpose=purpose,
             models=tuple(m for m in models.split("\n") if m),
             input_file=input_file,
+            batch=batch,
+            charged=bool(charged),
         )
+
+    async def claim_charge(self, owner: str, batch_id: str) -> bool:
+        """Mark a batch's tokens as charged: True for the one caller that marks it first."""
+        return bool(await self._redis.hsetnx(self._key(owner, batch_id), "charged", "1"))
+
+    async def release_charge(self, owner: str, batch_id: str) -> None:
+        """Undo :meth:`claim_charge` (its charge could not be made: a later read tries again)."""
+        await self._redis.hdel(self._key(owner, batch_id), "charged")
 
     async def delete(self, kind: Kind, owner: str, object_id: str) -> bool:
         async with self._redis.pipeline(transaction=True) as pipe:

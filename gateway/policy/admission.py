@@ -131,7 +131,9 @@ class Admission:
         self._releases: set[asyncio.Task[None]] = set()
 
     def check_model(self, caller: Caller, model: str) -> None:
-        if not may_use(caller, model):
+        """Refuse a model the key's or its team's allow-list excludes; ``""`` (a request that
+        names no model: a file or batch operation) passes."""
+        if model and not may_use(caller, model):
             self.metrics.decision("model_access", "key", "denied")
             raise errors.model_not_allowed(model)
 
@@ -154,7 +156,7 @@ class Admission:
         started: float | None = None,
     ) -> Ticket:
         started = time.perf_counter() if started is None else started
-        if model not in self.models:  # before the allow-list: a typo is a 404 for every key
+        if model and model not in self.models:  # before the allow-list: a typo is a 404 for every key
             raise errors.model_not_found(model)
         self.check_model(caller, model)
         if not self.enabled:

@@ -216,7 +216,7 @@ class Settlement:
                 "reasoning": usage.reasoning_tokens,
             },
             cost_nusd=cost,
-            estimated=usage.source != "reported" and status < 400,
+            estimated=usage.source == "estimated" and status < 400,
         )
 
     def _item(

@@ -2,6 +2,10 @@
 
 Compiled once at start-up into nano-USD per token, so costing a request is a few
 multiplications. Costs are integers in nano-USD (1e-9 USD) so counters never drift.
+
+Tokens a provider reported for a batch (:class:`Usage` with ``source`` :data:`BATCH`) cost the
+table's ``batch_factor`` of the listed prices: OpenAI and Anthropic bill their batch APIs at half
+price, the shipped factor.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ class Usage(msgspec.Struct, frozen=True):
     cache_write_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
-    source: str = "reported"  # or "estimated"
+    source: str = "reported"  # or "estimated", or BATCH (reported for a batch: batch prices)
+
+
+BATCH = "batch"
 
 
 class _Rates(msgspec.Struct, frozen=True):
@@ -50,6 +57,7 @@ class PriceTable:
         text = resources.files("gateway.pricing").joinpath("prices.toml").read_text(encoding="utf-8")
         data = tomllib.loads(text)
         self.version = str(data.get("version", "unknown"))
+        self.batch_factor = float(data.get("batch_factor", 1.0))
         prices = {name: msgspec.convert(p, Price) for name, p in data.get("models", {}).items()}
         if overrides:
             prices.update(overrides)
@@ -74,13 +82,14 @@ class PriceTable:
         cached = usage.cache_read_tokens + usage.cache_write_tokens
         uncached = max(0, usage.input_tokens - cached)
         plain_out = max(0, usage.output_tokens - usage.reasoning_tokens)
-        return round(
+        cost = (
             uncached * r.input
             + usage.cache_read_tokens * r.cache_read
             + usage.cache_write_tokens * r.cache_write
             + plain_out * r.output
             + usage.reasoning_tokens * r.reasoning
         )
+        return round(cost * self.batch_factor if usage.source == BATCH else cost)
 
     def hold(self, input_tokens: int, output_tokens: int, *models: str) -> int:
         """Worst-case cost used for a budget hold: uncached input, output at the dearer rate."""
