@@ -9,6 +9,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
+import redis
+
 from fake_providers.testing import FakeProviders
 from gateway.clock import ManualClock
 from gateway.testing import serve_gateway
@@ -30,9 +32,23 @@ from tests.integration.failover.support import (
 ALL = words(1, 60)
 
 
-def state(gw: RunningGateway) -> str | None:
+def view_state(gw: RunningGateway) -> str | None:
+    """The breaker's state in the gateway's per-process view."""
     view = gw.services.router.breakers.view("fake-openai", PRIMARY)
     return view.state if view is not None else None
+
+
+def state(gw: RunningGateway) -> str | None:
+    """The breaker's state in the gateway's view, once Redis holds the same state: a failure
+    changes the view at once and is written in the background, stamped with the clock's time
+    when the write runs, so a test moves the clock only after the write landed."""
+    view = gw.services.router.breakers.view("fake-openai", PRIMARY)
+    if view is None:
+        return None
+    key = f"{gw.settings.redis.key_prefix}breaker:{{cb:fake-openai/{PRIMARY}}}"
+    with redis.Redis.from_url(str(gw.settings.redis.url)) as client:
+        stored = client.hget(key, "state")
+    return view.state if stored is not None and stored.decode() == view.state else "writing"
 
 
 def primary_attempts(fake: FakeProviders) -> int:
@@ -96,7 +112,7 @@ def test_replicas_share_the_breaker_and_exactly_one_probes(fake: FakeProviders, 
         assert stream(a).text == TEXT  # two failures on A: open
         assert primary_attempts(fake) == 2
         poll_until(lambda: state(a) == "open")
-        assert state(b) == "closed"  # B has not read Redis since
+        assert view_state(b) == "closed"  # B has not read Redis since
         clock.advance(1.0)  # B's view is at most a second old
         poll_until(lambda: state(b) == "open")
         answer = stream(b)
