@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
+from types import TracebackType
 from typing import Any
 
 from litestar.types import Receive, Scope, Send
@@ -104,35 +105,50 @@ async def end_stream(send: Send) -> None:
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-@contextlib.asynccontextmanager
-async def cancel_on_disconnect(receive: Receive) -> AsyncIterator[None]:
+class CancelOnDisconnect:
     """Cancel the enclosed work when the client disconnects.
 
     Runs a watcher on ``receive``; on ``http.disconnect`` it cancels the task that entered the
-    block, which then sees :class:`ClientDisconnected`.
+    block, which then sees :class:`ClientDisconnected`. (A class rather than a generator-based
+    context manager: it is entered once per request.)
     """
-    task = asyncio.current_task()
-    assert task is not None
-    gone = asyncio.Event()
 
-    async def watch() -> None:
+    __slots__ = ("_gone", "_receive", "_task", "_watcher")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._gone = False
+        self._task: asyncio.Task[Any] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def _watch(self) -> None:
+        receive = self._receive
         while True:
             message: Any = await receive()
             if message["type"] == "http.disconnect":
-                gone.set()
-                task.cancel()
+                self._gone = True
+                assert self._task is not None
+                self._task.cancel()
                 return
 
-    watcher = asyncio.create_task(watch())
-    try:
-        yield
-    except asyncio.CancelledError:
-        if gone.is_set():
-            task.uncancel()
+    async def __aenter__(self) -> None:
+        self._task = asyncio.current_task()
+        assert self._task is not None
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._watcher is not None and self._task is not None
+        self._watcher.cancel()
+        if kind is not None and issubclass(kind, asyncio.CancelledError) and self._gone:
+            self._task.uncancel()
             raise ClientDisconnected from None
-        raise
-    finally:
-        watcher.cancel()
+
+
+def cancel_on_disconnect(receive: Receive) -> CancelOnDisconnect:
+    """Cancel the enclosed work when the client disconnects (see :class:`CancelOnDisconnect`)."""
+    return CancelOnDisconnect(receive)
 
 
 def presented_key_from_scope(scope: Scope) -> str | None:

@@ -110,7 +110,9 @@ class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     timeouts: Timeouts = Timeouts()
     retry: RetrySettings = RetrySettings()
     headers: dict[str, str] = {}
-    max_connections: int = 256
+    # Upstream connections per worker; a stream holds one for its whole length, so this is also
+    # the number of concurrent streams to this provider before new ones wait for a free one.
+    max_connections: int = 1024
     # Anthropic: the `anthropic-version` header and optional beta flags.
     anthropic_version: str = "2023-06-01"
     anthropic_beta: tuple[str, ...] = ()

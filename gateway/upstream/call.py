@@ -28,6 +28,7 @@ from gateway.errors import (
     startup_timeout_error,
 )
 from gateway.upstream.failover import Attempt
+from gateway.upstream.http11_transport import Body
 from gateway.upstream.sse import SSEDecoder, SSEEvent
 from gateway.upstream.stream_errors import MalformedGuard, StreamFailure, malformed_event
 
@@ -95,9 +96,17 @@ async def _already_read(content: bytes) -> AsyncIterator[bytes]:
 
 
 def raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The body as it arrives, without decoding. (Mock transports may hand over a read body.)"""
+    """The body as it arrives, without decoding. (Mock transports may hand over a read body.)
+
+    The gateway's own transport's body is read straight from the connection: httpx's
+    ``aiter_raw`` would add a generator, a chunker and a context per chunk and nothing else
+    (the relay closes the response itself)."""
     if response.is_stream_consumed:
         return _already_read(response.content)
+    stream = response.stream
+    if isinstance(stream, Body):
+        response.is_stream_consumed = True
+        return stream.__aiter__()
     return response.aiter_raw().__aiter__()
 
 

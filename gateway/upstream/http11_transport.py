@@ -88,7 +88,7 @@ def _mapped(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
     return httpx.ReadError(str(exc) or type(exc).__name__, request=request)
 
 
-class _Body(httpx.AsyncByteStream):
+class Body(httpx.AsyncByteStream):
     """The body of a streamed answer; closing it hands the connection back (or drops it)."""
 
     __slots__ = ("_closed", "_conn", "_owner", "_read_timeout", "_request")
@@ -180,19 +180,28 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 raise
             break
         headers = conn.headers
-        if conn.complete:
-            body = conn.take_all()
-            self.release(conn)
-            stream: httpx.AsyncByteStream = httpx.ByteStream(body)
-        else:
-            stream = _Body(self, conn, request, read_timeout)
-        return httpx.Response(
+        if not conn.complete:
+            return httpx.Response(
+                status_code=conn.status,
+                headers=headers,
+                stream=Body(self, conn, request, read_timeout),
+                request=request,
+                extensions={"http_version": b"HTTP/1.1"},
+            )
+        body = conn.take_all()
+        self.release(conn)
+        response = httpx.Response(
             status_code=conn.status,
             headers=headers,
-            stream=stream,
+            stream=httpx.ByteStream(body),
             request=request,
             extensions={"http_version": b"HTTP/1.1"},
         )
+        if not any(name.lower() == b"content-encoding" for name, _ in headers):
+            # Whole and not encoded: the body is the content, read already (``aread`` would
+            # only pass it through httpx's decoders and chunker).
+            response._content = body
+        return response
 
     async def aclose(self) -> None:
         self._closed = True

@@ -16,6 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+
+from gateway.upstream.http11_connection import HIGH_WATER
+from gateway.upstream.http11_transport import Body, Http11Transport
 from tests.unit.upstream.servers import (
     LOOPS,
     TIMEOUTS,
@@ -32,9 +35,6 @@ from tests.unit.upstream.servers import (
     run_on,
     self_signed_contexts,
 )
-
-from gateway.upstream.http11_connection import HIGH_WATER
-from gateway.upstream.http11_transport import Http11Transport, _Body
 
 Scenario = Callable[[], Coroutine[Any, Any, None]]
 
@@ -200,7 +200,7 @@ def test_one_mebibyte_streams_in_pieces_with_back_pressure(run: Callable[[Scenar
         async with harness(handler) as h:
             response = await h.send(request(h.server, "/big"))
             stream = response.stream
-            assert isinstance(stream, _Body)
+            assert isinstance(stream, Body)
             conn = stream._conn
             # Nobody reads: the connection stops reading from the socket past the high-water mark.
             await eventually(lambda: conn._paused, "reading to pause")

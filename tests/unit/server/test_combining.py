@@ -1,0 +1,167 @@
+"""The combining writer: what an answer writes in one turn of the loop leaves in one write, and
+nothing written waits past the end of that turn. Bytes are fed straight to the protocol; each
+``write`` the transport receives is recorded on its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from uvicorn.server import ServerState
+
+from gateway.server.combining import CombiningHttpProtocol, CombiningWriter
+from gateway.server.http import GatewayConfig, HttpLimits
+
+POST = b"POST /x HTTP/1.1\r\nhost: gw\r\ncontent-length: 2\r\n\r\nhi"
+App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+class Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        assert not self.closed, "written after close"
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 50000)}.get(name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def serve(app: App, request: bytes = POST) -> tuple[CombiningHttpProtocol, Transport]:
+    config = GatewayConfig(app, limits=HttpLimits(), lifespan="off", log_level="warning")
+    config.load()
+    protocol = CombiningHttpProtocol(config, ServerState(), {}, _loop=asyncio.get_running_loop())
+    transport = Transport()
+    protocol.connection_made(transport)
+    protocol.data_received(request)
+    return protocol, transport
+
+
+async def turns(n: int = 5) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def head(writes: list[bytes]) -> bytes:
+    return writes[0].split(b"\r\n\r\n", 1)[0]
+
+
+async def _json(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"7")]})
+    await send({"type": "http.response.body", "body": b'{"a":1}'})
+
+
+def test_a_json_answer_is_one_write() -> None:
+    async def scenario() -> None:
+        _, transport = serve(_json)
+        await turns()
+        assert len(transport.writes) == 1
+        assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+        assert transport.writes[0].endswith(b'\r\n\r\n{"a":1}')
+
+    asyncio.run(scenario())
+
+
+def test_a_stream_writes_once_per_turn() -> None:
+    async def stream(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"one", "more_body": True})
+        await asyncio.sleep(0)  # a wait for the upstream: what came before leaves now
+        await send({"type": "http.response.body", "body": b"two", "more_body": True})
+        await asyncio.sleep(0)
+        await send({"type": "http.response.body", "body": b"three", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def scenario() -> None:
+        _, transport = serve(stream)
+        await turns()
+        assert len(transport.writes) == 3
+        assert b"transfer-encoding: chunked" in head(transport.writes)
+        assert transport.writes[0].endswith(b"\r\n\r\n3\r\none\r\n")
+        assert transport.writes[1] == b"3\r\ntwo\r\n"
+        assert transport.writes[2] == b"5\r\nthree\r\n0\r\n\r\n"
+
+    asyncio.run(scenario())
+
+
+def test_a_head_waits_for_no_body_past_its_turn() -> None:
+    async def scenario() -> None:
+        later = asyncio.Event()
+
+        async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await later.wait()
+            await send({"type": "http.response.body", "body": b"late", "more_body": False})
+
+        _, transport = serve(slow)
+        await turns()
+        assert len(transport.writes) == 1  # the head alone, at the end of the turn that wrote it
+        assert transport.writes[0].endswith(b"\r\n\r\n")
+        later.set()
+        await turns()
+        assert transport.writes[1:] == [b"4\r\nlate\r\n0\r\n\r\n"]
+
+    asyncio.run(scenario())
+
+
+def test_close_writes_what_is_kept_first() -> None:
+    async def scenario() -> None:
+        transport = Transport()
+        writer = CombiningWriter(transport, asyncio.get_running_loop())
+        writer.write(b"a")
+        writer.write(b"")
+        writer.write(b"b")
+        assert transport.writes == []
+        writer.close()
+        assert transport.writes == [b"ab"]
+        assert transport.closed
+        await turns()
+        assert transport.writes == [b"ab"]  # the scheduled flush finds nothing left
+
+    asyncio.run(scenario())
+
+
+def test_bytes_for_a_closed_connection_are_dropped() -> None:
+    async def scenario() -> None:
+        transport = Transport()
+        writer = CombiningWriter(transport, asyncio.get_running_loop())
+        writer.write(b"a")
+        transport.close()
+        await turns()
+        assert transport.writes == []
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("keep_alive", [True, False])
+def test_a_connection_close_answer_is_written_before_the_close(keep_alive: bool) -> None:
+    request = POST if keep_alive else POST.replace(b"host: gw\r\n", b"host: gw\r\nconnection: close\r\n")
+
+    async def scenario() -> None:
+        _, transport = serve(_json, request)
+        await turns()
+        assert len(transport.writes) == 1
+        assert transport.writes[0].endswith(b'{"a":1}')
+        assert transport.closed is not keep_alive
+
+    asyncio.run(scenario())
