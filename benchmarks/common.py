@@ -8,6 +8,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 CONFIGS = Path(__file__).resolve().parent / "configs"
 MODEL = "bench-model"
+PACED_MODEL = "bench-paced"  # the bench upstream paces its streams
 CHAT_PATH = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "Say hello in a few words."}]
 

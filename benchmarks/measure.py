@@ -15,7 +15,8 @@ from pathlib import Path
 
 from benchmarks import procstat
 from benchmarks.common import REPO, RESULTS, BenchError
-from benchmarks.load import Case, other_load, per_request_ms
+from benchmarks.load import Case, Load, other_load, per_request_ms
+from benchmarks.oneconn import one_connection_load
 from benchmarks.probes import check_variant, sanity, sink_stats, timing_headers, upstream_stats, wait_healthy
 from benchmarks.processes import Children, free_port, log_tail, start_listener
 from benchmarks.report import Run, VariantRun, fmt
@@ -195,6 +196,14 @@ def close_variant(children: Children, servers: Servers, gateway: Gateway) -> Non
         servers.sink_pid = None
 
 
+def measure_one_connection(
+    run: Run, servers: Servers, key: str | None, variant: Variant | None = None
+) -> Case:
+    """The non-streaming case at one connection (the added-latency case)."""
+    target = "direct" if key is None else "gateway"
+    return measure(run, servers, target, False, key, variant, load=one_connection_load(run.load))
+
+
 def measure(
     run: Run,
     servers: Servers,
@@ -203,6 +212,8 @@ def measure(
     key: str | None,
     variant: Variant | None = None,
     workers: int = 1,
+    *,
+    load: Load | None = None,
 ) -> Case:
     case = Case(target, stream, variant, workers=workers)
     if target == "gateway":
@@ -219,9 +230,15 @@ def measure(
     sink = [servers.sink_pid] if target == "gateway" and servers.sink_pid is not None else []
     watch = sorted({*server_pids, servers.upstream_pid, *redis_pids, *sink})
     counter = "streams" if stream else "completions"
-    print(f"- {case.label}: {run.load.warmup:g} s warm-up + {run.load.duration:g} s ...", flush=True)
+    load = load or run.load
+    at = (
+        f" at {load.connections} connection{'s' if load.connections > 1 else ''}"
+        if load is not run.load
+        else ""
+    )
+    print(f"- {case.label}{at}: {load.warmup:g} s warm-up + {load.duration:g} s ...", flush=True)
     before = upstream_stats(servers.upstream_port)[counter]
-    result = run.load.run(port, key=key, stream=stream, watch=watch)
+    result = load.run(port, key=key, stream=stream, watch=watch)
     after = upstream_stats(servers.upstream_port)[counter]
     case.result = result
     case.server_pids = server_pids

@@ -8,6 +8,8 @@ from typing import Any
 
 from benchmarks.common import BUDGET_CPU_MS, BUDGET_RPS, BUDGET_RSS_MB, BUDGET_STREAMS, NOISE_CORES
 from benchmarks.load import Case, Load
+from benchmarks.oneconn import one_connection_markdown
+from benchmarks.paced import PacedCase, paced_markdown
 from benchmarks.variants import BARE, VARIANTS, Variant
 
 
@@ -90,6 +92,8 @@ class Run:
     extra_configs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     profiled: bool = False
+    one_connection: dict[str, Case] = field(default_factory=dict)  # "direct", "gateway"
+    paced: list[PacedCase] = field(default_factory=list)
 
     def find(self, target: str, stream: bool, variant: str = "default") -> Case | None:
         for case in self.cases:
@@ -205,6 +209,13 @@ class Run:
                 + ", ".join(c.label for c in noisy)
                 + "; throughput and latency there are disturbed."
             )
+        single = one_connection_markdown(
+            self.one_connection.get("direct"), self.one_connection.get("gateway")
+        )
+        if single:
+            out += ["", *single]
+        if self.paced:
+            out += ["", *paced_markdown(self.paced)]
         if len(self.variants) > 1:
             out += ["", *self.variants_markdown()]
         workers = self.workers_markdown()
@@ -403,6 +414,17 @@ class Run:
                 for v in self.variants
             ],
             "workers": self.worker_rows(),
+            "one_connection": {name: case.result for name, case in self.one_connection.items()},
+            "paced": [
+                {
+                    "target": c.target,
+                    "streams": c.streams,
+                    "rounds": c.rounds,
+                    "server_cpu_ms_per_stream": c.cpu_ms_per_stream(),
+                    **c.result,
+                }
+                for c in self.paced
+            ],
             "cases": [
                 {
                     "case": c.label,

@@ -23,7 +23,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import procstat, wrkdriver
+from benchmarks import paced, procstat, wrkdriver
 from benchmarks.common import REPO, RESULTS, BenchError
 from benchmarks.load import Load
 from benchmarks.measure import (
@@ -32,6 +32,7 @@ from benchmarks.measure import (
     close_variant,
     log_path,
     measure,
+    measure_one_connection,
     measure_variant,
     open_variant,
     profile_path,
@@ -88,6 +89,26 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"{procstat.cpu_count()} here)",
     )
     p.add_argument(
+        "--paced",
+        default=",".join(str(n) for n in paced.CONCURRENCY),
+        metavar="N,N,…",
+        help="concurrent paced streams per paced-stream case, direct and gateway (default "
+        + ",".join(str(n) for n in paced.CONCURRENCY)
+        + "; none: skip the cases)",
+    )
+    p.add_argument(
+        "--paced-rounds",
+        type=int,
+        default=paced.ROUNDS,
+        help=f"paced streams per connection, one after the other ({paced.ROUNDS})",
+    )
+    p.add_argument(
+        "--no-one-connection",
+        dest="one_connection",
+        action="store_false",
+        help="skip the added-latency case at one connection",
+    )
+    p.add_argument(
         "--startup-timeout", type=float, default=60.0, help="seconds for the gateway to become healthy"
     )
     p.add_argument(
@@ -108,6 +129,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     for path in args.extra_config:
         if not path.is_file():
             p.error(f"--extra-config {path}: no such file")
+    try:
+        args.paced_counts = [] if args.paced == "none" else [int(n) for n in args.paced.split(",") if n]
+    except ValueError:
+        p.error("--paced takes counts separated by commas, or none")
+    if any(n < 1 for n in args.paced_counts) or args.paced_rounds < 1:
+        p.error("--paced counts and --paced-rounds must be ≥ 1")
     args.variant_list = select_variants(
         args.variants, direct_only=args.direct_only, customised=bool(args.extra_config or args.key)
     )
@@ -179,12 +206,18 @@ def main(argv: list[str] | None = None) -> int:
                 first = open_variant(children, args, workdir, servers, todo[0], generated_key)
             for stream in streams:
                 run.cases.append(measure(run, servers, "direct", stream, None))
+            if args.one_connection:
+                run.one_connection["direct"] = measure_one_connection(run, servers, None)
+            for count in args.paced_counts:
+                run.paced.append(paced_case(children, args, servers, None, count, [upstream.pid]))
             for vr in todo:
                 gateway = first if first is not None and first.run is vr else None
                 try:
                     if gateway is None:
                         gateway = open_variant(children, args, workdir, servers, vr, generated_key)
                     measure_variant(run, servers, gateway, streams)
+                    if vr is run.primary:
+                        _extra_cases(run, children, args, servers, gateway)
                 except BenchError as exc:
                     vr.error = str(exc)
                     exit_code = 1
@@ -225,6 +258,40 @@ def main(argv: list[str] | None = None) -> int:
         args.output.with_suffix(".json").write_text(json.dumps(run.as_json(), indent=2) + "\n")
         print(f"written: {args.output} (and {args.output.with_suffix('.json').name}); logs in {RESULTS}")
     return exit_code
+
+
+def _extra_cases(
+    run: Run, children: Children, args: argparse.Namespace, servers: Servers, gateway: Gateway
+) -> None:
+    """The one-connection and paced-stream cases, through the gateway of the direct comparison."""
+    if args.one_connection:
+        run.one_connection["gateway"] = measure_one_connection(run, servers, gateway.key, gateway.run.variant)
+    pids = [gateway.proc.pid, *servers.worker_pids]
+    for count in args.paced_counts:
+        run.paced.append(paced_case(children, args, servers, gateway.key, count, pids))
+
+
+def paced_case(
+    children: Children,
+    args: argparse.Namespace,
+    servers: Servers,
+    key: str | None,
+    count: int,
+    pids: list[int],
+) -> paced.PacedCase:
+    target = "direct" if key is None else "gateway"
+    port = servers.upstream_port if key is None else servers.gateway_port
+    assert port is not None
+    return paced.run_paced(
+        children,
+        port,
+        key,
+        target=target,
+        streams=count,
+        rounds=args.paced_rounds,
+        server_pids=pids,
+        timeout=args.request_timeout,
+    )
 
 
 def _profile_summary(variant: Variant) -> str:

@@ -6,6 +6,9 @@ and one ``transport.write``. Routes:
 - ``POST /v1/chat/completions``: a fixed ``chat.completion`` JSON body, or, when the request body
   asks for ``"stream": true``, a fixed SSE stream (role chunk, 8 content chunks, finish chunk,
   usage chunk, ``data: [DONE]``), each event as its own chunk of a chunked response.
+  With the model ``bench-paced`` the stream is paced like a model generating: the role chunk
+  and the first delta at once, then one delta every 20 ms (64 deltas in all), then the finish,
+  usage and ``[DONE]`` events with the last delta.
 - ``GET /v1/models``: a one-model listing.
 - ``GET /_bench/stats``: how many requests of each kind were served (the harness uses it to see
   how many upstream calls one gateway request caused).
@@ -32,6 +35,9 @@ CREATED = 1_700_000_000
 MAX_HEAD = 64 * 1024
 MAX_BODY = 8 * 1024 * 1024
 _STREAM_FLAG = re.compile(rb'"stream"\s*:\s*true')
+_PACED_FLAG = re.compile(rb'"model"\s*:\s*"bench-paced"')
+PACED_DELTAS = 64
+PACED_INTERVAL_S = 0.020
 
 CONTENT_PIECES = ["Hello", "!", " This", " is", " a", " benchmark", " reply", "."]
 USAGE = {
@@ -101,17 +107,31 @@ def _stream_events() -> list[bytes]:
     return events
 
 
+_STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"content-type: text/event-stream; charset=utf-8\r\n"
+    b"cache-control: no-cache\r\n"
+    b"transfer-encoding: chunked\r\n"
+    b"server: bench-upstream\r\n"
+    b"\r\n"
+)
+
+
+def _chunk(event: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(event), event)
+
+
+def _paced_parts() -> tuple[bytes, bytes, bytes]:
+    """The paced stream's head with its role chunk, one delta, and the tail after the last delta."""
+    events = _stream_events()  # role, 8 content deltas, finish, usage, [DONE]
+    head = _STREAM_HEAD + _chunk(events[0])
+    delta = _chunk(events[3])  # " This": any one delta
+    tail = b"".join(_chunk(e) for e in events[-3:]) + b"0\r\n\r\n"
+    return head, delta, tail
+
+
 def _chunked_stream(events: list[bytes]) -> bytes:
-    head = (
-        b"HTTP/1.1 200 OK\r\n"
-        b"content-type: text/event-stream; charset=utf-8\r\n"
-        b"cache-control: no-cache\r\n"
-        b"transfer-encoding: chunked\r\n"
-        b"server: bench-upstream\r\n"
-        b"\r\n"
-    )
-    body = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events)
-    return head + body + b"0\r\n\r\n"
+    return _STREAM_HEAD + b"".join(_chunk(e) for e in events) + b"0\r\n\r\n"
 
 
 COMPLETION = _fixed("200 OK", "application/json", _completion_body())
@@ -134,7 +154,9 @@ NOT_FOUND = _fixed(
 BAD_REQUEST = _fixed("400 Bad Request", "text/plain", b"bad request")
 TOO_LARGE = _fixed("413 Content Too Large", "text/plain", b"too large")
 
-STATS = {"requests": 0, "completions": 0, "streams": 0, "models": 0, "other": 0}
+PACED_HEAD, PACED_DELTA, PACED_TAIL = _paced_parts()
+
+STATS = {"requests": 0, "completions": 0, "streams": 0, "paced": 0, "models": 0, "other": 0}
 
 
 class _BadRequest(Exception):
@@ -172,11 +194,12 @@ def _dechunk(buf: bytearray, start: int) -> tuple[bytes, int] | None:
 
 
 class UpstreamProtocol(asyncio.Protocol):
-    __slots__ = ("_buf", "_transport")
+    __slots__ = ("_buf", "_pacing", "_transport")
 
     def __init__(self) -> None:
         self._buf = bytearray()
         self._transport: asyncio.Transport | None = None
+        self._pacing = False  # a paced stream is being sent: later requests wait in the buffer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -188,7 +211,7 @@ class UpstreamProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._buf += data
         try:
-            while self._transport is not None and self._handle_one():
+            while self._transport is not None and not self._pacing and self._handle_one():
                 pass
         except _BadRequest:
             self._reply(BAD_REQUEST, close=True)
@@ -240,8 +263,36 @@ class UpstreamProtocol(asyncio.Protocol):
                 return False
             body = bytes(buf[body_start:end])
         del buf[:end]
+        if method == b"POST" and _PACED_FLAG.search(body) and _STREAM_FLAG.search(body):
+            STATS["requests"] += 1
+            STATS["paced"] += 1
+            self._pace(close)
+            return False
         self._reply(self._route(method, target.split(b"?", 1)[0], body), close=close)
         return True
+
+    def _pace(self, close: bool) -> None:
+        """Start a paced stream: delta k goes out k intervals after the first."""
+        transport = self._transport
+        assert transport is not None
+        loop = asyncio.get_running_loop()
+        self._pacing = True
+        transport.write(PACED_HEAD + PACED_DELTA)
+        t0 = loop.time()
+        loop.call_at(t0 + PACED_INTERVAL_S, self._paced_step, loop, t0, 1, close)
+
+    def _paced_step(self, loop: asyncio.AbstractEventLoop, t0: float, k: int, close: bool) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        if k < PACED_DELTAS - 1:
+            transport.write(PACED_DELTA)
+            loop.call_at(t0 + (k + 1) * PACED_INTERVAL_S, self._paced_step, loop, t0, k + 1, close)
+            return
+        self._pacing = False
+        self._reply(PACED_DELTA + PACED_TAIL, close=close)
+        if self._buf and self._transport is not None:  # a request sent while the stream ran
+            self.data_received(b"")
 
     @staticmethod
     def _route(method: bytes, path: bytes, body: bytes) -> bytes:

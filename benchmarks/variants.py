@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import CONFIGS, MODEL
+from benchmarks.common import CONFIGS, MODEL, PACED_MODEL
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,11 @@ api_key = "sk-bench-upstream"
 
 [[models]]
 name = {json.dumps(MODEL)}
+provider = "bench"
+
+# Streams paced like a model generating (the paced-stream cases).
+[[models]]
+name = {json.dumps(PACED_MODEL)}
 provider = "bench"
 """
     if generated:
