@@ -84,6 +84,11 @@ class Splice(Protocol):
         """After the continuation finished: the clean end of the client's stream."""
         ...
 
+    async def release(self, relay: Relay, send: SendChunk) -> None:
+        """After the continuation broke and nothing continued it: the held failure
+        (``relay.failure``) in the client's dialect, after what this continuation sent."""
+        ...
+
 
 class Continuer(Protocol):
     """What an endpoint supplies so that its broken streams can be continued."""
@@ -222,6 +227,9 @@ class ChatSplice:
     async def end(self, send: SendChunk) -> None:
         await send(DONE_FRAME)
 
+    async def release(self, relay: Relay, send: SendChunk) -> None:
+        await relay.release(send)
+
 
 class ChatContinuer:
     """Continues a Chat Completions client's stream (whatever the upstream dialects)."""
@@ -305,6 +313,7 @@ class Rescue:
         failure = relay.failure
         self.broken_usage = relay.usage
         rescues = 0
+        owner: Splice | None = None  # the continuation whose failure is the one left
         while failure is not None:
             provider = broken.provider
             self._services.router.breakers.failed(broken.provider, broken.upstream_model, failure)
@@ -340,7 +349,7 @@ class Rescue:
                     outcome.status_code,
                 )
                 break
-            deployment, new_failure = outcome
+            deployment, new_failure, splice = outcome
             health.rescue(provider, "continued")
             log.info(
                 "broken stream continued: from=%s/%s to=%s/%s chars=%d",
@@ -350,10 +359,10 @@ class Rescue:
                 deployment.upstream_model,
                 len(partial.text),
             )
-            broken, failure = deployment, new_failure
+            broken, failure, owner = deployment, new_failure, splice
         relay.failure = failure
         if failure is not None:
-            await relay.release(self._send)
+            await (owner.release(relay, self._send) if owner is not None else relay.release(self._send))
 
     async def _chat(self, candidates: list[Deployment]) -> dict[str, Any] | None:
         """The request as Chat, when a candidate needs it; None when it cannot be built (a
@@ -376,7 +385,7 @@ class Rescue:
 
     async def _continue(
         self, partial: Partial, candidates: list[Deployment], relay: Relay, chat: dict[str, Any] | None
-    ) -> ClassifiedError | tuple[Deployment, ClassifiedError | None]:
+    ) -> ClassifiedError | tuple[Deployment, ClassifiedError | None, Splice]:
         services = self._services
         clock = services.clock
 
@@ -436,4 +445,4 @@ class Rescue:
             idle_timeout=upstream.settings.timeouts.idle,
         )
         self.usage = add_usage(self.usage, splice.usage)
-        return deployment, failures[0] if failures else None
+        return deployment, failures[0] if failures else None, splice

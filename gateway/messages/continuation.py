@@ -132,6 +132,9 @@ class MessagesSplice:
     async def end(self, send: SendChunk) -> None:
         await send(encode_events(self._rewrite(self._stream.finish())))
 
+    async def release(self, relay: Relay, send: SendChunk) -> None:
+        await relay.release(send)  # ``event: error`` needs no numbering
+
     def _close_ours(self, out: list[dict[str, Any]]) -> None:
         if self._open is not None:
             out.append({"type": "content_block_stop", "index": self._open})

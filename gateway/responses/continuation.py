@@ -26,8 +26,9 @@ from typing import Any
 
 import msgspec
 
-from gateway.dialects import ConversationCall, Emit, Resumable
+from gateway.dialects import ConversationCall, Emit, Resumable, failure_events
 from gateway.dialects.base import TERMINAL, translated
+from gateway.errors import error_object
 from gateway.exchange.rescue import FirstText, Partial, Splice
 from gateway.policy.usage import usage_from_dict
 from gateway.pricing import Usage
@@ -170,6 +171,24 @@ class ResponsesSplice:
     async def end(self, send: SendChunk) -> None:
         await self._relay.emit(self._converter.end(), send)
 
+    async def release(self, relay: Relay, send: SendChunk) -> None:
+        await relay.release(send)  # the converter has the rest in its state
+
+
+class _Merged:
+    """The client's open message, taken over by the rest's first message item: the rest's
+    content indexes are shifted by ``base``; its first part goes on in the client's open part
+    (``prior``: that part's text the client has) when ``continues``."""
+
+    __slots__ = ("base", "client_parts", "continues", "message", "prior")
+
+    def __init__(self, message: _OpenMessage) -> None:
+        self.message = message
+        self.continues = message.part is not None
+        self.base = message.part if message.part is not None else len(message.parts)
+        self.prior = "".join(message.text) if self.continues else ""
+        self.client_parts = list(message.parts)
+
 
 class ResponsesTail:
     """The rest translated by a new converter, its events renumbered into the client's answer:
@@ -187,7 +206,7 @@ class ResponsesTail:
         self._output = dict(answer.items)
         self._next = answer.count
         self._open = answer.message  # the client's open message, until merged or closed
-        self._merged: _OpenMessage | None = None
+        self._merged: _Merged | None = None
         self._items: dict[int, int] = {}  # the new converter's output indexes -> the client's
         self._stream = ChatToResponsesStream(
             request=turn.data,
@@ -211,6 +230,25 @@ class ResponsesTail:
     async def end(self, send: SendChunk) -> None:
         events = self._stream.finish(completed_at=int(self._clock.now()))
         await self._relay.emit(self._rewrite(events), send)
+
+    async def release(self, relay: Relay, send: SendChunk) -> None:
+        """``error`` then ``response.failed``, numbered after the rest, with every output item
+        (an open message as far as it got), recorded first."""
+        assert relay.failure is not None
+        output = dict(self._output)
+        merged = self._merged.message if self._merged is not None else None
+        for message in (self._open, merged):
+            if message is not None and message.index not in output:
+                parts = list(message.parts)
+                if message.part is not None:
+                    parts.append(message_text_part("".join(message.text)))
+                output[message.index] = {**message.item, "status": "incomplete", "content": parts}
+        error = error_object(relay.failure, api="responses")
+        first, failed = failure_events(
+            self._shell, [output[i] for i in sorted(output)], self._sequence, error
+        )
+        self._sequence += 2
+        await self._relay.emit(Emit(encode_event(first), failed), send)
 
     def _number(self, event: Event) -> Event:
         event["sequence_number"] = self._sequence
@@ -254,8 +292,9 @@ class ResponsesTail:
             index = event.get("output_index")
             if kind == "response.output_item.added" and isinstance(index, int):
                 if self._open is not None and not self._items and event["item"]["type"] == "message":
-                    self._merged, self._open = self._open, None
-                    self._items[index] = self._merged.index
+                    self._merged = _Merged(self._open)
+                    self._open = None
+                    self._items[index] = self._merged.message.index
                     continue
                 self._close_open(out)
                 self._items[index] = self._next
@@ -267,7 +306,7 @@ class ResponsesTail:
             if isinstance(index, int):
                 event["output_index"] = self._items[index]
             merged = self._merged
-            if merged is not None and event["output_index"] == merged.index:
+            if merged is not None and event["output_index"] == merged.message.index:
                 if not self._merge(event, merged):
                     continue
             elif kind == "response.output_item.done":
@@ -275,27 +314,38 @@ class ResponsesTail:
             out.append(self._number(event))
         return Emit(b"".join(encode_event(e) for e in out), final)
 
-    def _merge(self, event: Event, merged: _OpenMessage) -> bool:
+    def _merge(self, event: Event, merged: _Merged) -> bool:
         """An event of the merged message, rewritten into the client's item (False: drop it)."""
         kind = event["type"]
+        message = merged.message
         if "item_id" in event:
-            event["item_id"] = merged.item["id"]
+            event["item_id"] = message.item["id"]
         if "content_index" in event:
             position = event["content_index"]
-            if merged.part is not None and position == 0:
-                if kind == "response.content_part.added":
+            first = merged.continues and position == 0
+            event["content_index"] = merged.base + position
+            if kind == "response.content_part.added":
+                if first:
                     return False  # the text goes on in the client's open part
-                if kind == "response.output_text.done":
-                    event["text"] = "".join(merged.text) + event["text"]
-                elif kind == "response.content_part.done":
-                    event["part"] = {**event["part"], "text": "".join(merged.text) + event["part"]["text"]}
-            event["content_index"] = position + (len(merged.parts) if merged.part is None else merged.part)
+                kind_of_part = (event.get("part") or {}).get("type")
+                message.part = event["content_index"] if kind_of_part == "output_text" else None
+                message.text = []
+            elif kind == "response.output_text.delta":
+                message.text.append(str(event.get("delta") or ""))
+            elif kind == "response.output_text.done" and first:
+                event["text"] = merged.prior + event["text"]
+            elif kind == "response.content_part.done":
+                if first:
+                    event["part"] = {**event["part"], "text": merged.prior + event["part"]["text"]}
+                message.parts.append(event["part"])
+                message.part = None
         if kind == "response.output_item.done":
             fresh = list(event["item"].get("content") or ())
-            if merged.part is not None and fresh:
-                fresh[0] = {**fresh[0], "text": "".join(merged.text) + fresh[0].get("text", "")}
-            event["item"] = {**event["item"], "id": merged.item["id"], "content": [*merged.parts, *fresh]}
-            self._output[merged.index] = event["item"]
+            if merged.continues and fresh:
+                fresh[0] = {**fresh[0], "text": merged.prior + fresh[0].get("text", "")}
+            content = [*merged.client_parts, *fresh]
+            event["item"] = {**event["item"], "id": message.item["id"], "content": content}
+            self._output[message.index] = event["item"]
         return True
 
     def _final(self, event: Event) -> Event:

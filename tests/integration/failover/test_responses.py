@@ -174,3 +174,29 @@ def test_a_native_stream_whose_continuation_is_refused_keeps_the_original_error(
     assert text == " ".join(WORDS[:40]) + " "
     assert len(sent(fake, VLLM_CHAT)) == 1
     assert metric(gw, "gw_stream_rescues_total", provider="fake-openai", result="refused") == 1.0
+
+
+def test_a_continuation_that_breaks_too_ends_the_answer_in_band_after_its_text(
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str
+) -> None:
+    """The continuation is cut as well and nothing is left to continue it: the client's answer
+    ends with ``error`` and ``response.failed`` numbered after the rest, holding both parts'
+    text, and the record says the same."""
+    gw = gateway_factory(responses_config(fake, redis_url))
+    fake.script([{"fault": "cut-44", "reply": ALL}], model=NATIVE)
+    fake.script([{"fault": "cut-11", "reply": words(41, 60)}], model="fb-fallback")  # role + 10 words
+    events = create(gw, "native")
+    kinds = [e["type"] for e in events]
+    assert kinds[-2:] == ["error", "response.failed"] and "response.completed" not in kinds
+    assert events[-2]["code"] == "stream_truncated"
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert text == " ".join(WORDS[:50]) + " "
+    failed = events[-1]["response"]
+    assert failed["output"][0]["content"][0]["text"] == text
+    assert failed["output"][0]["id"] == events[2]["item"]["id"]
+    with gw.http() as http:
+        stored = http.get(f"/v1/responses/{failed['id']}").json()
+    assert stored["status"] == "failed"
+    assert stored["output"][0]["content"][0]["text"] == text
+    assert metric(gw, "gw_stream_rescues_total", provider="fake-vllm", result="no_candidate") == 1.0

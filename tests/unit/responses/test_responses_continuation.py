@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.clock import ManualClock
 from gateway.dialects.responses import NativeConverter
+from gateway.errors import stream_truncated_error
 from gateway.exchange.rescue import Partial
 from gateway.responses.continuation import ResponsesContinuer, ResponsesTail
 from gateway.responses.stream import ResponsesRelay
@@ -180,3 +181,40 @@ def test_what_is_not_continued() -> None:
     assert continuer.partial(numbered(message_open(0, "no created")), broken) is None
     partial = continuer.partial(numbered(head(*message_open(0, "a ", "b"))), broken)
     assert isinstance(partial, Partial) and partial.text == "a b"
+
+
+async def test_a_rest_that_breaks_ends_with_the_failure_after_it() -> None:
+    record = Recorded()
+    broken = relay(record)
+    before = head(*message_open(0, "one "))
+    partial = ResponsesContinuer(turn()).partial(numbered(before), broken)
+    assert partial is not None
+    tail = ResponsesTail(partial, broken, turn())
+    out: list[bytes] = []
+
+    async def send(data: bytes) -> None:
+        out.append(data)
+
+    await tail.feed([chunk("two", role="assistant"), chunk(" three")], send)
+    broken.failure = stream_truncated_error("p")
+    await tail.release(broken, send)
+    events = [json.loads(line[6:]) for f in out for line in f.split(b"\n") if line.startswith(b"data: ")]
+    assert [e["type"] for e in events] == [
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "error",
+        "response.failed",
+    ]
+    assert [e["sequence_number"] for e in events] == list(range(len(before), len(before) + 4))
+    failed = events[-1]["response"]
+    assert failed["status"] == "failed" and failed["id"] == "resp_gw"
+    assert failed["output"] == [
+        {
+            "id": "msg_up",
+            "type": "message",
+            "status": "incomplete",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "one two three", "annotations": [], "logprobs": []}],
+        }
+    ]
+    assert record.responses == [failed]
