@@ -246,3 +246,19 @@ def test_a_claude_continuation_gets_the_clients_own_request(
     assert continuation.body["max_tokens"] == 2048
     assert "prompt-caching-2024-07-31" in continuation.headers["anthropic-beta"]
     assert continuation.headers["anthropic-version"] == broken.headers["anthropic-version"]
+
+
+def test_a_continuation_that_breaks_too_ends_with_the_error_after_its_text(
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str
+) -> None:
+    gw = gateway_factory(claude_config(fake, redis_url))
+    fake.script([{"fault": "cut-43", "reply": ALL}], model=CLAUDE)
+    fake.script([{"fault": "cut-13", "reply": words(41, 60)}], model=CLAUDE_B)  # 10 more words
+    events = raw_stream(gw, "claude")
+    kinds = [kind for kind, _ in events]
+    assert kinds[-1] == "error" and "message_stop" not in kinds and "message_delta" not in kinds
+    assert kinds.count("message_start") == 1 and kinds.count("content_block_start") == 1
+    text = "".join(d["delta"]["text"] for k, d in events if k == "content_block_delta")
+    assert text == " ".join(WORDS[:50]) + " "
+    assert len(sent(fake, MESSAGES)) == 2
+    assert metric(gw, "gw_stream_rescues_total", provider="fake-anthropic-b", result="no_candidate") == 1.0
