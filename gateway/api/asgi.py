@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from litestar.types import Receive, Scope, Send
 
@@ -20,6 +20,8 @@ from gateway.exchange import ClientDisconnected, new_request_id
 from gateway.exchange.body import parse_count
 from gateway.policy.auth import presented_key
 
+# The scope extension of the gateway's HTTP server that cancels a task when its client goes away.
+DISCONNECT_HOOK = "gateway.disconnect"
 JSON_HEADERS: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)
 SSE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -105,50 +107,92 @@ async def end_stream(send: Send) -> None:
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-class CancelOnDisconnect:
-    """Cancel the enclosed work when the client disconnects.
+class DisconnectHook(Protocol):
+    """What the gateway's HTTP server offers under ``scope["extensions"]["gateway.disconnect"]``:
+    a task registered with ``watch`` is cancelled when the connection is lost."""
 
-    Runs a watcher on ``receive``; on ``http.disconnect`` it cancels the task that entered the
-    block, which then sees :class:`ClientDisconnected`. (A class rather than a generator-based
-    context manager: it is entered once per request.)
+    gone: bool
+
+    def watch(self, task: asyncio.Task[Any]) -> None: ...
+
+    def unwatch(self) -> None: ...
+
+
+class CancelOnDisconnect:
+    """Cancel the enclosed work when the client disconnects; the task that entered the block
+    then sees :class:`ClientDisconnected`.
+
+    With the server's disconnect hook, the connection's loss cancels the task itself; without
+    it (another ASGI server), a watcher task waits on ``receive`` for ``http.disconnect``.
     """
 
-    __slots__ = ("_gone", "_receive", "_task", "_watcher")
+    __slots__ = ("_hook", "_receive", "_task", "_watcher")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, hook: DisconnectHook | None) -> None:
         self._receive = receive
-        self._gone = False
+        self._hook = hook
         self._task: asyncio.Task[Any] | None = None
         self._watcher: asyncio.Task[None] | None = None
 
-    async def _watch(self) -> None:
+    async def _watch(self, hook: _Gone) -> None:
         receive = self._receive
         while True:
             message: Any = await receive()
             if message["type"] == "http.disconnect":
-                self._gone = True
+                hook.gone = True
                 assert self._task is not None
                 self._task.cancel()
                 return
 
     async def __aenter__(self) -> None:
-        self._task = asyncio.current_task()
-        assert self._task is not None
-        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        task = self._task = asyncio.current_task()
+        assert task is not None
+        if self._hook is not None:
+            self._hook.watch(task)
+        else:
+            self._hook = _Gone()
+            self._watcher = task.get_loop().create_task(self._watch(self._hook))
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._watcher is not None and self._task is not None
-        self._watcher.cancel()
-        if kind is not None and issubclass(kind, asyncio.CancelledError) and self._gone:
-            self._task.uncancel()
+        hook, task = self._hook, self._task
+        assert hook is not None and task is not None
+        if self._watcher is not None:
+            self._watcher.cancel()
+        else:
+            hook.unwatch()
+        if kind is not None and issubclass(kind, asyncio.CancelledError) and hook.gone:
+            task.uncancel()
             raise ClientDisconnected from None
 
 
-def cancel_on_disconnect(receive: Receive) -> CancelOnDisconnect:
+class _Gone:
+    """The watcher task's record of a disconnect (no server hook)."""
+
+    __slots__ = ("gone",)
+
+    def __init__(self) -> None:
+        self.gone = False
+
+    def watch(self, task: asyncio.Task[Any]) -> None:
+        return None
+
+    def unwatch(self) -> None:
+        return None
+
+
+def disconnect_hook(scope: Scope) -> DisconnectHook | None:
+    extensions: Any = scope.get("extensions")
+    if not extensions:
+        return None
+    hook: DisconnectHook | None = extensions.get(DISCONNECT_HOOK)
+    return hook
+
+
+def cancel_on_disconnect(receive: Receive, scope: Scope | None = None) -> CancelOnDisconnect:
     """Cancel the enclosed work when the client disconnects (see :class:`CancelOnDisconnect`)."""
-    return CancelOnDisconnect(receive)
+    return CancelOnDisconnect(receive, disconnect_hook(scope) if scope is not None else None)
 
 
 def presented_key_from_scope(scope: Scope) -> str | None:
@@ -199,4 +243,4 @@ class AsgiChannel:
         await end_stream(self._send)
 
     def cancel_on_disconnect(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return cancel_on_disconnect(self._receive)
+        return cancel_on_disconnect(self._receive, self.scope)

@@ -10,6 +10,10 @@ kept and written at the end of that turn of the loop (``call_soon``), in one cal
 and its last event with the terminating chunk when they are sent without a wait in between. No
 answer waits longer than the step that wrote it: the bytes leave before the loop polls for I/O
 again, as they would have left a busy socket anyway.
+
+The writer is also the request's **disconnect hook** (``scope["extensions"]["gateway.disconnect"]``):
+a handler that must stop when its client goes away registers its task with :meth:`~CombiningWriter.watch`,
+and the connection's loss cancels it; no watcher task per request has to wait on ``receive``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from gateway.api.asgi import DISCONNECT_HOOK
 from gateway.server.http import GuardedHttpProtocol
 
 
@@ -25,13 +30,34 @@ class CombiningWriter:
     one of a turn asks the loop to write them all at the end of it. ``close`` writes what is
     kept first."""
 
-    __slots__ = ("_loop", "_pending", "_scheduled", "transport")
+    __slots__ = ("_loop", "_pending", "_scheduled", "_watched", "gone", "transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
         self._scheduled = False
+        self._watched: asyncio.Task[Any] | None = None
+        self.gone = False  # the connection was lost before the answer was complete
+
+    # -- the disconnect hook ---------------------------------------------------------------
+    def watch(self, task: asyncio.Task[Any]) -> None:
+        """Cancel ``task`` when the connection is lost (at once if it is gone already)."""
+        self._watched = task
+        if self.gone:
+            task.cancel()
+
+    def unwatch(self) -> None:
+        self._watched = None
+
+    def lost(self) -> None:
+        """The connection is gone with the answer incomplete."""
+        self.gone = True
+        task, self._watched = self._watched, None
+        if task is not None:
+            task.cancel()
+
+    # -- the transport ---------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -63,8 +89,16 @@ class CombiningWriter:
 
 
 class CombiningHttpProtocol(GuardedHttpProtocol):
-    """:class:`GuardedHttpProtocol` whose request cycles write through a :class:`CombiningWriter`."""
+    """:class:`GuardedHttpProtocol` whose request cycles write through a :class:`CombiningWriter`,
+    which is also their disconnect hook."""
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-        cycle.transport = CombiningWriter(self.transport, self.loop)
+        writer = cycle.transport = CombiningWriter(self.transport, self.loop)
+        cycle.scope.setdefault("extensions", {})[DISCONNECT_HOOK] = writer
         super()._start_asgi_task(cycle, app)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        cycle = self.cycle
+        super().connection_lost(exc)
+        if cycle is not None and cycle.disconnected and isinstance(cycle.transport, CombiningWriter):
+            cycle.transport.lost()

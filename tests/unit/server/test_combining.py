@@ -1,6 +1,7 @@
 """The combining writer: what an answer writes in one turn of the loop leaves in one write, and
-nothing written waits past the end of that turn. Bytes are fed straight to the protocol; each
-``write`` the transport receives is recorded on its own."""
+nothing written waits past the end of that turn; and the same writer as the request's disconnect
+hook. Bytes are fed straight to the protocol; each ``write`` the transport receives is recorded
+on its own."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 from uvicorn.server import ServerState
 
+from gateway.api.asgi import DISCONNECT_HOOK, cancel_on_disconnect
+from gateway.exchange import ClientDisconnected
 from gateway.server.combining import CombiningHttpProtocol, CombiningWriter
 from gateway.server.http import GatewayConfig, HttpLimits
 
@@ -163,5 +166,111 @@ def test_a_connection_close_answer_is_written_before_the_close(keep_alive: bool)
         assert len(transport.writes) == 1
         assert transport.writes[0].endswith(b'{"a":1}')
         assert transport.closed is not keep_alive
+
+    asyncio.run(scenario())
+
+
+# -- the disconnect hook --------------------------------------------------------------------------
+
+
+def _waiting_handler(seen: list[str], hook_seen: list[object]) -> App:
+    """Answers nothing: waits inside cancel_on_disconnect and records how the wait ended."""
+
+    async def handler(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        hook_seen.append(scope["extensions"][DISCONNECT_HOOK])
+        try:
+            async with cancel_on_disconnect(receive, scope):
+                await asyncio.Event().wait()
+        except ClientDisconnected:
+            seen.append("client gone")
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    return handler
+
+
+def test_a_lost_connection_cancels_the_watched_handler_without_a_watcher_task() -> None:
+    async def scenario() -> None:
+        seen: list[str] = []
+        hooks: list[object] = []
+        protocol, _ = serve(_waiting_handler(seen, hooks))
+        await turns()
+        assert isinstance(hooks[0], CombiningWriter)
+        running = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+        assert len(running) == 1  # the handler alone: nothing waits on receive for it
+        protocol.connection_lost(None)
+        await turns()
+        assert seen == ["client gone"]
+        assert hooks[0].gone
+
+    asyncio.run(scenario())
+
+
+def test_a_connection_lost_before_the_block_cancels_at_its_first_wait() -> None:
+    async def scenario() -> None:
+        seen: list[str] = []
+        writer = CombiningWriter(Transport(), asyncio.get_running_loop())
+        writer.lost()
+        scope = {"extensions": {DISCONNECT_HOOK: writer}}
+
+        async def receive() -> dict[str, Any]:
+            raise AssertionError("the hook is used, not receive")
+
+        async def handler() -> None:
+            try:
+                async with cancel_on_disconnect(receive, scope):  # type: ignore[arg-type]
+                    await asyncio.sleep(0)
+            except ClientDisconnected:
+                seen.append("client gone")
+
+        await handler()
+        assert seen == ["client gone"]
+
+    asyncio.run(scenario())
+
+
+def test_a_cancellation_from_elsewhere_is_not_a_disconnect() -> None:
+    async def scenario() -> None:
+        seen: list[str] = []
+        hooks: list[object] = []
+        protocol, _ = serve(_waiting_handler(seen, hooks))
+        await turns()
+        (task,) = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        task.cancel()  # a drain ending the request, say
+        await turns()
+        assert seen == ["cancelled"]
+        protocol.connection_lost(None)  # after the block: nothing to cancel
+        await turns()
+        assert seen == ["cancelled"]
+
+    asyncio.run(scenario())
+
+
+def test_without_the_hook_a_watcher_task_waits_for_http_disconnect() -> None:
+    async def scenario() -> None:
+        seen: list[str] = []
+        gone = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def handler() -> None:
+            try:
+                async with cancel_on_disconnect(receive, {"type": "http"}):  # type: ignore[arg-type]
+                    await asyncio.Event().wait()
+            except ClientDisconnected:
+                seen.append("client gone")
+
+        task = asyncio.ensure_future(handler())
+        await turns()
+        assert len(asyncio.all_tasks()) == 3  # this test, the handler and its watcher
+        gone.set()
+        await task
+        assert seen == ["client gone"]
+        await turns()
+        assert len(asyncio.all_tasks()) == 1
 
     asyncio.run(scenario())
