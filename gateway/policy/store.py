@@ -50,6 +50,10 @@ STORE_ERRORS = (RedisError, OSError)
 AGAIN_ERRORS = (NoScriptError, RedisConnectionError, RedisTimeoutError, ClusterError, TryAgainError)
 
 
+# The org-wide day rollups are kept this long (seconds).
+_ORG_ROLLUP_TTL = 400 * 86400
+
+
 def _lua(name: str) -> str:
     return resources.files("gateway.policy").joinpath(f"lua/{name}").read_text(encoding="utf-8")
 
@@ -78,6 +82,7 @@ class PolicyStore:
         self.audit_maxlen = audit_maxlen
         self.admit_script = Script(_lua("admit.lua"))
         self.settle_script = Script(_lua("settle.lua"))
+        self.rollup_script = Script(_lua("rollup.lua"))
         self.renew_script = Script(_lua("renew.lua"))
         self.release_script = Script(_lua("release.lua"))
 
@@ -129,6 +134,7 @@ class PolicyStore:
         on demand too, one ``NOSCRIPT`` round trip later)."""
         await self.redis.script_load(self.admit_script.source)
         await self.redis.script_load(self.settle_script.source)
+        await self.redis.script_load(self.rollup_script.source)
 
     async def admit(self, keys: Sequence[str], args: Sequence[Any]) -> list[Any]:
         """One admission (``admit.lua``): its reply, as the script documents it."""
@@ -149,26 +155,34 @@ class PolicyStore:
         org: dict[str, dict[str, int]],
     ) -> None:
         """One pipeline for a batch of settlements: the ``settle.lua`` calls, one usage event
-        each, and the org-wide rollup increments. A call answered ``NOSCRIPT``, or lost to a
-        failing node, is made again on its own (after loading the script); any other failure is
-        raised. A call lost with its node may have run there already: if that node had also
+        each, and one ``rollup.lua`` call per org-wide rollup (its fields summed over the batch).
+        A call answered ``NOSCRIPT``, or lost to a failing node, is made again on its own (after
+        loading the script); any other failure is raised. A call lost with its node may have run there already: if that node had also
         replicated it before dying, it counts twice (at most the batch in flight)."""
-        script = self.settle_script
+        script, rollup = self.settle_script, self.rollup_script
         pipe = self.redis.pipeline(transaction=False)
         for keys, args in calls:
             pipe.evalsha(script.sha, len(keys), *keys, *args)
         for event in events:
             pipe.xadd(self.usage_stream, {"e": event}, maxlen=self.usage_maxlen, approximate=True)
+        org_calls: list[tuple[list[str], list[Any]]] = []
         for name, sums in org.items():
+            fields: list[Any] = [_ORG_ROLLUP_TTL]
             for field, value in sums.items():
-                pipe.hincrby(name, field, value)
-            pipe.expire(name, 400 * 86400)
+                fields += (field, value)
+            org_calls.append(([name], fields))
+            pipe.evalsha(rollup.sha, 1, name, *fields)
         results = await pipe.execute(raise_on_error=False)
-        for (keys, args), outcome in zip(calls, results[: len(calls)], strict=True):
+        done = len(calls) + len(events)
+        again = [
+            *zip([script] * len(calls), calls, results[: len(calls)], strict=True),
+            *zip([rollup] * len(org_calls), org_calls, results[done:], strict=True),
+        ]
+        for called, (keys, args), outcome in again:
             if isinstance(outcome, AGAIN_ERRORS):
                 # NOSCRIPT, or the node failed (a cluster primary dying mid-batch): the call
                 # again, on its own, retried through a failover within the command timeout.
-                await script(self.redis, keys, args)
+                await called(self.redis, keys, args)
             elif isinstance(outcome, Exception):
                 raise outcome
 
