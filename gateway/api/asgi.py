@@ -112,6 +112,7 @@ class DisconnectHook(Protocol):
     a task registered with ``watch`` is cancelled when the connection is lost."""
 
     gone: bool
+    loop: asyncio.AbstractEventLoop  # the connection's
 
     def watch(self, task: asyncio.Task[Any]) -> None: ...
 
@@ -145,13 +146,16 @@ class CancelOnDisconnect:
                 return
 
     async def __aenter__(self) -> None:
-        task = self._task = asyncio.current_task()
+        hook = self._hook
+        # With the loop given, no lookup of the running loop (a getpid system call on 3.11).
+        task = self._task = asyncio.current_task(hook.loop if hook is not None else None)
         assert task is not None
-        if self._hook is not None:
-            self._hook.watch(task)
+        if hook is not None:
+            hook.watch(task)
         else:
-            self._hook = _Gone()
-            self._watcher = task.get_loop().create_task(self._watch(self._hook))
+            gone = _Gone(task.get_loop())
+            self._hook = gone
+            self._watcher = gone.loop.create_task(self._watch(gone))
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -170,10 +174,11 @@ class CancelOnDisconnect:
 class _Gone:
     """The watcher task's record of a disconnect (no server hook)."""
 
-    __slots__ = ("gone",)
+    __slots__ = ("gone", "loop")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.gone = False
+        self.loop = loop
 
     def watch(self, task: asyncio.Task[Any]) -> None:
         return None

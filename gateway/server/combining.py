@@ -30,11 +30,11 @@ class CombiningWriter:
     one of a turn asks the loop to write them all at the end of it. ``close`` writes what is
     kept first."""
 
-    __slots__ = ("_loop", "_pending", "_scheduled", "_watched", "gone", "transport")
+    __slots__ = ("_pending", "_scheduled", "_watched", "gone", "loop", "transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
-        self._loop = loop
+        self.loop = loop
         self._pending: list[bytes] = []
         self._scheduled = False
         self._watched: asyncio.Task[Any] | None = None
@@ -65,7 +65,7 @@ class CombiningWriter:
         self._pending.append(data)
         if not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self.flush)
+            self.loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self._scheduled = False
