@@ -12,7 +12,7 @@ ids, the structured-output tool) from the request to the answer.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -25,6 +25,8 @@ from gateway.dialects.base import (
     Emit,
     Produced,
     ResponsesTurn,
+    TranslatedResponsesCall,
+    TranslatingConverter,
     prefilled,
     split_terminal,
     translated,
@@ -231,6 +233,17 @@ class AnthropicChunks:
         return []
 
 
+def chat_chunks(attempt: Attempt, clock: Clock, context: AnthropicContext) -> AnthropicChunks:
+    """A Messages stream read as Chat chunks of a completion made now."""
+    stream = AnthropicToChatStream(
+        model=attempt.deployment.upstream_model,
+        completion_id=completion_id(),
+        created=int(clock.now()),
+        context=context,
+    )
+    return AnthropicChunks(stream, attempt.upstream.classifier_key)
+
+
 class AnthropicConversation:
     def __init__(
         self,
@@ -252,28 +265,14 @@ class AnthropicConversation:
         self.roles = ROLES
 
     def reader(self, clock: Clock) -> ChunkReader:
-        stream = AnthropicToChatStream(
-            model=self._attempt.deployment.upstream_model,
-            completion_id=completion_id(),
-            created=int(clock.now()),
-            context=self._context,
-        )
-        return AnthropicChunks(stream, self._attempt.upstream.classifier_key)
+        return chat_chunks(self._attempt, clock, self._context)
 
 
 # -- Responses clients -------------------------------------------------------------------------
 
 
-class AnthropicConverter:
+class AnthropicConverter(TranslatingConverter[AnthropicToResponsesStream]):
     """Anthropic Messages events -> Responses events (through Chat chunks)."""
-
-    def __init__(
-        self, stream: AnthropicToResponsesStream, *, provider: str, completed_at: Callable[[], int]
-    ) -> None:
-        self._stream = stream
-        self._provider = provider
-        self._completed_at = completed_at
-        self.upstream_id: str | None = None
 
     def event(self, event: SSEEvent, payload: dict[str, Any] | None) -> Emit:
         data = payload if payload is not None else decode_object(event.data)
@@ -290,47 +289,26 @@ class AnthropicConverter:
     def end(self) -> Emit:
         raise StreamTruncated
 
-    def fail(self, error: Mapping[str, Any]) -> Emit:
-        return split_terminal(self._stream.fail(error))
 
+class AnthropicResponsesCall(TranslatedResponsesCall):
+    """A Responses request translated to Messages (through Chat), answers translated back;
+    ``context`` carries what the answer needs from the request."""
 
-class AnthropicResponsesCall:
     def __init__(
         self, attempt: Attempt, turn: ResponsesTurn, body: bytes, context: AnthropicContext, clock: Clock
     ) -> None:
-        self.request = attempt.upstream.request("POST", PATH, body)
-        self.roles = ROLES
-        self._turn = turn
+        super().__init__(attempt, turn, attempt.upstream.request("POST", PATH, body), ROLES, clock)
         self._context = context
-        self._clock = clock
-        self._provider = attempt.upstream.classifier_key
 
     def answer(self, content: bytes) -> Produced:
-        turn = self._turn
         response = response_from_anthropic_message(
-            _DECODER.decode(content),
-            request=turn.data,
-            response_id=turn.response_id,
-            created_at=turn.created_at,
-            ids=turn.ids,
-            previous_response_id=turn.previous_response_id,
-            context=self._context,
-            completed_at=int(self._clock.now()),
+            _DECODER.decode(content), **self.shell(), context=self._context, completed_at=self.now()
         )
         return Produced(response, None)
 
     def converter(self) -> AnthropicConverter:
-        turn = self._turn
-        clock = self._clock
-        stream = AnthropicToResponsesStream(
-            request=turn.data,
-            response_id=turn.response_id,
-            created_at=turn.created_at,
-            ids=turn.ids,
-            previous_response_id=turn.previous_response_id,
-            context=self._context,
-        )
-        return AnthropicConverter(stream, provider=self._provider, completed_at=lambda: int(clock.now()))
+        stream = AnthropicToResponsesStream(**self.shell(), context=self._context)
+        return AnthropicConverter(stream, provider=self._provider, completed_at=self.now)
 
 
 class AnthropicDialect:
@@ -439,13 +417,7 @@ class MessagesContinuation:
         self.roles = ROLES
 
     def reader(self, clock: Clock) -> ChunkReader:
-        stream = AnthropicToChatStream(
-            model=self._attempt.deployment.upstream_model,
-            completion_id=completion_id(),
-            created=int(clock.now()),
-            context=AnthropicContext(),
-        )
-        return AnthropicChunks(stream, self._attempt.upstream.classifier_key)
+        return chat_chunks(self._attempt, clock, AnthropicContext())
 
 
 def count_tokens_request(attempt: Attempt, body: bytes, client_headers: Mapping[str, str]) -> httpx.Request:

@@ -20,7 +20,7 @@ post-commit guard are the same for all of them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, NamedTuple, Protocol, TypedDict, TypeVar, runtime_checkable
 
 import httpx
 
@@ -211,6 +211,67 @@ class ResponsesCall(Protocol):
     def answer(self, content: bytes) -> Produced: ...
 
     def converter(self) -> Converter: ...
+
+
+class ResponseShell(TypedDict):
+    """What a translator needs to build the client's Response object around an answer."""
+
+    request: dict[str, Any]
+    response_id: str
+    created_at: int
+    ids: Ids
+    previous_response_id: str | None
+
+
+class TranslatedResponsesCall:
+    """A Responses request translated to another upstream dialect: the subclass turns the
+    upstream's answer and stream back into Responses around :meth:`shell`."""
+
+    def __init__(
+        self, attempt: Attempt, turn: ResponsesTurn, request: httpx.Request, roles: EventRoles, clock: Clock
+    ) -> None:
+        self.request = request
+        self.roles = roles
+        self._turn = turn
+        self._clock = clock
+        self._provider = attempt.upstream.classifier_key
+
+    def shell(self) -> ResponseShell:
+        turn = self._turn
+        return ResponseShell(
+            request=turn.data,
+            response_id=turn.response_id,
+            created_at=turn.created_at,
+            ids=turn.ids,
+            previous_response_id=turn.previous_response_id,
+        )
+
+    def now(self) -> int:
+        return int(self._clock.now())
+
+
+class ResponsesTranslator(Protocol):
+    """A stream translator to Responses events (``ChatToResponsesStream`` and its kin)."""
+
+    def finish(self, *, completed_at: int | None = None) -> list[Event]: ...
+
+    def fail(self, error_object: Mapping[str, Any]) -> list[Event]: ...
+
+
+S = TypeVar("S", bound=ResponsesTranslator)
+
+
+class TranslatingConverter(Generic[S]):
+    """A :class:`Converter` over a translator ``stream``; the subclass feeds it each event."""
+
+    def __init__(self, stream: S, *, provider: str, completed_at: Callable[[], int]) -> None:
+        self._stream = stream
+        self._provider = provider
+        self._completed_at = completed_at
+        self.upstream_id: str | None = None
+
+    def fail(self, error: Mapping[str, Any]) -> Emit:
+        return split_terminal(self._stream.fail(error))
 
 
 TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})

@@ -8,7 +8,6 @@ back (:mod:`gateway.translate`); a stateful chat's step is a Chat request as it 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -21,6 +20,8 @@ from gateway.dialects.base import (
     Emit,
     Produced,
     ResponsesTurn,
+    TranslatedResponsesCall,
+    TranslatingConverter,
     prefilled,
     split_terminal,
     translated,
@@ -190,16 +191,8 @@ def continuation_call(attempt: Attempt, chat: dict[str, Any], text: str) -> Chat
     return ChatConversation(request, upstream.classifier_key)
 
 
-class ChatConverter:
+class ChatConverter(TranslatingConverter[ChatToResponsesStream]):
     """Chat Completions chunks -> Responses events (``ChatToResponsesStream``)."""
-
-    def __init__(
-        self, stream: ChatToResponsesStream, *, provider: str, completed_at: Callable[[], int]
-    ) -> None:
-        self._stream = stream
-        self._provider = provider
-        self._completed_at = completed_at
-        self.upstream_id: str | None = None
 
     def event(self, event: SSEEvent, payload: dict[str, Any] | None) -> Emit:
         if event.data == "[DONE]":
@@ -221,54 +214,39 @@ class ChatConverter:
             raise StreamTruncated
         return split_terminal(self._stream.finish(completed_at=self._completed_at()))
 
-    def fail(self, error: Mapping[str, Any]) -> Emit:
-        return split_terminal(self._stream.fail(error))
 
-
-class ChatResponsesCall:
+class ChatResponsesCall(TranslatedResponsesCall):
     """A Responses request translated to Chat Completions, answers translated back."""
 
-    def __init__(self, attempt: Attempt, turn: ResponsesTurn, body: bytes, clock: Clock) -> None:
-        self.request = attempt.upstream.request("POST", PATH, body)
-        self.roles = ROLES
-        self._turn = turn
-        self._clock = clock
-        self._provider = attempt.upstream.classifier_key
-
     def answer(self, content: bytes) -> Produced:
-        turn = self._turn
         response = response_from_chat_completion(
-            _DECODER.decode(content),
-            request=turn.data,
-            response_id=turn.response_id,
-            created_at=turn.created_at,
-            ids=turn.ids,
-            previous_response_id=turn.previous_response_id,
-            completed_at=int(self._clock.now()),
+            _DECODER.decode(content), **self.shell(), completed_at=self.now()
         )
         return Produced(response, None)
 
     def converter(self) -> ChatConverter:
-        turn = self._turn
-        stream = ChatToResponsesStream(
-            request=turn.data,
-            response_id=turn.response_id,
-            created_at=turn.created_at,
-            ids=turn.ids,
-            previous_response_id=turn.previous_response_id,
+        return ChatConverter(
+            ChatToResponsesStream(**self.shell()), provider=self._provider, completed_at=self.now
         )
-        clock = self._clock
-        return ChatConverter(stream, provider=self._provider, completed_at=lambda: int(clock.now()))
 
 
-class ChatCompletionsDialect:
-    api = UpstreamApi.CHAT
-    stores_responses = False
+class ChatEndpointCalls:
+    """Chat Completions requests and continuations on the provider's Chat Completions endpoint
+    (every OpenAI-style provider has one, whichever API serves its Responses requests)."""
 
     def chat_call(
         self, attempt: Attempt, data: dict[str, Any], *, clock: Clock, ask_usage: bool
     ) -> PassthroughCall:
         return PassthroughCall(attempt, upstream_chat_body(data, attempt, ask_usage=ask_usage))
+
+    def continuation_call(self, attempt: Attempt, chat: dict[str, Any], text: str) -> ChatConversation:
+        """On the Chat Completions endpoint even for a Responses dialect (that API has no prefill)."""
+        return continuation_call(attempt, chat, text)
+
+
+class ChatCompletionsDialect(ChatEndpointCalls):
+    api = UpstreamApi.CHAT
+    stores_responses = False
 
     def conversation_call(
         self,
@@ -293,7 +271,6 @@ class ChatCompletionsDialect:
         body["model"] = attempt.deployment.upstream_model
         if body.get("tools"):
             body["tools"] = repair_chat_tools(body["tools"], attempt.upstream.schema_target)
-        return ChatResponsesCall(attempt, turn, _ENCODER.encode(body), clock)
-
-    def continuation_call(self, attempt: Attempt, chat: dict[str, Any], text: str) -> ChatConversation:
-        return continuation_call(attempt, chat, text)
+        return ChatResponsesCall(
+            attempt, turn, attempt.upstream.request("POST", PATH, _ENCODER.encode(body)), ROLES, clock
+        )

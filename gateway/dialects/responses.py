@@ -25,12 +25,7 @@ from gateway.dialects.base import (
     ResponsesTurn,
     failure_events,
 )
-from gateway.dialects.chat_completions import (
-    ChatConversation,
-    PassthroughCall,
-    continuation_call,
-    upstream_chat_body,
-)
+from gateway.dialects.chat_completions import ChatEndpointCalls
 from gateway.errors import ClassifiedError, classify_stream_error
 from gateway.translate import encode_event, response_skeleton
 from gateway.upstream import Deployment
@@ -367,15 +362,11 @@ class ResponsesConversation:
         return ResponsesChunks(self._provider)
 
 
-class ResponsesDialect:
+class ResponsesDialect(ChatEndpointCalls):
+    """Chat Completions requests and continuations go to the provider's Chat Completions endpoint."""
+
     api = UpstreamApi.RESPONSES
     stores_responses = True
-
-    def chat_call(
-        self, attempt: Attempt, data: dict[str, Any], *, clock: Clock, ask_usage: bool
-    ) -> PassthroughCall:
-        """The provider's Chat Completions endpoint serves Chat Completions requests."""
-        return PassthroughCall(attempt, upstream_chat_body(data, attempt, ask_usage=ask_usage))
 
     def conversation_call(
         self,
@@ -414,7 +405,3 @@ class ResponsesDialect:
             data.pop("previous_response_id", None)
             data["input"] = await turn.replay_input(for_responses=True)
         return NativeCall(attempt, turn, _ENCODER.encode(data))
-
-    def continuation_call(self, attempt: Attempt, chat: dict[str, Any], text: str) -> ChatConversation:
-        """The provider's Chat Completions endpoint continues (the Responses API has no prefill)."""
-        return continuation_call(attempt, chat, text)
