@@ -26,7 +26,6 @@ from gateway.openai_routes.hosted import (
     JsonObject,
     admit,
     call_object,
-    check_models,
     provider_plan,
     store_of,
     stored,
@@ -90,8 +89,8 @@ async def create(services: Services, channel: ClientChannel) -> None:
                 param="input_file_id",
                 code="invalid_value",
             )
-        await admit(exchange, caller, models=source.models)
         plan = provider_plan(services, source.provider, "Batches")
+        await admit(exchange, caller, models=source.models)
         body = _ENCODER.encode({**data, "input_file_id": source.upstream_id})
         async with exchange.upstream():
             batch = await call_object(exchange, plan, "POST", "/batches", body)
@@ -132,10 +131,10 @@ async def _fresh(
 
 async def retrieve(services: Services, channel: ClientChannel, batch_id: str) -> None:
     async with Exchange(services, channel, route=ONE, error_api="chat") as exchange:
-        caller = await exchange.authenticate(admits=True)
-        await admit(exchange, caller)
+        caller = await exchange.authenticate()
         record = await _owned(services, caller, batch_id)
-        check_models(exchange, caller, record.models)
+        provider_plan(services, record.provider, "Batches")  # a provider that still serves batches
+        await admit(exchange, caller, models=record.models)
         async with exchange.upstream():
             batch = await _fresh(exchange, caller, batch_id, record, cancel=False)
         await exchange.send_json(JsonObject(batch))
@@ -143,10 +142,10 @@ async def retrieve(services: Services, channel: ClientChannel, batch_id: str) ->
 
 async def cancel(services: Services, channel: ClientChannel, batch_id: str) -> None:
     async with Exchange(services, channel, route=CANCEL, error_api="chat") as exchange:
-        caller = await exchange.authenticate(admits=True)
-        await admit(exchange, caller)
+        caller = await exchange.authenticate()
         record = await _owned(services, caller, batch_id)
-        check_models(exchange, caller, record.models)
+        provider_plan(services, record.provider, "Batches")  # a provider that still serves batches
+        await admit(exchange, caller, models=record.models)
         async with exchange.upstream():
             batch = await _fresh(exchange, caller, batch_id, record, cancel=True)
         await exchange.send_json(JsonObject(batch))
@@ -156,9 +155,9 @@ async def list_batches(services: Services, channel: ClientChannel, query: Mappin
     """The caller's batches, newest first, each as its provider tells it now."""
     async with Exchange(services, channel, route=ROUTE, error_api="chat") as exchange:
         caller = await exchange.authenticate(admits=True)
-        await admit(exchange, caller)
         limit = limit_param(query.get("limit"), 20, 100)
         newest_first = order_param(query.get("order"))
+        await admit(exchange, caller)
         store = store_of(services)
         owner = caller.principal.key_id
         ids = await stored(

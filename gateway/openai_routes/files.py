@@ -30,7 +30,6 @@ from gateway.openai_routes.hosted import (
     JsonObject,
     admit,
     call_object,
-    check_models,
     files_provider,
     not_supported,
     provider_plan,
@@ -123,20 +122,21 @@ async def upload(services: Services, channel: ClientChannel) -> None:
             provider, content, models = batch_file(services, caller, raw[file.start : file.end])
             if content != raw[file.start : file.end]:
                 body = BodyPieces(multipart.replace(raw, file, content))
-            await admit(exchange, caller, models=models)
         else:
             model = multipart.field(raw, parts, "model")
-            await admit(exchange, caller, models=(model,) if model else ())
             found: str | None
             if model:
+                services.policy.check_model(caller, model)
                 deployment = _deployment_on(services, model, None)
                 found = deployment.provider if deployment is not None else None
+                models = (model,)
             else:
                 found = files_provider(services)
             if found is None:
                 raise not_supported(model or "(none)", "Uploading files")
             provider = found
         plan = provider_plan(services, provider, "Uploading files")
+        await admit(exchange, caller, models=models)
         assert content_type is not None
         async with exchange.upstream():
             created = await call_object(exchange, plan, "POST", "/files", body, content_type=content_type)
@@ -185,9 +185,9 @@ def order_param(raw: str | None) -> bool:
 async def list_files(services: Services, channel: ClientChannel, query: Mapping[str, str]) -> None:
     async with Exchange(services, channel, route=ROUTE, error_api="chat") as exchange:
         caller = await exchange.authenticate(admits=True)
-        await admit(exchange, caller)
         limit = limit_param(query.get("limit"), 10000, 10000)
         newest_first = order_param(query.get("order"))
+        await admit(exchange, caller)
         purpose = query.get("purpose")
         store = store_of(services)
         owner = caller.principal.key_id
@@ -216,11 +216,10 @@ async def list_files(services: Services, channel: ClientChannel, query: Mapping[
 
 async def retrieve(services: Services, channel: ClientChannel, file_id: str) -> None:
     async with Exchange(services, channel, route=ONE, error_api="chat") as exchange:
-        caller = await exchange.authenticate(admits=True)
-        await admit(exchange, caller)
+        caller = await exchange.authenticate()
         record = await owned(services, caller, file_id)
-        check_models(exchange, caller, record.models)
         plan = provider_plan(services, record.provider, "Retrieving files")
+        await admit(exchange, caller, models=record.models)
         async with exchange.upstream():
             found = await call_object(exchange, plan, "GET", f"/files/{record.upstream_id}")
         found["id"] = file_id
@@ -230,11 +229,10 @@ async def retrieve(services: Services, channel: ClientChannel, file_id: str) -> 
 
 async def delete(services: Services, channel: ClientChannel, file_id: str) -> None:
     async with Exchange(services, channel, route=ONE, error_api="chat") as exchange:
-        caller = await exchange.authenticate(admits=True)
-        await admit(exchange, caller)
+        caller = await exchange.authenticate()
         record = await owned(services, caller, file_id)
-        check_models(exchange, caller, record.models)
         plan = provider_plan(services, record.provider, "Deleting files")
+        await admit(exchange, caller, models=record.models)
         async with exchange.upstream():
             answer = await call_object(exchange, plan, "DELETE", f"/files/{record.upstream_id}")
         await stored(store_of(services).delete("files", caller.principal.key_id, file_id))
@@ -244,11 +242,10 @@ async def delete(services: Services, channel: ClientChannel, file_id: str) -> No
 
 async def content(services: Services, channel: ClientChannel, file_id: str) -> None:
     async with Exchange(services, channel, route=CONTENT, error_api="chat") as exchange:
-        caller = await exchange.authenticate(admits=True)
-        await admit(exchange, caller)
+        caller = await exchange.authenticate()
         record = await owned(services, caller, file_id)
-        check_models(exchange, caller, record.models)
         plan = provider_plan(services, record.provider, "Downloading files")
+        await admit(exchange, caller, models=record.models)
         path = f"/files/{record.upstream_id}/content"
 
         async def once(attempt: Attempt) -> httpx.Response:

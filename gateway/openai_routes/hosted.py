@@ -60,19 +60,14 @@ ZERO = Usage()  # what a file or batch operation uses itself: no tokens (reporte
 
 
 async def admit(exchange: Exchange, caller: Caller, *, models: Sequence[str] = ()) -> None:
-    """Admit a file or batch operation; ``models``: the public models it involves, each checked
-    against the key's and team's allow-lists (the first names the request in usage events)."""
+    """Admit a file or batch operation once everything that may refuse it has been checked (a
+    refused request writes nothing); ``models``: the public models it involves (a batch's, a
+    batch file's and its outputs'), each checked against the key's and team's allow-lists (the
+    first names the request in usage events)."""
     policy = exchange.services.policy
     for model in models[1:]:
         policy.check_model(caller, model)
     await exchange.admit(caller, model=models[0] if models else "", body_size=0, max_tokens=1, stream=False)
-
-
-def check_models(exchange: Exchange, caller: Caller, models: Sequence[str]) -> None:
-    """The models an existing object involves (a batch's, a batch file's) must still be allowed
-    for the key and its team."""
-    for model in models:
-        exchange.services.policy.check_model(caller, model)
 
 
 def store_of(services: Services) -> ObjectStore:

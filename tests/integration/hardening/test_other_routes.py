@@ -53,6 +53,27 @@ BODIES: list[tuple[str, bytes]] = [
 ]
 
 
+# Every request on these routes that is not refused is admitted and settled (a usage event, the
+# key's counters): a write even when its method is GET.
+METERED = ("/v1/files", "/v1/batches")
+
+
+def settled(hardened: Hardened, path: str, count: int) -> None:
+    """Wait until the ``count`` settlements of ``path`` (written after the answer) are in Redis."""
+    endpoint = path.replace(":str", "")
+    stream = hardened.prefix + "usage"
+
+    def written() -> bool:
+        events = [msgspec.json.decode(f[b"e"]) for _, f in hardened.redis.xrange(stream)]
+        return sum(1 for e in events if e["endpoint"] == endpoint) >= count
+
+    poll_until(written, what=f"{count} usage events of {endpoint}")
+    # The rate limiters' keys (one arrival time each) expire once their window has passed.
+    poll_until(
+        lambda: not any(b":rl:" in k for k in hardened.snapshot()), what="the limiters' keys to expire"
+    )
+
+
 def key_for(path: str) -> str:
     if path.startswith("/admin/v1") and not path.startswith("/admin/v1/self"):
         return ADMIN
@@ -104,6 +125,7 @@ def test_every_route_refuses_hostile_requests_cleanly(
                 continue  # the hot routes' own battery
             before = hardened.snapshot()
             wrote = False
+            metered = 0
             for case in cases(path, method):
                 if path.endswith("/stream") and "params" not in case and "key" not in case:
                     continue  # an open event stream (see the Last-Event-ID test)
@@ -115,6 +137,10 @@ def test_every_route_refuses_hostile_requests_cleanly(
                 elif (problem := error_shape(path, response)) is not None:
                     failures.append(f"{label}: {problem}")
                 wrote = wrote or (method != "GET" and response.status_code < 400)
+                if path.startswith(METERED) and response.status_code < 400:
+                    wrote, metered = True, metered + 1
+            if metered:
+                settled(hardened, path, metered)
             if not wrote:
                 after = hardened.snapshot()
                 changed = [k for k in before.keys() | after.keys() if before.get(k) != after.get(k)]
