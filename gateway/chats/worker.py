@@ -1,16 +1,12 @@
-"""Runs chat turns on any replica: jobs on a Redis Stream consumer group.
+"""Runs chat turns on any replica: jobs (``chats:jobs`` entries naming a chat) on a Redis Stream
+consumer group (:class:`~gateway.redis.jobs.JobConsumer`: a replica that dies stops renewing its
+lease, another one takes the job over and continues the chat from its persisted state).
 
-A job (``chats:jobs`` entry naming a chat) is read by one replica's consumer and stays in the
-group's pending list until the turn ends. The worker renews its lease by re-claiming its
-entries (``XCLAIM`` resets their idle time); a replica that dies stops renewing, and another
-replica's reaper claims the entry once it has been idle longer than the lease
-(``XAUTOCLAIM``) and continues the chat from its persisted state. A chat marked ``pending``
-longer than a lease ago that is still ``pending`` lost its job (the replica died between the
-transition and the enqueue): the reaper enqueues it again. A watcher follows the
-chat's event stream while a turn runs (through the shared event reader, gateway/chats/events.py:
-no connection per turn) and cancels it when the chat leaves ``running`` (interrupt, deletion).
-The job reader blocks on the blocking client (gateway/redis/connection.py), never on the
-command pool. The reaper also times out stale ``requires_action`` chats.
+A chat marked ``pending`` longer than a lease ago that is still ``pending`` lost its job (the
+replica died between the transition and the enqueue): the reaper enqueues it again. A watcher
+follows the chat's event stream while a turn runs (through the shared event reader,
+gateway/chats/events.py: no connection per turn) and cancels it when the chat leaves ``running``
+(interrupt, deletion). The reaper also times out stale ``requires_action`` chats.
 """
 
 from __future__ import annotations
@@ -24,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from gateway.chats.events import EventHub
 from gateway.chats.loop import OnStep, Turn, end_in_error, unexpected_error
@@ -34,6 +30,7 @@ from gateway.chats.tools import ToolSet
 from gateway.clock import Clock
 from gateway.errors import ErrorKind
 from gateway.pricing import Usage
+from gateway.redis.jobs import Job, JobConsumer
 from gateway.upstream import Deployment, Router
 from gateway.upstream.catalog import ModelCatalog
 from gateway.upstream.retry import rfc3339
@@ -45,6 +42,7 @@ log = logging.getLogger("gateway.chats.worker")
 _DEC = msgspec.json.Decoder()
 _ENC = msgspec.json.Encoder()
 TIMED_OUT = "Dynamic tool execution timed out"
+# The job consumer's timers (its name is "chat").
 LEASE_RENEW = "chat_lease_renew"
 REAPER = "chat_reaper"
 TAKEN_OVER = "The replica running this chat stopped; another one continues it."
@@ -100,76 +98,31 @@ class Worker:
         self.action_timeout = action_timeout
         self.max_steps = max_steps
         self.upstream_store = upstream_store
-        self.id = "w-" + uuid.uuid4().hex[:12]
-        self._slots = asyncio.Semaphore(concurrency)
-        self._running: dict[str, asyncio.Task[None]] = {}  # job entry id -> task
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+        self.jobs = JobConsumer(
+            name="chat",
+            redis=store.redis,
+            blocking=blocking,
+            key=store.jobs_key,
+            group=JOBS_GROUP,
+            consumer_prefix="w-",
+            clock=clock,
+            lease_seconds=lease_seconds,
+            concurrency=concurrency,
+            run=self._job,
+            reaped=self._reaped,
+            reap_every=min(lease_seconds, action_timeout / 5),
+        )
+        self.id = self.jobs.id
 
     async def start(self) -> None:
-        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
-            await self.store.redis.xgroup_create(self.store.jobs_key, JOBS_GROUP, id="0", mkstream=True)
-        self._tasks = [
-            asyncio.create_task(self._read_jobs(), name="chat-jobs"),
-            asyncio.create_task(self._renew(), name="chat-lease"),
-            asyncio.create_task(self._reap(), name="chat-reaper"),
-        ]
+        await self.jobs.start()
 
     async def stop(self) -> None:
         """Stop reading jobs; running turns go back to ``pending`` for another replica."""
-        self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in list(self._running.values()):
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self._running.values(), return_exceptions=True)
+        await self.jobs.stop()
 
-    # -- jobs ------------------------------------------------------------------------
-    async def _read_jobs(self) -> None:
-        # ``_stopping`` as well as cancellation: redis-py can lose a cancellation that arrives just
-        # as a blocking read is sent (the read then returns after its block time).
-        while not self._stopping:
-            await self._slots.acquire()
-            try:
-                # A blocking read waits on Redis for work (not on time); the timeout only lets
-                # the loop notice cancellation.
-                raw: Any = await self.blocking.xreadgroup(
-                    JOBS_GROUP, self.id, {self.store.jobs_key: ">"}, count=1, block=1000
-                )
-            except RedisError as exc:
-                self._slots.release()
-                log.warning("reading chat jobs failed: %s", exc)
-                await self.clock.sleep(1.0, name="chat_jobs_retry")
-                continue
-            except BaseException:
-                self._slots.release()
-                raise
-            if not raw:
-                self._slots.release()
-                continue
-            for _stream, entries in raw:
-                for entry_id, fields in entries:
-                    self._spawn(entry_id.decode(), fields[b"chat"].decode(), takeover=False)
-
-    def _spawn(self, entry_id: str, chat_id: str, *, takeover: bool) -> None:
-        task = asyncio.create_task(self._job(entry_id, chat_id, takeover), name=f"chat-{chat_id}")
-        self._running[entry_id] = task
-
-    async def _job(self, entry_id: str, chat_id: str, takeover: bool) -> None:
-        try:
-            await self.run_chat(chat_id, takeover=takeover)
-        except asyncio.CancelledError:
-            if not self._stopping:
-                raise
-        except Exception:
-            log.exception("chat %s: turn failed", chat_id)
-        finally:
-            self._running.pop(entry_id, None)
-            self._slots.release()
-            if not self._stopping:
-                with contextlib.suppress(RedisError):
-                    await self.store.redis.xack(self.store.jobs_key, JOBS_GROUP, entry_id)
-                    await self.store.redis.xdel(self.store.jobs_key, entry_id)
+    async def _job(self, job: Job) -> None:
+        await self.run_chat(job.fields[b"chat"].decode(), takeover=job.takeover)
 
     async def run_chat(self, chat_id: str, *, takeover: bool) -> None:
         now = rfc3339(self.clock.now())
@@ -198,7 +151,7 @@ class Worker:
         try:
             await runner
         except asyncio.CancelledError:
-            if self._stopping:
+            if self.jobs.stopping:
                 with contextlib.suppress(RedisError):
                     await self.store.mark_pending(chat_id, self.clock.now())
                     await self.store.run("finish", chat_id, rfc3339(self.clock.now()), self.id, "release")
@@ -286,7 +239,7 @@ class Worker:
                 try:
                     entry = await anext(follower)
                 except StopAsyncIteration:  # the chat was deleted (or the process stops)
-                    if not turn.ending and not self._stopping:
+                    if not turn.ending and not self.jobs.stopping:
                         runner.cancel()
                     return
                 except RedisError:
@@ -301,44 +254,10 @@ class Worker:
                     runner.cancel()
                     return
 
-    # -- leases ----------------------------------------------------------------------
-    async def _renew(self) -> None:
-        while True:
-            await self.clock.sleep(self.lease / 3, name=LEASE_RENEW)
-            ids: list[int | bytes | str | memoryview[int]] = list(self._running)
-            if ids:
-                with contextlib.suppress(RedisError):
-                    await self.store.redis.xclaim(
-                        self.store.jobs_key,
-                        JOBS_GROUP,
-                        self.id,
-                        min_idle_time=0,
-                        message_ids=ids,
-                        justid=True,
-                    )
-
-    async def _reap(self) -> None:
-        interval = min(self.lease, self.action_timeout / 5)
-        while True:
-            await self.clock.sleep(interval, name=REAPER)
-            try:
-                await self.reap_once()
-            except RedisError as exc:
-                log.warning("chat reaper: %s", exc)
-
-    async def reap_once(self) -> None:
-        """Claim runs of dead workers, enqueue ``pending`` chats whose job was lost, and time
-        out stale ``requires_action`` chats."""
-        claimed: Any = await self.store.redis.xautoclaim(
-            self.store.jobs_key, JOBS_GROUP, self.id, min_idle_time=int(self.lease * 1000), count=10
-        )
-        for entry_id, fields in claimed[1]:
-            if not fields:
-                continue
-            if self._slots.locked():
-                break
-            await self._slots.acquire()
-            self._spawn(entry_id.decode(), fields[b"chat"].decode(), takeover=True)
+    # -- upkeep ----------------------------------------------------------------------
+    async def _reaped(self) -> None:
+        """After each take-over pass: enqueue ``pending`` chats whose job was lost, and time out
+        stale ``requires_action`` chats."""
         now = self.clock.now()
         for chat_id in await self.store.requeue_stale(now, self.lease):
             log.info("chat %s: pending without a job; enqueued again", chat_id)

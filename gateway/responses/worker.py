@@ -1,15 +1,12 @@
-"""Runs background responses on any replica: jobs on a Redis Stream consumer group.
+"""Runs background responses on any replica: jobs (``responses:jobs`` entries: response id,
+owner, request body) on a Redis Stream consumer group (:class:`~gateway.redis.jobs.JobConsumer`).
 
-A job (a ``responses:jobs`` entry: response id, owner, request body) is read by one replica's
-consumer and stays in the group's pending list until the run ends. The worker renews its lease
-by re-claiming its entries (``XCLAIM`` resets their idle time) every third of the lease, and
-looks at the same time whether one of its runs was cancelled (it then cancels the run's task,
-which closes the upstream call). A replica that dies stops renewing; another one's reaper
-claims the entry once it has been idle longer than the lease (``XAUTOCLAIM``) and runs the
-response again from its start: its events continue the numbering of the dead run's (a client
-following the stream sees the answer begin again after ``response.in_progress``), and the record
-ends as one run's answer. An entry is acknowledged once, by whoever finishes its run, so exactly
-one answer is recorded.
+After each lease renewal the worker looks whether one of its runs was cancelled (it then cancels
+the run, which closes the upstream call). A replica that dies stops renewing; another one takes
+the job over and runs the response again from its start: its events continue the numbering of
+the dead run's (a client following the stream sees the answer begin again after
+``response.in_progress``), and the record ends as one run's answer. A job is acknowledged once,
+by whoever finishes its run, so exactly one answer is recorded.
 
 A run goes through the same request cycle as ``POST /v1/responses`` with ``stream: true``; its
 channel (:class:`RunChannel`) writes each event to the run's event stream instead of a socket.
@@ -22,16 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import msgspec
-from redis.exceptions import RedisError, ResponseError
 
 from gateway.exchange import ClientDisconnected, Exchange
 from gateway.policy.auth import Principal
 from gateway.redis.connection import blocking_client
+from gateway.redis.jobs import Job, JobConsumer
 from gateway.responses import endpoint
 from gateway.responses.background import (
     CANCELLED,
@@ -53,6 +49,7 @@ from gateway.translate import response_skeleton
 log = logging.getLogger("gateway.responses.worker")
 _OBJECT = msgspec.json.Decoder(dict[str, Any])
 _ENCODER = msgspec.json.Encoder()
+# The job consumer's timers (its name is "responses").
 LEASE_RENEW = "responses_lease_renew"
 REAPER = "responses_reaper"
 
@@ -163,79 +160,40 @@ class Worker:
         )
         self.blocking = blocking_client(services.redis, max_connections=1, name="gateway-responses-jobs")
         self.lease = lease_seconds
-        self.id = "rw-" + uuid.uuid4().hex[:12]
-        self._slots = asyncio.Semaphore(concurrency)
-        self._running: dict[str, tuple[str, asyncio.Task[None], list[RunChannel]]] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+        self.jobs = JobConsumer(
+            name="responses",
+            redis=services.redis,
+            blocking=self.blocking,
+            key=self.runs.jobs_key,
+            group=JOBS_GROUP,
+            consumer_prefix="rw-",
+            clock=services.clock,
+            lease_seconds=lease_seconds,
+            concurrency=concurrency,
+            run=self._job,
+            renewed=self._cancel_cancelled,
+        )
+        self.id = self.jobs.id
+        self._channels: dict[str, RunChannel] = {}  # job entry id -> its run's channel
 
     async def start(self) -> None:
-        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
-            await self.services.redis.xgroup_create(self.runs.jobs_key, JOBS_GROUP, id="0", mkstream=True)
-        self._tasks = [
-            asyncio.create_task(self._read_jobs(), name="responses-jobs"),
-            asyncio.create_task(self._renew(), name="responses-lease"),
-            asyncio.create_task(self._reap(), name="responses-reaper"),
-        ]
+        await self.jobs.start()
 
     async def stop(self) -> None:
         """Stop reading jobs; running runs stay pending, for another replica to take over."""
-        self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for _, task, _ in list(self._running.values()):
-            task.cancel()
-        await asyncio.gather(*self._tasks, *(t for _, t, _ in self._running.values()), return_exceptions=True)
+        await self.jobs.stop()
         await self.blocking.aclose()
 
-    # -- jobs ------------------------------------------------------------------------------
-    async def _read_jobs(self) -> None:
-        while not self._stopping:
-            await self._slots.acquire()
-            try:
-                # Waits on Redis for work; the block time only lets the loop notice a stop.
-                raw: Any = await self.blocking.xreadgroup(
-                    JOBS_GROUP, self.id, {self.runs.jobs_key: ">"}, count=1, block=1000
-                )
-            except RedisError as exc:
-                self._slots.release()
-                log.warning("reading response jobs failed: %s", exc)
-                await self.services.clock.sleep(1.0, name="responses_jobs_retry")
-                continue
-            except BaseException:
-                self._slots.release()
-                raise
-            if not raw:
-                self._slots.release()
-                continue
-            for _stream, entries in raw:
-                for entry_id, fields in entries:
-                    self._spawn(entry_id.decode(), fields)
-
-    def _spawn(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
-        holder: list[RunChannel] = []
-        response_id = fields[b"id"].decode()
-        task = asyncio.create_task(self._job(entry_id, fields, holder), name=f"response-{response_id}")
-        self._running[entry_id] = (response_id, task, holder)
-
-    async def _job(self, entry_id: str, fields: dict[bytes, bytes], holder: list[RunChannel]) -> None:
+    async def _job(self, job: Job) -> None:
+        if job.takeover:
+            log.info("taking over background response %s", job.fields[b"id"].decode())
         try:
-            await self.run(fields, holder)
-        except asyncio.CancelledError:
-            if self._stopping:
-                raise
-        except Exception:
-            log.exception("background response %s failed", fields.get(b"id"))
+            await self.run(job.fields, entry_id=job.entry_id)
         finally:
-            self._running.pop(entry_id, None)
-            self._slots.release()
-        if not self._stopping:
-            with contextlib.suppress(RedisError):
-                await self.services.redis.xack(self.runs.jobs_key, JOBS_GROUP, entry_id)
-                await self.services.redis.xdel(self.runs.jobs_key, entry_id)
+            self._channels.pop(job.entry_id, None)
 
-    async def run(self, fields: dict[bytes, bytes], holder: list[RunChannel]) -> None:
-        """Run one job to its end (or to its cancellation)."""
+    async def run(self, fields: dict[bytes, bytes], *, entry_id: str) -> None:
+        """Run one job (stream entry ``entry_id``) to its end (or to its cancellation)."""
         services = self.services
         response_id, owner = fields[b"id"].decode(), fields[b"owner"].decode()
         body = fields[b"body"]
@@ -251,7 +209,7 @@ class Worker:
         if state not in (QUEUED, RUNNING):
             return  # cancelled while queued, or finished by a replica that then died
         channel = RunChannel(self.runs, skeleton, await self.runs.last_sequence(response_id) + 1)
-        holder.append(channel)
+        self._channels[entry_id] = channel
         turn: Turn | None = None
         async with Exchange(services, channel, route=endpoint.ROUTE, error_api="responses") as exchange:
             exchange.model = request.model
@@ -292,50 +250,19 @@ class Worker:
         except Exception:
             log.exception("charging a background response's usage failed")
 
-    # -- leases and cancellations ----------------------------------------------------------
-    async def _renew(self) -> None:
-        while True:
-            await self.services.clock.sleep(self.lease / 3, name=LEASE_RENEW)
-            with contextlib.suppress(RedisError):
-                await self.renew_once()
-
-    async def renew_once(self) -> None:
-        running = list(self._running.items())
-        if not running:
-            return
-        ids: list[int | bytes | str | memoryview[int]] = [entry for entry, _ in running]
-        await self.services.redis.xclaim(
-            self.runs.jobs_key, JOBS_GROUP, self.id, min_idle_time=0, message_ids=ids, justid=True
-        )
-        states = await self.runs.states([response_id for _, (response_id, _, _) in running])
-        for (_, (_, task, holder)), state in zip(running, states, strict=True):
-            if state == CANCELLED:
-                if holder:
-                    holder[0].cancel()
-                else:
-                    task.cancel()
-
-    async def _reap(self) -> None:
-        while True:
-            await self.services.clock.sleep(self.lease, name=REAPER)
-            try:
-                await self.reap_once()
-            except RedisError as exc:
-                log.warning("responses reaper: %s", exc)
-
-    async def reap_once(self) -> None:
-        """Take over the runs of replicas that stopped renewing their lease."""
-        claimed: Any = await self.services.redis.xautoclaim(
-            self.runs.jobs_key, JOBS_GROUP, self.id, min_idle_time=int(self.lease * 1000), count=10
-        )
-        for entry_id, fields in claimed[1]:
-            if not fields:
+    # -- cancellations ---------------------------------------------------------------------
+    async def _cancel_cancelled(self, running: list[Job]) -> None:
+        """After each lease renewal: stop the runs cancelled meanwhile (a run that has its
+        channel stops as a client that went away; one still starting, by its task)."""
+        states = await self.runs.states([job.fields[b"id"].decode() for job in running])
+        for job, state in zip(running, states, strict=True):
+            if state != CANCELLED:
                 continue
-            if self._slots.locked():
-                break
-            await self._slots.acquire()
-            log.info("taking over background response %s", fields[b"id"].decode())
-            self._spawn(entry_id.decode(), fields)
+            channel = self._channels.get(job.entry_id)
+            if channel is not None:
+                channel.cancel()
+            elif job.task is not None:
+                job.task.cancel()
 
 
 def build_worker(services: Services) -> Worker | None:
