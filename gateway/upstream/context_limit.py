@@ -20,7 +20,7 @@ Everything here is pure and allocation-light; no state is kept between calls.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 # Normalized keys (see normalize_metadata_key) accepted without looking at their words.
@@ -143,24 +143,34 @@ def context_limit_value(value: object) -> int | None:
     return None
 
 
-def find_context_limit(metadata: object) -> int | None:
-    """The largest context limit found anywhere in nested maps and lists, or None."""
-    best: int | None = None
-    stack: list[tuple[object, int]] = [(metadata, 0)]
+def _leaves(root: object) -> Iterator[tuple[str, object]]:
+    """Every string key with its value that is not a map or a list, anywhere in nested maps and
+    lists (no deeper than the walk's depth limit)."""
+    stack: list[tuple[object, int]] = [(root, 0)]
     while stack:
         node, depth = stack.pop()
         if depth > _MAX_WALK_DEPTH:
             continue
         if isinstance(node, Mapping):
             for key, child in node.items():
-                if isinstance(key, str) and is_context_limit_key(key):
-                    found = context_limit_value(child)
-                    if found is not None and (best is None or found > best):
-                        best = found
                 if isinstance(child, Mapping | list | tuple):
                     stack.append((child, depth + 1))
+                elif isinstance(key, str):
+                    yield key, child
         elif isinstance(node, list | tuple):
-            stack.extend((child, depth + 1) for child in node if isinstance(child, Mapping | list | tuple))
+            stack.extend((child, depth + 1) for child in node)
+
+
+def _larger(best: int | None, found: int | None) -> int | None:
+    return found if found is not None and (best is None or found > best) else best
+
+
+def find_context_limit(metadata: object) -> int | None:
+    """The largest context limit found anywhere in nested maps and lists, or None."""
+    best: int | None = None
+    for key, value in _leaves(metadata):
+        if is_context_limit_key(key):
+            best = _larger(best, context_limit_value(value))
     return best
 
 
@@ -176,33 +186,11 @@ def context_window_from_listing_entry(entry: Mapping[str, Any]) -> int | None:
     """
     runtime: int | None = None
     best: int | None = None
-    stack: list[tuple[object, int]] = [(entry, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > _MAX_WALK_DEPTH:
-            continue
-        if isinstance(node, Mapping):
-            for key, child in node.items():
-                if isinstance(child, Mapping | list | tuple):
-                    stack.append((child, depth + 1))
-                    continue
-                if not isinstance(key, str):
-                    continue
-                if key in _RUNTIME_KEYS or (key == "parameters" and isinstance(child, str)):
-                    found = _runtime_value(key, child)
-                    if found is not None and (runtime is None or found > runtime):
-                        runtime = found
-                    continue
-                if (
-                    key in _PROVIDER_KEYS
-                    or key.endswith(OLLAMA_CONTEXT_KEY_SUFFIX)
-                    or is_context_limit_key(key)
-                ):
-                    found = context_limit_value(child)
-                    if found is not None and (best is None or found > best):
-                        best = found
-        elif isinstance(node, list | tuple):
-            stack.extend((child, depth + 1) for child in node)
+    for key, value in _leaves(entry):
+        if key in _RUNTIME_KEYS or (key == "parameters" and isinstance(value, str)):
+            runtime = _larger(runtime, _runtime_value(key, value))
+        elif key in _PROVIDER_KEYS or key.endswith(OLLAMA_CONTEXT_KEY_SUFFIX) or is_context_limit_key(key):
+            best = _larger(best, context_limit_value(value))
     return runtime if runtime is not None else best
 
 
