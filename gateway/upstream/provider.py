@@ -15,11 +15,15 @@ from gateway.clock import Clock
 from gateway.config import ProviderKind, ProviderSettings, Settings
 from gateway.upstream.http11_transport import BodyPieces, Http11Transport
 
+# Headers that say how a request is framed or addressed (httpx adds its own otherwise).
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
+
 
 class Upstream:
     """A provider and its one pooled transport."""
 
     __slots__ = (
+        "_framed",
         "_headers",
         "_timeout",
         "_transport",
@@ -57,6 +61,7 @@ class Upstream:
             headers["authorization"] = f"Bearer {settings.api_key}"
         headers.update({k.lower(): v for k, v in settings.headers.items()})
         self._headers = headers
+        self._framed = any(name in _FRAMING for name in headers)
 
     @property
     def classifier_key(self) -> str:
@@ -83,7 +88,30 @@ class Upstream:
             return httpx.Request(
                 method, url, stream=body, headers=merged, extensions={"timeout": self._timeout}
             )
-        return httpx.Request(method, url, content=body, headers=merged, extensions={"timeout": self._timeout})
+        if self._framed or (headers and any(name.lower() in _FRAMING for name in headers)):
+            # Headers that frame the request themselves: httpx decides what to add.
+            return httpx.Request(
+                method, url, content=body, headers=merged, extensions={"timeout": self._timeout}
+            )
+        # The headers ``httpx.Request(content=body)`` would send, in its order (Host first; a
+        # body's length last, an empty POST's right after Host), built in one pass: httpx
+        # builds them twice.
+        host = url.netloc.decode("ascii")
+        if body:
+            fields = {"Host": host, **merged, "Content-Length": str(len(body))}
+        elif method in ("POST", "PUT", "PATCH"):
+            fields = {"Host": host, "Content-Length": "0", **merged}
+        else:
+            fields = {"Host": host, **merged}
+        request = httpx.Request(
+            method,
+            url,
+            stream=httpx.ByteStream(body or b""),
+            headers=fields,
+            extensions={"timeout": self._timeout},
+        )
+        request.read()  # its content, as httpx.Request(content=...) has it
+        return request
 
     async def send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         """Straight to the transport: no auth, redirect, cookie or event-hook layers to pay for."""

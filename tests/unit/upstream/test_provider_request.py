@@ -1,0 +1,55 @@
+"""``Upstream.request`` builds, in one pass, the request ``httpx.Request(content=...)`` builds:
+the same headers in the same order with the same values, and the same content."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from gateway.config import ProviderKind, ProviderSettings
+from gateway.upstream.provider import Upstream
+
+
+def upstream(headers: dict[str, str] | None = None) -> Upstream:
+    settings = ProviderSettings(
+        name="p",
+        kind=ProviderKind.OPENAI,
+        base_url="http://127.0.0.1:8123/v1",
+        api_key="sk-test",
+        headers=headers or {},
+    )
+    return Upstream(settings, httpx.MockTransport(lambda r: httpx.Response(200)))
+
+
+def reference(
+    up: Upstream, method: str, path: str, body: bytes | None, headers: dict[str, str]
+) -> httpx.Request:
+    merged = {**up._headers, **headers}
+    return httpx.Request(method, httpx.URL(up.base_url + path), content=body, headers=merged)
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "extra", "configured"),
+    [
+        ("POST", b'{"model":"m"}', {}, {}),
+        ("POST", b"", {}, {}),
+        ("POST", None, {}, {}),
+        ("GET", None, {}, {}),
+        ("DELETE", None, {}, {}),
+        ("POST", b"{}", {"OpenAI-Beta": "assistants=v2", "x-trace": "1"}, {}),
+        ("POST", b"{}", {"Content-Length": "2"}, {}),  # a caller's own framing: httpx decides
+        ("POST", b"{}", {}, {"Host": "proxy.example"}),  # a configured Host header
+        ("POST", b"{}", {"transfer-encoding": "chunked"}, {}),
+    ],
+)
+def test_the_request_is_the_one_httpx_builds(
+    method: str, body: bytes | None, extra: dict[str, str], configured: dict[str, str]
+) -> None:
+    up = upstream(configured)
+    built = up.request(method, "/chat/completions", body, headers=extra)
+    expected = reference(up, method, "/chat/completions", body, extra)
+    assert built.method == expected.method
+    assert built.url == expected.url
+    assert built.headers.raw == expected.headers.raw
+    assert built.content == expected.content
+    assert built.extensions["timeout"] == up._timeout
