@@ -222,18 +222,11 @@ class UsageTotals(msgspec.Struct, kw_only=True):
     cost_usd: float = 0.0
 
 
-class UsageRow(msgspec.Struct, kw_only=True):
+class UsageRow(UsageTotals, kw_only=True):
+    """One day's and one model's totals (its counters first, then ``day`` and ``model``)."""
+
     day: str
     model: str
-    requests: int = 0
-    input_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_nusd: int = 0
-    errors: int = 0
-    cost_usd: float = 0.0
 
 
 class UsageReport(msgspec.Struct, kw_only=True):
