@@ -246,23 +246,18 @@ STREAM_IDLE = "stream_idle"
 REQUEST_TIMEOUT = "request_timeout"
 
 
-class Watchdog:
-    """Cancels ``task`` once ``timeout`` seconds pass without :meth:`touch`."""
+class QuietTimer:
+    """Calls :meth:`_quiet` once :attr:`interval` seconds pass without :meth:`touch`. A touch only
+    stores the time; the timer, when it fires early, re-arms itself for the remainder."""
 
-    __slots__ = ("_clock", "_handle", "_last", "_name", "_task", "_timeout", "fired")
+    __slots__ = ("_clock", "_handle", "_last", "_name", "interval")
 
-    def __init__(
-        self, clock: Clock, timeout: float, *, name: str, task: asyncio.Task[object] | None = None
-    ) -> None:
+    def __init__(self, clock: Clock, interval: float, *, name: str) -> None:
         self._clock = clock
-        self._timeout = timeout
+        self.interval = interval
         self._name = name
-        current = task or asyncio.current_task()
-        assert current is not None
-        self._task: asyncio.Task[object] = current
         self._last = clock.monotonic()
-        self.fired = False
-        self._handle: TimerHandle | None = clock.call_later(timeout, self._check, name=name)
+        self._handle: TimerHandle | None = clock.call_later(interval, self._check, name=name)
 
     def touch(self) -> None:
         self._last = self._clock.monotonic()
@@ -271,18 +266,45 @@ class Watchdog:
         if self._handle is None:
             return
         quiet = self._clock.monotonic() - self._last
-        if quiet < self._timeout:
-            self._handle = self._clock.call_later(self._timeout - quiet, self._check, name=self._name)
+        still = self._quiet(quiet) if quiet >= self.interval else quiet
+        if still is None:
+            self._handle = None
             return
-        self._handle = None
-        self.fired = True
-        self._task.cancel()
+        self._handle = self._clock.call_later(self.interval - still, self._check, name=self._name)
 
-    def cancel(self) -> None:
-        """Disarm. Returns nothing; check :attr:`fired` to learn whether it went off."""
+    def _quiet(self, quiet: float) -> float | None:
+        """The time went by quietly (``quiet`` seconds): how long it has been quiet now, from
+        which the timer re-arms, or None to stop."""
+        raise NotImplementedError
+
+    def _disarm(self) -> None:
         handle, self._handle = self._handle, None
         if handle is not None:
             handle.cancel()
+
+
+class Watchdog(QuietTimer):
+    """Cancels ``task`` once ``timeout`` seconds pass without :meth:`touch`."""
+
+    __slots__ = ("_task", "fired")
+
+    def __init__(
+        self, clock: Clock, timeout: float, *, name: str, task: asyncio.Task[object] | None = None
+    ) -> None:
+        current = task or asyncio.current_task()
+        assert current is not None
+        self._task: asyncio.Task[object] = current
+        self.fired = False
+        super().__init__(clock, timeout, name=name)
+
+    def _quiet(self, quiet: float) -> None:
+        self.fired = True
+        self._task.cancel()
+        return None
+
+    def cancel(self) -> None:
+        """Disarm. Returns nothing; check :attr:`fired` to learn whether it went off."""
+        self._disarm()
 
     def absorb(self) -> bool:
         """After a CancelledError: True (and the cancellation undone) if this watchdog caused it."""

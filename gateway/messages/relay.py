@@ -20,7 +20,7 @@ import contextlib
 
 import msgspec
 
-from gateway.clock import Clock, TimerHandle
+from gateway.clock import Clock, QuietTimer
 from gateway.errors import ClassifiedError
 from gateway.errors.anthropic import anthropic_stream_error_frame
 from gateway.pricing import Usage
@@ -35,41 +35,30 @@ PING_FRAME = b'event: ping\ndata: {"type":"ping"}\n\n'
 _DECODER = msgspec.json.Decoder()
 
 
-class Pinger:
+class Pinger(QuietTimer):
     """Sends a ping after each :data:`PING_SECONDS` without output (re-armed lazily, like the
     idle watchdog: a send only stores the time)."""
 
-    __slots__ = ("_clock", "_handle", "_last", "_send", "_sending", "interval")
+    __slots__ = ("_send", "_sending")
 
     def __init__(self, clock: Clock, send: SendChunk, interval: float = PING_SECONDS) -> None:
-        self._clock = clock
         self._send = send
-        self.interval = interval
-        self._last = clock.monotonic()
         self._sending: asyncio.Task[None] | None = None
-        self._handle: TimerHandle | None = clock.call_later(interval, self._check, name=PING_TIMER)
+        super().__init__(clock, interval, name=PING_TIMER)
 
-    def touch(self) -> None:
-        self._last = self._clock.monotonic()
-
-    def _check(self) -> None:
-        if self._handle is None:
-            return
-        quiet = self._clock.monotonic() - self._last
-        if quiet >= self.interval and (self._sending is None or self._sending.done()):
-            self._last = self._clock.monotonic()
-            self._sending = asyncio.get_running_loop().create_task(self._ping())
-            quiet = 0.0
-        self._handle = self._clock.call_later(self.interval - quiet, self._check, name=PING_TIMER)
+    def _quiet(self, quiet: float) -> float:
+        if self._sending is not None and not self._sending.done():
+            return quiet  # the last ping is still being sent: look again at once
+        self.touch()
+        self._sending = asyncio.get_running_loop().create_task(self._ping())
+        return 0.0
 
     async def _ping(self) -> None:
         with contextlib.suppress(Exception):
             await self._send(PING_FRAME)
 
     async def stop(self) -> None:
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            handle.cancel()
+        self._disarm()
         if self._sending is not None and not self._sending.done():
             await asyncio.wait([self._sending])
 
