@@ -8,8 +8,8 @@ shared between the input and the output; callers must treat both as read-only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Final
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Final
 from urllib.parse import unquote
 
 JSONDict = dict[str, object]
@@ -154,6 +154,23 @@ class Edit:
         if key not in self.data:
             return None
         return self._writable().pop(key)
+
+    def fix_each(
+        self, key: str, value: JSONDict | list[object], path: Path, fix: Callable[[object, Path], object]
+    ) -> None:
+        """Set ``key`` to ``value`` (a map or a list of schemas) with ``fix(entry, its path)``
+        applied to each entry (a list entry's name in the path is its index), copied only if an
+        entry changed."""
+        entries: Iterable[tuple[Any, object]] = value.items() if isinstance(value, dict) else enumerate(value)
+        new: Any = None
+        for at, entry in entries:
+            fixed = fix(entry, (*path, key, str(at)))
+            if fixed is not entry:
+                if new is None:
+                    new = dict(value) if isinstance(value, dict) else list(value)
+                new[at] = fixed
+        if new is not None:
+            self.set(key, new)
 
     def replace(self, new: JSONDict) -> None:
         """Swap in a whole new dict (already a fresh object)."""

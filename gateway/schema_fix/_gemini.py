@@ -267,15 +267,7 @@ class GeminiPass:
     def _children(self, ed: Edit, path: Path, depth: int, refs: tuple[str, ...]) -> None:
         props = ed.get("properties")
         if isinstance(props, dict):
-            new_props: JSONDict | None = None
-            for name, child in props.items():
-                fixed = self.node(child, (*path, "properties", name), depth + 1, refs)
-                if fixed is not child:
-                    if new_props is None:
-                        new_props = dict(props)
-                    new_props[name] = fixed
-            if new_props is not None:
-                ed.set("properties", new_props)
+            ed.fix_each("properties", props, path, lambda child, at: self.node(child, at, depth + 1, refs))
         if "items" in ed:
             items = ed.get("items")
             fixed_items = self.node(items, (*path, "items"), depth + 1, refs)
@@ -285,15 +277,7 @@ class GeminiPass:
     def _any_of_children(self, ed: Edit, path: Path, depth: int, refs: tuple[str, ...]) -> None:
         any_of = ed.get("anyOf")
         if isinstance(any_of, list):
-            new_list: list[object] | None = None
-            for i, branch in enumerate(any_of):
-                fixed = self.node(branch, (*path, "anyOf", str(i)), depth + 1, refs)
-                if fixed is not branch:
-                    if new_list is None:
-                        new_list = list(any_of)
-                    new_list[i] = fixed
-            if new_list is not None:
-                ed.set("anyOf", new_list)
+            ed.fix_each("anyOf", any_of, path, lambda child, at: self.node(child, at, depth + 1, refs))
 
 
 def _is_null_schema(schema: object) -> bool:

@@ -243,15 +243,7 @@ class StrictPass:
     def _children(self, ed: Edit, path: Path, depth: int) -> None:
         props = ed.get("properties")
         if isinstance(props, dict):
-            new_props: JSONDict | None = None
-            for name, child in props.items():
-                fixed = self.node(child, (*path, "properties", name), depth + 1)
-                if fixed is not child:
-                    if new_props is None:
-                        new_props = dict(props)
-                    new_props[name] = fixed
-            if new_props is not None:
-                ed.set("properties", new_props)
+            ed.fix_each("properties", props, path, lambda child, at: self.node(child, at, depth + 1))
         items = ed.get("items")
         if "items" in ed:
             fixed_items = self.node(items, (*path, "items"), depth + 1)
@@ -259,28 +251,12 @@ class StrictPass:
                 ed.set("items", fixed_items)
         any_of = ed.get("anyOf")
         if isinstance(any_of, list):
-            new_list: list[object] | None = None
-            for i, branch in enumerate(any_of):
-                fixed = self.node(branch, (*path, "anyOf", str(i)), depth + 1)
-                if fixed is not branch:
-                    if new_list is None:
-                        new_list = list(any_of)
-                    new_list[i] = fixed
-            if new_list is not None:
-                ed.set("anyOf", new_list)
+            ed.fix_each("anyOf", any_of, path, lambda child, at: self.node(child, at, depth + 1))
         for key in ("$defs", "definitions"):
             defs = ed.get(key)
             if isinstance(defs, dict):
                 self.text_chars += sum(len(name) for name in defs)
-                new_defs: JSONDict | None = None
-                for name, child in defs.items():
-                    fixed = self.node(child, (*path, key, name), depth + 1)
-                    if fixed is not child:
-                        if new_defs is None:
-                            new_defs = dict(defs)
-                        new_defs[name] = fixed
-                if new_defs is not None:
-                    ed.set(key, new_defs)
+                ed.fix_each(key, defs, path, lambda child, at: self.node(child, at, depth + 1))
 
     def _object(self, ed: Edit, path: Path, depth: int, *, is_root: bool) -> None:
         props = ed.get("properties")

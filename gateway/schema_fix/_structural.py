@@ -317,18 +317,10 @@ class _Structural:
             self.ctx.note(path, f"properties {describe(props)} replaced by {{}}")
             ed.set("properties", {})
             return []
-        hoisted: list[str] = []
-        new_props: JSONDict | None = None
-        for name, child in props.items():
-            if isinstance(child, dict) and child.get("required") is True:
-                hoisted.append(name)
-            fixed = self.node(child, (*path, "properties", name), depth + 1)
-            if fixed is not child:
-                if new_props is None:
-                    new_props = dict(props)
-                new_props[name] = fixed
-        if new_props is not None:
-            ed.set("properties", new_props)
+        hoisted = [
+            name for name, child in props.items() if isinstance(child, dict) and child.get("required") is True
+        ]
+        ed.fix_each("properties", props, path, lambda child, at: self.node(child, at, depth + 1))
         return hoisted
 
     def _required(self, ed: Edit, path: Path, hoisted: list[str]) -> None:
@@ -455,18 +447,10 @@ class _Structural:
             self.ctx.note(path, f"{key} {describe(value)} removed")
             ed.pop(key)
             return
-        new_list: list[object] | None = None
         saved = self.exact
         self.exact = saved or key == "oneOf"
-        for i, item in enumerate(value):
-            fixed = self.node(item, (*path, key, str(i)), depth + 1)
-            if fixed is not item:
-                if new_list is None:
-                    new_list = list(value)
-                new_list[i] = fixed
+        ed.fix_each(key, value, path, lambda child, at: self.node(child, at, depth + 1))
         self.exact = saved
-        if new_list is not None:
-            ed.set(key, new_list)
 
     def _schema_map(self, ed: Edit, key: str, path: Path, depth: int) -> None:
         value = ed.get(key)
@@ -474,15 +458,7 @@ class _Structural:
             self.ctx.note(path, f"{key} {describe(value)} removed")
             ed.pop(key)
             return
-        new_map: JSONDict | None = None
-        for name, item in value.items():
-            fixed = self.node(item, (*path, key, name), depth + 1)
-            if fixed is not item:
-                if new_map is None:
-                    new_map = dict(value)
-                new_map[name] = fixed
-        if new_map is not None:
-            ed.set(key, new_map)
+        ed.fix_each(key, value, path, lambda child, at: self.node(child, at, depth + 1))
 
 
 __all__ = ["StructuralRules", "repair_root"]
