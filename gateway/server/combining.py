@@ -97,6 +97,21 @@ class CombiningHttpProtocol(GuardedHttpProtocol):
         cycle.scope.setdefault("extensions", {})[DISCONNECT_HOOK] = writer
         super()._start_asgi_task(cycle, app)
 
+    def shutdown(self) -> None:
+        # What an answer wrote in this turn goes out before a graceful shutdown closes the
+        # connection (its transport flushes what it holds; ours it does not know about).
+        self._flush_answer()
+        super().shutdown()
+
+    def expire(self) -> None:
+        self._flush_answer()
+        super().expire()
+
+    def _flush_answer(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and isinstance(cycle.transport, CombiningWriter):
+            cycle.transport.flush()
+
     def connection_lost(self, exc: Exception | None) -> None:
         cycle = self.cycle
         super().connection_lost(exc)

@@ -274,3 +274,17 @@ def test_without_the_hook_a_watcher_task_waits_for_http_disconnect() -> None:
         assert len(asyncio.all_tasks()) == 1
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("closing", ["shutdown", "expire"])
+def test_an_answer_written_in_the_turn_of_a_close_still_goes_out_first(closing: str) -> None:
+    async def scenario() -> None:
+        protocol, transport = serve(_json)
+        await asyncio.sleep(0)  # the app ran: its answer is kept for the end of the turn
+        assert transport.writes == []
+        getattr(protocol, closing)()  # the server closes the connection in that same turn
+        assert transport.closed
+        assert len(transport.writes) == 1
+        assert transport.writes[0].endswith(b'{"a":1}')
+
+    asyncio.run(scenario())
