@@ -20,7 +20,7 @@ post-commit guard are the same for all of them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, NamedTuple, Protocol, TypedDict, TypeVar, runtime_checkable
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
@@ -28,7 +28,7 @@ from gateway.clock import Clock
 from gateway.config import UpstreamApi
 from gateway.errors.client import InvalidRequest
 from gateway.translate import Ids, TranslationError, encode_event
-from gateway.translate.responses_answer import response_error
+from gateway.translate.responses_answer import ResponseShell, response_error
 from gateway.upstream.call import EventRoles
 from gateway.upstream.committed import Relay
 from gateway.upstream.failover import Attempt
@@ -211,16 +211,6 @@ class ResponsesCall(Protocol):
     def answer(self, content: bytes) -> Produced: ...
 
     def converter(self) -> Converter: ...
-
-
-class ResponseShell(TypedDict):
-    """What a translator needs to build the client's Response object around an answer."""
-
-    request: dict[str, Any]
-    response_id: str
-    created_at: int
-    ids: Ids
-    previous_response_id: str | None
 
 
 class TranslatedResponsesCall:

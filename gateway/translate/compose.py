@@ -8,14 +8,13 @@ cannot forget a step (the ``include_usage`` chunk between the two streams, for o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from gateway.translate.anthropic_answer import chat_completion_from_anthropic
 from gateway.translate.anthropic_chat import anthropic_request_from_chat
 from gateway.translate.anthropic_context import AnthropicContext, SchemaRepair
 from gateway.translate.anthropic_stream import AnthropicToChatStream
-from gateway.translate.ids import Ids
-from gateway.translate.responses_answer import response_from_chat_completion
+from gateway.translate.responses_answer import ResponseShell, response_from_chat_completion
 from gateway.translate.responses_chat import chat_request_from_responses
 from gateway.translate.responses_stream import ChatToResponsesStream, Event
 
@@ -43,27 +42,19 @@ def anthropic_request_from_responses(
 def response_from_anthropic_message(
     message: Mapping[str, Any],
     *,
-    request: Mapping[str, Any],
-    response_id: str,
-    created_at: int,
-    ids: Ids,
-    previous_response_id: str | None,
     context: AnthropicContext | None = None,
     completed_at: int | None = None,
+    **shell: Unpack[ResponseShell],
 ) -> dict[str, Any]:
     """Anthropic Message -> full Response object (through Chat)."""
     completion = chat_completion_from_anthropic(
-        message, model=str(request.get("model")), completion_id="", created=created_at, context=context
+        message,
+        model=str(shell["request"].get("model")),
+        completion_id="",
+        created=shell["created_at"],
+        context=context,
     )
-    return response_from_chat_completion(
-        completion,
-        request=request,
-        response_id=response_id,
-        created_at=created_at,
-        ids=ids,
-        previous_response_id=previous_response_id,
-        completed_at=completed_at,
-    )
+    return response_from_chat_completion(completion, **shell, completed_at=completed_at)
 
 
 class AnthropicToResponsesStream:
@@ -74,26 +65,14 @@ class AnthropicToResponsesStream:
     ``event: error``.
     """
 
-    def __init__(
-        self,
-        *,
-        request: Mapping[str, Any],
-        response_id: str,
-        created_at: int,
-        ids: Ids,
-        previous_response_id: str | None,
-        context: AnthropicContext | None = None,
-    ) -> None:
+    def __init__(self, *, context: AnthropicContext | None = None, **shell: Unpack[ResponseShell]) -> None:
         self._chat = AnthropicToChatStream(
-            model=str(request.get("model")), completion_id="", created=created_at, context=context
+            model=str(shell["request"].get("model")),
+            completion_id="",
+            created=shell["created_at"],
+            context=context,
         )
-        self._responses = ChatToResponsesStream(
-            request=request,
-            response_id=response_id,
-            created_at=created_at,
-            ids=ids,
-            previous_response_id=previous_response_id,
-        )
+        self._responses = ChatToResponsesStream(**shell)
         self._usage_sent = False
 
     @property

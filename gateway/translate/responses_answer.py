@@ -6,7 +6,7 @@ The streaming converter (:mod:`gateway.translate.responses_stream`) builds on th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from gateway.translate.ids import Ids
 from gateway.translate.response_object import response_skeleton
@@ -107,6 +107,18 @@ def reasoning_text(message: Mapping[str, Any]) -> str | None:
     if not isinstance(value, str):
         value = message.get("reasoning")
     return value if isinstance(value, str) and value else None
+
+
+class ResponseShell(TypedDict):
+    """What the client's Response object is built around, whatever the answer: the request as
+    the client sent it, the response's id and creation time, the ids of its output items and
+    the parent response's id."""
+
+    request: Mapping[str, Any]
+    response_id: str
+    created_at: int
+    ids: Ids
+    previous_response_id: str | None
 
 
 def _annotations(chat_annotations: Any) -> list[dict[str, Any]]:
