@@ -373,8 +373,9 @@ def passed_headers(attempt: Attempt, client: Mapping[str, str]) -> dict[str, str
     return headers
 
 
-class MessagesPassthroughCall:
-    """A Messages request on a Messages upstream: ``body`` as given, the answer as it comes."""
+class MessagesRequest:
+    """A Messages client's request on a Messages upstream: ``body`` as given, with the client's
+    headers passed on (:func:`passed_headers`)."""
 
     __slots__ = ("attempt", "request", "roles")
 
@@ -383,6 +384,12 @@ class MessagesPassthroughCall:
         headers = passed_headers(attempt, client_headers)
         self.request = attempt.upstream.request("POST", PATH, body, headers=headers)
         self.roles = ROLES
+
+
+class MessagesPassthroughCall(MessagesRequest):
+    """A Messages request on a Messages upstream: ``body`` as given, the answer as it comes."""
+
+    __slots__ = ()
 
     def relay(self, clock: Clock, *, tap: StreamTap | None) -> Relay:
         upstream = self.attempt.upstream
@@ -403,21 +410,15 @@ def messages_call(
     return MessagesPassthroughCall(attempt, body, client_headers)
 
 
-class MessagesContinuation:
+class MessagesContinuation(MessagesRequest):
     """The rest of a Messages client's answer on a Messages upstream: ``body`` (the client's
     request with the partial answer as its last, assistant, turn) with the client's headers,
     read back as Chat chunks like any continuation."""
 
-    __slots__ = ("_attempt", "request", "roles")
-
-    def __init__(self, attempt: Attempt, body: bytes, client_headers: Mapping[str, str]) -> None:
-        self._attempt = attempt
-        headers = passed_headers(attempt, client_headers)
-        self.request = attempt.upstream.request("POST", PATH, body, headers=headers)
-        self.roles = ROLES
+    __slots__ = ()
 
     def reader(self, clock: Clock) -> ChunkReader:
-        return chat_chunks(self._attempt, clock, AnthropicContext())
+        return chat_chunks(self.attempt, clock, AnthropicContext())
 
 
 def count_tokens_request(attempt: Attempt, body: bytes, client_headers: Mapping[str, str]) -> httpx.Request:
