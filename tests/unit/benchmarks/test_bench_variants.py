@@ -336,8 +336,8 @@ def test_the_workers_table_puts_one_worker_beside_several_with_the_cores_each_pa
     md = run.markdown()
     assert "### Workers: 1 against 2" in md
     assert (
-        "| non-streaming | 3,000 | 5,400 | 1.80× | 9.50 / 9.50 | 0.300 / 0.310 | 1.00 / 1.55 | 0.20 | 0.20 |"
+        "| non-streaming | 3,000 | 5,400 | 1.80× | 9.50 / 9.50 | 0.300 / 0.310 | 1.00 / 1.55 | 0.20 | 0.20 |"  # noqa: RUF001
         in md
-    )  # noqa: RUF001
+    )
     assert "| gateway (2 workers), streaming | 43,200 |" in run.details()
     assert run.as_json()["workers"][1]["mode"] == "streaming"
