@@ -6,7 +6,7 @@ which the test lets run once the signal is sent, so they finish within the drain
 Completions, Responses (stored) and Anthropic Messages clients, all streaming.
 
 Every client gets either its whole stream or, at the end of the drain, its dialect's in-band
-error and a proper end (Chat: ``data: {"error": ...}``; Responses: ``error`` then
+error and a proper end (and a request whose answer had not started, a 503) (Chat: ``data: {"error": ...}``; Responses: ``error`` then
 ``response.failed``; Messages: ``event: error``) — never a bare cut. Every Responses id a client
 saw is retrievable afterwards, from a new gateway process on the same Redis: completed for a
 whole stream, failed (with the text produced before the end) for one the drain ended.
@@ -138,6 +138,7 @@ def config_path(fake: FakeProviders, redis_url: str, tmp_path: Path) -> Path:
         *config["models"],
         {"name": "stall", "provider": "fake-openai", "upstream_model": STALL},
         {"name": "slow", "provider": "fake-openai", "upstream_model": SLOW},
+        {"name": "silent", "provider": "fake-openai", "upstream_model": "fault-silence"},
     ]
     config["server"] = {"models_refresh_seconds": 3600, "workers": 1, "drain_seconds": DRAIN}
     path = tmp_path / "gateway.toml"
@@ -146,7 +147,7 @@ def config_path(fake: FakeProviders, redis_url: str, tmp_path: Path) -> Path:
 
 
 def test_sigterm_ends_every_stream_whole_or_in_band_and_records_every_response(
-    config_path: Path, fake_clock: ManualClock, tmp_path: Path
+    config_path: Path, fake: FakeProviders, fake_clock: ManualClock, tmp_path: Path
 ) -> None:
     gw = start("drained", config_path, tmp_path)
     replica: Replica | None = None
@@ -160,6 +161,28 @@ def test_sigterm_ends_every_stream_whole_or_in_band_and_records_every_response(
             client.start()
         for client in stalled:  # committed: the first chunks are through
             assert client.first.wait(30), client.api
+        # Two answers not started yet: their upstream sent headers and nothing more.
+        waiting: list[httpx.Response] = []
+
+        def unstarted() -> None:
+            with httpx.Client(base_url=gw.root, timeout=60) as http:
+                waiting.append(
+                    http.post(
+                        "/v1/chat/completions",
+                        json={"model": "silent", "messages": MSG},
+                        headers={"authorization": f"Bearer {GATEWAY_KEY}"},
+                    )
+                )
+
+        plain = [threading.Thread(target=unstarted, daemon=True) for _ in range(2)]
+        for thread in plain:
+            thread.start()
+
+        def silent_upstream() -> bool:
+            sent = fake.requests(path="/openai/v1/chat/completions")
+            return sum(1 for r in sent if r.body.get("model") == "fault-silence") == 2
+
+        poll_until(silent_upstream, what="both answers waiting on their upstream")
         poll_until(lambda: len(fake_clock.pending(FIRST_PART)) == len(slow), what="the slow answers waiting")
 
         gw.proc.send_signal(signal.SIGTERM)
@@ -168,7 +191,13 @@ def test_sigterm_ends_every_stream_whole_or_in_band_and_records_every_response(
                 assert client.thread is not None
                 client.thread.join(DRAIN + 30)
                 assert not client.thread.is_alive(), client.api
+        for thread in plain:
+            thread.join(DRAIN + 30)
         assert gw.proc.wait(30) is not None
+        assert [r.status_code for r in waiting] == [503, 503]
+        for answer in waiting:
+            assert answer.json()["error"]["message"] == SHUTDOWN_MESSAGE
+            assert answer.headers["retry-after"] == "1"
 
         for client in slow:
             assert not client.error, (client.api, client.error, client.body[-300:])
