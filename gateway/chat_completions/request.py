@@ -11,7 +11,14 @@ from typing import Any
 import msgspec
 
 from gateway.errors.client import InvalidRequest
-from gateway.exchange.body import decode_json_object, invalid_type, missing, optional_bool, optional_object
+from gateway.exchange.body import (
+    decode_json_object,
+    invalid_type,
+    missing,
+    optional_bool,
+    optional_object,
+    required_model,
+)
 
 
 class ChatRequest(msgspec.Struct):
@@ -23,11 +30,7 @@ class ChatRequest(msgspec.Struct):
 
 def parse_chat_request(body: bytes) -> ChatRequest:
     data = decode_json_object(body)
-    model = data.get("model")
-    if model is None:
-        raise missing("model")
-    if not isinstance(model, str) or not model:
-        raise invalid_type("model", "a string", model)
+    model = required_model(data)
     messages = data.get("messages")
     if messages is None:
         raise missing("messages")

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from gateway.errors.client import InvalidRequest
-from gateway.exchange.body import decode_json_object, invalid_type, missing
+from gateway.exchange.body import decode_json_object, missing, required_model
 
 ENCODINGS = ("float", "base64")
 
@@ -56,11 +56,7 @@ def _inputs(value: object) -> tuple[list[Any], bool]:
 
 def parse_embeddings_request(body: bytes) -> EmbeddingsRequest:
     data = decode_json_object(body)
-    model = data.get("model")
-    if model is None:
-        raise missing("model")
-    if not isinstance(model, str) or not model:
-        raise invalid_type("model", "a string", model)
+    model = required_model(data)
     if "input" not in data:
         raise missing("input")
     inputs, single = _inputs(data["input"])

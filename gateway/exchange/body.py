@@ -58,6 +58,17 @@ def invalid_type(param: str, expected: str, value: object) -> InvalidRequest:
     )
 
 
+def required_model(data: dict[str, Any]) -> str:
+    """``data["model"]``, a non-empty string; a 400 ``missing_required_parameter`` when absent or
+    null, ``invalid_type`` otherwise (an empty string included)."""
+    model = data.get("model")
+    if model is None:
+        raise missing("model")
+    if not isinstance(model, str) or not model:
+        raise invalid_type("model", "a string", model)
+    return model
+
+
 def optional_bool(data: dict[str, Any], name: str, default: bool) -> bool:
     """``data[name]`` if it is a boolean, ``default`` if absent or null; a 400 ``invalid_type``
     otherwise (``"stream": 1`` is refused, as OpenAI does, rather than read as true)."""

@@ -12,7 +12,13 @@ from typing import Any
 import msgspec
 
 from gateway.errors.client import InvalidRequest
-from gateway.exchange.body import decode_json_object, invalid_type, missing, optional_bool, optional_object
+from gateway.exchange.body import (
+    decode_json_object,
+    invalid_type,
+    optional_bool,
+    optional_object,
+    required_model,
+)
 from gateway.responses import errors
 from gateway.responses.compaction import for_upstream, has_compaction
 from gateway.responses.items import Item, normalize_input
@@ -69,11 +75,7 @@ def _check_metadata(data: dict[str, Any]) -> None:
 
 def parse_responses_request(body: bytes) -> ResponsesRequest:
     data = decode_json_object(body)
-    model = data.get("model")
-    if model is None:
-        raise missing("model")
-    if not isinstance(model, str) or not model:
-        raise invalid_type("model", "a string", model)
+    model = required_model(data)
     value = data.get("input")
     if value is not None and not isinstance(value, str | list):
         raise invalid_type("input", "a string or an array of input items", value)
