@@ -31,7 +31,7 @@ from gateway.errors import AttemptFailed, ClassifiedError, error_response
 from gateway.errors.anthropic import anthropic_refusal, anthropic_upstream_error
 from gateway.errors.client import GatewayError
 from gateway.exchange.channel import ClientChannel, ClientDisconnected, new_request_id, send_error
-from gateway.exchange.rescue import Continuer, Rescue, add_usage
+from gateway.exchange.rescue import Continuer, Rescue
 from gateway.exchange.spans import attempt_span
 from gateway.policy.engine import Caller, Ticket
 from gateway.policy.errors import model_not_found
@@ -365,7 +365,7 @@ class Exchange:
         if usage is None and relay is not None:
             usage = relay.usage
             if self.rescued_usage is not None:  # the broken stream's part, then the rest
-                usage = add_usage(self._broken_reported or self._broken_usage(), self.rescued_usage)
+                usage = (self._broken_reported or self._broken_usage()).plus(self.rescued_usage)
         last = trace.attempts[-1] if trace.attempts else None
         if self.span is not None:
             model = (relay.model if relay is not None else None) or (last.upstream_model if last else None)

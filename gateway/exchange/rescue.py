@@ -256,19 +256,6 @@ class ChatContinuer:
 # -- the rescue --------------------------------------------------------------------------------
 
 
-def add_usage(a: Usage | None, b: Usage | None) -> Usage | None:
-    if a is None or b is None:
-        return a or b
-    return Usage(
-        input_tokens=a.input_tokens + b.input_tokens,
-        cache_read_tokens=a.cache_read_tokens + b.cache_read_tokens,
-        cache_write_tokens=a.cache_write_tokens + b.cache_write_tokens,
-        output_tokens=a.output_tokens + b.output_tokens,
-        reasoning_tokens=a.reasoning_tokens + b.reasoning_tokens,
-        source="estimated" if "estimated" in (a.source, b.source) else "reported",
-    )
-
-
 def _with_output(usage: Usage | None, estimate: int) -> Usage | None:
     """A broken stream's reported usage with at least ``estimate`` output tokens: a stream cut
     before its end may have reported only its start (Anthropic's ``message_start``)."""
@@ -444,5 +431,6 @@ class Rescue:
             clock=clock,
             idle_timeout=upstream.settings.timeouts.idle,
         )
-        self.usage = add_usage(self.usage, splice.usage)
+        if splice.usage is not None:
+            self.usage = splice.usage.plus(self.usage)
         return deployment, failures[0] if failures else None, splice

@@ -81,18 +81,7 @@ def summed(lines: Iterable[bytes], totals: dict[str, Usage]) -> None:
         if found is None:
             continue
         model, usage = found
-        was = totals.get(model)
-        totals[model] = usage if was is None else plus(was, usage)
-
-
-def plus(a: Usage, b: Usage) -> Usage:
-    return Usage(
-        input_tokens=a.input_tokens + b.input_tokens,
-        cache_read_tokens=a.cache_read_tokens + b.cache_read_tokens,
-        cache_write_tokens=a.cache_write_tokens + b.cache_write_tokens,
-        output_tokens=a.output_tokens + b.output_tokens,
-        reasoning_tokens=a.reasoning_tokens + b.reasoning_tokens,
-    )
+        totals[model] = usage.plus(totals.get(model))
 
 
 def public_model(router: Router, record: Record, answered: str) -> tuple[str, str]:
@@ -173,8 +162,7 @@ async def charge_once(services: Services, owner: str, batch_id: str, record: Rec
     by_model: dict[tuple[str, str], Usage] = {}
     for answered, usage in totals.items():
         key = public_model(services.router, record, answered)
-        was = by_model.get(key)
-        by_model[key] = usage if was is None else plus(was, usage)
+        by_model[key] = usage.plus(by_model.get(key))
     done = 0
     try:
         for (model, upstream_model), usage in by_model.items():

@@ -29,6 +29,24 @@ class Usage(msgspec.Struct, frozen=True):
     reasoning_tokens: int = 0
     source: str = "reported"  # or "estimated", or BATCH (reported for a batch: batch prices)
 
+    def plus(self, other: Usage | None) -> Usage:
+        """The tokens of both (``self`` when ``other`` is None). The sum is ``estimated`` when
+        either part is, of the parts' source when they share one, else ``reported``."""
+        if other is None:
+            return self
+        if "estimated" in (self.source, other.source):
+            source = "estimated"
+        else:
+            source = self.source if self.source == other.source else "reported"
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            source=source,
+        )
+
 
 BATCH = "batch"
 
