@@ -15,23 +15,19 @@ classified in-band error and no terminal marker.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
 
 from gateway.clock import Clock, Watchdog
-from gateway.errors import (
-    ClassifiedError,
-    classify_stream_error,
-)
+from gateway.errors import classify_stream_error
 from gateway.pricing import Usage
 from gateway.upstream.call import EventRole, EventRoles, GuardedDecoder, OpenedStream
-from gateway.upstream.committed import SendChunk, StreamFailure, StreamTruncated, run_committed
+from gateway.upstream.committed import SendChunk, StreamFailure, StreamTruncated
+from gateway.upstream.committed_relay import CommittedRelay, ErrorFrames
 from gateway.upstream.sse import DONE_FRAME, SSEDecoder
 from gateway.upstream.stream_errors import MalformedGuard, NoSink
 
-ErrorFrames = Callable[[ClassifiedError], bytes]
 # A choice that finished: `"finish_reason": "stop"` (a string, not null).
 FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
 
@@ -134,7 +130,7 @@ def stream_guard(opened: OpenedStream, provider: str) -> MalformedGuard:
     return MalformedGuard(provider=provider, name=provider, limit=1, sink=NoSink())
 
 
-class PassthroughRelay:
+class PassthroughRelay(CommittedRelay):
     """Relays one dialect's stream as-is, whole events at a time. ``done_marker`` ends a clean
     stream (and is added after a finished answer whose upstream closed without it)."""
 
@@ -149,15 +145,10 @@ class PassthroughRelay:
         idle_timeout: float,
         tap: StreamTap | None = None,
     ) -> None:
+        super().__init__(error_frames=error_frames, provider=provider, clock=clock, idle_timeout=idle_timeout)
         self._tap = tap
         self._roles = roles
         self._done = done_marker
-        self._error_frames = error_frames
-        self._provider = provider
-        self._clock = clock
-        self._idle_timeout = idle_timeout
-        self.failure: ClassifiedError | None = None
-        self.hold = False
 
     @property
     def usage(self) -> Usage | None:
@@ -216,12 +207,7 @@ class PassthroughRelay:
             # The answer finished and the upstream closed cleanly without its marker: complete.
             await send(DONE_FRAME)
 
-        async def fail(failure: ClassifiedError) -> None:
-            await self._fail(failure, send)
-
-        await run_committed(
-            opened, body, fail, provider=self._provider, clock=self._clock, idle_timeout=self._idle_timeout
-        )
+        await self._guarded(opened, body, send)
 
     async def _inband(self, chunk: bytes, send: SendChunk) -> bool:
         """Forward what precedes an in-band error, then our classified error. True if one was found."""
@@ -243,12 +229,3 @@ class PassthroughRelay:
                 event_start = end
             line_start = end
         return False
-
-    async def _fail(self, failure: ClassifiedError, send: SendChunk) -> None:
-        self.failure = failure
-        if not self.hold:
-            await send(self._error_frames(failure))
-
-    async def release(self, send: SendChunk) -> None:
-        if self.failure is not None:
-            await send(self._error_frames(self.failure))

@@ -14,7 +14,8 @@ from gateway.clock import Clock, Watchdog
 from gateway.errors import ClassifiedError
 from gateway.pricing import Usage
 from gateway.upstream.call import OpenedStream
-from gateway.upstream.committed import SendChunk, run_committed
+from gateway.upstream.committed import SendChunk
+from gateway.upstream.committed_relay import CommittedRelay
 from gateway.upstream.sse import SSEEvent
 
 
@@ -37,16 +38,14 @@ class EventTranslator(Protocol):
         ...
 
 
-class TranslatingRelay:
+class TranslatingRelay(CommittedRelay):
     def __init__(
         self, *, translator: EventTranslator, provider: str, clock: Clock, idle_timeout: float
     ) -> None:
+        super().__init__(
+            error_frames=translator.failure, provider=provider, clock=clock, idle_timeout=idle_timeout
+        )
         self._translator = translator
-        self._provider = provider
-        self._clock = clock
-        self._idle_timeout = idle_timeout
-        self.failure: ClassifiedError | None = None
-        self.hold = False
 
     @property
     def usage(self) -> Usage | None:
@@ -71,18 +70,4 @@ class TranslatingRelay:
             out = b"".join(translator.event(event) for event in opened.decoder.flush())
             await send(out + translator.end())
 
-        async def fail(failure: ClassifiedError) -> None:
-            await self._fail(failure, send)
-
-        await run_committed(
-            opened, body, fail, provider=self._provider, clock=self._clock, idle_timeout=self._idle_timeout
-        )
-
-    async def _fail(self, failure: ClassifiedError, send: SendChunk) -> None:
-        self.failure = failure
-        if not self.hold:
-            await send(self._translator.failure(failure))
-
-    async def release(self, send: SendChunk) -> None:
-        if self.failure is not None:
-            await send(self._translator.failure(self.failure))
+        await self._guarded(opened, body, send)
