@@ -157,22 +157,11 @@ class Exchange:
             if isinstance(exc, asyncio.CancelledError) and self.services.draining.absorb():
                 # Ended by the drain before its answer started (a started stream ends in stream()).
                 self.outcome.failed(503, "shutdown")
-                if not self.channel.started:
-                    exc = self.services.draining.refusal()
-                    if self.error_api == "anthropic":
-                        status, headers, payload = anthropic_refusal(exc, self.request_id)
-                        await self.channel.send_json(status, payload, self.headers_now(headers))
-                    else:
-                        await send_error(self.channel, exc, self.headers_now())
+                await self._refuse(self.services.draining.refusal())
                 return True
             if isinstance(exc, GatewayError):
                 self.outcome.failed(exc.status_code, refusal_type(exc))
-                if not self.channel.started:
-                    if self.error_api == "anthropic":
-                        status, headers, payload = anthropic_refusal(exc, self.request_id)
-                        await self.channel.send_json(status, payload, self.headers_now(headers))
-                    else:
-                        await send_error(self.channel, exc, self.headers_now())
+                await self._refuse(exc)
                 return True
             if isinstance(exc, AttemptFailed):
                 if self.error_api == "anthropic":
@@ -190,6 +179,16 @@ class Exchange:
         finally:
             self._gauge.dec()
             self.finish()
+
+    async def _refuse(self, error: GatewayError) -> None:
+        """Answer ``error`` in the route's error dialect, unless the answer has started."""
+        if self.channel.started:
+            return
+        if self.error_api == "anthropic":
+            status, headers, payload = anthropic_refusal(error, self.request_id)
+            await self.channel.send_json(status, payload, self.headers_now(headers))
+        else:
+            await send_error(self.channel, error, self.headers_now())
 
     # -- before the upstream ---------------------------------------------------------------------
 
