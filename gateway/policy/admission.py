@@ -141,6 +141,21 @@ class Admission:
         """The admission time to pass the scripts ("": they read Redis's clock)."""
         return "" if self.config.time_source == "redis" else str(int(self.clock.now() * 1000))
 
+    def _ticket(
+        self, caller: Caller, request_id: str, model: str, endpoint: str, started: float, *, estimate: int = 0
+    ) -> Ticket:
+        """A ticket this admission's settlement settles, stamped with the admission time."""
+        return Ticket(
+            self.settlement,
+            caller,
+            request_id=request_id,
+            model=model,
+            endpoint=endpoint,
+            started=started,
+            estimate=estimate,
+            now_ms=self._now_ms(),
+        )
+
     def _store_failed(self, exc: BaseException) -> GatewayError:
         return store_failed(self.metrics, self.config.on_store_error, exc, "admit")
 
@@ -168,16 +183,7 @@ class Admission:
         limited = has_limits(key.limits, key.budgets) or (
             team is not None and has_limits(team.limits, team.budgets)
         )
-        ticket = Ticket(
-            self.settlement,
-            caller,
-            request_id=request_id,
-            model=model,
-            endpoint=endpoint,
-            started=started,
-            estimate=estimate,
-            now_ms=self._now_ms(),
-        )
+        ticket = self._ticket(caller, request_id, model, endpoint, started, estimate=estimate)
         if key.source == "config" and not limited:
             return ticket  # nothing to enforce and nothing to revoke: no round trip
         for _ in range(_ATTEMPTS):
@@ -362,15 +368,7 @@ class Admission:
         caller = await self.auth.caller_of(kid)
         if caller is None:
             return
-        ticket = Ticket(
-            self.settlement,
-            caller,
-            request_id=request_id,
-            model=model,
-            endpoint=endpoint,
-            started=time.perf_counter(),
-            now_ms=self._now_ms(),
-        )
+        ticket = self._ticket(caller, request_id, model, endpoint, time.perf_counter())
         ticket.stream = stream
         ticket.settle(
             status=status,
