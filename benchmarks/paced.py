@@ -18,7 +18,6 @@ import asyncio
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,8 +25,8 @@ from typing import Any, cast
 
 import uvloop
 
-from benchmarks.common import CHAT_PATH, MESSAGES, PACED_MODEL, BenchError
-from benchmarks.processes import Children
+from benchmarks.common import CHAT_PATH, MESSAGES, PACED_MODEL
+from benchmarks.processes import Children, run_client
 from benchmarks.procstat import CLK_TCK, busy_ticks, cpu_ticks_many
 from benchmarks.upstream import PACED_DELTAS, PACED_INTERVAL_S
 
@@ -300,23 +299,8 @@ def run_paced(
         "watch_pids": server_pids,
     }
     print(f"- paced streams, {target}, {streams} concurrent × {rounds} rounds ...", flush=True)  # noqa: RUF001
-    proc = children.spawn(
-        "paced client",
-        [sys.executable, "-m", "benchmarks.paced"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        grace=3.0,
-    )
-    try:
-        out, err = proc.communicate(json.dumps(spec).encode(), timeout=timeout * rounds + 60)
-    except subprocess.TimeoutExpired:
-        raise BenchError("the paced client did not finish in time") from None
-    finally:
-        children.stop(proc)
-    if proc.returncode != 0:
-        raise BenchError(f"the paced client failed ({proc.returncode}):\n{err.decode(errors='replace')}")
-    case = PacedCase(target, streams, rounds, json.loads(out), server_pids)
+    result = run_client(children, "paced client", "benchmarks.paced", spec, timeout * rounds + 60)
+    case = PacedCase(target, streams, rounds, result, server_pids)
     r = case.result
     print(
         f"  stall-free {case.stall_free}/{case.total}, worst gap {_ms(r['max_gap_ms']['max'])} ms, "

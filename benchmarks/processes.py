@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import select
 import signal
@@ -188,3 +189,28 @@ def start_listener(
     if not line.startswith("listening "):
         raise BenchError(f"unexpected {name} banner: {line!r}")
     return proc, int(line.rsplit(":", 1)[1])
+
+
+def run_client(
+    children: Children, name: str, module: str, spec: dict[str, Any], timeout: float
+) -> dict[str, Any]:
+    """A harness client run as its own process (``python -m module``): the JSON ``spec`` on its
+    stdin, one JSON result on its stdout; stopped when it fails or takes longer than ``timeout``."""
+    proc = children.spawn(
+        name,
+        [sys.executable, "-m", module],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        grace=3.0,
+    )
+    try:
+        out, err = proc.communicate(json.dumps(spec).encode(), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"the {name} did not finish in time") from None
+    finally:
+        children.stop(proc)
+    if proc.returncode != 0:
+        raise BenchError(f"the {name} failed ({proc.returncode}):\n{err.decode(errors='replace')}")
+    result: dict[str, Any] = json.loads(out)
+    return result
