@@ -20,12 +20,8 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import secrets
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -34,11 +30,10 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import MODEL, RESULTS, BenchError
-from benchmarks.probes import wait_healthy
-from benchmarks.processes import Children, free_port
+from benchmarks.common import MODEL, BenchError
+from benchmarks.harness import run_guarded, start_gateway, write_report
+from benchmarks.processes import Children
 from benchmarks.upstream import COMPLETION, MODELS
-from benchmarks.variants import gateway_config
 
 LIMIT = 0.20
 PATH = "/v1/responses"
@@ -161,6 +156,17 @@ def report(timings: dict[int, list[float]], rounds: int, model_ms: float) -> tup
     return "\n".join(lines) + "\n", spread
 
 
+def _run(
+    children: Children, workdir: Path, depths: list[int], args: argparse.Namespace
+) -> dict[int, list[float]]:
+    with model_upstream(args.model_ms) as upstream_port:
+        gateway = start_gateway(children, workdir, upstream_port, log="gateway-chain-depth.log")
+        headers = {"authorization": f"Bearer {gateway.key}", "content-type": "application/json"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{gateway.port}", headers=headers, timeout=30) as http:
+            print(f"building chains of {args.depths} and {args.rounds} follow-ups each ...", flush=True)
+            return measure(http, depths, args.rounds)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=60)
@@ -168,44 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-ms", type=float, default=100.0)
     args = parser.parse_args(argv)
     depths = [int(d) for d in args.depths.split(",")]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    children = Children()
-    key = "sk-bench-" + secrets.token_hex(12)
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="gateway-bench-chain-") as tmp,
-            model_upstream(args.model_ms) as upstream_port,
-        ):
-            port = free_port()
-            config = Path(tmp) / "gateway.toml"
-            config.write_text(
-                gateway_config(
-                    port=port, upstream_port=upstream_port, key=key, data_dir=Path(tmp) / "redis", extra=[]
-                )
-            )
-            log = RESULTS / "gateway-chain-depth.log"
-            with open(log, "wb") as log_file:
-                gateway = children.spawn(
-                    "gateway",
-                    [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                )
-            wait_healthy(port, gateway, log, 30.0)
-            headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as http:
-                print(f"building chains of {args.depths} and {args.rounds} follow-ups each ...", flush=True)
-                timings = measure(http, depths, args.rounds)
-    except BenchError as exc:
-        print(f"chain depth benchmark failed: {exc}", file=sys.stderr)
+    timings = run_guarded("chain depth", lambda children, workdir: _run(children, workdir, depths, args))
+    if timings is None:
         return 1
-    finally:
-        children.stop_all()
     text, spread = report(timings, args.rounds, args.model_ms)
-    print()
-    print(text)
-    (RESULTS / "chain_depth.md").write_text(text)
+    write_report("chain_depth.md", [text.rstrip("\n")])
     return 0 if spread <= LIMIT else 1
 
 

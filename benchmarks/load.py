@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,12 +12,31 @@ from typing import Any
 from benchmarks import procstat, wrkdriver
 from benchmarks.common import CHAT_PATH, BenchError
 from benchmarks.probes import chat_body, request_headers
-from benchmarks.processes import Children
+from benchmarks.processes import Children, run_client
 from benchmarks.variants import Variant
 
 
+class Figures:
+    """What a load's result says: req/s, latency quantiles, failures."""
+
+    result: dict[str, Any]
+
+    @property
+    def rps(self) -> float:
+        value: float = self.result.get("rps", 0.0)
+        return value
+
+    def latency(self, key: str) -> float | None:
+        value: float | None = self.result.get("latency_ms", {}).get(key)
+        return value
+
+    @property
+    def failures(self) -> int:
+        return sum(self.result.get("errors", {}).values())
+
+
 @dataclass
-class Case:
+class Case(Figures):
     target: str  # "direct" | "gateway"
     stream: bool
     variant: Variant | None = None  # gateway cases
@@ -56,19 +73,6 @@ class Case:
             return None
         used: float = sum(v for v in seconds if v is not None) / window
         return used
-
-    @property
-    def rps(self) -> float:
-        value: float = self.result.get("rps", 0.0)
-        return value
-
-    def latency(self, key: str) -> float | None:
-        value: float | None = self.result.get("latency_ms", {}).get(key)
-        return value
-
-    @property
-    def failures(self) -> int:
-        return sum(self.result.get("errors", {}).values())
 
 
 @dataclass
@@ -107,28 +111,13 @@ class Load:
             "stream": stream,
             "watch_pids": watch,
         }
-        proc = self.children.spawn(
+        return run_client(
+            self.children,
             "load generator",
-            [sys.executable, "-m", "benchmarks.loadgen"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            grace=3.0,
+            "benchmarks.loadgen",
+            spec,
+            self.warmup + self.duration + self.timeout + 30,
         )
-        try:
-            out, err = proc.communicate(
-                json.dumps(spec).encode(), timeout=self.warmup + self.duration + self.timeout + 30
-            )
-        except subprocess.TimeoutExpired:
-            raise BenchError("the load generator did not finish in time") from None
-        finally:
-            self.children.stop(proc)
-        if proc.returncode != 0:
-            raise BenchError(
-                f"the load generator failed ({proc.returncode}):\n{err.decode(errors='replace')}"
-            )
-        result: dict[str, Any] = json.loads(out)
-        return result
 
     def _run_wrk(self, port: int, *, key: str | None, stream: bool, watch: list[int]) -> dict[str, Any]:
         script = self.workdir / f"wrk-{'stream' if stream else 'plain'}.lua"

@@ -9,7 +9,9 @@ processes are read; ``duration`` seconds later they are read again and the run s
 
 Spec keys: host, port, method, path, headers ([[name, value], ...]), body, connections,
 duration, warmup, timeout, stream (bool: the body must end with ``data: [DONE]``),
-watch_pids ([pid, ...]).
+watch_pids ([pid, ...]); optionally expect (text a good body holds, e.g. the last event of a
+stream that does not end with ``[DONE]``) and reject ([text, ...] that marks a failed body),
+which replace the checks of ``stream`` and of an ``"error"`` in a body.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from benchmarks.procstat import CLK_TCK, busy_ticks, cpu_ticks_many, rss_kib
 
 _ERROR_MARK = b'"error"'
 _DONE_MARK = b"data: [DONE]"
+_ERROR_BODY = "error body with status 200"
 
 
 @dataclass
@@ -46,6 +49,8 @@ class Spec:
     timeout: float = 30.0
     stream: bool = False
     watch_pids: list[int] = field(default_factory=list)
+    expect: str | None = None
+    reject: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Spec:
@@ -215,10 +220,8 @@ class ClientConnection(asyncio.Protocol):
             stats.statuses[self.status] += 1
             if self.status != 200:
                 stats.bad(f"status {self.status}", bytes(self.body))
-            elif self.owner.stream and (_DONE_MARK not in self.body[-32:] or _ERROR_MARK in self.body):
-                stats.bad("stream without [DONE] or with an error event", bytes(self.body[-600:]))
-            elif not self.owner.stream and _ERROR_MARK in self.body:
-                stats.bad("error body with status 200", bytes(self.body))
+            elif (fault := self.owner.fault(self.body)) is not None:
+                stats.bad(fault, bytes(self.body if fault == _ERROR_BODY else self.body[-600:]))
             else:
                 stats.latencies_ns.append(elapsed)
         if self.server_closes or self.until_close:
@@ -242,12 +245,26 @@ class LoadGenerator:
         self.spec = spec
         self.request = spec.request_bytes()
         self.stream = spec.stream
+        self.expect = spec.expect.encode() if spec.expect is not None else None
+        self.reject = [mark.encode() for mark in spec.reject]
         self.stats = Stats()
         self.running = True
         self.total_completed = 0  # warm-up included: to compare with the upstream's own count
         self.connections: list[ClientConnection] = []
         self.rss_kib: dict[str, list[int | None]] = {}  # pid -> [window start, window end]
         self.machine_busy_s = 0.0  # CPU seconds the whole machine spent busy in the window
+
+    def fault(self, body: bytearray) -> str | None:
+        """What is wrong with a 200 answer's body, or None."""
+        if self.expect is not None:
+            if self.expect not in body or any(mark in body for mark in self.reject):
+                return "body without the expected mark or with an error mark"
+            return None
+        if self.stream:
+            if _DONE_MARK not in body[-32:] or _ERROR_MARK in body:
+                return "stream without [DONE] or with an error event"
+            return None
+        return _ERROR_BODY if _ERROR_MARK in body else None
 
     async def _keep_connected(self, slot: int) -> None:
         """Hold one connection open for the whole run, reconnecting when it closes."""

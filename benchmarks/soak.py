@@ -18,21 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import BUDGET_RSS_MB, CHAT_PATH, MESSAGES, MODEL, PACED_MODEL, RESULTS, BenchError
-from benchmarks.probes import request_headers, sanity, wait_healthy
-from benchmarks.processes import Children, free_port, start_listener
+from benchmarks.common import BUDGET_RSS_MB, CHAT_PATH, MESSAGES, MODEL, PACED_MODEL, RESULTS
+from benchmarks.harness import run_guarded, run_load, start_gateway, start_upstream, write_report
+from benchmarks.probes import request_headers, sanity
+from benchmarks.processes import Children
 from benchmarks.procstat import rss_kib
-from benchmarks.variants import gateway_config
 
 AFTER_BUDGET = 1.20  # after the soak: within 20 % of idle
 
@@ -67,34 +63,6 @@ class Sampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
-
-
-def _load(port: int, key: str, model: str, args: argparse.Namespace, watch: list[int]) -> dict[str, Any]:
-    spec = {
-        "host": "127.0.0.1",
-        "port": port,
-        "method": "POST",
-        "path": CHAT_PATH,
-        "headers": request_headers(key),
-        "body": _stream_body(model),
-        "connections": args.streams,
-        "duration": args.duration,
-        "warmup": 1.0,
-        "timeout": 60.0,
-        "stream": True,
-        "watch_pids": watch,
-    }
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.loadgen"],
-        input=json.dumps(spec).encode(),
-        capture_output=True,
-        timeout=args.duration + 120,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise BenchError(f"the load generator failed: {out.stderr.decode(errors='replace')}")
-    result: dict[str, Any] = json.loads(out.stdout)
-    return result
 
 
 def _warm(port: int, key: str) -> None:
@@ -136,55 +104,45 @@ def report(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def soak(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+def soak(children: Children, workdir: Path, kind: str, args: argparse.Namespace) -> dict[str, Any]:
     """One fresh gateway: idle, under ``kind`` streams, after."""
-    children = Children()
-    key = "sk-bench-" + secrets.token_hex(12)
     try:
-        with (
-            tempfile.TemporaryDirectory(prefix="gateway-bench-soak-") as tmp,
-            open(RESULTS / "soak-upstream.log", "wb") as upstream_log,
-        ):
-            _, upstream_port = start_listener(children, "upstream", "benchmarks.upstream", upstream_log)
-            port = free_port()
-            config = Path(tmp) / "gateway.toml"
-            config.write_text(
-                gateway_config(
-                    port=port, upstream_port=upstream_port, key=key, data_dir=Path(tmp) / "redis", extra=[]
-                )
+        _, upstream_port = start_upstream(children, "benchmarks.upstream", "soak-upstream.log")
+        gateway = start_gateway(children, workdir, upstream_port, log=f"gateway-soak-{kind}.log")
+        _warm(gateway.port, gateway.key)
+        time.sleep(args.settle)
+        idle = rss_kib(gateway.pid)
+        print(
+            f"- {kind}: idle {_fmt(_mb(idle))} MB; {args.streams} streams for {args.duration:g} s ...",
+            flush=True,
+        )
+        with Sampler(gateway.pid) as sampler:
+            result = run_load(
+                children,
+                gateway.port,
+                path=CHAT_PATH,
+                body=_stream_body(PACED_MODEL if kind == "paced" else MODEL),
+                headers=request_headers(gateway.key),
+                connections=args.streams,
+                duration=args.duration,
+                warmup=1.0,
+                watch=[gateway.pid],
+                stream=True,
+                timeout=60.0,
             )
-            log = RESULTS / f"gateway-soak-{kind}.log"
-            with open(log, "wb") as log_file:
-                gateway = children.spawn(
-                    "gateway",
-                    [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                )
-            wait_healthy(port, gateway, log, 30.0)
-            _warm(port, key)
-            time.sleep(args.settle)
-            idle = rss_kib(gateway.pid)
-            print(
-                f"- {kind}: idle {_fmt(_mb(idle))} MB; {args.streams} streams for {args.duration:g} s ...",
-                flush=True,
-            )
-            with Sampler(gateway.pid) as sampler:
-                result = _load(port, key, PACED_MODEL if kind == "paced" else MODEL, args, [gateway.pid])
-            time.sleep(args.settle)
-            after = rss_kib(gateway.pid)
-            return {
-                "kind": kind,
-                "streams": args.streams,
-                "duration": args.duration,
-                "idle_mb": _mb(idle),
-                "load_mb": _mb(sampler.peak or None),
-                "after_mb": _mb(after),
-                "completed": int(result.get("completed", 0)),
-                "failures": sum(result.get("errors", {}).values()),
-                "errors": result.get("errors", {}),
-            }
+        time.sleep(args.settle)
+        after = rss_kib(gateway.pid)
+        return {
+            "kind": kind,
+            "streams": args.streams,
+            "duration": args.duration,
+            "idle_mb": _mb(idle),
+            "load_mb": _mb(sampler.peak or None),
+            "after_mb": _mb(after),
+            "completed": int(result.get("completed", 0)),
+            "failures": sum(result.get("errors", {}).values()),
+            "errors": result.get("errors", {}),
+        }
     finally:
         children.stop_all()
 
@@ -206,16 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     if not kinds or set(kinds) - {"paced", "fast"}:
         parser.error("--kinds: paced, fast or both")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    try:
-        rows = [soak(kind, args) for kind in kinds]
-    except BenchError as exc:
-        print(f"soak benchmark failed: {exc}", file=sys.stderr)
+    rows = run_guarded("soak", lambda children, workdir: [soak(children, workdir, k, args) for k in kinds])
+    if rows is None:
         return 1
-    text = report(rows)
-    print()
-    print(text)
-    (RESULTS / "soak.md").write_text(text)
+    write_report("soak.md", [report(rows).rstrip("\n")])
     (RESULTS / "soak.json").write_text(json.dumps(rows, indent=2) + "\n")
     return 0 if all(not r["failures"] and r["completed"] for r in rows) else 1
 
