@@ -19,24 +19,18 @@ loop retries or fails over, before anything reached the client.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 import msgspec
 
-from gateway.clock import REQUEST_TIMEOUT, STARTUP_GUARD, Clock, Watchdog
+from gateway.clock import STARTUP_GUARD, Clock
 from gateway.config import ProviderKind
 from gateway.config.providers import OpenAIRoute
-from gateway.errors import (
-    AttemptFailed,
-    classify_exception,
-    classify_response,
-    classify_text,
-    startup_timeout_error,
-)
+from gateway.errors import AttemptFailed, classify_exception, startup_timeout_error
 from gateway.errors.client import InvalidRequest
 from gateway.pricing import Usage
 from gateway.upstream import Deployment, Router, Upstream
+from gateway.upstream.call import TimedSend, classified_answer, read_whole, request_timed_out
 from gateway.upstream.failover import Attempt
 
 
@@ -95,9 +89,6 @@ def usage_of(body: bytes) -> Usage | None:
     return None
 
 
-ERROR_BODY_LIMIT = 64 * 1024
-
-
 class _Envelope(msgspec.Struct):
     error: msgspec.Raw = msgspec.Raw()
 
@@ -105,116 +96,56 @@ class _Envelope(msgspec.Struct):
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 
 
-def _error_under_200(response: httpx.Response) -> bool:
-    """A 200 JSON answer whose top level is a non-null ``error``: a failure in disguise."""
+def _error_under_200(response: httpx.Response, attempt: Attempt, clock: Clock) -> AttemptFailed | None:
+    """A 200 JSON answer whose top level is a non-null ``error``: a failure in disguise,
+    classified like an error status (None for any other answer)."""
     if "json" not in response.headers.get("content-type", ""):
-        return False
+        return None
     content = response.content
     if b'"error"' not in content:
-        return False
+        return None
     try:
         raw = _ENVELOPE.decode(content).error
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return False
-    return len(raw) > 0 and bytes(raw) != b"null"
-
-
-async def failure_of(response: httpx.Response, attempt: Attempt, clock: Clock) -> AttemptFailed:
-    """The classified failure of an error answer (its body read up to 64 KiB, then closed)."""
-    body = b""
-    try:
-        async for chunk in response.aiter_raw():
-            body += chunk
-            if len(body) >= ERROR_BODY_LIMIT:
-                break
-    except httpx.HTTPError:
-        pass
-    finally:
-        await response.aclose()
-    return AttemptFailed(
-        classify_response(
-            response.status_code,
-            response.headers,
-            body[:ERROR_BODY_LIMIT],
-            provider=attempt.upstream.classifier_key,
-            now=clock.now(),
-        )
-    )
+        return None
+    if len(raw) == 0 or bytes(raw) == b"null":
+        return None
+    return classified_answer(200, response, content, attempt, clock)
 
 
 async def call_whole(attempt: Attempt, request: httpx.Request, clock: Clock) -> httpx.Response:
     """A whole answer, read; any content type."""
-    upstream = attempt.upstream
-    guard = Watchdog(clock, upstream.settings.timeouts.request, name=REQUEST_TIMEOUT)
-    started = time.perf_counter()
-    response: httpx.Response | None = None
-    try:
-        response = await upstream.send(request, stream=True)
-        if response.status_code >= 400:
-            raise await failure_of(response, attempt, clock)
-        await response.aread()
-        if _error_under_200(response):
-            raise AttemptFailed(
-                classify_response(
-                    200,
-                    response.headers,
-                    response.content[:ERROR_BODY_LIMIT],
-                    provider=upstream.classifier_key,
-                    now=clock.now(),
-                )
-            )
-        return response
-    except asyncio.CancelledError:
-        if guard.absorb():
-            if response is not None:
-                await response.aclose()
-            raise AttemptFailed(
-                classify_text("request timed out", provider=upstream.classifier_key)
-            ) from None
-        raise
-    except httpx.HTTPError as exc:
-        raise AttemptFailed(classify_exception(exc, provider=upstream.classifier_key)) from None
-    finally:
-        guard.cancel()
-        attempt.record.upstream_ms = (time.perf_counter() - started) * 1000
+
+    def check(response: httpx.Response) -> AttemptFailed | None:
+        return _error_under_200(response, attempt, clock)
+
+    return await read_whole(attempt, request, clock, check, headless=request_timed_out)
 
 
 async def open_body(attempt: Attempt, request: httpx.Request, clock: Clock) -> httpx.Response:
     """A streamed answer up to its headers (its commit point): a 2xx whose body is still to
     come. A JSON ``error`` answer under a 200 is read and classified like an error status."""
-    upstream = attempt.upstream
-    guard = Watchdog(clock, upstream.settings.timeouts.startup, name=STARTUP_GUARD)
-    started = time.perf_counter()
-    response: httpx.Response | None = None
+    provider = attempt.upstream.classifier_key
+    timed = TimedSend(attempt, clock, attempt.upstream.settings.timeouts.startup, STARTUP_GUARD)
     try:
-        response = await upstream.send(request, stream=True)
-        if response.status_code >= 400:
-            raise await failure_of(response, attempt, clock)
+        response = await timed.send(request)
         if "json" in response.headers.get("content-type", ""):
             # Speech and file contents are not JSON: a JSON answer is read whole and checked.
             await response.aread()
-            if _error_under_200(response):
+            failure = _error_under_200(response, attempt, clock)
+            if failure is not None:
                 await response.aclose()
-                raise AttemptFailed(
-                    classify_response(
-                        200,
-                        response.headers,
-                        response.content[:ERROR_BODY_LIMIT],
-                        provider=upstream.classifier_key,
-                        now=clock.now(),
-                    )
-                )
+                raise failure
         return response
     except asyncio.CancelledError:
-        if guard.absorb():
-            if response is not None:
-                await response.aclose()
-            raise AttemptFailed(startup_timeout_error(upstream.classifier_key)) from None
+        if timed.guard.absorb():
+            if timed.response is not None:
+                await timed.response.aclose()
+            raise AttemptFailed(startup_timeout_error(provider)) from None
         raise
     except httpx.HTTPError as exc:
-        if response is not None:
-            await response.aclose()
-        raise AttemptFailed(classify_exception(exc, provider=upstream.classifier_key)) from None
+        if timed.response is not None:
+            await timed.response.aclose()
+        raise AttemptFailed(classify_exception(exc, provider=provider)) from None
     finally:
-        guard.cancel()
-        attempt.record.upstream_ms = (time.perf_counter() - started) * 1000
+        timed.end()

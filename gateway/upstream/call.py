@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import httpx
@@ -34,18 +34,24 @@ from gateway.upstream.stream_errors import MalformedGuard, StreamFailure, malfor
 
 __all__ = [
     "ERROR_BODY_LIMIT",
+    "AnswerCheck",
     "EventRole",
     "EventRoles",
     "GuardedDecoder",
     "OpenedStream",
+    "TimedSend",
     "call_json",
+    "classified_answer",
     "closed_early",
     "decode_object",
     "empty_stream",
+    "failure_of",
     "malformed_body",
     "malformed_event",
     "open_stream",
     "raw_chunks",
+    "read_whole",
+    "request_timed_out",
 ]
 
 _DECODER = msgspec.json.Decoder()
@@ -189,7 +195,24 @@ def malformed_guard(attempt: Attempt) -> MalformedGuard:
     )
 
 
-async def _error_from_response(response: httpx.Response, attempt: Attempt, clock: Clock) -> AttemptFailed:
+def classified_answer(
+    status: int, response: httpx.Response, body: bytes, attempt: Attempt, clock: Clock
+) -> AttemptFailed:
+    """The failure an error answer (``status``, the response's headers, ``body`` up to 64 KiB)
+    is classified as."""
+    return AttemptFailed(
+        classify_response(
+            status,
+            response.headers,
+            body[:ERROR_BODY_LIMIT],
+            provider=attempt.upstream.classifier_key,
+            now=clock.now(),
+        )
+    )
+
+
+async def failure_of(response: httpx.Response, attempt: Attempt, clock: Clock) -> AttemptFailed:
+    """The classified failure of an error status (its body read up to 64 KiB, then closed)."""
     body = b""
     try:
         async for chunk in response.aiter_raw():
@@ -200,15 +223,32 @@ async def _error_from_response(response: httpx.Response, attempt: Attempt, clock
         pass
     finally:
         await response.aclose()
-    return AttemptFailed(
-        classify_response(
-            response.status_code,
-            response.headers,
-            body[:ERROR_BODY_LIMIT],
-            provider=attempt.upstream.classifier_key,
-            now=clock.now(),
-        )
-    )
+    return classified_answer(response.status_code, response, body, attempt, clock)
+
+
+class TimedSend:
+    """One attempt's request on its way, under a named timer: :meth:`send` returns the answer
+    of a success status (an error status is raised as its classified failure) and keeps it in
+    :attr:`response`; :meth:`end` stops the timer and records how long the upstream took."""
+
+    __slots__ = ("attempt", "clock", "guard", "response", "started")
+
+    def __init__(self, attempt: Attempt, clock: Clock, seconds: float, name: str) -> None:
+        self.attempt = attempt
+        self.clock = clock
+        self.guard = Watchdog(clock, seconds, name=name)
+        self.started = time.perf_counter()
+        self.response: httpx.Response | None = None
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        response = self.response = await self.attempt.upstream.send(request, stream=True)
+        if response.status_code >= 400:
+            raise await failure_of(response, self.attempt, self.clock)
+        return response
+
+    def end(self) -> None:
+        self.guard.cancel()
+        self.attempt.record.upstream_ms = (time.perf_counter() - self.started) * 1000
 
 
 def _json_instead_of_stream(body: bytes, provider: str) -> AttemptFailed:
@@ -257,51 +297,66 @@ def _json_answer_failure(body: bytes, provider: str) -> AttemptFailed | None:
     return AttemptFailed(classify_stream_error(payload or {}, provider=provider, status_code=200))
 
 
-async def call_json(attempt: Attempt, request: httpx.Request, clock: Clock) -> httpx.Response:
-    """A non-streaming attempt; returns the upstream response with its body read."""
-    upstream = attempt.upstream
-    guard = Watchdog(clock, upstream.settings.timeouts.request, name=REQUEST_TIMEOUT)
-    started = time.perf_counter()
-    response: httpx.Response | None = None
+def request_timed_out(provider: str) -> ClassifiedError:
+    return classify_text("request timed out", provider=provider)
+
+
+AnswerCheck = Callable[[httpx.Response], AttemptFailed | None]
+
+
+async def read_whole(
+    attempt: Attempt,
+    request: httpx.Request,
+    clock: Clock,
+    check: AnswerCheck,
+    *,
+    headless: Callable[[str], ClassifiedError],
+) -> httpx.Response:
+    """A non-streaming attempt under the request timer; returns the upstream response with its
+    body read. ``check`` finds a 2xx answer that is a failure (None for an answer);
+    ``headless`` is the failure when the timer runs out before the response's headers."""
+    provider = attempt.upstream.classifier_key
+    timed = TimedSend(attempt, clock, attempt.upstream.settings.timeouts.request, REQUEST_TIMEOUT)
     try:
-        response = await upstream.send(request, stream=True)
-        if response.status_code >= 400:
-            raise await _error_from_response(response, attempt, clock)
+        response = await timed.send(request)
         await response.aread()
-        failure = _json_answer_failure(response.content, upstream.classifier_key)
+        failure = check(response)
         if failure is not None:
             raise failure
         return response
     except asyncio.CancelledError:
-        if guard.absorb():
-            if response is None:  # not even the headers: a silent deployment
-                raise AttemptFailed(startup_timeout_error(upstream.classifier_key)) from None
-            await response.aclose()
-            raise AttemptFailed(
-                classify_text("request timed out", provider=upstream.classifier_key)
-            ) from None
-        raise
+        if not timed.guard.absorb():
+            raise
+        if timed.response is None:
+            raise AttemptFailed(headless(provider)) from None
+        await timed.response.aclose()
+        raise AttemptFailed(request_timed_out(provider)) from None
     except httpx.HTTPError as exc:
-        raise AttemptFailed(classify_exception(exc, provider=upstream.classifier_key)) from None
+        raise AttemptFailed(classify_exception(exc, provider=provider)) from None
     finally:
-        guard.cancel()
-        attempt.record.upstream_ms = (time.perf_counter() - started) * 1000
+        timed.end()
+
+
+async def call_json(attempt: Attempt, request: httpx.Request, clock: Clock) -> httpx.Response:
+    """A non-streaming JSON attempt; returns the upstream response with its body read. A
+    deployment silent until the timer runs out (not even the headers) is a startup timeout."""
+    provider = attempt.upstream.classifier_key
+
+    def check(response: httpx.Response) -> AttemptFailed | None:
+        return _json_answer_failure(response.content, provider)
+
+    return await read_whole(attempt, request, clock, check, headless=startup_timeout_error)
 
 
 async def open_stream(
     attempt: Attempt, request: httpx.Request, roles: EventRoles, clock: Clock
 ) -> OpenedStream:
     """A streaming attempt up to its commit point, under the startup guard."""
-    upstream = attempt.upstream
-    provider = upstream.classifier_key
-    guard = Watchdog(clock, upstream.settings.timeouts.startup, name=STARTUP_GUARD)
-    started = time.perf_counter()
-    response: httpx.Response | None = None
+    provider = attempt.upstream.classifier_key
+    timed = TimedSend(attempt, clock, attempt.upstream.settings.timeouts.startup, STARTUP_GUARD)
     handed_over = False
     try:
-        response = await upstream.send(request, stream=True)
-        if response.status_code >= 400:
-            raise await _error_from_response(response, attempt, clock)
+        response = await timed.send(request)
         if "json" in response.headers.get("content-type", ""):
             raise _json_instead_of_stream(await response.aread(), provider)
         chunks = raw_chunks(response)
@@ -341,20 +396,19 @@ async def open_stream(
                 seen.append((event, role, payload))
                 committed = committed or role is not EventRole.HARMLESS
             if committed:
-                guard.cancel()
+                timed.guard.cancel()
                 handed_over = True
                 decoder.guard = malformed
                 return OpenedStream(response, chunks, buffered, seen, decoder)
             if not chunk:
                 raise AttemptFailed(closed_early(provider) if any(buffered) else empty_stream(provider))
     except asyncio.CancelledError:
-        if guard.absorb():
+        if timed.guard.absorb():
             raise AttemptFailed(startup_timeout_error(provider)) from None
         raise
     except httpx.HTTPError as exc:
         raise AttemptFailed(classify_exception(exc, provider=provider)) from None
     finally:
-        guard.cancel()
-        attempt.record.upstream_ms = (time.perf_counter() - started) * 1000
-        if response is not None and not handed_over:
-            await response.aclose()
+        timed.end()
+        if timed.response is not None and not handed_over:
+            await timed.response.aclose()
