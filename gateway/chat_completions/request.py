@@ -17,6 +17,7 @@ from gateway.exchange.body import (
     missing,
     optional_bool,
     optional_object,
+    required,
     required_model,
 )
 
@@ -31,11 +32,7 @@ class ChatRequest(msgspec.Struct):
 def parse_chat_request(body: bytes) -> ChatRequest:
     data = decode_json_object(body)
     model = required_model(data)
-    messages = data.get("messages")
-    if messages is None:
-        raise missing("messages")
-    if not isinstance(messages, list):
-        raise invalid_type("messages", "an array of objects", messages)
+    messages = required(data, "messages", list, "an array of objects")
     if not messages:
         raise InvalidRequest(
             "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array "

@@ -7,13 +7,14 @@ integers beyond 64 bits and arrays or objects nested deeper than the decoder fol
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from gateway.errors.client import InvalidRequest
 from gateway.errors.decoding import MALFORMED_JSON
 
+T = TypeVar("T")
 _DECODER = msgspec.json.Decoder()
 
 INVALID_JSON = (
@@ -58,13 +59,30 @@ def invalid_type(param: str, expected: str, value: object) -> InvalidRequest:
     )
 
 
+def optional(data: dict[str, Any], name: str, kind: type[T], expected: str) -> T | None:
+    """``data[name]`` if it is a ``kind``, None if absent or null; a 400 ``invalid_type`` naming
+    ``expected`` otherwise."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, kind):
+        raise invalid_type(name, expected, value)
+    return value
+
+
+def required(data: dict[str, Any], name: str, kind: type[T], expected: str) -> T:
+    """``data[name]``, a ``kind``: a 400 ``missing_required_parameter`` when absent or null,
+    ``invalid_type`` naming ``expected`` otherwise."""
+    value = optional(data, name, kind, expected)
+    if value is None:
+        raise missing(name)
+    return value
+
+
 def required_model(data: dict[str, Any]) -> str:
-    """``data["model"]``, a non-empty string; a 400 ``missing_required_parameter`` when absent or
-    null, ``invalid_type`` otherwise (an empty string included)."""
-    model = data.get("model")
-    if model is None:
-        raise missing("model")
-    if not isinstance(model, str) or not model:
+    """``data["model"]``, a non-empty string (an empty one is an ``invalid_type`` too)."""
+    model = required(data, "model", str, "a string")
+    if not model:
         raise invalid_type("model", "a string", model)
     return model
 
@@ -72,22 +90,13 @@ def required_model(data: dict[str, Any]) -> str:
 def optional_bool(data: dict[str, Any], name: str, default: bool) -> bool:
     """``data[name]`` if it is a boolean, ``default`` if absent or null; a 400 ``invalid_type``
     otherwise (``"stream": 1`` is refused, as OpenAI does, rather than read as true)."""
-    value = data.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise invalid_type(name, "a boolean", value)
-    return value
+    value = optional(data, name, bool, "a boolean")
+    return default if value is None else value
 
 
 def optional_object(data: dict[str, Any], name: str) -> dict[str, Any] | None:
     """``data[name]`` if it is an object, None if absent or null; a 400 ``invalid_type`` otherwise."""
-    value = data.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise invalid_type(name, "an object", value)
-    return value
+    return optional(data, name, dict, "an object")
 
 
 def parse_count(raw: str, *, max_digits: int = 18) -> int | None:

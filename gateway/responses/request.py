@@ -15,6 +15,7 @@ from gateway.errors.client import InvalidRequest
 from gateway.exchange.body import (
     decode_json_object,
     invalid_type,
+    optional,
     optional_bool,
     optional_object,
     required_model,
@@ -87,17 +88,14 @@ def parse_responses_request(body: bytes) -> ResponsesRequest:
             # The gateway's own compaction items become the summary they hold, for every upstream.
             value = for_upstream(value, responses=True)
             data["input"] = value
-    previous = data.get("previous_response_id")
-    if previous is not None:
-        if not isinstance(previous, str):
-            raise invalid_type("previous_response_id", "a string", previous)
-        if not _ID.fullmatch(previous):
-            raise InvalidRequest(
-                f"Invalid 'previous_response_id': '{previous}'. Expected an ID that contains letters, "
-                "numbers, underscores, or dashes, but this value contained additional characters.",
-                param="previous_response_id",
-                code="invalid_value",
-            )
+    previous = optional(data, "previous_response_id", str, "a string")
+    if previous is not None and not _ID.fullmatch(previous):
+        raise InvalidRequest(
+            f"Invalid 'previous_response_id': '{previous}'. Expected an ID that contains letters, "
+            "numbers, underscores, or dashes, but this value contained additional characters.",
+            param="previous_response_id",
+            code="invalid_value",
+        )
     if data.get("conversation") is not None:
         if previous is not None:
             raise errors.conversation_with_previous_response()
@@ -108,12 +106,8 @@ def parse_responses_request(body: bytes) -> ResponsesRequest:
     _check_metadata(data)
     # Read by the gateway to build the Response object: of the wrong type, refused before any
     # upstream call rather than failing once the answer is in.
-    tier = data.get("service_tier")
-    if tier is not None and not isinstance(tier, str):
-        raise invalid_type("service_tier", "a string", tier)
-    instructions = data.get("instructions")
-    if instructions is not None and not isinstance(instructions, str):
-        raise invalid_type("instructions", "a string", instructions)
+    optional(data, "service_tier", str, "a string")
+    optional(data, "instructions", str, "a string")
     return ResponsesRequest(
         data=data,
         model=model,
