@@ -7,24 +7,8 @@ from typing import Annotated, Any
 from litestar import Request, delete, get, patch, post
 from litestar.params import PathParameter
 
-from gateway.api.admin.controller import (
-    Actor,
-    AdminController,
-    Keys,
-    json_body,
-    limit_param,
-    typed_body,
-)
-from gateway.policy.admin import (
-    Deleted,
-    KeyCreate,
-    KeyQuery,
-    KeyView,
-    Page,
-    ResetSpend,
-    Rotate,
-    UsageReport,
-)
+from gateway.api.admin.controller import Actor, AdminController, Keys, json_body, limit_param, typed_body
+from gateway.policy.admin import Deleted, KeyCreate, KeyQuery, KeyView, Page, ResetSpend, Rotate, UsageReport
 from gateway.policy.records import KeyRecord
 
 KeyId = Annotated[str, PathParameter()]

@@ -60,13 +60,7 @@ class KeyAdmin(AdminOps):
         secret = keyfmt.new_key(kid)
         record = KeyRecord(
             id=kid,
-            alias=spec.alias,
-            team_id=spec.team_id,
-            models=spec.models,
-            limits=spec.limits,
-            budgets=spec.budgets,
-            expires_at=spec.expires_at,
-            metadata=spec.metadata,
+            **msgspec.structs.asdict(spec),
             created_at=self.now(),
             created_by=actor,
             masked=keyfmt.masked(secret),

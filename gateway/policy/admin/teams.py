@@ -34,15 +34,7 @@ class TeamAdmin(AdminOps):
             raise InvalidRequest("id must be 1-64 characters without {, }, :, | or spaces.", param="id")
         if spec.id in self.policy.config_teams or await self.store.load_team(spec.id) is not None:
             raise Conflict(f"A team with id '{spec.id}' exists.", param="id", code="team_exists")
-        record = TeamRecord(
-            id=spec.id,
-            name=spec.name,
-            models=spec.models,
-            limits=spec.limits,
-            budgets=spec.budgets,
-            metadata=spec.metadata,
-            created_at=self.now(),
-        )
+        record = TeamRecord(**msgspec.structs.asdict(spec), created_at=self.now())
         await self.store.save_team(record)
         await self.audit(actor, "team.create", spec.id, msgspec.to_builtins(spec))
         return record
