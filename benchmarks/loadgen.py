@@ -17,46 +17,25 @@ which replace the checks of ``stream`` and of an ``"error"`` in a body.
 from __future__ import annotations
 
 import asyncio
-import json
-import math
-import os
-import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import uvloop
-
-from benchmarks.procstat import CLK_TCK, busy_ticks, cpu_ticks_many, rss_kib
+from benchmarks.window import ClientSpec, ClosedLoop, Stats, client_main
 
 _ERROR_MARK = b'"error"'
 _DONE_MARK = b"data: [DONE]"
 _ERROR_BODY = "error body with status 200"
 
 
-@dataclass
-class Spec:
-    host: str
-    port: int
+@dataclass(kw_only=True)
+class Spec(ClientSpec):
     method: str = "POST"
     path: str = "/v1/chat/completions"
-    headers: list[tuple[str, str]] = field(default_factory=list)
     body: str = ""
-    connections: int = 32
-    duration: float = 10.0
-    warmup: float = 2.0
-    timeout: float = 30.0
     stream: bool = False
-    watch_pids: list[int] = field(default_factory=list)
     expect: str | None = None
     reject: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Spec:
-        raw = dict(raw)
-        raw["headers"] = [(str(k), str(v)) for k, v in raw.get("headers", [])]
-        return cls(**raw)
 
     def request_bytes(self) -> bytes:
         body = self.body.encode()
@@ -65,24 +44,6 @@ class Spec:
         if body or self.method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-class Stats:
-    """What the connections report; reset when the measured window opens."""
-
-    def __init__(self) -> None:
-        self.latencies_ns: list[int] = []
-        self.statuses: Counter[int] = Counter()
-        self.errors: Counter[str] = Counter()
-        self.bytes_read = 0
-        self.sample_bad: str | None = None
-        self.recording = True
-
-    def bad(self, kind: str, sample: bytes | str | None = None) -> None:
-        self.errors[kind] += 1
-        if self.sample_bad is None and sample is not None:
-            text = sample.decode("utf-8", "replace") if isinstance(sample, bytes) else sample
-            self.sample_bad = f"{kind}: {text[:600]}"
 
 
 class _Incomplete(Exception):
@@ -240,19 +201,17 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
 
 
-class LoadGenerator:
+class LoadGenerator(ClosedLoop):
+    generator = "builtin"
+
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
         self.request = spec.request_bytes()
         self.stream = spec.stream
         self.expect = spec.expect.encode() if spec.expect is not None else None
         self.reject = [mark.encode() for mark in spec.reject]
-        self.stats = Stats()
-        self.running = True
-        self.total_completed = 0  # warm-up included: to compare with the upstream's own count
+        super().__init__()
         self.connections: list[ClientConnection] = []
-        self.rss_kib: dict[str, list[int | None]] = {}  # pid -> [window start, window end]
-        self.machine_busy_s = 0.0  # CPU seconds the whole machine spent busy in the window
 
     def fault(self, body: bytearray) -> str | None:
         """What is wrong with a 200 answer's body, or None."""
@@ -289,97 +248,32 @@ class LoadGenerator:
             for conn in self.connections:
                 conn.check_timeout(now, timeout_ns)
 
-    async def run(self) -> dict[str, Any]:
-        spec = self.spec
+    def start(self) -> list[asyncio.Task[None]]:
         placeholder = ClientConnection(self)
-        self.connections = [placeholder] * spec.connections
-        tasks = [asyncio.create_task(self._keep_connected(i)) for i in range(spec.connections)]
+        self.connections = [placeholder] * self.spec.connections
+        tasks = [asyncio.create_task(self._keep_connected(i)) for i in range(self.spec.connections)]
         tasks.append(asyncio.create_task(self._watch_timeouts()))
+        return tasks
 
-        await asyncio.sleep(spec.warmup)
-        self.stats = Stats()
+    def reset(self) -> Stats:
+        stats = super().reset()
         for conn in self.connections:
-            conn.stats = self.stats
-        busy_before = busy_ticks()
-        cpu_before = cpu_ticks_many(spec.watch_pids)
-        rss_before = {pid: rss_kib(pid) for pid in spec.watch_pids}
-        own_before = os.times()
-        t0 = time.perf_counter()
+            conn.stats = stats
+        return stats
 
-        await asyncio.sleep(spec.duration)
-        self.stats.recording = False
-        t1 = time.perf_counter()
-        cpu_after = cpu_ticks_many(spec.watch_pids)
-        self.machine_busy_s = (busy_ticks() - busy_before) / CLK_TCK
-        self.rss_kib = {str(pid): [rss_before[pid], rss_kib(pid)] for pid in spec.watch_pids}
-        own_after = os.times()
-        in_flight = sum(1 for c in self.connections if c.in_flight)
+    def in_flight(self) -> int:
+        return sum(1 for c in self.connections if c.in_flight)
 
-        self.running = False
+    def stop(self) -> None:
+        super().stop()
         for conn in self.connections:
             conn._close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-        return self._result(t1 - t0, cpu_before, cpu_after, own_before, own_after, in_flight)
-
-    def _result(
-        self,
-        window: float,
-        cpu_before: dict[int, int | None],
-        cpu_after: dict[int, int | None],
-        own_before: os.times_result,
-        own_after: os.times_result,
-        in_flight: int,
-    ) -> dict[str, Any]:
-        stats = self.stats
-        lat = sorted(stats.latencies_ns)
-
-        def pct(q: float) -> float | None:
-            # Nearest rank: the smallest latency with at least q of the samples at or below it.
-            if not lat:
-                return None
-            return lat[max(0, math.ceil(q * len(lat)) - 1)] / 1e6
-
-        cpu_seconds: dict[str, float | None] = {}
-        for pid in self.spec.watch_pids:
-            before, after = cpu_before.get(pid), cpu_after.get(pid)
-            cpu_seconds[str(pid)] = None if before is None or after is None else (after - before) / CLK_TCK
-        own_cpu = (own_after.user - own_before.user) + (own_after.system - own_before.system)
-        return {
-            "generator": "builtin",
-            "window_s": window,
-            "ok": len(lat),
-            "completed": sum(stats.statuses.values()),
-            "rps": len(lat) / window if window > 0 else 0.0,
-            "latency_ms": {
-                "p50": pct(0.50),
-                "p90": pct(0.90),
-                "p99": pct(0.99),
-                "max": lat[-1] / 1e6 if lat else None,
-                "mean": sum(lat) / len(lat) / 1e6 if lat else None,
-            },
-            "statuses": {str(k): v for k, v in sorted(stats.statuses.items())},
-            "errors": dict(stats.errors),
-            "sample_bad": stats.sample_bad,
-            "bytes_read": stats.bytes_read,
-            "cpu_seconds": cpu_seconds,
-            "rss_kib": self.rss_kib,
-            "machine_busy_s": self.machine_busy_s,
-            "generator_cpu_s": own_cpu,
-            "in_flight_at_end": in_flight,
-            "total_completed": self.total_completed,
-        }
 
 
-def main() -> None:
-    spec = Spec.from_json(json.load(sys.stdin))
-    result = uvloop.run(LoadGenerator(spec).run())
-    json.dump(result, sys.stdout)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+async def _run(raw: dict[str, Any]) -> dict[str, Any]:
+    spec = Spec.from_json(raw)
+    return await LoadGenerator(spec).measure(spec.warmup, spec.duration, spec.watch_pids)
 
 
 if __name__ == "__main__":
-    main()
+    client_main(_run)
