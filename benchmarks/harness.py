@@ -11,6 +11,7 @@ req/s, p50/p99 and the gateway's CPU per response (:class:`Row`).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import secrets
@@ -158,6 +159,17 @@ def run_load(
     return run_client(
         children, "load generator", "benchmarks.loadgen", spec, warmup + duration + timeout + 60
     )
+
+
+def post_once(port: int, path: str, body: str, headers: list[tuple[str, str]]) -> tuple[int, str]:
+    """One ``POST path`` to the gateway before the load: its status and body."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("POST", path, body=body, headers=dict(headers))
+        reply = connection.getresponse()
+        return reply.status, reply.read().decode()
+    finally:
+        connection.close()
 
 
 @dataclass(frozen=True)

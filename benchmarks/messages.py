@@ -17,7 +17,6 @@ passthrough's CPU relative to Chat Completions; it writes ``results/messages.md`
 
 from __future__ import annotations
 
-import http.client
 import json
 import sys
 from typing import Any
@@ -43,16 +42,8 @@ def messages_headers(key: str) -> list[tuple[str, str]]:
 
 def _check_stream(port: int, key: str, model: str) -> None:
     """One streamed Messages request before the load: it must end with ``message_stop``."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        connection.request(
-            "POST", MESSAGES_PATH, body=messages_body(model, True), headers=dict(messages_headers(key))
-        )
-        reply = connection.getresponse()
-        text = reply.read().decode()
-    finally:
-        connection.close()
-    if reply.status != 200 or not text.rstrip().endswith('data: {"type":"message_stop"}'):
+    status, text = harness.post_once(port, MESSAGES_PATH, messages_body(model, True), messages_headers(key))
+    if status != 200 or not text.rstrip().endswith('data: {"type":"message_stop"}'):
         raise BenchError(f"a streamed /v1/messages answer did not end with message_stop: {text[-300:]!r}")
 
 

@@ -7,14 +7,13 @@ with 8 text_delta events, message_delta, message_stop), each event its own chunk
 from __future__ import annotations
 
 from benchmarks.upstream import (
-    _STREAM_FLAG,
     CONTENT_PIECES,
     USAGE,
-    UpstreamProtocol,
     _chunked_stream,
     _fixed,
     _json,
     run_main,
+    with_streaming_route,
 )
 
 CLAUDE_MODEL = "bench-claude"
@@ -65,14 +64,8 @@ MESSAGE = _fixed(
 MESSAGE_STREAM = _chunked_stream(_events())
 
 
-class MessagesUpstream(UpstreamProtocol):
-    """The bench upstream with an Anthropic Messages route."""
-
-    @staticmethod
-    def _route(method: bytes, path: bytes, body: bytes) -> bytes:
-        if method == b"POST" and path == b"/v1/messages":
-            return MESSAGE_STREAM if _STREAM_FLAG.search(body) else MESSAGE
-        return UpstreamProtocol._route(method, path, body)
+# The bench upstream with an Anthropic Messages route.
+MessagesUpstream = with_streaming_route(b"/v1/messages", MESSAGE, MESSAGE_STREAM)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -321,6 +321,20 @@ class UpstreamProtocol(asyncio.Protocol):
             self._transport = None
 
 
+def with_streaming_route(path: bytes, answer: bytes, stream: bytes) -> type[UpstreamProtocol]:
+    """The bench upstream with ``POST path`` too: ``stream`` when the body asks for
+    ``"stream": true``, else ``answer`` (both whole HTTP responses, encoded once)."""
+
+    class Routed(UpstreamProtocol):
+        @staticmethod
+        def _route(method: bytes, target: bytes, body: bytes) -> bytes:
+            if method == b"POST" and target == path:
+                return stream if _STREAM_FLAG.search(body) else answer
+            return UpstreamProtocol._route(method, target, body)
+
+    return Routed
+
+
 async def serve(
     host: str, port: int, protocol: Callable[[], asyncio.Protocol] = UpstreamProtocol, backlog: int = 2048
 ) -> None:
