@@ -44,13 +44,15 @@ check-config: $(STAMP)
 
 ## Gateway vs direct upstream, then each gateway configuration (default, limited key, policy
 ## and metrics off, traces on): req/s, latency, CPU per request, RSS. Options: BENCH_ARGS="...".
-## Then embeddings passthrough beside chat (benchmarks/embeddings.py), and Anthropic Messages
-## passthrough beside Chat Completions (benchmarks/messages.py), and a worker's memory idle,
+## Then embeddings passthrough beside chat (benchmarks/embeddings.py), Anthropic Messages
+## passthrough beside Chat Completions (benchmarks/messages.py), the Responses API over HTTP and
+## WebSocket beside Chat Completions (benchmarks/responses.py), and a worker's memory idle,
 ## under 200 concurrent streams for 60 s and after them (benchmarks/soak.py; SOAK_ARGS="...").
 bench: $(VENV)/.otel
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.embeddings
 	$(BIN)/python -m benchmarks.messages
+	$(BIN)/python -m benchmarks.responses
 	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
 
 # The traces variant of the benchmark needs the OTLP exporter (the `otel` extra).
