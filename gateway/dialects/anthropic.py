@@ -21,15 +21,18 @@ import msgspec
 from gateway.clock import Clock
 from gateway.config import UpstreamApi
 from gateway.dialects.base import (
-    ChunkReader,
+    ConversationStep,
     Emit,
-    Produced,
     ResponsesTurn,
+    UpstreamDialect,
+    prefilled,
+    translated,
+)
+from gateway.dialects.translating import (
     TranslatedResponsesCall,
     TranslatingConverter,
-    prefilled,
+    replayed,
     split_terminal,
-    translated,
 )
 from gateway.errors import ClassifiedError, chat_stream_error_frame, classify_stream_error
 from gateway.errors.anthropic import anthropic_stream_error_frame
@@ -264,7 +267,7 @@ class AnthropicConversation:
         self.request = attempt.upstream.request("POST", PATH, body)
         self.roles = ROLES
 
-    def reader(self, clock: Clock) -> ChunkReader:
+    def reader(self, clock: Clock) -> AnthropicChunks:
         return chat_chunks(self._attempt, clock, self._context)
 
 
@@ -286,9 +289,6 @@ class AnthropicConverter(TranslatingConverter[AnthropicToResponsesStream]):
             events.extend(self._stream.finish(completed_at=self._completed_at()))
         return split_terminal(events)
 
-    def end(self) -> Emit:
-        raise StreamTruncated
-
 
 class AnthropicResponsesCall(TranslatedResponsesCall):
     """A Responses request translated to Messages (through Chat), answers translated back;
@@ -300,51 +300,41 @@ class AnthropicResponsesCall(TranslatedResponsesCall):
         super().__init__(attempt, turn, attempt.upstream.request("POST", PATH, body), ROLES, clock)
         self._context = context
 
-    def answer(self, content: bytes) -> Produced:
-        response = response_from_anthropic_message(
-            _DECODER.decode(content), **self.shell(), context=self._context, completed_at=self.now()
+    def response(self, answer: dict[str, Any]) -> dict[str, Any]:
+        return response_from_anthropic_message(
+            answer, **self.shell(), context=self._context, completed_at=self.now()
         )
-        return Produced(response, None)
 
     def converter(self) -> AnthropicConverter:
         stream = AnthropicToResponsesStream(**self.shell(), context=self._context)
         return AnthropicConverter(stream, provider=self._provider, completed_at=self.now)
 
 
-class AnthropicDialect:
+class AnthropicDialect(UpstreamDialect):
     api = UpstreamApi.ANTHROPIC
-    stores_responses = False
 
     def chat_call(
         self, attempt: Attempt, data: dict[str, Any], *, clock: Clock, ask_usage: bool
     ) -> AnthropicChatCall:
         return AnthropicChatCall(attempt, data, clock)
 
-    def conversation_call(
-        self,
-        attempt: Attempt,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        *,
-        previous_response_id: str | None,
-        store: bool,
-    ) -> AnthropicConversation:
-        return AnthropicConversation(attempt, messages, tools)
+    def conversation(self, attempt: Attempt, step: ConversationStep) -> AnthropicConversation:
+        return AnthropicConversation(attempt, step.messages, step.tools)
 
     async def responses_call(
         self, attempt: Attempt, turn: ResponsesTurn, *, clock: Clock, native: bool
     ) -> AnthropicResponsesCall:
-        items = await turn.replay_input(for_responses=False)
         context = AnthropicContext()
-        body = translated(
-            lambda: anthropic_request_from_responses(
-                turn.data,
+        body = await replayed(
+            turn,
+            lambda data, items: anthropic_request_from_responses(
+                data,
                 items,
                 upstream_model=attempt.deployment.upstream_model,
                 default_max_tokens=turn.anthropic_max_tokens,
                 schema_repair=repair_for_anthropic,
                 context=context,
-            )
+            ),
         )
         return AnthropicResponsesCall(attempt, turn, _ENCODER.encode(body), context, clock)
 
@@ -417,7 +407,7 @@ class MessagesContinuation(MessagesRequest):
 
     __slots__ = ()
 
-    def reader(self, clock: Clock) -> ChunkReader:
+    def reader(self, clock: Clock) -> AnthropicChunks:
         return chat_chunks(self.attempt, clock, AnthropicContext())
 
 

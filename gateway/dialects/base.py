@@ -14,21 +14,24 @@ call on it:
 
 Every call object carries the ``httpx.Request`` to send and the stream's
 :class:`~gateway.upstream.call.EventRoles`; the failover loop, the commit point and the
-post-commit guard are the same for all of them.
+post-commit guard are the same for all of them. Each adapter subclasses :class:`UpstreamDialect`;
+one that translates Responses requests to its own API builds its call on
+:mod:`gateway.dialects.translating`.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
 from gateway.clock import Clock
 from gateway.config import UpstreamApi
 from gateway.errors.client import InvalidRequest
-from gateway.translate import Ids, TranslationError, encode_event
-from gateway.translate.responses_answer import ResponseShell, response_error
+from gateway.translate import Ids, TranslationError
+from gateway.translate.responses_answer import response_error
 from gateway.upstream.call import EventRoles
 from gateway.upstream.committed import Relay
 from gateway.upstream.failover import Attempt
@@ -213,57 +216,6 @@ class ResponsesCall(Protocol):
     def converter(self) -> Converter: ...
 
 
-class TranslatedResponsesCall:
-    """A Responses request translated to another upstream dialect: the subclass turns the
-    upstream's answer and stream back into Responses around :meth:`shell`."""
-
-    def __init__(
-        self, attempt: Attempt, turn: ResponsesTurn, request: httpx.Request, roles: EventRoles, clock: Clock
-    ) -> None:
-        self.request = request
-        self.roles = roles
-        self._turn = turn
-        self._clock = clock
-        self._provider = attempt.upstream.classifier_key
-
-    def shell(self) -> ResponseShell:
-        turn = self._turn
-        return ResponseShell(
-            request=turn.data,
-            response_id=turn.response_id,
-            created_at=turn.created_at,
-            ids=turn.ids,
-            previous_response_id=turn.previous_response_id,
-        )
-
-    def now(self) -> int:
-        return int(self._clock.now())
-
-
-class ResponsesTranslator(Protocol):
-    """A stream translator to Responses events (``ChatToResponsesStream`` and its kin)."""
-
-    def finish(self, *, completed_at: int | None = None) -> list[Event]: ...
-
-    def fail(self, error_object: Mapping[str, Any]) -> list[Event]: ...
-
-
-S = TypeVar("S", bound=ResponsesTranslator)
-
-
-class TranslatingConverter(Generic[S]):
-    """A :class:`Converter` over a translator ``stream``; the subclass feeds it each event."""
-
-    def __init__(self, stream: S, *, provider: str, completed_at: Callable[[], int]) -> None:
-        self._stream = stream
-        self._provider = provider
-        self._completed_at = completed_at
-        self.upstream_id: str | None = None
-
-    def fail(self, error: Mapping[str, Any]) -> Emit:
-        return split_terminal(self._stream.fail(error))
-
-
 TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
@@ -288,29 +240,31 @@ def failure_events(
     return first, {"type": "response.failed", "response": failed, "sequence_number": sequence_number + 1}
 
 
-def split_terminal(events: list[Event]) -> Emit:
-    """Translated events as frames, the terminal one held back."""
-    if events and events[-1]["type"] in TERMINAL:
-        return Emit(b"".join(encode_event(e) for e in events[:-1]), events[-1])
-    return Emit(b"".join(encode_event(e) for e in events))
-
-
 # -- the adapter -------------------------------------------------------------------------------
 
 
-class UpstreamDialect(Protocol):
-    @property
-    def api(self) -> UpstreamApi: ...
+class ConversationStep(NamedTuple):
+    """A stateful chat's step: Chat Completions ``messages`` and function ``tools``; where the
+    dialect :attr:`~UpstreamDialect.stores_responses`, the stored answer to chain from and
+    whether to store this one."""
 
-    @property
-    def stores_responses(self) -> bool:
-        """Answers can be stored upstream and continued by ``previous_response_id``."""
-        ...
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    previous_response_id: str | None
+    store: bool
 
+
+class UpstreamDialect(abc.ABC):
+    """One upstream API's adapter (one instance serves every deployment that speaks it)."""
+
+    api: ClassVar[UpstreamApi]
+    # Answers can be stored upstream and continued by ``previous_response_id``.
+    stores_responses: ClassVar[bool] = False
+
+    @abc.abstractmethod
     def chat_call(self, attempt: Attempt, data: dict[str, Any], *, clock: Clock, ask_usage: bool) -> ChatCall:
         """``data``: the client's Chat Completions request. ``ask_usage``: ask the upstream
         for the streaming usage chunk (the relay's tap hides it from the client)."""
-        ...
 
     def conversation_call(
         self,
@@ -323,15 +277,19 @@ class UpstreamDialect(Protocol):
     ) -> ConversationCall:
         """A streamed step over Chat Completions ``messages`` and function ``tools``;
         ``previous_response_id`` only where :attr:`stores_responses`."""
-        ...
+        return self.conversation(attempt, ConversationStep(messages, tools, previous_response_id, store))
 
+    @abc.abstractmethod
+    def conversation(self, attempt: Attempt, step: ConversationStep) -> ConversationCall:
+        """The streamed request of one :class:`ConversationStep` (see :meth:`conversation_call`)."""
+
+    @abc.abstractmethod
     async def responses_call(
         self, attempt: Attempt, turn: ResponsesTurn, *, clock: Clock, native: bool
     ) -> ResponsesCall:
         """``native``: continue the parent stored upstream (only where :attr:`stores_responses`)."""
-        ...
 
+    @abc.abstractmethod
     def continuation_call(self, attempt: Attempt, chat: dict[str, Any], text: str) -> ConversationCall:
         """A streamed request for the rest of an answer to the Chat Completions request
         ``chat`` that starts with ``text`` (:func:`prefilled`), read back as Chat chunks."""
-        ...

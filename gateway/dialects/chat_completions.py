@@ -15,16 +15,12 @@ import msgspec
 
 from gateway.clock import Clock
 from gateway.config import ProviderKind, UpstreamApi
-from gateway.dialects.base import (
-    ChunkReader,
-    Emit,
-    Produced,
-    ResponsesTurn,
+from gateway.dialects.base import ConversationStep, Emit, ResponsesTurn, UpstreamDialect, prefilled
+from gateway.dialects.translating import (
     TranslatedResponsesCall,
     TranslatingConverter,
-    prefilled,
+    replayed,
     split_terminal,
-    translated,
 )
 from gateway.errors import chat_stream_error_frame, classify_stream_error
 from gateway.translate import (
@@ -42,7 +38,6 @@ from gateway.upstream.tool_schemas import repair_chat_tools
 PATH = "/chat/completions"
 DONE_MARKER = DONE_FRAME[:-2]
 _ENCODER = msgspec.json.Encoder()
-_DECODER = msgspec.json.Decoder(dict[str, Any])
 
 
 class ChatEventRoles:
@@ -163,7 +158,7 @@ class ChatConversation:
         self.roles = ROLES
         self.provider = provider
 
-    def reader(self, clock: Clock) -> ChunkReader:
+    def reader(self, clock: Clock) -> ChatChunks:
         return ChatChunks(self.provider)
 
 
@@ -218,11 +213,8 @@ class ChatConverter(TranslatingConverter[ChatToResponsesStream]):
 class ChatResponsesCall(TranslatedResponsesCall):
     """A Responses request translated to Chat Completions, answers translated back."""
 
-    def answer(self, content: bytes) -> Produced:
-        response = response_from_chat_completion(
-            _DECODER.decode(content), **self.shell(), completed_at=self.now()
-        )
-        return Produced(response, None)
+    def response(self, answer: dict[str, Any]) -> dict[str, Any]:
+        return response_from_chat_completion(answer, **self.shell(), completed_at=self.now())
 
     def converter(self) -> ChatConverter:
         return ChatConverter(
@@ -230,7 +222,7 @@ class ChatResponsesCall(TranslatedResponsesCall):
         )
 
 
-class ChatEndpointCalls:
+class ChatEndpointCalls(UpstreamDialect):
     """Chat Completions requests and continuations on the provider's Chat Completions endpoint
     (every OpenAI-style provider has one, whichever API serves its Responses requests)."""
 
@@ -246,27 +238,18 @@ class ChatEndpointCalls:
 
 class ChatCompletionsDialect(ChatEndpointCalls):
     api = UpstreamApi.CHAT
-    stores_responses = False
 
-    def conversation_call(
-        self,
-        attempt: Attempt,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        *,
-        previous_response_id: str | None,
-        store: bool,
-    ) -> ChatConversation:
-        body = _ENCODER.encode(conversation_body(attempt, messages, tools))
+    def conversation(self, attempt: Attempt, step: ConversationStep) -> ChatConversation:
+        body = _ENCODER.encode(conversation_body(attempt, step.messages, step.tools))
         upstream = attempt.upstream
         return ChatConversation(upstream.request("POST", PATH, body), upstream.classifier_key)
 
     async def responses_call(
         self, attempt: Attempt, turn: ResponsesTurn, *, clock: Clock, native: bool
     ) -> ChatResponsesCall:
-        items = await turn.replay_input(for_responses=False)
-        body = translated(
-            lambda: chat_request_from_responses(turn.data, items, upstream_kind=attempt.upstream.kind)
+        body = await replayed(
+            turn,
+            lambda data, items: chat_request_from_responses(data, items, upstream_kind=attempt.upstream.kind),
         )
         body["model"] = attempt.deployment.upstream_model
         if body.get("tools"):

@@ -20,6 +20,7 @@ from gateway.clock import Clock
 from gateway.config import UpstreamApi
 from gateway.dialects.base import (
     ChunkReader,
+    ConversationStep,
     Emit,
     Produced,
     ResponsesTurn,
@@ -368,25 +369,19 @@ class ResponsesDialect(ChatEndpointCalls):
     api = UpstreamApi.RESPONSES
     stores_responses = True
 
-    def conversation_call(
-        self,
-        attempt: Attempt,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        *,
-        previous_response_id: str | None,
-        store: bool,
-    ) -> ResponsesConversation:
+    def conversation(self, attempt: Attempt, step: ConversationStep) -> ResponsesConversation:
         body: dict[str, Any] = {
             "model": attempt.deployment.upstream_model,
-            "input": responses_input(messages),
+            "input": responses_input(step.messages),
             "stream": True,
-            "store": store,
+            "store": step.store,
         }
-        if previous_response_id is not None:
-            body["previous_response_id"] = previous_response_id
-        if tools:
-            body["tools"] = responses_tools(list(repair_chat_tools(tools, attempt.upstream.schema_target)))
+        if step.previous_response_id is not None:
+            body["previous_response_id"] = step.previous_response_id
+        if step.tools:
+            body["tools"] = responses_tools(
+                list(repair_chat_tools(step.tools, attempt.upstream.schema_target))
+            )
         return ResponsesConversation(attempt, _ENCODER.encode(body))
 
     async def responses_call(
