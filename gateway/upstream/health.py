@@ -7,9 +7,9 @@ a router without a registry (tests, tools) records into.
 
 from __future__ import annotations
 
-from typing import Any
+from prometheus_client import CollectorRegistry
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from gateway.telemetry.series import Counter, Gauge
 
 STATE_VALUES = {"closed": 0, "open": 1, "half_open": 2}
 
@@ -42,74 +42,63 @@ class NoMetrics:
 class HealthMetrics(NoMetrics):
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
+        deployment = ("provider", "model")
         self._malformed = Counter(
+            r,
             "gw_stream_malformed_events",
             "Malformed upstream stream events dropped after the commit point.",
-            ["provider"],
-            registry=r,
+            ("provider",),
         )
         self._rescues = Counter(
+            r,
             "gw_stream_rescues",
             "Broken committed streams: continued elsewhere (continued), not continued (no_candidate, "
             "not_continuable, refused, failed).",
-            ["provider", "result"],
-            registry=r,
+            ("provider", "result"),
         )
         self._state = Gauge(
+            r,
             "gw_breaker_state",
             "Circuit breaker per deployment as this process sees it: 0 closed, 1 open, 2 half-open.",
-            ["provider", "model"],
-            registry=r,
+            deployment,
         )
-        self._opens = Counter(
-            "gw_breaker_opens", "Circuit breakers this process opened.", ["provider", "model"], registry=r
-        )
+        self._opens = Counter(r, "gw_breaker_opens", "Circuit breakers this process opened.", deployment)
         self._probes = Counter(
+            r,
             "gw_breaker_probes",
             "Half-open probes this process sent, by outcome (started, success, failure).",
-            ["provider", "model", "result"],
-            registry=r,
+            (*deployment, "result"),
         )
         self._skips = Counter(
-            "gw_breaker_skips",
-            "Deployments routed around because their breaker was open.",
-            ["provider", "model"],
-            registry=r,
+            r, "gw_breaker_skips", "Deployments routed around because their breaker was open.", deployment
         )
         self._store_errors = Counter(
-            "gw_breaker_store_errors", "Breaker reads or writes that failed to reach Redis.", registry=r
+            r, "gw_breaker_store_errors", "Breaker reads or writes that failed to reach Redis.", ()
         )
         self._degraded = Gauge(
+            r,
             "gw_breaker_degraded",
             "1 while breakers run on per-process state because Redis is unreachable.",
-            registry=r,
+            (),
         )
-        self._children: dict[tuple[Any, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
 
     def malformed(self, provider: str) -> None:
-        self._child(self._malformed, provider).inc()
+        self._malformed.labels(provider).inc()
 
     def rescue(self, provider: str, result: str) -> None:
-        self._child(self._rescues, provider, result).inc()
+        self._rescues.labels(provider, result).inc()
 
     def breaker_state(self, provider: str, model: str, state: str) -> None:
-        self._child(self._state, provider, model).set(STATE_VALUES[state])
+        self._state.labels(provider, model).set(STATE_VALUES[state])
 
     def breaker_opened(self, provider: str, model: str) -> None:
-        self._child(self._opens, provider, model).inc()
+        self._opens.labels(provider, model).inc()
 
     def breaker_probe(self, provider: str, model: str, result: str) -> None:
-        self._child(self._probes, provider, model, result).inc()
+        self._probes.labels(provider, model, result).inc()
 
     def breaker_skip(self, provider: str, model: str) -> None:
-        self._child(self._skips, provider, model).inc()
+        self._skips.labels(provider, model).inc()
 
     def breaker_store(self, *, degraded: bool) -> None:
         if degraded:
