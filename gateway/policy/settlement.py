@@ -28,49 +28,76 @@ from gateway.telemetry.metrics import Metrics
 
 log = logging.getLogger("gateway.policy")
 _ENCODER = msgspec.json.Encoder()
-# Rollup metrics, by their short field names; the org-wide rollup keeps fewer of them.
+# The rollup metrics of one request, in the order of ``SettleItem.values``; the org-wide rollup
+# keeps fewer of them. A metric that sums to 0 is not written (``req`` always is).
+_METRICS = ("req", "in", "cin", "cwr", "out", "rsn", "nusd", "err")
 _ORG_METRICS = ("req", "in", "out", "nusd", "err")
+_COST = _METRICS.index("nusd")
+
+
+class SettleShape:
+    """What the settlements of one key, team and model in one minute share: the settle
+    script's keys and counter TTLs, and the rollup field names. Built once and cached, so a
+    request only adds its numbers; the settler groups a batch by shape."""
+
+    __slots__ = ("keys", "org_names", "org_rollup", "rollup_names", "ttls")
+
+    def __init__(
+        self,
+        keys: tuple[str, ...],
+        ttls: tuple[int, ...],
+        rollup_names: tuple[tuple[str, ...], ...],
+        org_rollup: str,
+        org_names: tuple[tuple[int, str], ...],
+    ) -> None:
+        self.keys = keys  # settle.lua's keys: leases, holds, token limiters, rollup, spend
+        self.ttls = ttls  # per spend counter, seconds (0 = none)
+        self.rollup_names = rollup_names  # per metric of _METRICS, its field in each scope
+        self.org_rollup = org_rollup  # the org-wide rollup's name
+        self.org_names = org_names  # (metric index, field) of the org-wide rollup
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SettleItem:
     """One finished request, as the settler needs it."""
 
-    keys: tuple[str, ...]  # settle.lua's keys: leases, holds, token limiters, rollup, spend
+    shape: SettleShape
     now_ms: str  # "" = Redis's clock
     request_id: str
     hold_member: str  # "" = no budget hold
-    cost: int  # nano-USD
     delta: int  # reported - estimated tokens (0 when not reported)
     tpm: tuple[int, int]  # the key's and team's tokens per minute
-    ttls: list[int]  # per spend counter, seconds (0 = none)
-    rollup: dict[str, int]  # day rollup fields of the key's root
-    org_rollup: str  # the org-wide rollup's name
-    org_fields: dict[str, int]
+    values: tuple[int, ...]  # the rollup metrics, in the order of _METRICS
     event: bytes  # the usage event, encoded
 
 
-def settle_args(group: Sequence[SettleItem]) -> list[Any]:
-    """``settle.lua`` arguments for requests that share every key: costs, token corrections and
-    rollups are sums, so one call settles them all."""
+def column_sums(group: Sequence[SettleItem]) -> list[int]:
+    """The rollup metrics of ``group``, summed."""
+    if len(group) == 1:
+        return list(group[0].values)
+    return [sum(column) for column in zip(*(item.values for item in group), strict=True)]
+
+
+def settle_args(shape: SettleShape, group: Sequence[SettleItem], sums: Sequence[int]) -> list[Any]:
+    """``settle.lua`` arguments for requests of one shape (``sums``: their summed metrics):
+    costs, token corrections and rollups are sums, so one call settles them all."""
     last = group[-1]
-    rollup: dict[str, int] = {}
-    for item in group:
-        for field, value in item.rollup.items():
-            rollup[field] = rollup.get(field, 0) + value
     args: list[Any] = [
         max(item.now_ms for item in group),
-        sum(item.cost for item in group),
+        sums[_COST],
         sum(item.delta for item in group),
         last.tpm[0],
         last.tpm[1],
         "\t".join(item.request_id for item in group),
         "\t".join(item.hold_member for item in group if item.hold_member),
-        len(last.ttls),
-        *last.ttls,
+        len(shape.ttls),
+        *shape.ttls,
     ]
-    for field, value in rollup.items():
-        args += [field, value]
+    for index, names in enumerate(shape.rollup_names):
+        value = sums[index]
+        if value or index == 0:
+            for name in names:
+                args += (name, value)
     return args
 
 
@@ -119,16 +146,25 @@ class Settler:
             log.error("settlement of %d requests failed: %s", len(batch), exc)
 
     async def _flush(self, batch: Sequence[SettleItem]) -> None:
-        # Requests of one key (and team, model and day) share every key of the settle script:
-        # one call per such group. The org-wide rollups are summed over the whole batch.
-        groups: dict[tuple[str, ...], list[SettleItem]] = {}
-        org: dict[str, dict[str, int]] = {}
+        # Requests of one shape (key, team, model, minute) share every key of the settle
+        # script: one call per shape. The org-wide rollups are summed over the whole batch.
+        groups: dict[SettleShape, list[SettleItem]] = {}
         for item in batch:
-            groups.setdefault(item.keys, []).append(item)
-            sums = org.setdefault(item.org_rollup, {})
-            for field, value in item.org_fields.items():
-                sums[field] = sums.get(field, 0) + value
-        calls = [(list(keys), settle_args(group)) for keys, group in groups.items()]
+            group = groups.get(item.shape)
+            if group is None:
+                groups[item.shape] = [item]
+            else:
+                group.append(item)
+        calls: list[tuple[list[str], list[Any]]] = []
+        org: dict[str, dict[str, int]] = {}
+        for shape, group in groups.items():
+            sums = column_sums(group)
+            calls.append((list(shape.keys), settle_args(shape, group, sums)))
+            fields = org.setdefault(shape.org_rollup, {})
+            for index, name in shape.org_names:
+                value = sums[index]
+                if value or index == 0:
+                    fields[name] = fields.get(name, 0) + value
         await self._store.settle(calls, [item.event for item in batch], org)
         self._metrics.settle_batch.observe(len(batch))
 
@@ -154,6 +190,8 @@ class Settlement:
         self.windows = windows
         self.settler = settler
         self.enabled = enabled
+        self._shapes: dict[tuple[str, str, str | None, str], SettleShape] = {}
+        self._shapes_of: dict[str, tuple[str, int]] | None = None  # the windows they were built in
 
     def record(
         self,
@@ -222,61 +260,75 @@ class Settlement:
     def _item(
         self, ticket: Ticket, usage: Usage, status: int, cost: int, now: float, event: bytes
     ) -> SettleItem:
-        """The settlement of one request: the script's keys and arguments, rollups, event."""
+        """The settlement of one request: its shape, numbers and event."""
         assert ticket.caller is not None
         key, team = ticket.caller.key, ticket.caller.team
-        s, root, model = self.store, key.root, ticket.model
-        ids = self.windows.at(now)
-        day = ids["day"][0][1:]
-        tid = team.id if team is not None else "-"
-        spend_keys = [s.spend(root, "key", key.id, ids[w][0]) for w in ids]
-        ttls = [ids[w][1] for w in ids]
-        if team is not None:
-            spend_keys += [s.spend(root, "team", tid, ids[w][0]) for w in ids]
-            ttls += ttls
         delta = (
             usage.input_tokens + usage.output_tokens - ticket.estimate if usage.source == "reported" else 0
         )
-        metrics = {
-            "req": 1,
-            "in": usage.input_tokens,
-            "cin": usage.cache_read_tokens,
-            "cwr": usage.cache_write_tokens,
-            "out": usage.output_tokens,
-            "rsn": usage.reasoning_tokens,
-            "nusd": cost,
-            "err": 1 if status >= 400 else 0,
-        }
-        rollup: dict[str, int] = {}
-        for scope in [f"k:{key.id}"] + ([f"t:{tid}"] if team is not None else []):
-            for name, value in metrics.items():
-                if value or name == "req":
-                    rollup[f"{scope}|{model}|{name}"] = value
-        org: dict[str, int] = {}
-        for scope in [f"key:{key.id}", f"model:{model}"] + ([f"team:{tid}"] if team is not None else []):
-            for name in _ORG_METRICS:
-                if metrics[name] or name == "req":
-                    org[f"{scope}|{name}"] = metrics[name]
         return SettleItem(
-            keys=(
-                s.leases(root, "key", key.id),
-                s.leases(root, "team", tid),
-                s.holds(root, "key", key.id),
-                s.holds(root, "team", tid),
-                s.rl(root, "key", key.id, "tpm"),
-                s.rl(root, "team", tid, "tpm"),
-                s.rollup(root, day),
-                *spend_keys,
-            ),
+            shape=self._shape(ticket, now),
             now_ms=ticket.now_ms and str(int(now * 1000)),
             request_id=ticket.request_id,
             hold_member=ticket.hold_member,
-            cost=cost,
             delta=delta,
             tpm=(key.limits.tpm or 0, (team.limits.tpm or 0) if team is not None else 0),
-            ttls=ttls,
-            rollup=rollup,
-            org_rollup=s.org_rollup(day),
-            org_fields=org,
+            values=(
+                1,
+                usage.input_tokens,
+                usage.cache_read_tokens,
+                usage.cache_write_tokens,
+                usage.output_tokens,
+                usage.reasoning_tokens,
+                cost,
+                1 if status >= 400 else 0,
+            ),
             event=event,
+        )
+
+    def _shape(self, ticket: Ticket, now: float) -> SettleShape:
+        """The cached shape of ``ticket``'s settlement (the cache lives for one minute: the
+        windows, and so the spend counters' names and TTLs, change on minute boundaries)."""
+        assert ticket.caller is not None
+        key, team = ticket.caller.key, ticket.caller.team
+        ids = self.windows.at(now)
+        if ids is not self._shapes_of:
+            self._shapes.clear()
+            self._shapes_of = ids
+        tid = team.id if team is not None else None
+        cached = (key.root, key.id, tid, ticket.model)
+        shape = self._shapes.get(cached)
+        if shape is None:
+            shape = self._shapes[cached] = self._new_shape(key.root, key.id, tid, ticket.model, ids)
+        return shape
+
+    def _new_shape(
+        self, root: str, kid: str, tid: str | None, model: str, ids: dict[str, tuple[str, int]]
+    ) -> SettleShape:
+        s, day = self.store, ids["day"][0][1:]
+        team = tid if tid is not None else "-"
+        spend_keys = [s.spend(root, "key", kid, ids[w][0]) for w in ids]
+        ttls = [ids[w][1] for w in ids]
+        if tid is not None:
+            spend_keys += [s.spend(root, "team", team, ids[w][0]) for w in ids]
+            ttls += ttls
+        scopes = [f"k:{kid}"] + ([f"t:{team}"] if tid is not None else [])
+        org_scopes = [f"key:{kid}", f"model:{model}"] + ([f"team:{team}"] if tid is not None else [])
+        return SettleShape(
+            keys=(
+                s.leases(root, "key", kid),
+                s.leases(root, "team", team),
+                s.holds(root, "key", kid),
+                s.holds(root, "team", team),
+                s.rl(root, "key", kid, "tpm"),
+                s.rl(root, "team", team, "tpm"),
+                s.rollup(root, day),
+                *spend_keys,
+            ),
+            ttls=tuple(ttls),
+            rollup_names=tuple(tuple(f"{scope}|{model}|{name}" for scope in scopes) for name in _METRICS),
+            org_rollup=s.org_rollup(day),
+            org_names=tuple(
+                (_METRICS.index(name), f"{scope}|{name}") for scope in org_scopes for name in _ORG_METRICS
+            ),
         )
