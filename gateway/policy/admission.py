@@ -25,11 +25,10 @@ from gateway.policy.authentication import Authenticator, Caller
 from gateway.policy.records import has_limits, model_allowed
 from gateway.policy.refusals import denial, refusal, store_failed
 from gateway.policy.settlement import Settlement
-from gateway.policy.store import STORE_ERRORS, PolicyStore
+from gateway.policy.store import STORE_ERRORS
 from gateway.policy.tickets import LeaseRenewal, Ticket
 from gateway.policy.windows import WindowCache
 from gateway.pricing import PriceTable, Usage
-from gateway.telemetry.metrics import Metrics
 
 log = logging.getLogger("gateway.policy")
 # Admission answers "stale" when the caller's cached record is older than Redis's; it is read
@@ -98,9 +97,6 @@ class Admission:
     def __init__(
         self,
         settings: Settings,
-        store: PolicyStore,
-        clock: Clock,
-        metrics: Metrics,
         *,
         auth: Authenticator,
         prices: PriceTable,
@@ -111,9 +107,8 @@ class Admission:
     ) -> None:
         self.config = config = settings.policy
         self.enabled = config.enabled
-        self.store = store
-        self.clock = clock
-        self.metrics = metrics
+        # The store, clock and metrics of the authentication: one set for the policy's parts.
+        self.store, self.clock, self.metrics = auth.store, auth.clock, auth.metrics
         self.auth = auth
         self.prices = prices
         self.windows = windows
@@ -126,7 +121,7 @@ class Admission:
         # With on_store_error "open", a request during a Redis outage is let through at once
         # instead of after the command timeout (closed: each waits, and gets its 503).
         self.fail_open = config.on_store_error == "open"
-        self.circuit = StoreCircuit(clock, STORE_RETRY_SECONDS)
+        self.circuit = StoreCircuit(self.clock, STORE_RETRY_SECONDS)
         # Releases of admissions that timed out, until Redis takes them.
         self._releases: set[asyncio.Task[None]] = set()
 

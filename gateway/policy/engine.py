@@ -96,9 +96,6 @@ class PolicyService:
         )
         self.admission = Admission(
             settings,
-            self.store,
-            clock,
-            metrics,
             auth=self.authenticator,
             prices=self.prices,
             windows=windows,
