@@ -69,11 +69,6 @@ class GaugeSeries:
     def get(self) -> float:
         return self.value
 
-    @property
-    def _value(self) -> GaugeSeries:
-        """prometheus_client's name for a gauge's value holder: tests read ``_value.get()``."""
-        return self
-
 
 class HistogramSeries:
     """One labelled histogram: the count per bucket (not cumulative) and the sum."""

@@ -117,8 +117,15 @@ def test_a_client_that_goes_away_cancels_its_turn(gw: RunningGateway, fake: Fake
     with connect(url(gw), additional_headers={"Authorization": f"Bearer {GATEWAY_KEY}"}) as ws:
         ws.send(json.dumps({"type": "response.create", "model": "chat-model", "input": "long"}))
         assert json.loads(ws.recv(timeout=10))["type"] == "response.created"
-        assert gw.services.metrics.in_flight("/v1/responses")._value.get() == 1
+        assert (
+            gw.services.metrics.registry.get_sample_value("gw_inflight_requests", {"route": "/v1/responses"})
+            == 1
+        )
     # The upstream call is dropped: nothing in flight stays behind on the gateway.
     poll_until(
-        lambda: gw.services.metrics.in_flight("/v1/responses")._value.get() == 0, what="the turn's end"
+        lambda: (
+            gw.services.metrics.registry.get_sample_value("gw_inflight_requests", {"route": "/v1/responses"})
+            == 0
+        ),
+        what="the turn's end",
     )
