@@ -156,23 +156,46 @@ class StreamUsageTap:
         return out
 
     def _take(self, ready: bytes) -> bytes:
+        """``ready`` with its usage event(s) read, and dropped when stripped; the bytes around
+        them are passed on as they came (a stream carries one usage chunk: it alone is parsed)."""
         out: list[bytes] = []
-        for event in ready.replace(b"\r\n", b"\n").split(b"\n\n"):
-            if not event:
-                continue
-            if _USAGE_MARK in event:
-                data = b"".join(line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:"))
-                try:
-                    payload = msgspec.json.decode(data)
-                except msgspec.DecodeError:
-                    payload = None
-                if isinstance(payload, dict):
-                    found = usage_from_dict(payload.get("usage"))
-                    if found is not None:
-                        self.usage = found
-                        model = payload.get("model")
-                        self.model = model if isinstance(model, str) else None
-                    if self._strip and payload.get("choices") == []:
-                        continue
-            out.append(event + b"\n\n")
+        pos = 0
+        while (mark := ready.find(_USAGE_MARK, pos)) >= 0:
+            start = _event_start(ready, pos, mark)
+            end = _event_end(ready, mark)
+            out.append(ready[pos:start])
+            if self._keep(ready[start:end]):
+                out.append(ready[start:end])
+            pos = end
+        out.append(ready[pos:])
         return b"".join(out)
+
+    def _keep(self, event: bytes) -> bool:
+        """Read the usage of one event; False when it is the usage-only chunk to hide."""
+        lines = event.replace(b"\r\n", b"\n").split(b"\n")
+        data = b"".join(line[5:].lstrip() for line in lines if line.startswith(b"data:"))
+        try:
+            payload = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            return True
+        if not isinstance(payload, dict):
+            return True
+        found = usage_from_dict(payload.get("usage"))
+        if found is not None:
+            self.usage = found
+            model = payload.get("model")
+            self.model = model if isinstance(model, str) else None
+        return not (self._strip and payload.get("choices") == [])
+
+
+def _event_start(data: bytes, pos: int, at: int) -> int:
+    """Where the event around ``at`` starts: after the last blank line between ``pos`` and it."""
+    lf, crlf = data.rfind(b"\n\n", pos, at), data.rfind(b"\r\n\r\n", pos, at)
+    return max(lf + 2 if lf >= 0 else pos, crlf + 4 if crlf >= 0 else pos)
+
+
+def _event_end(data: bytes, at: int) -> int:
+    """Where the event around ``at`` ends, its blank line included (``data`` holds whole
+    events, so one ends after ``at``)."""
+    ends = [i + n for i, n in ((data.find(b"\n\n", at), 2), (data.find(b"\r\n\r\n", at), 4)) if i >= 0]
+    return min(ends) if ends else len(data)
