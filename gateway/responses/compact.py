@@ -251,8 +251,7 @@ async def compact(services: Services, channel: ClientChannel) -> None:
                     api = str(candidate.api)
             record = _root_record(turn, answer, deployment, api)
             try:
-                await store.extend_history(None, HistoryTurn(record.meta.id, [], record.output))
-                await store.save(record)
+                await store.save_turn(record, None, HistoryTurn(record.meta.id, [], record.output))
             except RedisError:
                 log.exception("response store unavailable")
                 raise store_unavailable() from None

@@ -39,14 +39,23 @@ needs it: reading a parent to continue from it extends the parent to ``ttl + sla
 ``slack / 2`` seconds of chain activity every ancestor is extended the same way
 (``chain_touched_at`` records when). Hence while a response lives, every response its chain needs
 lives too, and a chain nobody continues is gone ``ttl + slack`` after its last turn at most.
-Every key is written with its TTL in one MULTI, so nothing is ever stored without one.
+Every key is written with its TTL by one script, so nothing is ever stored without one.
+
+**Writing a turn.** The record and its turn's place in a history list lie in two slots (the
+record's and the list's): :meth:`ResponseStore.save_turn` sends the list's script and the
+record's in one pipeline, one round trip, the record naming the place its turn takes when the
+chain did not branch. When it did (the list went on past the parent), the list's script hands
+the parent's part back and the child's own list and its record are written in a second round
+trip. A record may thus name, for a moment (or for good, when that second write failed), a place
+its turn does not hold: every reader and appender checks that the list ends with the turn of
+the record it starts from.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import redis.asyncio as aioredis
@@ -129,6 +138,12 @@ class HistoryTurn(msgspec.Struct, frozen=True, array_like=True):
 _TURN = msgspec.json.Decoder(HistoryTurn)
 
 
+def _turn_head(response_id: str) -> bytes:
+    """How the history element of ``response_id``'s turn begins (a :class:`HistoryTurn` is
+    encoded as an array, its id first)."""
+    return b"[" + _ENCODER.encode(response_id) + b","
+
+
 class ChainBroken(Exception):
     """An ancestor of the requested parent is gone (deleted or expired)."""
 
@@ -142,6 +157,34 @@ class NewRecord(msgspec.Struct, frozen=True, kw_only=True):
     input: list[dict[str, Any]]
     output: list[dict[str, Any]]
     body: dict[str, Any]  # the Response object (its output is not stored twice)
+
+
+def _placed(meta: ResponseMeta, placed: tuple[str, int] | None) -> ResponseMeta:
+    """``meta`` naming ``placed``: its history list and its length there (None: no list)."""
+    history, length = placed if placed is not None else (None, 0)
+    if meta.history == history and meta.history_length == length:
+        return meta
+    return msgspec.structs.replace(meta, history=history, history_length=length)
+
+
+class _StoredRecord(NamedTuple):
+    """A record's key, TTL, meta and fields as written (``owner``, ``input``, ``output``,
+    ``body``: encoded once, whatever place in a history its meta names)."""
+
+    key: str
+    ttl: int
+    meta: ResponseMeta
+    fields: tuple[bytes, bytes, bytes, bytes]
+
+    def call(self, meta: ResponseMeta) -> ScriptCall:
+        owner, items_in, items_out, body = self.fields
+        return ScriptCall(
+            _SAVE, self.key, (self.ttl, owner, _ENCODER.encode(meta), items_in, items_out, body)
+        )
+
+    def placed(self, placed: tuple[str, int] | None) -> ScriptCall:
+        """The write with the meta naming ``placed``: its history list and place there."""
+        return self.call(_placed(self.meta, placed))
 
 
 class Script:
@@ -160,6 +203,40 @@ class Script:
             return await redis.eval(self.source, len(keys), *keys, *args)
 
 
+class ScriptCall(NamedTuple):
+    """One script on one key, to run beside others (:func:`run_scripts`)."""
+
+    script: Script
+    key: str
+    args: Sequence[Any]
+
+
+async def run_scripts(redis: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Run one-key scripts in one round trip: one pipeline, not a transaction (their keys may lie
+    in different Cluster slots, which the cluster client sends to their nodes); each script is
+    atomic on its own key. A script the server does not hold is sent again whole; an error
+    reply is raised once every call has run."""
+    if len(calls) == 1:
+        call = calls[0]
+        return [await call.script.run(redis, [call.key], call.args)]
+    pipe = redis.pipeline(transaction=False)
+    for call in calls:
+        pipe.evalsha(call.script.sha, 1, call.key, *call.args)
+    results: list[Any] = await pipe.execute(raise_on_error=False)
+    unknown = [index for index, result in enumerate(results) if isinstance(result, NoScriptError)]
+    if unknown:
+        pipe = redis.pipeline(transaction=False)
+        for index in unknown:
+            call = calls[index]
+            pipe.eval(call.script.source, 1, call.key, *call.args)
+        for index, result in zip(unknown, await pipe.execute(raise_on_error=False), strict=True):
+            results[index] = result
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
 # Read a parent for a follow-up: only for its owner, and extend its TTL (never shorten it).
 _READ_PARENT = Script(
     """
@@ -170,13 +247,46 @@ return v[2]
 """
 )
 
-# Add one turn to a history list if it still ends where the new turn's parent does (a chain
-# that branched there gets a copy instead); the list lives as long as its chain is in use.
+# Add one turn to a history list if it still ends at the new turn's parent: its length is the
+# parent's place in it and its last element is the parent's turn (ARGV[4]: how that element
+# begins). Else, when the list still holds the parent's part, that part (for the new turn's own
+# copy: the chain branched at the parent); else 0. The list lives as long as its chain is in use.
 _APPEND = Script(
     """
-if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
-redis.call('RPUSH', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
+local length = tonumber(ARGV[1])
+local head = ARGV[4]
+if redis.call('LLEN', KEYS[1]) == length then
+  local last = redis.call('LINDEX', KEYS[1], -1)
+  if last and string.sub(last, 1, #head) == head then
+    redis.call('RPUSH', KEYS[1], ARGV[2])
+    redis.call('EXPIRE', KEYS[1], ARGV[3])
+    return 1
+  end
+  return 0
+end
+local part = redis.call('LRANGE', KEYS[1], 0, length - 1)
+if #part == length and string.sub(part[length], 1, #head) == head then return part end
+return 0
+"""
+)
+
+# A new history list: the turns ARGV[2..] in order, and its TTL ARGV[1]. Pushed 1000 at a time
+# (Lua's unpack has a stack limit; a branch's copy may hold thousands of turns).
+_START = Script(
+    """
+for i = 2, #ARGV, 1000 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+)
+
+# Write one record's fields and its TTL (one key: nothing is ever stored without a TTL).
+_SAVE = Script(
+    """
+redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'meta', ARGV[3], 'input', ARGV[4], 'output', ARGV[5], 'body', ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 )
@@ -302,29 +412,88 @@ class ResponseStore:
         at ``parent``), or ``known`` when ``parent`` has no list. Returns the list and ``own``'s
         length in it; None when ``parent``'s history can no longer be had (a follow-up then reads
         the chain record by record, and finds what is missing)."""
+        return await self._place(parent, own, known, None)
+
+    async def save_turn(
+        self,
+        record: NewRecord,
+        parent: ResponseMeta | None,
+        own: HistoryTurn,
+        known: Sequence[HistoryTurn] | None = None,
+    ) -> ResponseMeta:
+        """Write ``record`` and add ``own``, its turn, to a history list as
+        :meth:`extend_history` does, the record naming its place in the list. One round trip
+        (the list's script and the record's, each on its own slot) when the chain did not
+        branch; a branch writes the child's copy and the record again. Returns the meta written."""
+        placed = await self._place(parent, own, known, record)
+        return _placed(record.meta, placed)
+
+    async def _place(
+        self,
+        parent: ResponseMeta | None,
+        own: HistoryTurn,
+        known: Sequence[HistoryTurn] | None,
+        record: NewRecord | None,
+    ) -> tuple[str, int] | None:
+        """Place ``own`` in a history list, and write ``record`` (when given) with its place.
+
+        A parent with a list is appended to in the same round trip as the record is written,
+        the record naming the place it expects; when the list no longer ends at the parent, the
+        child gets a list of its own and the record is written again with that place. (Until
+        then it names a place where its turn is not, which readers and appenders see: the list
+        must end with the turn of the record they start from.)"""
         element = _ENCODER.encode(own)
         ttl = self.extended_ttl
-        elements: list[bytes] = []
-        if parent is not None:
+        stored = self._stored(record) if record is not None else None
+        first: ScriptCall | None
+        result: Any = None
+        if parent is None:
+            first, placed = self._start(own.id, [element]), (own.id, 1)
+        elif parent.history is not None and parent.history_length >= 1:
             length = parent.history_length
-            if parent.history is not None and await _APPEND.run(
-                self._redis, [self.history_key(parent.history)], [length, element, ttl]
-            ):
-                return parent.history, length + 1
-            found = await self._history_elements(parent)
-            if found is None and known is None:
-                try:
-                    chain = await self.read_chain(parent)
-                except ChainBroken:
-                    return None
-                known = [HistoryTurn(t.meta.id, t.input, t.output, t.meta.minted) for t in chain]
-            elements = found if found is not None else [_ENCODER.encode(turn) for turn in known or ()]
-        key = self.history_key(own.id)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.rpush(key, *elements, element)
-        pipe.expire(key, ttl)
-        await pipe.execute()
-        return own.id, len(elements) + 1
+            args = (length, element, ttl, _turn_head(parent.id))
+            first, placed = (
+                ScriptCall(_APPEND, self.history_key(parent.history), args),
+                (parent.history, length + 1),
+            )
+        else:
+            first, placed = None, None
+        if first is not None:
+            calls = [first] if stored is None else [first, stored.placed(placed)]
+            result = (await run_scripts(self._redis, calls))[0]
+            if result == 1:
+                return placed
+        assert parent is not None
+        # The chain branched at ``parent`` (its list went on), or ``parent`` has no list.
+        elements = result if isinstance(result, list) else None
+        if elements is None:
+            elements = await self._known_elements(parent, known)
+        calls = []
+        placed = None
+        if elements is not None:
+            calls.append(self._start(own.id, [*elements, element]))
+            placed = own.id, len(elements) + 1
+        if stored is not None:
+            calls.append(stored.placed(placed))
+        if calls:
+            await run_scripts(self._redis, calls)
+        return placed
+
+    async def _known_elements(
+        self, parent: ResponseMeta, known: Sequence[HistoryTurn] | None
+    ) -> list[bytes] | None:
+        """``parent``'s part of its chain as history elements: ``known``, else read record by
+        record (None when an ancestor is gone)."""
+        if known is None:
+            try:
+                chain = await self.read_chain(parent)
+            except ChainBroken:
+                return None
+            known = [HistoryTurn(t.meta.id, t.input, t.output, t.meta.minted) for t in chain]
+        return [_ENCODER.encode(turn) for turn in known]
+
+    def _start(self, history_id: str, elements: list[bytes]) -> ScriptCall:
+        return ScriptCall(_START, self.history_key(history_id), (self.extended_ttl, *elements))
 
     async def read_chain(self, parent: ResponseMeta) -> list[Ancestor]:
         """Every turn from the chain's root to ``parent``, oldest first.
@@ -347,24 +516,20 @@ class ResponseStore:
     # -- writing ----------------------------------------------------------------------------
 
     async def save(self, record: NewRecord) -> None:
-        """Write one record and its TTL atomically (one key, one MULTI)."""
+        """Write one record and its TTL atomically (one key, one script)."""
+        await run_scripts(self._redis, [self._stored(record).call(record.meta)])
+
+    def _stored(self, record: NewRecord) -> _StoredRecord:
         body = record.body
         if "output" in body:
             body = {**body, "output": []}
-        key = self.key(record.meta.id)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(
-            key,
-            mapping={
-                F_OWNER: record.meta.owner.encode(),
-                F_META: _ENCODER.encode(record.meta),
-                F_INPUT: _ENCODER.encode(record.input),
-                F_OUTPUT: _ENCODER.encode(record.output),
-                F_BODY: _ENCODER.encode(body),
-            },
+        fields = (
+            record.meta.owner.encode(),
+            _ENCODER.encode(record.input),
+            _ENCODER.encode(record.output),
+            _ENCODER.encode(body),
         )
-        pipe.expire(key, self.ttl)
-        await pipe.execute()
+        return _StoredRecord(self.key(record.meta.id), self.ttl, record.meta, fields)
 
     # -- reading for the client -------------------------------------------------------------
 

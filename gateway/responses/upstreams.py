@@ -22,8 +22,6 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-import msgspec
-
 from gateway.clock import Clock
 from gateway.dialects import dialect_for
 from gateway.dialects.responses import deployment_key
@@ -246,14 +244,11 @@ class Turn:
 
     async def save(self, deployment: Deployment, response: dict[str, Any], upstream_id: str | None) -> None:
         record = self.record(deployment, response, upstream_id)
+        own = self.own_turn(record)
         if self.parent is None or self._history is not None:
-            self.finished = (record.meta, [*(self._history or ()), self.own_turn(record)])
+            self.finished = (record.meta, [*(self._history or ()), own])
         if self.request.store:
-            placed = await self.records.extend_history(self.parent, self.own_turn(record), self._history)
-            if placed is not None:
-                meta = msgspec.structs.replace(record.meta, history=placed[0], history_length=placed[1])
-                record = msgspec.structs.replace(record, meta=meta)
-            await self.records.save(record)
+            await self.records.save_turn(record, self.parent, own, self._history)
 
 
 async def begin_turn(
