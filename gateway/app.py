@@ -30,7 +30,7 @@ from gateway.config import Settings
 from gateway.errors.client import GatewayError
 from gateway.policy.auth import KeyRing
 from gateway.policy.engine import PolicyService
-from gateway.redis.connection import connect
+from gateway.redis.connection import SETTLEMENT_NAME, connect, multiplexed
 from gateway.redis.embedded import EmbeddedRedis
 from gateway.redis.migrate import migrate_at_start
 from gateway.responses.worker import Worker as ResponsesWorker
@@ -72,6 +72,10 @@ def create_app(
             log.info("embedded redis-server started with data in %s", embedded.data_dir)
         # One server, a Redis Cluster or a Sentinel-managed primary ([redis] mode).
         redis = connect(settings.redis, url)
+        # On one server, the policy's calls for each request go over shared, pipelined
+        # connections: admissions on one, settlements and renewals on the other.
+        admission_redis = multiplexed(settings.redis, the_clock, url)
+        settlement_redis = multiplexed(settings.redis, the_clock, url, name=SETTLEMENT_NAME)
         # What an earlier release stored is renamed to this release's key names before any use.
         migration = await migrate_at_start(
             redis, settings.redis.key_prefix, the_clock, cluster=settings.redis.effective_mode == "cluster"
@@ -92,7 +96,14 @@ def create_app(
             [p.name for p in settings.providers],
         )
         policy = PolicyService(
-            settings, redis, the_clock, meters, keyring=keyring, pepper=os.environ.get("GATEWAY_KEY_PEPPER")
+            settings,
+            redis,
+            the_clock,
+            meters,
+            keyring=keyring,
+            pepper=os.environ.get("GATEWAY_KEY_PEPPER"),
+            admission_redis=admission_redis,
+            settlement_redis=settlement_redis,
         )
         await policy.start()
         tracing = build_tracing(settings.telemetry, span_exporter)
@@ -138,6 +149,9 @@ def create_app(
             await router.stop()
             for upstream in upstreams.values():
                 await upstream.aclose()
+            for shared in (admission_redis, settlement_redis):
+                if shared is not None:
+                    await shared.aclose()
             await redis.aclose()
             if embedded is not None:
                 embedded.stop()

@@ -33,6 +33,7 @@ from gateway.policy.store import STORE_ERRORS, PolicyStore
 from gateway.policy.tickets import LEASE_RENEW, LeaseRenewal, Ticket
 from gateway.policy.windows import WindowCache
 from gateway.pricing import PriceTable
+from gateway.redis.multiplexed import MultiplexedRedis
 from gateway.telemetry.metrics import Metrics
 
 __all__ = ["LEASE_RENEW", "STORE_ERRORS", "Caller", "PolicyService", "Ticket"]
@@ -57,6 +58,8 @@ class PolicyService:
         *,
         keyring: KeyRing,
         pepper: str | None = None,
+        admission_redis: MultiplexedRedis | None = None,
+        settlement_redis: MultiplexedRedis | None = None,
     ) -> None:
         config = settings.policy
         self.settings = settings
@@ -69,6 +72,8 @@ class PolicyService:
             settings.redis.key_prefix,
             usage_maxlen=config.usage_stream_maxlen,
             audit_maxlen=config.audit_stream_maxlen,
+            admission_redis=admission_redis,
+            settlement_redis=settlement_redis,
         )
         self.prices = PriceTable(settings.prices)
         self.hasher = KeyHasher(pepper)

@@ -40,6 +40,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.policy.records import KeyRecord, TeamRecord
 from gateway.policy.windows import WINDOWS, window_ids
+from gateway.redis.multiplexed import MultiplexedRedis
 
 _KEY_DECODER = msgspec.json.Decoder(KeyRecord)
 _TEAM_DECODER = msgspec.json.Decoder(TeamRecord)
@@ -74,9 +75,25 @@ class Script:
 
 
 class PolicyStore:
-    def __init__(self, redis: aioredis.Redis, prefix: str, *, usage_maxlen: int, audit_maxlen: int) -> None:
+    """On one server, shared connections (gateway/redis/multiplexed.py) carry the calls made for
+    each request: ``admission_redis`` the admission script, ``settlement_redis`` the settlement
+    batches and lease renewals. Without them (a cluster, a sentinel) they go through ``redis``,
+    as every other command does."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        prefix: str,
+        *,
+        usage_maxlen: int,
+        audit_maxlen: int,
+        admission_redis: MultiplexedRedis | None = None,
+        settlement_redis: MultiplexedRedis | None = None,
+    ) -> None:
         # Typed loosely: redis-py's annotations differ between sync and async return types.
         self.redis: Any = redis
+        self.admission_redis: Any = admission_redis or redis
+        self.settlement_redis: Any = settlement_redis or redis
         self.p = prefix
         self.usage_maxlen = usage_maxlen
         self.audit_maxlen = audit_maxlen
@@ -138,11 +155,11 @@ class PolicyStore:
 
     async def admit(self, keys: Sequence[str], args: Sequence[Any]) -> list[Any]:
         """One admission (``admit.lua``): its reply, as the script documents it."""
-        result: list[Any] = await self.admit_script(self.redis, keys, args)
+        result: list[Any] = await self.admit_script(self.admission_redis, keys, args)
         return result
 
     async def renew(self, keys: Sequence[str], args: Sequence[Any]) -> None:
-        await self.renew_script(self.redis, keys, args)
+        await self.renew_script(self.settlement_redis, keys, args)
 
     async def release(self, keys: Sequence[str], args: Sequence[Any]) -> None:
         """Give up an admission whose answer was lost (``release.lua``)."""
@@ -160,19 +177,17 @@ class PolicyStore:
         loading the script); any other failure is raised. A call lost with its node may have run there already: if that node had also
         replicated it before dying, it counts twice (at most the batch in flight)."""
         script, rollup = self.settle_script, self.rollup_script
-        pipe = self.redis.pipeline(transaction=False)
-        for keys, args in calls:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-        for event in events:
-            pipe.xadd(self.usage_stream, {"e": event}, maxlen=self.usage_maxlen, approximate=True)
+        commands: list[tuple[Any, ...]] = [("EVALSHA", script.sha, len(k), *k, *a) for k, a in calls]
+        stream, maxlen = self.usage_stream, self.usage_maxlen
+        commands += [("XADD", stream, "MAXLEN", "~", maxlen, "*", "e", event) for event in events]
         org_calls: list[tuple[list[str], list[Any]]] = []
         for name, sums in org.items():
             fields: list[Any] = [_ORG_ROLLUP_TTL]
             for field, value in sums.items():
                 fields += (field, value)
             org_calls.append(([name], fields))
-            pipe.evalsha(rollup.sha, 1, name, *fields)
-        results = await pipe.execute(raise_on_error=False)
+            commands.append(("EVALSHA", rollup.sha, 1, name, *fields))
+        results = await self._pipelined(commands)
         done = len(calls) + len(events)
         again = [
             *zip([script] * len(calls), calls, results[: len(calls)], strict=True),
@@ -182,9 +197,20 @@ class PolicyStore:
             if isinstance(outcome, AGAIN_ERRORS):
                 # NOSCRIPT, or the node failed (a cluster primary dying mid-batch): the call
                 # again, on its own, retried through a failover within the command timeout.
-                await called(self.redis, keys, args)
+                await called(self.settlement_redis, keys, args)
             elif isinstance(outcome, Exception):
                 raise outcome
+
+    async def _pipelined(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """The replies of ``commands`` sent as one pipeline (not a transaction), an error reply
+        as its exception: on the settlement's shared connection, else as redis-py's pipeline."""
+        if isinstance(self.settlement_redis, MultiplexedRedis):
+            return await self.settlement_redis.pipeline_execute(commands)
+        pipe = self.redis.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
 
     # -- records -------------------------------------------------------------------------------
     async def load_key(self, kid: str) -> tuple[KeyRecord, dict[str, bytes]] | None:

@@ -29,6 +29,13 @@ Three deployments, one client interface (``[redis] mode``):
   a failover to the promoted replica: a command that finds no primary is sent again with a
   short backoff for about ``command_timeout_seconds``.
 
+On one server the policy's calls for each request go instead over two shared connections
+(:func:`multiplexed`, gateway/redis/multiplexed.py), on which concurrent callers are pipelined
+by themselves: one for admissions (``gateway-admission``), one for what follows them in the
+background (``gateway-settlement``: settlement batches, lease renewals), so that each has its
+own command timer. A cluster or sentinel deployment keeps redis-py's client, which routes by
+slot and follows a failover.
+
 Connections are named (``CLIENT SETNAME``) so an operator sees in ``CLIENT LIST`` which pool a
 connection belongs to.
 """
@@ -44,6 +51,7 @@ from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.connection import RedisSSLContext, SSLConnection, UnixDomainSocketConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import EqualJitterBackoff, ExponentialWithJitterBackoff
@@ -60,11 +68,17 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
+from gateway.clock import Clock
 from gateway.config.settings import RedisSettings
 from gateway.redis.keys import CHAT_SHARDS
+from gateway.redis.multiplexed import MultiplexedRedis, Target
 
 COMMANDS_NAME = "gateway"
 BLOCKING_NAME = "gateway-blocking"
+ADMISSION_NAME = "gateway-admission"
+SETTLEMENT_NAME = "gateway-settlement"
+# What a url may say for the shared connection to take it (anything else: redis-py's client).
+_TARGET_FIELDS = frozenset({"host", "port", "path", "db", "username", "password", "connection_class"})
 # The blocking client's pool: the chat event reader and the chat job reader.
 BLOCKING_CONNECTIONS = 2
 # The longest server-side block of a blocking read (the chat readers block 1 s).
@@ -132,6 +146,43 @@ def connect(settings: RedisSettings, url: str | None = None) -> aioredis.Redis:
         command_timeout=settings.command_timeout_seconds,
         connect_timeout=settings.connect_timeout_seconds,
         tls=tls_options(settings),
+    )
+
+
+def multiplexed(
+    settings: RedisSettings, clock: Clock, url: str | None = None, *, name: str = ADMISSION_NAME
+) -> MultiplexedRedis | None:
+    """A shared connection to one server, named ``name`` (``url`` replaces ``settings.url``:
+    the embedded server's), or None where redis-py's client must carry its calls: a cluster,
+    a sentinel, a url with options the shared connection does not know."""
+    url = url if url is not None else settings.url
+    if url is None or settings.effective_mode != "single":
+        return None
+    parts = parse_url(url)
+    if not parts.keys() <= _TARGET_FIELDS:
+        return None
+    kind = parts.get("connection_class")
+    tls: Any = None
+    if kind is SSLConnection:
+        options = {name.removeprefix("ssl_"): value for name, value in tls_options(settings).items()}
+        tls = RedisSSLContext(**options).get
+    elif kind not in (None, UnixDomainSocketConnection):
+        return None
+    target = Target(
+        host=parts.get("host", "localhost"),
+        port=int(parts.get("port", 6379)),
+        path=parts.get("path"),
+        tls=tls,
+        username=parts.get("username"),
+        password=parts.get("password"),
+        db=int(parts.get("db", 0)),
+        name=name,
+    )
+    return MultiplexedRedis(
+        target,
+        clock,
+        command_timeout=settings.command_timeout_seconds,
+        connect_timeout=settings.connect_timeout_seconds,
     )
 
 

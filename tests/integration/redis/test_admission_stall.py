@@ -1,6 +1,11 @@
 """Admission while Redis stalls: two replicas on a private redis-server that is paused (SIGSTOP)
 for longer than the command timeout, then resumed (SIGCONT).
 
+Admissions go over the shared connection (gateway/redis/multiplexed.py), whose command timeout
+is a timer on the gateway's manual clock: while Redis is paused, each replica's admission timer
+is fired as soon as it is armed (the settlement connection's is not: its batches wait for Redis
+to resume).
+
 An admission sent just before the pause times out on the gateway, but its script is still in
 Redis's socket buffer and runs when Redis resumes: without a release it would write a
 concurrency lease nobody settles. Every admission that timed out is followed by a release of
@@ -29,11 +34,15 @@ from fake_providers.testing import FakeProviders
 from gateway.clock import ManualClock
 from gateway.policy.admission import RELEASE_RETRY, STORE_RETRY_SECONDS
 from gateway.policy.store import PolicyStore
+from gateway.redis.connection import ADMISSION_NAME
 from gateway.redis.embedded import EmbeddedRedis
-from gateway.testing import RunningGateway, base_config, poll_until, redis_server, serve_gateway
+from gateway.redis.multiplexed import COMMAND_TIMER, CONNECT_TIMER, timer_name
+from gateway.testing import AutoAdvance, RunningGateway, base_config, poll_until, redis_server, serve_gateway
 from tests.integration.policy.test_policy import ADMIN, MSG
 
 TIMEOUT = 0.5  # [redis] command_timeout_seconds
+# The admission connection's timers: its command timeout, and its connect's.
+ADMISSION_TIMERS = (timer_name(COMMAND_TIMER, ADMISSION_NAME), timer_name(CONNECT_TIMER, ADMISSION_NAME))
 PER_REPLICA = 6  # requests each replica answers while Redis is paused
 SLOTS = 24
 
@@ -97,7 +106,8 @@ def test_a_stall_leaks_no_slot_and_fail_open_waits_once(
         os.kill(_pid(stalled_redis), signal.SIGSTOP)
         try:
             per_request = PER_REPLICA if on_store_error == "open" else 2
-            answers = [_chat(gw, key).status_code for gw in (a, b) for _ in range(per_request)]
+            with AutoAdvance(a.clock, *ADMISSION_TIMERS), AutoAdvance(b.clock, *ADMISSION_TIMERS):
+                answers = [_chat(gw, key).status_code for gw in (a, b) for _ in range(per_request)]
         finally:
             os.kill(_pid(stalled_redis), signal.SIGCONT)
 
