@@ -8,17 +8,23 @@ in the depth of the coroutine chain every upstream read resumes (measured with `
 and method match goes straight to its handler, everything else (other methods on those paths
 included, lifespan too) to Litestar, which keeps serving the listings, the admin API, chats,
 health and metrics.
+
+The Responses API's WebSocket mode (``GET /v1/responses`` upgraded) is served here too, for the
+same reason: its turns stream like a streamed ``POST`` and every upstream read resumed through
+Litestar's layers (and its wrapped ``send`` per event) cost the same.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from litestar import Litestar
 from litestar.types import Receive, Scope, Send
 
+from gateway.api import websocket
 from gateway.api.asgi import AsgiChannel
 from gateway.errors.client import InternalError
 from gateway.exchange import ClientChannel, send_error
@@ -26,6 +32,9 @@ from gateway.services import Services
 
 log = logging.getLogger("gateway.api")
 Handler = Callable[[Services, ClientChannel], Awaitable[None]]
+SocketHandler = Callable[[Services, Scope, Receive, Send], Awaitable[None]]
+# The WebSocket routes served before Litestar (a handler answers its own failures).
+SOCKET_ROUTES: Mapping[str, SocketHandler] = MappingProxyType({"/v1/responses": websocket.serve_socket})
 
 
 async def guarded(handler: Handler, services: Services, scope: Scope, receive: Receive, send: Send) -> None:
@@ -41,13 +50,20 @@ async def guarded(handler: Handler, services: Services, scope: Scope, receive: R
 
 
 class GatewayApp:
-    """The gateway's ASGI application: hot routes first, then Litestar."""
+    """The gateway's ASGI application: hot routes (``POST`` on ``routes``, WebSockets on
+    ``sockets``) first, then Litestar."""
 
-    __slots__ = ("_routes", "litestar")
+    __slots__ = ("_routes", "_sockets", "litestar")
 
-    def __init__(self, litestar: Litestar, routes: Mapping[str, Handler]) -> None:
+    def __init__(
+        self,
+        litestar: Litestar,
+        routes: Mapping[str, Handler],
+        sockets: Mapping[str, SocketHandler] = SOCKET_ROUTES,
+    ) -> None:
         self.litestar = litestar
         self._routes = dict(routes)
+        self._sockets = dict(sockets)
 
     @property
     def services(self) -> Services:
@@ -61,5 +77,10 @@ class GatewayApp:
             handler = self._routes.get(scope["path"])
             if handler is not None:
                 await guarded(handler, self.litestar.state.services, scope, receive, send)
+                return
+        elif scope["type"] == "websocket":
+            socket = self._sockets.get(scope["path"])
+            if socket is not None:
+                await socket(self.litestar.state.services, scope, receive, send)
                 return
         await self.litestar(scope, receive, send)

@@ -13,8 +13,14 @@ The key is the gateway key, presented at the handshake as ``Authorization: Beare
 ``api-key``/``x-api-key``), or, from a browser, as the subprotocol
 ``openai-insecure-api-key.<key>`` (OpenAI SDKs' form). A handshake without a valid key is
 refused with the usual 401 body when the server can send an HTTP answer to an upgrade request,
-else the socket is closed with code 1008 (policy violation). The framing is the ASGI server's
-(uvicorn with ``websockets``); this module only speaks ASGI through Litestar's ``WebSocket``.
+else the socket is closed with code 1008 (policy violation).
+
+The connection is served on raw ASGI in front of Litestar (:mod:`gateway.api.hot_routes`). The
+framing is the ASGI server's; the gateway's own (:mod:`gateway.server.websocket`) offers a direct
+path, :data:`TEXT_SENDER`, that takes a relay flush's events as ``bytes`` and writes them in one go
+(no ASGI message per event, no ``str`` round trip). Under another ASGI server each event is a
+``websocket.send``. A disconnect is seen by the connection's reader, which cancels the turn
+running (no watcher task per turn).
 """
 
 from __future__ import annotations
@@ -22,12 +28,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 import msgspec
-from litestar import WebSocket
-from litestar.exceptions import WebSocketDisconnect
 from litestar.types import Receive, Scope, Send
 
 from gateway.api import asgi
@@ -42,8 +46,23 @@ log = logging.getLogger("gateway.api")
 KEY_SUBPROTOCOL = "openai-insecure-api-key."
 CREATE = "response.create"
 POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
+# The scope extension of the gateway's WebSocket server: its direct path for text messages.
+TEXT_SENDER = "gateway.websocket"
+_FAILURES = (b'{"type":"error"', b'{"type":"response.failed"')
 _OBJECT = msgspec.json.Decoder(dict[str, Any])
 _ENCODER = msgspec.json.Encoder()
+
+
+class TextSender(Protocol):
+    """What the gateway's WebSocket server offers under ``scope["extensions"]["gateway.websocket"]``."""
+
+    writable: asyncio.Event  # clear while the connection's send buffer is over its high-water mark
+
+    def send_texts(self, messages: Sequence[bytes]) -> bool:
+        """Send each message (UTF-8 text) as a text message, written with the rest of this turn
+        of the loop; False (nothing sent) once the connection is closing or gone."""
+        ...
 
 
 def socket_key(scope: Scope) -> str | None:
@@ -70,24 +89,112 @@ def chosen_subprotocol(scope: Scope) -> str | None:
     return chosen[0] if chosen else None
 
 
-def error_event(error: GatewayError) -> bytes:
-    """A refusal as a WebSocket ``error`` message: its status and OpenAI's error object."""
-    payload = _OBJECT.decode(error.body()).get("error") or {}
+def _error_message(status: int, body: bytes) -> bytes:
+    """An error answer (OpenAI's error body) as a WebSocket ``error`` message."""
+    payload = _OBJECT.decode(body).get("error") or {}
     if not isinstance(payload.get("code"), str):
         payload["code"] = str(payload.get("type") or "error")
-    return _ENCODER.encode({"type": "error", "status": error.status_code, "error": payload})
+    return _ENCODER.encode({"type": "error", "status": status, "error": payload})
+
+
+def error_event(error: GatewayError) -> bytes:
+    """A refusal as a WebSocket ``error`` message: its status and OpenAI's error object."""
+    return _error_message(error.status_code, error.body())
+
+
+class Socket:
+    """One accepted WebSocket on raw ASGI: its messages in and out, and the disconnect hook
+    (:class:`~gateway.api.asgi.DisconnectHook`) of the turn running on it."""
+
+    __slots__ = ("_receive", "_send", "_sender", "_watched", "gone", "loop", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        extensions: Any = scope.get("extensions") or {}
+        self._sender: TextSender | None = extensions.get(TEXT_SENDER)
+        self._watched: asyncio.Task[Any] | None = None
+        self.gone = False
+        self.loop = asyncio.get_running_loop()
+
+    async def accept(self) -> None:
+        await self._receive()  # websocket.connect
+        accept: Any = {
+            "type": "websocket.accept",
+            "subprotocol": chosen_subprotocol(self.scope),
+            "headers": [],
+        }
+        await self._send(accept)
+
+    async def receive_text(self) -> str | None:
+        """The next message's text ("" for a binary one); None once the client is gone."""
+        message: Any = await self._receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        text: str = message.get("text") or ""
+        return text
+
+    async def send_texts(self, messages: Sequence[bytes]) -> None:
+        """Send text messages; :class:`ClientDisconnected` when the client is gone."""
+        if self.gone:
+            raise ClientDisconnected
+        sender = self._sender
+        if sender is not None:
+            if not sender.writable.is_set():
+                await sender.writable.wait()
+            if not sender.send_texts(messages):
+                raise ClientDisconnected
+            return
+        try:
+            for message in messages:
+                event: Any = {"type": "websocket.send", "text": message.decode()}
+                await self._send(event)
+        except (RuntimeError, OSError):
+            raise ClientDisconnected from None
+
+    async def close(self, code: int = 1000) -> None:
+        event: Any = {"type": "websocket.close", "code": code, "reason": ""}
+        await self._send(event)
+
+    # -- the disconnect hook -----------------------------------------------------------------
+    def cancel_on_disconnect(self) -> asgi.CancelOnDisconnect:
+        """Cancel the enclosed work when the client goes away; it then raises
+        :class:`ClientDisconnected`. The connection's reader cancels it: no watcher task."""
+        return asgi.CancelOnDisconnect(self._receive, self)
+
+    def watch(self, task: asyncio.Task[Any]) -> None:
+        """``task`` runs the turn: :meth:`read` cancels it if the client goes (at once if gone)."""
+        if self.gone:
+            task.cancel()
+        self._watched = task
+
+    def unwatch(self) -> None:
+        self._watched = None
+
+    async def read(self, messages: asyncio.Queue[str | None]) -> None:
+        """Queue the client's messages until it goes (then None), and end the turn running."""
+        try:
+            while (text := await self.receive_text()) is not None:
+                messages.put_nowait(text)
+        except (RuntimeError, OSError):
+            pass
+        finally:
+            self.gone = True
+            if self._watched is not None:
+                self._watched.cancel()
+            messages.put_nowait(None)
 
 
 class SocketTurn:
     """One ``response.create`` message as a :class:`~gateway.exchange.ClientChannel`."""
 
-    def __init__(
-        self, socket: WebSocket[Any, Any, Any], key: str | None, body: bytes, gone: asyncio.Event
-    ) -> None:
+    __slots__ = ("_body", "_frames", "_key", "_socket", "failed", "started")
+
+    def __init__(self, socket: Socket, key: str | None, body: bytes) -> None:
         self._socket = socket
         self._key = key
         self._body = body
-        self._gone = gone
         self._frames = FrameSplitter()
         self.started = False
         self.failed = False  # an error reached the client
@@ -105,61 +212,36 @@ class SocketTurn:
             )
         return self._body
 
-    async def _send(self, data: bytes) -> None:
-        if self._gone.is_set():
-            raise ClientDisconnected
-        try:
-            await self._socket.send_data(data.decode(), mode="text")
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            raise ClientDisconnected from None
-
     async def send_json(self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
         self.started = True
         if status == 200:
-            await self._send(body)
+            await self._socket.send_texts((body,))
             return
         self.failed = True
-        payload = _OBJECT.decode(body).get("error") or {}
-        if not isinstance(payload.get("code"), str):
-            payload["code"] = str(payload.get("type") or "error")
-        await self._send(_ENCODER.encode({"type": "error", "status": status, "error": payload}))
+        await self._socket.send_texts((_error_message(status, body),))
 
     async def start_stream(self, headers: Iterable[tuple[str, str]] = ()) -> None:
         self.started = True
 
     async def send_chunk(self, chunk: bytes) -> None:
-        for data in self._frames.feed(chunk):
-            if data.startswith(b'{"type":"error"') or data.startswith(b'{"type":"response.failed"'):
+        messages = self._frames.feed(chunk)
+        if not messages:
+            return
+        for data in messages:
+            if data.startswith(_FAILURES):
                 self.failed = True
-            await self._send(data)
+        await self._socket.send_texts(messages)
 
     async def end_stream(self) -> None:
         return None
 
-    @contextlib.asynccontextmanager
-    async def cancel_on_disconnect(self) -> AsyncIterator[None]:
-        task = asyncio.current_task()
-        assert task is not None
-        gone = self._gone
-
-        async def watch() -> None:
-            await gone.wait()
-            task.cancel()
-
-        watcher = asyncio.create_task(watch())
-        try:
-            yield
-        except asyncio.CancelledError:
-            if gone.is_set():
-                task.uncancel()
-                raise ClientDisconnected from None
-            raise
-        finally:
-            watcher.cancel()
+    def cancel_on_disconnect(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._socket.cancel_on_disconnect()
 
 
-def _create_body(text: str | bytes) -> bytes:
-    """The create body of a ``response.create`` message (streamed); a refusal otherwise."""
+def _create_body(text: str | bytes) -> tuple[bytes, str | None]:
+    """The create body of a ``response.create`` message (streamed) and the response it continues;
+    a refusal otherwise."""
     try:
         message = _OBJECT.decode(text)
     except (msgspec.DecodeError, RecursionError, OverflowError):
@@ -178,7 +260,8 @@ def _create_body(text: str | bytes) -> bytes:
             code="unsupported_parameter",
         )
     message["stream"] = True
-    return _ENCODER.encode(message)
+    previous = message.get("previous_response_id")
+    return _ENCODER.encode(message), previous if isinstance(previous, str) else None
 
 
 async def _deny(scope: Scope, receive: Receive, send: Send, error: GatewayError) -> None:
@@ -193,79 +276,66 @@ async def _deny(scope: Scope, receive: Receive, send: Send, error: GatewayError)
         end: Any = {"type": "websocket.http.response.body", "body": body}
         await send(end)
         return
-    socket: WebSocket[Any, Any, Any] = WebSocket(scope, receive, send)
-    await socket.accept(subprotocols=chosen_subprotocol(scope))
-    await socket.send_data(error_event(error).decode(), mode="text")
+    socket = Socket(scope, receive, send)
+    await socket.accept()
+    with contextlib.suppress(ClientDisconnected):
+        await socket.send_texts((error_event(error),))
     await socket.close(code=POLICY_VIOLATION)
 
 
 async def serve_socket(services: Services, scope: Scope, receive: Receive, send: Send) -> None:
-    """A Responses WebSocket connection, from its handshake to its close."""
+    """A Responses WebSocket connection, from its handshake to its close. A bug ends the
+    connection with code 1011 (internal error), logged."""
+    try:
+        await _serve(services, scope, receive, send)
+    except Exception:
+        log.exception("unhandled error in a Responses WebSocket")
+        with contextlib.suppress(Exception):
+            close: Any = {"type": "websocket.close", "code": INTERNAL_ERROR, "reason": ""}
+            await send(close)
+
+
+async def _serve(services: Services, scope: Scope, receive: Receive, send: Send) -> None:
     key = socket_key(scope)
     try:
         await services.policy.authenticate(key)
     except GatewayError as refused:
         await _deny(scope, receive, send, refused)
         return
-    socket: WebSocket[Any, Any, Any] = WebSocket(scope, receive, send)
-    await socket.accept(subprotocols=chosen_subprotocol(scope))
-    messages: asyncio.Queue[str | bytes | None] = asyncio.Queue()
-    gone = asyncio.Event()
-
-    async def read() -> None:
-        try:
-            while True:
-                messages.put_nowait(await socket.receive_data(mode="text"))
-        except (WebSocketDisconnect, RuntimeError):
-            pass
-        finally:
-            gone.set()
-            messages.put_nowait(None)
-
-    reader = asyncio.create_task(read(), name="responses-socket")
+    socket = Socket(scope, receive, send)
+    await socket.accept()
+    messages: asyncio.Queue[str | None] = asyncio.Queue()
+    reader = asyncio.create_task(socket.read(messages), name="responses-socket")
     last = LastResponse()
     try:
         while (text := await messages.get()) is not None:
-            await _turn(services, socket, key, text, last, gone)
+            await _turn(services, socket, key, text, last)
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
-        if not gone.is_set():
+        if not socket.gone:
             with contextlib.suppress(Exception):
                 await socket.close()
 
 
-async def _turn(
-    services: Services,
-    socket: WebSocket[Any, Any, Any],
-    key: str | None,
-    text: str | bytes,
-    last: LastResponse,
-    gone: asyncio.Event,
-) -> None:
-    previous: str | None = None
+async def _turn(services: Services, socket: Socket, key: str | None, text: str, last: LastResponse) -> None:
     try:
-        body = _create_body(text)
-        found = _OBJECT.decode(body).get("previous_response_id")
-        previous = found if isinstance(found, str) else None
+        body, previous = _create_body(text)
     except GatewayError as refused:
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-            await socket.send_data(error_event(refused).decode(), mode="text")
+        with contextlib.suppress(ClientDisconnected):
+            await socket.send_texts((error_event(refused),))
         return
-    channel = SocketTurn(socket, key, body, gone)
+    channel = SocketTurn(socket, key, body)
     try:
         turn = await endpoint.respond(services, channel, last=last)
     except Exception:
         log.exception("unhandled error in a Responses WebSocket turn")
         channel.failed = True
-        if not gone.is_set():
+        if not socket.gone:
             with contextlib.suppress(Exception):
-                await socket.send_data(
-                    error_event(
-                        InternalError("The server had an error while processing your request.")
-                    ).decode(),
-                    mode="text",
+                await socket.send_texts(
+                    (error_event(InternalError("The server had an error while processing your request.")),)
                 )
         turn = None
     finished = turn.finished if turn is not None else None
