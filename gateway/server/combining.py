@@ -26,9 +26,9 @@ from gateway.server.http import GuardedHttpProtocol
 
 
 class CombiningWriter:
-    """Stands in for one request cycle's transport: ``write`` keeps the bytes, and the first
-    one of a turn asks the loop to write them all at the end of it. ``close`` writes what is
-    kept first."""
+    """Stands in for one request cycle's transport (or a WebSocket connection's): ``write``
+    keeps the bytes, and the first one of a turn asks the loop to write them all at the end of
+    it. ``close`` writes what is kept first."""
 
     __slots__ = ("_pending", "_scheduled", "_watched", "gone", "loop", "transport")
 
@@ -86,6 +86,12 @@ class CombiningWriter:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.transport.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.transport.resume_reading()
 
 
 class CombiningHttpProtocol(GuardedHttpProtocol):

@@ -13,8 +13,36 @@ from typing import Any
 from gateway.config import Settings
 from gateway.server.combining import CombiningHttpProtocol
 from gateway.server.http import GatewayConfig, GatewayServer, HttpLimits
+from gateway.server.websocket import GatewayWebSocketProtocol
 
 STARTUP_FAILURE = 3  # uvicorn's exit status when the app's startup fails
+
+
+def worker_config(
+    app: Any, settings: Settings, limits: HttpLimits, *, log_level: str = "info"
+) -> GatewayConfig:
+    """uvicorn's config for a worker serving ``app``: the gateway's HTTP and WebSocket protocols
+    and limits, uvloop, no access log."""
+    config = GatewayConfig(
+        app,
+        limits=limits,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        lifespan="on",
+        access_log=False,
+        # The gateway reads neither the client's address nor the scheme: no X-Forwarded-*
+        # middleware wrapping every request (a coroutine frame each resume passes through).
+        proxy_headers=False,
+        log_level=log_level,
+        timeout_keep_alive=max(1, math.ceil(limits.keepalive_timeout)),  # unused: the protocol's own
+        timeout_graceful_shutdown=math.ceil(settings.server.drain_seconds),
+        # WebSockets: a direct path for the Responses events, writes combined per turn of the
+        # loop; permessage-deflate only when the settings ask for it.
+        ws=GatewayWebSocketProtocol,
+        ws_per_message_deflate=settings.server.websocket_compression,
+    )
+    # The guarded protocol, writing each answer in as few system calls as it can.
+    config.http = CombiningHttpProtocol
+    return config
 
 
 def serve_worker(
@@ -41,21 +69,7 @@ def serve_worker(
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
-    config = GatewayConfig(
-        app,
-        limits=limits,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        lifespan="on",
-        access_log=False,
-        # The gateway reads neither the client's address nor the scheme: no X-Forwarded-*
-        # middleware wrapping every request (a coroutine frame each resume passes through).
-        proxy_headers=False,
-        log_level="info",
-        timeout_keep_alive=max(1, math.ceil(limits.keepalive_timeout)),  # unused: the protocol's own
-        timeout_graceful_shutdown=math.ceil(settings.server.drain_seconds),
-    )
-    # The guarded protocol, writing each answer in as few system calls as it can.
-    config.http = CombiningHttpProtocol
+    config = worker_config(app, settings, limits)
 
     def end_drain(running: list[asyncio.Task[Any]]) -> int:
         """The drain is over: the requests still running end themselves (in band)."""

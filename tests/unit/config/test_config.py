@@ -167,6 +167,7 @@ def test_missing_variable_names_the_key(tmp_path: Path) -> None:
         ({"redis": {"pool_timeout_seconds": 0}}, "redis.pool_timeout_seconds", "positive"),
         ({"redis": {"pool_timeout_seconds": "soon"}}, "redis.pool_timeout_seconds", "Expected `float`"),
         ({"server": {"models_refresh_seconds": 0}}, "server.models_refresh_seconds", "positive"),
+        ({"server": {"websocket_compression": "yes"}}, "server.websocket_compression", "Expected `bool`"),
         (
             {"auth": {"keys": [{"name": "a", "key": "sk-12345678", "limits": {"rpm": 0}}]}},
             "auth.keys[0].limits.rpm",

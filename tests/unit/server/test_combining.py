@@ -16,35 +16,10 @@ from gateway.api.asgi import DISCONNECT_HOOK, cancel_on_disconnect
 from gateway.exchange import ClientDisconnected
 from gateway.server.combining import CombiningHttpProtocol, CombiningWriter
 from gateway.server.http import GatewayConfig, HttpLimits
+from tests.unit.server.transport import Transport
 
 POST = b"POST /x HTTP/1.1\r\nhost: gw\r\ncontent-length: 2\r\n\r\nhi"
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
-
-
-class Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        assert not self.closed, "written after close"
-        self.writes.append(bytes(data))
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 50000)}.get(name, default)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 def serve(app: App, request: bytes = POST) -> tuple[CombiningHttpProtocol, Transport]:

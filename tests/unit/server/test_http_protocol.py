@@ -20,6 +20,7 @@ from gateway.server.http import (
     HttpLimits,
     sweep,
 )
+from tests.unit.server.transport import Transport
 
 LIMITS = HttpLimits(
     max_connections=2,
@@ -30,31 +31,6 @@ LIMITS = HttpLimits(
     keepalive_timeout=5.0,
 )
 GET = b"GET /healthz HTTP/1.1\r\nhost: gw\r\n\r\n"
-
-
-class Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = bytearray()
-        self.closed = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += data
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 50000)}.get(name, default)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 class Loop:
