@@ -214,6 +214,40 @@ def test_a_send_after_the_client_went_away_is_a_disconnect() -> None:
     asyncio.run(scenario())
 
 
+def test_a_message_the_app_takes_in_its_turn_does_not_pause_reading() -> None:
+    async def scenario() -> None:
+        taken: list[str] = []
+        go_on = asyncio.Event()
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+            taken.append((await receive())["text"])  # waiting already: takes it in the same turn
+            await go_on.wait()  # busy: the next message waits
+            taken.append((await receive())["text"])
+            await receive()
+
+        connection = Connection(app)
+        await turns()
+        connection.read()  # the handshake's answer: the client is open
+        connection.client.send_text(b"one")
+        connection.send_from_client(connection.client.data_to_send())
+        await turns()
+        assert taken == ["one"]
+        assert connection.transport.reading == []  # neither paused nor resumed
+        connection.client.send_text(b"two")
+        connection.send_from_client(connection.client.data_to_send())
+        await turns()
+        assert connection.transport.reading == ["pause"]  # not taken within its turn
+        go_on.set()
+        await turns()
+        assert taken == ["one", "two"]
+        assert connection.transport.reading == ["pause", "resume"]
+        await connection.lose()
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize(
     ("compression", "client_offers", "negotiated"),
     [(False, True, False), (True, True, True), (True, False, False)],

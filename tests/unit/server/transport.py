@@ -12,6 +12,7 @@ class Transport(asyncio.Transport):
         self.writes: list[bytes] = []
         self.closed = False
         self.protocol: asyncio.BaseProtocol | None = None
+        self.reading: list[str] = []  # each pause and resume of reading, in order
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         assert not self.closed, "written after close"
@@ -35,7 +36,7 @@ class Transport(asyncio.Transport):
         self.protocol = protocol
 
     def pause_reading(self) -> None:
-        pass
+        self.reading.append("pause")
 
     def resume_reading(self) -> None:
-        pass
+        self.reading.append("resume")
