@@ -12,10 +12,11 @@ PACED_MODEL = "bench-paced"  # the bench upstream paces its streams
 CHAT_PATH = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "Say hello in a few words."}]
 
-# The performance budget, per worker on a 2-core machine: the report checks the default variant.
-BUDGET_CPU_MS = 0.35
-BUDGET_RPS = 3000.0
-BUDGET_STREAMS = 2500.0
+# The performance budget (issue 20), per worker on a 2-core machine: the report checks the
+# default variant against it and says MISSED where it falls short.
+BUDGET_CPU_MS = 0.20
+BUDGET_RPS = 5000.0
+BUDGET_STREAMS = 3500.0
 BUDGET_RSS_MB = 80.0
 # Above this much CPU used by other processes during a window, the report says so.
 NOISE_CORES = 0.10

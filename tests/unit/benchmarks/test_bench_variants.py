@@ -239,7 +239,7 @@ def test_markdown_keeps_the_direct_comparison_for_default_and_adds_the_variants_
     assert "| gateway, non-streaming | 3,000 | 5.00 | 9.50 | 0.300 (gateway) | 0 |" in direct_table
     assert "limited key" not in direct_table
     assert "| gateway / direct |" in direct_table
-    assert "Budget per worker (default variant): CPU/request 0.300ms (ok" in direct_table
+    assert "Budget per worker (default variant): CPU/request 0.300ms (MISSED, ≤ 0.2ms)" in direct_table
     assert (
         "| variant | mode | req/s | p50 ms | p99 ms | gateway CPU ms/req | vs bare ms/req | RSS MB | failed |"
         in md
