@@ -16,7 +16,9 @@ a turn. :class:`GatewayWebSocketProtocol`:
   takes a batch of messages as UTF-8 ``bytes`` and frames them in one go. Without an extension
   negotiated a text frame is a two-to-ten-byte header and the payload as it is (RFC 6455 5.2; a
   server's frames are not masked), so the header is written here and the payload joined once;
-  with permessage-deflate each message goes through ``websockets``' compressor.
+  with permessage-deflate each message goes through the compressor ``websockets`` negotiated,
+  its frame built here too (``websockets``' two ``Frame`` objects per message cost 60 % on top of
+  zlib's own work; callgrind, a deflated turn: 4.22 -> 4.01 M instructions).
 
 permessage-deflate is offered to clients only with ``[server] websocket_compression`` (uvicorn's
 ``ws_per_message_deflate``): see :class:`~gateway.config.settings.ServerSettings`.
@@ -26,10 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import zlib
 from collections.abc import Sequence
 from typing import Any, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.extensions import Extension
+from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.http11 import Request
 from websockets.protocol import State
 
@@ -37,20 +42,35 @@ from gateway.api.websocket import TEXT_SENDER
 from gateway.server.combining import CombiningWriter
 
 _TEXT = 0x81  # FIN and the text opcode
+_DEFLATED = 0xC1  # FIN, RSV1 (a compressed message: permessage-deflate) and the text opcode
 _MEDIUM = 126  # payload lengths from here on take a 16-bit length after the header
 _LARGE = 1 << 16  # and from here on a 64-bit one
-_SHORT_HEADS = tuple(bytes((_TEXT, size)) for size in range(_MEDIUM))
+_SHORT_HEADS = {first: tuple(bytes((first, size)) for size in range(_MEDIUM)) for first in (_TEXT, _DEFLATED)}
 _MEDIUM_HEAD = struct.Struct("!BBH").pack
 _LARGE_HEAD = struct.Struct("!BBQ").pack
+_EMPTY_BLOCK = 4  # the bytes 00 00 ff ff a sync flush ends with, not sent (RFC 7692 7.2.1)
 
 
-def text_frame_head(size: int) -> bytes:
-    """The header of an unmasked, unfragmented text frame of ``size`` payload bytes."""
+def text_frame_head(size: int, *, deflated: bool = False) -> bytes:
+    """The header of an unmasked, unfragmented text frame of ``size`` payload bytes (``deflated``:
+    a message compressed with permessage-deflate)."""
+    first = _DEFLATED if deflated else _TEXT
     if size < _MEDIUM:
-        return _SHORT_HEADS[size]
+        return _SHORT_HEADS[first][size]
     if size < _LARGE:
-        return _MEDIUM_HEAD(_TEXT, _MEDIUM, size)
-    return _LARGE_HEAD(_TEXT, 127, size)
+        return _MEDIUM_HEAD(first, _MEDIUM, size)
+    return _LARGE_HEAD(first, 127, size)
+
+
+def _deflate_kept(extensions: Sequence[Extension]) -> PerMessageDeflate | None:
+    """The permessage-deflate extension if it is the only one and keeps its context from one
+    message to the next (then its compressor is used here as it is); else None."""
+    if len(extensions) != 1:
+        return None
+    extension = extensions[0]
+    if isinstance(extension, PerMessageDeflate) and not extension.local_no_context_takeover:
+        return extension
+    return None
 
 
 class SocketWriter(CombiningWriter):
@@ -106,14 +126,22 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         conn = self.conn
         if self.disconnected or conn.state is not State.OPEN:
             return False
-        if conn.extensions:
-            for message in messages:
-                conn.send_text(message)
-            parts = conn.data_to_send()
-        else:
-            parts = []
+        parts: list[bytes | memoryview] = []
+        if not conn.extensions:
             for message in messages:
                 parts.append(text_frame_head(len(message)))
                 parts.append(message)
+        elif (deflate := _deflate_kept(conn.extensions)) is not None:
+            # websockets' own encoding (PerMessageDeflate.encode) without a Frame per message.
+            encoder = deflate.encoder
+            for message in messages:
+                data = encoder.compress(message) + encoder.flush(zlib.Z_SYNC_FLUSH)
+                size = len(data) - _EMPTY_BLOCK
+                parts.append(text_frame_head(size, deflated=True))
+                parts.append(memoryview(data)[:size])
+        else:
+            for message in messages:
+                conn.send_text(message)
+            parts.extend(conn.data_to_send())
         self.transport.write(b"".join(parts))
         return True

@@ -32,7 +32,13 @@ App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 class Connection:
     """A protocol fed a client's handshake; ``read`` parses what it wrote since the last read."""
 
-    def __init__(self, app: App, *, compression: bool = False, client_offers: bool = False) -> None:
+    def __init__(
+        self,
+        app: App,
+        *,
+        compression: bool = False,
+        client_offers: bool | ClientPerMessageDeflateFactory = False,
+    ) -> None:
         config = GatewayConfig(
             app,
             limits=HttpLimits(),
@@ -45,7 +51,8 @@ class Connection:
         self.protocol = GatewayWebSocketProtocol(config, ServerState(), {}, _loop=asyncio.get_running_loop())
         self.transport = Transport()
         self.protocol.connection_made(self.transport)
-        extensions = [ClientPerMessageDeflateFactory()] if client_offers else None
+        offer = client_offers if isinstance(client_offers, ClientPerMessageDeflateFactory) else None
+        extensions = [offer or ClientPerMessageDeflateFactory()] if client_offers else None
         self.client = ClientProtocol(parse_uri("ws://gw/v1/responses"), extensions=extensions)
         self.client.send_request(self.client.connect())
         self.protocol.data_received(b"".join(self.client.data_to_send()))
@@ -280,3 +287,22 @@ def test_a_worker_serves_websockets_with_this_protocol_and_compression_as_set(se
     config = worker_config(object(), settings, HttpLimits())
     assert config.ws is GatewayWebSocketProtocol
     assert config.ws_per_message_deflate is (setting is True)  # off unless asked for
+
+
+@pytest.mark.parametrize("context_kept", [True, False], ids=["context-kept", "no-context-takeover"])
+def test_deflated_messages_of_every_size_read_back_whole_turn_after_turn(context_kept: bool) -> None:
+    async def scenario() -> None:
+        sizes = [0, 1, 125, 126, 3000, 70000]
+        batches = [[("é" * 7 + str(size)).encode() * (size // 10) for size in sizes] for _ in range(2)]
+        app, results = _sending(*batches, wait=True)
+        offer = ClientPerMessageDeflateFactory(server_no_context_takeover=not context_kept)
+        connection = Connection(app, compression=True, client_offers=offer)
+        await turns()
+        events = connection.read()
+        assert "Sec-WebSocket-Extensions" in events[0].headers
+        assert texts(events) == [message for batch in batches for message in batch]
+        assert results == [True, True]
+        assert len(connection.transport.writes) == 2
+        await connection.lose()
+
+    asyncio.run(scenario())
