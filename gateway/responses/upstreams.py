@@ -82,8 +82,18 @@ class Turn:
         self.anthropic_max_tokens = anthropic_max_tokens
         # The chain's turns when already known (a WebSocket's last response); else read once.
         self._history = history
-        # Once answered: the record and the chain's history it ends (stored or not).
-        self.finished: tuple[ResponseMeta, list[HistoryTurn]] | None = None
+        # Once answered: its record and turn (built when first needed: an unstored answer
+        # over HTTP never needs them), and whether the chain's history it ends is known.
+        self._answered: Answered | None = None
+
+    @property
+    def finished(self) -> tuple[ResponseMeta, list[HistoryTurn]] | None:
+        """Once answered, when the chain's history is known (no parent, or its history read):
+        the record's meta and the history this response ends (stored or not)."""
+        answered = self._answered
+        if answered is None or answered.history is None:
+            return None
+        return answered.record.meta, [*answered.history, answered.own]
 
     @property
     def data(self) -> dict[str, Any]:
@@ -243,12 +253,44 @@ class Turn:
         )
 
     async def save(self, deployment: Deployment, response: dict[str, Any], upstream_id: str | None) -> None:
-        record = self.record(deployment, response, upstream_id)
-        own = self.own_turn(record)
-        if self.parent is None or self._history is not None:
-            self.finished = (record.meta, [*(self._history or ()), own])
+        history = self._history if self._history is not None or self.parent is not None else []
+        answered = self._answered = Answered(self, deployment, response, upstream_id, history)
         if self.request.store:
-            await self.records.save_turn(record, self.parent, own, self._history)
+            await self.records.save_turn(answered.record, self.parent, answered.own, self._history)
+
+
+class Answered:
+    """A turn's answer, and its record and own history turn, built once when first read."""
+
+    __slots__ = ("_own", "_record", "deployment", "history", "response", "turn", "upstream_id")
+
+    def __init__(
+        self,
+        turn: Turn,
+        deployment: Deployment,
+        response: dict[str, Any],
+        upstream_id: str | None,
+        history: list[HistoryTurn] | None,
+    ) -> None:
+        self.turn = turn
+        self.deployment = deployment
+        self.response = response
+        self.upstream_id = upstream_id
+        self.history = history  # the chain's turns before this one (None: not read)
+        self._record: NewRecord | None = None
+        self._own: HistoryTurn | None = None
+
+    @property
+    def record(self) -> NewRecord:
+        if self._record is None:
+            self._record = self.turn.record(self.deployment, self.response, self.upstream_id)
+        return self._record
+
+    @property
+    def own(self) -> HistoryTurn:
+        if self._own is None:
+            self._own = self.turn.own_turn(self.record)
+        return self._own
 
 
 async def begin_turn(

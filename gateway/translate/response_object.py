@@ -17,7 +17,8 @@ the client set on it; other tools are echoed as sent. A ``json_schema`` text for
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 # The tiers a Response reports; a request's "auto" (or nothing) is answered as "default".
@@ -27,44 +28,24 @@ SERVICE_TIERS = frozenset({"default", "flex", "priority", "scale"})
 def response_skeleton(
     request: Mapping[str, Any], *, response_id: str, created_at: int, previous_response_id: str | None
 ) -> dict[str, Any]:
-    """The Response as ``response.created`` shows it: ``in_progress``, no output, no usage."""
-    get = request.get
-    service_tier = get("service_tier")
-    return {
-        "id": response_id,
-        "object": "response",
-        "created_at": created_at,
-        "status": "in_progress",
-        "background": get("background") is True,
-        "completed_at": None,
-        "error": None,
-        "frequency_penalty": _number(get("frequency_penalty"), 0.0),
-        "incomplete_details": None,
-        "instructions": _string(get("instructions")),
-        "max_output_tokens": _integer(get("max_output_tokens")),
-        "max_tool_calls": _integer(get("max_tool_calls")),
-        "model": get("model"),
-        "output": [],
-        "parallel_tool_calls": get("parallel_tool_calls") is not False,
-        "presence_penalty": _number(get("presence_penalty"), 0.0),
-        "previous_response_id": previous_response_id,
-        "prompt_cache_key": _string(get("prompt_cache_key")),
-        "prompt_cache_retention": _string(get("prompt_cache_retention")),
-        "reasoning": echo_reasoning(get("reasoning")),
-        "safety_identifier": _string(get("safety_identifier")),
-        "service_tier": service_tier if service_tier in SERVICE_TIERS else "default",
-        "store": get("store") is not False,
-        "temperature": _number(get("temperature"), 1.0),
-        "text": echo_text(get("text")),
-        "tool_choice": _tool_choice(get("tool_choice")),
-        "tools": echo_tools(get("tools")),
-        "top_logprobs": _integer(get("top_logprobs")) or 0,
-        "top_p": _number(get("top_p"), 1.0),
-        "truncation": "auto" if get("truncation") == "auto" else "disabled",
-        "usage": None,
-        "user": _string(get("user")),
-        "metadata": dict(get("metadata") or {}),
-    }
+    """The Response as ``response.created`` shows it: ``in_progress``, no output, no usage.
+
+    The defaults, then each setting the request carries echoed (every echo of a missing or null
+    setting is its default): a request sets a few of the settings, so only those are read."""
+    skeleton = _DEFAULTS.copy()
+    skeleton["id"] = response_id
+    skeleton["created_at"] = created_at
+    skeleton["output"] = []
+    skeleton["previous_response_id"] = previous_response_id
+    skeleton["reasoning"] = {"effort": None, "summary": None}
+    skeleton["text"] = {"format": {"type": "text"}, "verbosity": "medium"}
+    skeleton["tools"] = []
+    skeleton["metadata"] = {}
+    for key, value in request.items():
+        echo = _ECHO.get(key)
+        if echo is not None:
+            skeleton[key] = echo(value)
+    return skeleton
 
 
 def echo_reasoning(reasoning: Any) -> dict[str, Any]:
@@ -146,3 +127,84 @@ def _number(value: Any, default: float) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     return default
+
+
+def _service_tier(value: Any) -> str:
+    return value if isinstance(value, str) and value in SERVICE_TIERS else "default"
+
+
+def _default_float(default: float) -> Callable[[Any], float]:
+    def echo(value: Any) -> float:
+        return _number(value, default)
+
+    return echo
+
+
+# The Response of a request that sets nothing, in OpenAI's key order (``output``, ``reasoning``,
+# ``text``, ``tools`` and ``metadata`` get fresh objects per response).
+_DEFAULTS: MappingProxyType[str, Any] = MappingProxyType(
+    {
+        "id": None,
+        "object": "response",
+        "created_at": 0,
+        "status": "in_progress",
+        "background": False,
+        "completed_at": None,
+        "error": None,
+        "frequency_penalty": 0.0,
+        "incomplete_details": None,
+        "instructions": None,
+        "max_output_tokens": None,
+        "max_tool_calls": None,
+        "model": None,
+        "output": None,
+        "parallel_tool_calls": True,
+        "presence_penalty": 0.0,
+        "previous_response_id": None,
+        "prompt_cache_key": None,
+        "prompt_cache_retention": None,
+        "reasoning": None,
+        "safety_identifier": None,
+        "service_tier": "default",
+        "store": True,
+        "temperature": 1.0,
+        "text": None,
+        "tool_choice": "auto",
+        "tools": None,
+        "top_logprobs": 0,
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": None,
+        "user": None,
+        "metadata": None,
+    }
+)
+
+# How the Response echoes each request setting it carries (None: the default above).
+_ECHO: MappingProxyType[str, Callable[[Any], Any]] = MappingProxyType(
+    {
+        "background": lambda value: value is True,
+        "frequency_penalty": _default_float(0.0),
+        "instructions": _string,
+        "max_output_tokens": _integer,
+        "max_tool_calls": _integer,
+        "model": lambda value: value,
+        "parallel_tool_calls": lambda value: value is not False,
+        "presence_penalty": _default_float(0.0),
+        "prompt_cache_key": _string,
+        "prompt_cache_retention": _string,
+        "reasoning": echo_reasoning,
+        "safety_identifier": _string,
+        "service_tier": _service_tier,
+        "store": lambda value: value is not False,
+        "temperature": _default_float(1.0),
+        "text": echo_text,
+        "tool_choice": _tool_choice,
+        "tools": echo_tools,
+        "top_logprobs": lambda value: _integer(value) or 0,
+        "top_p": _default_float(1.0),
+        "truncation": lambda value: "auto" if value == "auto" else "disabled",
+        "user": _string,
+        "metadata": lambda value: dict(value or {}),
+    }
+)

@@ -145,7 +145,7 @@ def response_from_chat_completion(
     Only the first choice is used (Responses has no ``n``). ``completed_at`` is set on the
     response when given and the status is ``completed``.
     """
-    response = response_shell(
+    response = response_skeleton(
         request, response_id=response_id, created_at=created_at, previous_response_id=previous_response_id
     )
     choices = completion.get("choices") or ()
@@ -184,8 +184,9 @@ def response_from_chat_completion(
             }
         )
 
-    names = ToolNames(request.get("tools"))
-    for call in message.get("tool_calls") or ():
+    calls = message.get("tool_calls")
+    names = ToolNames(request.get("tools")) if calls else None
+    for call in calls or ():
         function = call.get("function") or {}
         item = {
             "id": ids.function_call(),
@@ -195,7 +196,8 @@ def response_from_chat_completion(
             "name": function.get("name") or "",
             "arguments": function.get("arguments") or "",
         }
-        names.restore(item)
+        if names:
+            names.restore(item)
         output.append(item)
 
     status, incomplete = terminal_status(choice.get("finish_reason"))
