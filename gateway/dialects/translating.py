@@ -18,7 +18,7 @@ import msgspec
 
 from gateway.clock import Clock
 from gateway.dialects.base import TERMINAL, Converter, Emit, Event, Item, Produced, ResponsesTurn, translated
-from gateway.translate import encode_event
+from gateway.translate import encode_event, encode_events
 from gateway.translate.responses_answer import ResponseShell
 from gateway.upstream.call import EventRoles
 from gateway.upstream.committed import StreamTruncated
@@ -38,9 +38,16 @@ async def replayed(turn: ResponsesTurn, translation: Translation) -> dict[str, A
 
 def split_terminal(events: list[Event]) -> Emit:
     """Translated events as frames, the terminal one held back."""
-    if events and events[-1]["type"] in TERMINAL:
-        return Emit(b"".join(encode_event(e) for e in events[:-1]), events[-1])
-    return Emit(b"".join(encode_event(e) for e in events))
+    if not events:
+        return _NOTHING
+    if events[-1]["type"] in TERMINAL:
+        return Emit(encode_events(events[:-1]), events[-1])
+    if len(events) == 1:
+        return Emit(encode_event(events[0]))
+    return Emit(encode_events(events))
+
+
+_NOTHING = Emit()
 
 
 class TranslatedResponsesCall(abc.ABC):

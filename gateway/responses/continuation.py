@@ -34,7 +34,7 @@ from gateway.policy.usage import usage_from_dict
 from gateway.pricing import Usage
 from gateway.responses.stream import ResponsesRelay
 from gateway.responses.upstreams import Turn
-from gateway.translate import ChatToResponsesStream, chat_request_from_responses, encode_event
+from gateway.translate import ChatToResponsesStream, chat_request_from_responses, encode_event, encode_events
 from gateway.translate.responses_answer import message_text_part
 from gateway.upstream.committed import Relay, SendChunk
 from gateway.upstream.failover import Attempt
@@ -312,7 +312,7 @@ class ResponsesTail:
             elif kind == "response.output_item.done":
                 self._output[event["output_index"]] = event["item"]
             out.append(self._number(event))
-        return Emit(b"".join(encode_event(e) for e in out), final)
+        return Emit(encode_events(out), final)
 
     def _merge(self, event: Event, merged: _Merged) -> bool:
         """An event of the merged message, rewritten into the client's item (False: drop it)."""

@@ -74,20 +74,31 @@ class ResponsesRelay:
 
     async def run(self, opened: OpenedStream, send: SendChunk) -> None:
         converter = self._converter
+        pending = self._pending
 
         async def body(idle: Watchdog) -> None:
             self._idle = idle
             for event, _, payload in opened.events:
-                if await self._step(converter.event(event, payload), send):
+                emit = converter.event(event, payload)
+                if emit.final is not None:
+                    await self._step(emit, send)
                     return
+                if emit.frames:
+                    pending.append(emit.frames)
             await self._flush(send)
+            decoder = opened.decoder
             async for chunk in opened.chunks:
                 idle.touch()
-                for event in opened.decoder.feed(chunk):
-                    if await self._step(converter.event(event, None), send):
+                for event in decoder.feed(chunk):
+                    emit = converter.event(event, None)
+                    if emit.final is not None:
+                        await self._step(emit, send)
                         return
-                await self._flush(send)
-            for event in opened.decoder.flush():
+                    if emit.frames:
+                        pending.append(emit.frames)
+                if pending:
+                    await self._flush(send)
+            for event in decoder.flush():
                 if await self._step(converter.event(event, None), send):
                     return
             await self._step(converter.end(), send)

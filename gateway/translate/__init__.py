@@ -35,7 +35,7 @@ from gateway.translate.responses_chat import (
     chat_request_from_responses,
     input_items_from_input,
 )
-from gateway.translate.responses_stream import ChatToResponsesStream, encode_event
+from gateway.translate.responses_stream import ChatToResponsesStream, encode_event, encode_events
 
 __all__ = [
     "OPENAI_COMPATIBLE",
@@ -54,6 +54,7 @@ __all__ = [
     "chat_completion_from_anthropic",
     "chat_request_from_responses",
     "encode_event",
+    "encode_events",
     "input_items_from_input",
     "response_from_anthropic_message",
     "response_from_chat_completion",

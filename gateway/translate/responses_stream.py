@@ -28,7 +28,8 @@ either kind of parser reads it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -47,11 +48,77 @@ from gateway.translate.responses_tools import ToolNames
 Event = dict[str, Any]
 
 _ENCODER = msgspec.json.Encoder()
+# The events that carry the whole Response object, with only their type and sequence number
+# beside it (created and in_progress carry the same one: see :func:`encode_events`).
+_CARRIER_KEYS = ("type", "response", "sequence_number")
+
+
+def _heads(kinds: Iterable[str]) -> MappingProxyType[str, bytes]:
+    return MappingProxyType({kind: b"event: " + kind.encode() + b"\ndata: " for kind in kinds})
+
+
+# The start of the frame of every event type the gateway sends, built once.
+_HEADS = _heads(
+    (
+        "error",
+        "response.created",
+        "response.in_progress",
+        "response.queued",
+        "response.completed",
+        "response.incomplete",
+        "response.failed",
+        "response.output_item.added",
+        "response.output_item.done",
+        "response.content_part.added",
+        "response.content_part.done",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.refusal.delta",
+        "response.refusal.done",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.done",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+    )
+)
+
+
+def _head(kind: Any) -> bytes:
+    head = _HEADS.get(kind) if isinstance(kind, str) else None
+    return head if head is not None else b"event: " + str(kind).encode() + b"\ndata: "
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
     """One Responses SSE frame: ``event: <type>\\ndata: <json>\\n\\n``."""
-    return b"event: " + str(event["type"]).encode() + b"\ndata: " + _ENCODER.encode(event) + b"\n\n"
+    return _head(event["type"]) + _ENCODER.encode(event) + b"\n\n"
+
+
+def encode_events(events: Iterable[Mapping[str, Any]]) -> bytes:
+    """The frames of ``events``, one after the other (each as :func:`encode_event` makes it).
+
+    An event that carries the same Response object as the one before it (``response.created``
+    then ``response.in_progress``), with only its type and sequence number beside it, has that
+    object's JSON spliced in rather than encoded again."""
+    out = bytearray()
+    shared: tuple[object, bytes] | None = None
+    for event in events:
+        kind = event["type"]
+        out += _head(kind)
+        response = event.get("response")
+        if response is None or tuple(event) != _CARRIER_KEYS:
+            _ENCODER.encode_into(event, out, -1)
+        else:
+            if shared is None or shared[0] is not response:
+                shared = response, _ENCODER.encode(response)
+            out += b'{"type":'
+            _ENCODER.encode_into(kind, out, -1)
+            out += b',"response":'
+            out += shared[1]
+            out += b',"sequence_number":'
+            _ENCODER.encode_into(event["sequence_number"], out, -1)
+            out += b"}"
+        out += b"\n\n"
+    return bytes(out)
 
 
 class _Item:
@@ -87,7 +154,8 @@ class ChatToResponsesStream:
         self._shell = response_skeleton(
             request, response_id=response_id, created_at=created_at, previous_response_id=previous_response_id
         )
-        self._names = ToolNames(request.get("tools"))
+        self._tools = request.get("tools")
+        self._names: ToolNames | None = None  # read from the tools at the first call
         self._ids = ids
         self._seq = 0
         self._started = False
@@ -137,8 +205,10 @@ class ChatToResponsesStream:
                 refusal = delta.get("refusal")
                 if refusal:
                     self._part_delta("message", "refusal", refusal, events)
-                for call in delta.get("tool_calls") or ():
-                    self._tool_delta(call, events)
+                calls = delta.get("tool_calls")
+                if calls:
+                    for call in calls:
+                        self._tool_delta(call, events)
             finish_reason = choice.get("finish_reason")
             if finish_reason:
                 self.finish_reason = finish_reason
@@ -210,8 +280,9 @@ class ChatToResponsesStream:
 
     def _start(self, events: list[Event]) -> None:
         self._started = True
-        self._emit(events, {"type": "response.created", "response": dict(self._shell)})
-        self._emit(events, {"type": "response.in_progress", "response": dict(self._shell)})
+        shown = dict(self._shell)  # one object for both: framed once (:func:`encode_events`)
+        self._emit(events, {"type": "response.created", "response": shown})
+        self._emit(events, {"type": "response.in_progress", "response": shown})
 
     def _open_item(self, item: dict[str, Any], events: list[Event]) -> _Item:
         opened = _Item(item, len(self._output))
@@ -223,6 +294,26 @@ class ChatToResponsesStream:
         return opened
 
     def _part_delta(self, item_type: str, part_kind: str, text: str, events: list[Event]) -> None:
+        current = self._open
+        if current is None or current.part_kind != part_kind or current.item["type"] != item_type:
+            current = self._open_part(item_type, part_kind, events)
+        current.buffer.append(text)
+        event: Event = {
+            "type": _DELTA_EVENT[part_kind],
+            "item_id": current.item["id"],
+            "output_index": current.index,
+            "content_index": len(current.parts),
+            "delta": text,
+        }
+        if part_kind == "output_text":
+            event["logprobs"] = []
+        event["sequence_number"] = self._seq
+        self._seq += 1
+        events.append(event)
+
+    def _open_part(self, item_type: str, part_kind: str, events: list[Event]) -> _Item:
+        """The open item of ``item_type`` (a new one when another kind is open) with a new
+        ``part_kind`` part."""
         current = self._open
         if current is None or current.item["type"] != item_type:
             self._close(events, "completed")
@@ -242,7 +333,6 @@ class ChatToResponsesStream:
                     "content": [],
                 }
             current = self._open_item(item, events)
-        item_id = current.item["id"]
         if current.part_kind != part_kind:
             self._close_part(current, events)
             current.part_kind = part_kind
@@ -250,23 +340,13 @@ class ChatToResponsesStream:
                 events,
                 {
                     "type": "response.content_part.added",
-                    "item_id": item_id,
+                    "item_id": current.item["id"],
                     "output_index": current.index,
                     "content_index": len(current.parts),
                     "part": _empty_part(part_kind),
                 },
             )
-        current.buffer.append(text)
-        event: Event = {
-            "type": _DELTA_EVENT[part_kind],
-            "item_id": item_id,
-            "output_index": current.index,
-            "content_index": len(current.parts),
-            "delta": text,
-        }
-        if part_kind == "output_text":
-            event["logprobs"] = []
-        self._emit(events, event)
+        return current
 
     def _close_part(self, current: _Item, events: list[Event]) -> None:
         kind = current.part_kind
@@ -321,14 +401,12 @@ class ChatToResponsesStream:
                 "name": function.get("name") or "",
                 "arguments": "",
             }
-            if self._names:
-                self._names.restore(item)
+            self._restore(item)
             call = self._open_item(item, events)
             self._calls[index] = call
         elif function.get("name") and not call.item["name"]:
             call.item["name"] = function["name"]
-            if self._names:
-                self._names.restore(call.item)
+            self._restore(call.item)
         arguments = function.get("arguments")
         if not arguments:
             return
@@ -345,6 +423,13 @@ class ChatToResponsesStream:
             )
         else:  # a late fragment for a closed call: keep it in the final object only
             call.item["arguments"] += arguments
+
+    def _restore(self, item: dict[str, Any]) -> None:
+        """A call's namespace and own name back (the tools are read at the first call)."""
+        if self._names is None:
+            self._names = ToolNames(self._tools)
+        if self._names:
+            self._names.restore(item)
 
     def _close(self, events: list[Event], status: str) -> None:
         current = self._open
