@@ -40,7 +40,7 @@ def normalize_item(item: Mapping[str, Any]) -> Item:
         kind = "message"
     if kind != "message":
         return dict(item)
-    out: Item = {"type": "message", **{k: v for k, v in item.items() if k != "type"}}
+    out: Item = {"type": "message", **item}  # ``type`` first (the item's own is "message")
     content = out.get("content")
     if isinstance(content, str):
         out["content"] = _text_parts(str(out.get("role")), content)

@@ -76,10 +76,9 @@ def _check_metadata(data: dict[str, Any]) -> None:
 
 def parse_responses_request(body: bytes) -> ResponsesRequest:
     data = decode_json_object(body)
+    get = data.get
     model = required_model(data)
-    value = data.get("input")
-    if value is not None and not isinstance(value, str | list):
-        raise invalid_type("input", "a string or an array of input items", value)
+    value = get("input")
     if isinstance(value, list):
         for index, item in enumerate(value):
             if not isinstance(item, dict):
@@ -88,7 +87,12 @@ def parse_responses_request(body: bytes) -> ResponsesRequest:
             # The gateway's own compaction items become the summary they hold, for every upstream.
             value = for_upstream(value, responses=True)
             data["input"] = value
-    previous = optional(data, "previous_response_id", str, "a string")
+    elif value is not None and not isinstance(value, str):
+        raise invalid_type("input", "a string or an array of input items", value)
+    # A setting the request leaves out (most of them, most of the time) is looked up once.
+    previous = get("previous_response_id")
+    if previous is not None:
+        previous = optional(data, "previous_response_id", str, "a string")
     if previous is not None and not _ID.fullmatch(previous):
         raise InvalidRequest(
             f"Invalid 'previous_response_id': '{previous}'. Expected an ID that contains letters, "
@@ -96,23 +100,28 @@ def parse_responses_request(body: bytes) -> ResponsesRequest:
             param="previous_response_id",
             code="invalid_value",
         )
-    if data.get("conversation") is not None:
+    if get("conversation") is not None:
         if previous is not None:
             raise errors.conversation_with_previous_response()
         raise errors.conversation_unsupported()
-    background = optional_bool(data, "background", False)
+    background = get("background") is not None and optional_bool(data, "background", False)
     if background and not optional_bool(data, "store", True):
         raise errors.background_unstored()
-    _check_metadata(data)
+    if get("metadata") is not None:
+        _check_metadata(data)
     # Read by the gateway to build the Response object: of the wrong type, refused before any
     # upstream call rather than failing once the answer is in.
-    optional(data, "service_tier", str, "a string")
-    optional(data, "instructions", str, "a string")
+    if get("service_tier") is not None:
+        optional(data, "service_tier", str, "a string")
+    if get("instructions") is not None:
+        optional(data, "instructions", str, "a string")
+    stream = get("stream") is not None and optional_bool(data, "stream", False)
+    store = get("store") is None or optional_bool(data, "store", True)
     return ResponsesRequest(
         data=data,
         model=model,
-        stream=optional_bool(data, "stream", False),
-        store=optional_bool(data, "store", True),
+        stream=stream,
+        store=store,
         previous_response_id=previous,
         items=normalize_input(value),
         background=background,
