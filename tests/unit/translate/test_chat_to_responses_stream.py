@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.translate import ChatToResponsesStream, SequentialIds, encode_event
+from gateway.translate import ChatToResponsesStream, SequentialIds, encode_event, encode_events
 
 REQUEST: dict[str, Any] = {"model": "public-model", "input": "hi", "stream": True}
 
@@ -579,3 +579,23 @@ def test_encode_event_frames_sse() -> None:
     _head, data = frame[:-2].split(b"\n", 1)
     assert b"\n" not in data
     assert json.loads(data[len(b"data: ") :]) == event
+
+
+def test_encode_events_frames_each_event_as_encode_event_does() -> None:
+    """A whole stream in one buffer: the same bytes as each event framed alone, the Response
+    object that created and in_progress share spliced in, and events that only look alike
+    (other keys, another order, another object) encoded whole."""
+    stream = new_stream()
+    events = stream.start()
+    assert events[0]["response"] is events[1]["response"]  # one object: encoded once
+    events += stream.feed(chunk({"content": 'He said "ü"\n'})) + stream.finish(completed_at=101)
+    shell = events[0]["response"]
+    events += [
+        {"type": "response.in_progress", "response": dict(shell), "sequence_number": 9},
+        {"type": "response.in_progress", "sequence_number": 10, "response": shell},
+        {"type": "response.in_progress", "response": shell, "sequence_number": 11, "extra": True},
+        {"type": "response.queued", "response": shell, "sequence_number": 12},
+        {"type": "custom.kind", "response": None},
+    ]
+    assert encode_events(events) == b"".join(encode_event(event) for event in events)
+    assert encode_events([]) == b""
