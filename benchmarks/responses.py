@@ -159,7 +159,10 @@ def cases(session: harness.Session) -> list[Measured]:
         (st, lambda: _http(session, f"responses, translated, stored ({st})", st, MODEL, store=True)),
         (st, lambda: _socket(session, "WebSocket, translated to chat", MODEL)),
         (st, lambda: _socket(session, "WebSocket passthrough", RESPONSES_MODEL)),
-        (st, lambda: _socket(session, "WebSocket, translated, client offers deflate", MODEL, compression=True)),
+        (
+            st,
+            lambda: _socket(session, "WebSocket, translated, client offers deflate", MODEL, compression=True),
+        ),
     ]
     measured = []
     for mode, run in runs:
