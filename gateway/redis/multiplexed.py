@@ -38,6 +38,7 @@ from typing import Any, cast
 import hiredis
 from redis._parsers import BaseParser
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.clock import Clock, QuietTimer
@@ -56,6 +57,14 @@ def timer_name(timer: str, client_name: str | None) -> str:
 _MORE = object()
 # An error reply as the exception redis-py raises for it (hiredis builds it while parsing).
 _ERROR_OF: Callable[[str], Exception] = BaseParser.parse_error
+
+
+def _pack(args: tuple[Any, ...]) -> bytes:
+    try:
+        packed: bytes = hiredis.pack_command(args)
+    except TypeError as exc:  # None, a bool, an object: what redis-py refuses as DataError
+        raise DataError(str(exc)) from None
+    return packed
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +150,10 @@ class _Link(asyncio.Protocol):
         """Every command's reply in order, an error reply as its exception (not raised)."""
         if not commands:
             return []
-        pack, create = hiredis.pack_command, self.loop.create_future
+        create = self.loop.create_future
+        packed = b"".join([_pack(tuple(command)) for command in commands])
         futures: list[asyncio.Future[Any]] = [create() for _ in commands]
-        self._write(b"".join([pack(tuple(command)) for command in commands]), *futures)
+        self._write(packed, *futures)
         try:
             await futures[-1]  # replies come in order: the last one's means all are in
         except asyncio.CancelledError:
@@ -252,11 +262,11 @@ class MultiplexedRedis:
 
     async def execute_command(self, *args: Any) -> Any:
         link = self._link or await self._connect()
-        return await link.send(hiredis.pack_command(args))
+        return await link.send(_pack(args))
 
     async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
         link = self._link or await self._connect()
-        return await link.send(hiredis.pack_command(("EVALSHA", sha, numkeys, *keys_and_args)))
+        return await link.send(_pack(("EVALSHA", sha, numkeys, *keys_and_args)))
 
     async def script_load(self, source: str) -> Any:
         return await self.execute_command("SCRIPT", "LOAD", source)

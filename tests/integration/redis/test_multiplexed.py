@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
+from redis.exceptions import AuthenticationError, DataError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -106,6 +106,8 @@ async def test_an_error_reply_raises_and_the_connection_stays_in_step(
             await conn.execute_command("INCR", "text")
         with pytest.raises(ResponseError, match="wrong number of arguments"):
             await conn.execute_command("GET")
+        with pytest.raises(DataError):  # refused before it is sent, as redis-py refuses it
+            await conn.execute_command("SET", "text", None)
         assert await conn.execute_command("GET", "text") == b"not a number"
         assert conn.connected
     finally:
