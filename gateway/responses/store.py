@@ -54,8 +54,8 @@ the record it starts from.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Awaitable, Sequence
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 import redis.asyncio as aioredis
@@ -196,11 +196,26 @@ class Script:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    async def run(self, redis: aioredis.Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def run(self, redis: Commands, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            return await redis.eval(self.source, len(keys), *keys, *args)
+            return await redis.execute_command("EVAL", self.source, len(keys), *keys, *args)
+
+
+class Commands(Protocol):
+    """What the store's scripts are run on: redis-py's client, or a shared connection."""
+
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Awaitable[Any]: ...
+
+    def execute_command(self, *args: Any) -> Awaitable[Any]: ...
+
+
+class SharedConnection(Commands, Protocol):
+    """A shared, pipelined connection to one server (``gateway/redis/multiplexed.py``): a
+    command costs no pool, lock or timeout of its own, and a batch is one write."""
+
+    async def pipeline_execute(self, commands: Sequence[Sequence[Any]]) -> list[Any]: ...
 
 
 class ScriptCall(NamedTuple):
@@ -210,31 +225,44 @@ class ScriptCall(NamedTuple):
     key: str
     args: Sequence[Any]
 
+    def command(self, name: str, script: str) -> tuple[Any, ...]:
+        return (name, script, 1, self.key, *self.args)
 
-async def run_scripts(redis: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+
+async def run_scripts(
+    redis: aioredis.Redis, calls: Sequence[ScriptCall], shared: SharedConnection | None = None
+) -> list[Any]:
     """Run one-key scripts in one round trip: one pipeline, not a transaction (their keys may lie
     in different Cluster slots, which the cluster client sends to their nodes); each script is
-    atomic on its own key. A script the server does not hold is sent again whole; an error
+    atomic on its own key. ``shared``: a shared connection to send them on instead of a
+    pipeline of ``redis``'s. A script the server does not hold is sent again whole; an error
     reply is raised once every call has run."""
-    if len(calls) == 1:
+    if shared is None and len(calls) == 1:
         call = calls[0]
         return [await call.script.run(redis, [call.key], call.args)]
-    pipe = redis.pipeline(transaction=False)
-    for call in calls:
-        pipe.evalsha(call.script.sha, 1, call.key, *call.args)
-    results: list[Any] = await pipe.execute(raise_on_error=False)
+    results = await _batch(redis, shared, [call.command("EVALSHA", call.script.sha) for call in calls])
     unknown = [index for index, result in enumerate(results) if isinstance(result, NoScriptError)]
     if unknown:
-        pipe = redis.pipeline(transaction=False)
-        for index in unknown:
-            call = calls[index]
-            pipe.eval(call.script.source, 1, call.key, *call.args)
-        for index, result in zip(unknown, await pipe.execute(raise_on_error=False), strict=True):
+        again = [calls[index].command("EVAL", calls[index].script.source) for index in unknown]
+        for index, result in zip(unknown, await _batch(redis, shared, again), strict=True):
             results[index] = result
     for result in results:
         if isinstance(result, Exception):
             raise result
     return results
+
+
+async def _batch(
+    redis: aioredis.Redis, shared: SharedConnection | None, commands: list[tuple[Any, ...]]
+) -> list[Any]:
+    """The replies of ``commands`` sent together, an error reply as its exception."""
+    if shared is not None:
+        return await shared.pipeline_execute(commands)
+    pipe = redis.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    replies: list[Any] = await pipe.execute(raise_on_error=False)
+    return replies
 
 
 # Read a parent for a follow-up: only for its owner, and extend its TTL (never shorten it).
@@ -305,10 +333,14 @@ return v[2]
 class ResponseStore:
     """Reads and writes response records. Cheap to build: it only holds references."""
 
-    __slots__ = ("_prefix", "_redis", "slack", "ttl")
+    __slots__ = ("_prefix", "_redis", "_shared", "slack", "ttl")
 
-    def __init__(self, redis: aioredis.Redis, *, prefix: str, ttl: int) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, *, prefix: str, ttl: int, shared: SharedConnection | None = None
+    ) -> None:
         self._redis = redis
+        # The per-turn calls (a parent's read, a turn's writes) go over ``shared`` when given.
+        self._shared = shared
         self._prefix = prefix
         self.ttl = ttl
         self.slack = max(ttl // 10, 1)
@@ -338,7 +370,8 @@ class ResponseStore:
 
         Only the small meta travels: a follow-up on a native upstream needs nothing else.
         """
-        found = await _READ_PARENT.run(self._redis, [self.key(response_id)], [owner, self.extended_ttl])
+        commands: Commands = self._shared or self._redis
+        found = await _READ_PARENT.run(commands, [self.key(response_id)], [owner, self.extended_ttl])
         return _META.decode(found) if found else None
 
     async def _ancestor_ids(self, parent: ResponseMeta, *, strict: bool = True) -> list[str]:
@@ -460,7 +493,7 @@ class ResponseStore:
             first, placed = None, None
         if first is not None:
             calls = [first] if stored is None else [first, stored.placed(placed)]
-            result = (await run_scripts(self._redis, calls))[0]
+            result = (await run_scripts(self._redis, calls, self._shared))[0]
             if result == 1:
                 return placed
         assert parent is not None
@@ -476,7 +509,7 @@ class ResponseStore:
         if stored is not None:
             calls.append(stored.placed(placed))
         if calls:
-            await run_scripts(self._redis, calls)
+            await run_scripts(self._redis, calls, self._shared)
         return placed
 
     async def _known_elements(
@@ -517,7 +550,7 @@ class ResponseStore:
 
     async def save(self, record: NewRecord) -> None:
         """Write one record and its TTL atomically (one key, one script)."""
-        await run_scripts(self._redis, [self._stored(record).call(record.meta)])
+        await run_scripts(self._redis, [self._stored(record).call(record.meta)], self._shared)
 
     def _stored(self, record: NewRecord) -> _StoredRecord:
         body = record.body

@@ -17,6 +17,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from fake_providers.testing import FakeProviders
+from gateway.clock import ManualClock
+from gateway.config.settings import RedisSettings
+from gateway.redis.connection import multiplexed
 from gateway.responses import store as store_module
 from gateway.responses.store import (
     ChainBroken,
@@ -247,6 +250,61 @@ async def test_scripts_the_server_forgot_are_sent_again(store: ResponseStore) ->
     assert (child.history, child.history_length) == ("f0", 2)
     assert await stored_meta(store, "f1") == child
     assert ids(await store.read_history(child)) == ["f0", "f1"]
+
+
+@pytest.fixture
+async def shared_store(redis_url: str, store: ResponseStore) -> AsyncIterator[ResponseStore]:
+    """``store``'s records, with the per-turn calls over a shared connection (as the gateway
+    makes them on one server)."""
+    connection = multiplexed(RedisSettings(url=redis_url), ManualClock())
+    assert connection is not None
+    try:
+        yield ResponseStore(store._redis, prefix=store.prefix, ttl=store.ttl, shared=connection)
+    finally:
+        await connection.aclose()
+
+
+class SharedCalls:
+    """Counts what goes over a shared connection: a command, or a batch, is one write."""
+
+    def __init__(self, connection: Any) -> None:
+        self.count = 0
+        for name in ("execute_command", "evalsha", "pipeline_execute"):
+            setattr(connection, name, self._counted(getattr(connection, name)))
+
+    def _counted(self, method: Any) -> Any:
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await method(*args, **kwargs)
+
+        return counted
+
+
+async def test_a_turn_goes_over_a_shared_connection_in_one_write(shared_store: ResponseStore) -> None:
+    store = shared_store
+    await load_scripts(store)
+    trips = RoundTrips(store._redis)
+    calls = SharedCalls(store._shared)
+    root = await add(store, "m0", None)
+    child = await add(store, "m1", root)
+    branch = await add(store, "m2", root)  # the list went on past m0: its own copy
+    assert (calls.count, trips.count) == (4, 0)  # one batch a turn, two for the branch
+    assert (child.history, child.history_length) == ("m0", 2)
+    assert (branch.history, branch.history_length) == ("m2", 2)
+    assert await stored_meta(store, "m2") == branch
+    assert ids(await store.read_history(branch)) == ["m0", "m2"]
+    calls.count = trips.count = 0
+    assert await store.read_parent("m1", OWNER) == child
+    assert await store.read_parent("m1", "someone else") is None
+    assert (calls.count, trips.count) == (2, 0)
+    # Scripts the server forgot are sent again whole, on the same connection.
+    await store._redis.script_flush()
+    calls.count = 0
+    tip = await add(store, "m3", child)
+    assert (tip.history, tip.history_length) == ("m0", 3)
+    assert calls.count == 2
+    assert await store.read_parent("m3", OWNER) == tip
+    assert ids(await store.read_history(tip)) == ["m0", "m1", "m3"]
 
 
 async def test_a_copy_of_thousands_of_turns_is_written_whole(store: ResponseStore) -> None:
