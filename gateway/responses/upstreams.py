@@ -52,6 +52,22 @@ IDS = RandomIds()
 class Turn:
     """One ``POST /v1/responses`` in flight."""
 
+    __slots__ = (
+        "_answered",
+        "_history",
+        "anthropic_max_tokens",
+        "chain_touched_at",
+        "clock",
+        "created_at",
+        "parent",
+        "principal",
+        "records",
+        "request",
+        "response_id",
+        "touch_due",
+        "upstream_store",
+    )
+
     def __init__(
         self,
         *,
@@ -147,7 +163,7 @@ class Turn:
 
     async def replay_input(self, *, for_responses: bool) -> list[Item]:
         """The whole conversation for an upstream that holds none of it."""
-        turns = await self.history()
+        turns = self._history if self._history is not None else await self.history()
         items: list[Item] = []
         for turn in turns:
             items.extend(without_minted_ids(turn.input, turn.minted) if turn.minted else turn.input)
@@ -155,7 +171,7 @@ class Turn:
         given = self.request.data.get("input")
         # The new input as the client wrote it (a string becomes its one message).
         new = given if for_responses and isinstance(given, list) else self.request.items
-        if any(item.get("type") == "item_reference" for group in (items, new) for item in group):
+        if _references(items) or _references(new):
             known = await self._known(turns)
             items = resolve_references(items, known)
             new = resolve_references(new, known)
@@ -248,9 +264,13 @@ class Turn:
     def own_turn(self, record: NewRecord) -> HistoryTurn:
         """This response's part of its chain's history, as a replay sends it: its input without
         the ids the gateway gave (the upstream never saw them), its output."""
-        return HistoryTurn(
-            record.meta.id, without_minted_ids(record.input, record.meta.minted), record.output
-        )
+        minted = record.meta.minted
+        items = self.request.items
+        if all("id" not in items[index] for index in minted):
+            # The record's input is the request's with ids added in front: without them, the
+            # request's own items.
+            return HistoryTurn(record.meta.id, list(items), record.output)
+        return HistoryTurn(record.meta.id, without_minted_ids(record.input, minted), record.output)
 
     async def save(self, deployment: Deployment, response: dict[str, Any], upstream_id: str | None) -> None:
         history = self._history if self._history is not None or self.parent is not None else []
@@ -291,6 +311,11 @@ class Answered:
         if self._own is None:
             self._own = self.turn.own_turn(self.record)
         return self._own
+
+
+def _references(items: list[Item]) -> bool:
+    """Whether ``items`` hold an ``item_reference``."""
+    return any(item.get("type") == "item_reference" for item in items) if items else False
 
 
 async def begin_turn(

@@ -111,7 +111,7 @@ def chat_request_from_responses(
                 body["parallel_tool_calls"] = parallel
 
     text = request.get("text")
-    if isinstance(text, Mapping):
+    if text is not None and isinstance(text, Mapping):
         fmt = text.get("format")
         if isinstance(fmt, Mapping):
             response_format = chat_response_format(fmt)
@@ -122,7 +122,7 @@ def chat_request_from_responses(
             body["verbosity"] = verbosity
 
     reasoning = request.get("reasoning")
-    if isinstance(reasoning, Mapping) and reasoning.get("effort") is not None:
+    if reasoning is not None and isinstance(reasoning, Mapping) and reasoning.get("effort") is not None:
         body["reasoning_effort"] = reasoning["effort"]
 
     max_output_tokens = request.get("max_output_tokens")
@@ -160,23 +160,15 @@ def _messages_from_items(items: Sequence[Mapping[str, Any]], *, developer_role: 
     messages: list[dict[str, Any]] = []
     pending: list[str] = []  # call ids of the assistant tool-call group being built
     answered: set[str] = set()
-
-    def close_group() -> None:
-        for call_id in pending:
-            output = outputs.get(call_id)
-            if output is None:
-                raise TranslationError(f"No tool output found for function call {call_id}.", param="input")
-            messages.append(
-                {"role": "tool", "tool_call_id": call_id, "content": _tool_output_text(output.get("output"))}
-            )
-            answered.add(call_id)
-        pending.clear()
-
     for item in items:
         kind = item.get("type")
         if kind is None and "role" in item:
             kind = "message"
-        if kind == "function_call":
+        if kind == "message":
+            if pending:
+                _close_group(pending, outputs, answered, messages)
+            messages.append(chat_message(item, developer_role=developer_role))
+        elif kind == "function_call":
             call_id = str(item.get("call_id"))
             name = item.get("name")
             namespace = item.get("namespace")
@@ -195,15 +187,13 @@ def _messages_from_items(items: Sequence[Mapping[str, Any]], *, developer_role: 
                 messages.append({"role": "assistant", "tool_calls": [call]})
             pending.append(call_id)
         elif kind == "function_call_output":
-            close_group()
+            if pending:
+                _close_group(pending, outputs, answered, messages)
             call_id = str(item.get("call_id"))
             if call_id not in answered:
                 raise TranslationError(
                     f"No tool call found for function call output with call_id {call_id}.", param="input"
                 )
-        elif kind == "message":
-            close_group()
-            messages.append(chat_message(item, developer_role=developer_role))
         elif kind == "reasoning":
             continue  # dropped: see the module docstring
         elif kind == "item_reference":
@@ -214,8 +204,27 @@ def _messages_from_items(items: Sequence[Mapping[str, Any]], *, developer_role: 
             raise TranslationError(
                 f"Input items of type {kind!r} are not supported by this model.", param="input"
             )
-    close_group()
+    if pending:
+        _close_group(pending, outputs, answered, messages)
     return messages
+
+
+def _close_group(
+    pending: list[str],
+    outputs: Mapping[str, Mapping[str, Any]],
+    answered: set[str],
+    messages: list[dict[str, Any]],
+) -> None:
+    """The ``tool`` messages of the assistant's tool-call group, right after it."""
+    for call_id in pending:
+        output = outputs.get(call_id)
+        if output is None:
+            raise TranslationError(f"No tool output found for function call {call_id}.", param="input")
+        messages.append(
+            {"role": "tool", "tool_call_id": call_id, "content": _tool_output_text(output.get("output"))}
+        )
+        answered.add(call_id)
+    pending.clear()
 
 
 def _tool_output_text(output: Any) -> str:

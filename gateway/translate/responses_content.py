@@ -49,9 +49,12 @@ def chat_message(item: Mapping[str, Any], *, developer_role: bool = True) -> dic
         if isinstance(content, str):
             return {"role": "user", "content": content}
         parts = [chat_user_part(part) for part in content or ()]
-        if all(part["type"] == "text" for part in parts):
-            return {"role": "user", "content": "\n".join(part["text"] for part in parts)}
-        return {"role": "user", "content": parts}
+        lines: list[str] = []
+        for part in parts:
+            if part["type"] != "text":
+                return {"role": "user", "content": parts}
+            lines.append(part["text"])
+        return {"role": "user", "content": "\n".join(lines)}
     raise TranslationError(f"Unsupported message role {role!r}.", param="input")
 
 

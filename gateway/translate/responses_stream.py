@@ -29,7 +29,6 @@ either kind of parser reads it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -53,13 +52,10 @@ _ENCODER = msgspec.json.Encoder()
 _CARRIER_KEYS = ("type", "response", "sequence_number")
 
 
-def _heads(kinds: Iterable[str]) -> MappingProxyType[str, bytes]:
-    return MappingProxyType({kind: b"event: " + kind.encode() + b"\ndata: " for kind in kinds})
-
-
 # The start of the frame of every event type the gateway sends, built once.
-_HEADS = _heads(
-    (
+_HEADS: dict[str, bytes] = {
+    kind: b"event: " + kind.encode() + b"\ndata: "
+    for kind in (
         "error",
         "response.created",
         "response.in_progress",
@@ -80,17 +76,21 @@ _HEADS = _heads(
         "response.function_call_arguments.delta",
         "response.function_call_arguments.done",
     )
-)
+}
 
 
 def _head(kind: Any) -> bytes:
-    head = _HEADS.get(kind) if isinstance(kind, str) else None
+    head = _HEADS.get(kind) if type(kind) is str else None
     return head if head is not None else b"event: " + str(kind).encode() + b"\ndata: "
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
     """One Responses SSE frame: ``event: <type>\\ndata: <json>\\n\\n``."""
-    return _head(event["type"]) + _ENCODER.encode(event) + b"\n\n"
+    kind = event["type"]
+    head = _HEADS.get(kind) if type(kind) is str else None
+    if head is None:
+        head = _head(kind)
+    return head + _ENCODER.encode(event) + b"\n\n"
 
 
 def encode_events(events: Iterable[Mapping[str, Any]]) -> bytes:
@@ -184,7 +184,8 @@ class ChatToResponsesStream:
 
     def feed(self, chunk: Mapping[str, Any]) -> list[Event]:
         """The events for one decoded ``chat.completion.chunk`` (possibly none)."""
-        self._check_open()
+        if self._done:
+            self._check_open()
         events: list[Event] = []
         if not self._started:
             self._start(events)
@@ -196,9 +197,10 @@ class ChatToResponsesStream:
                 continue
             delta = choice.get("delta")
             if delta:
-                thought = reasoning_text(delta)
-                if thought is not None:
-                    self._part_delta("reasoning", "reasoning_text", thought, events)
+                if "reasoning_content" in delta or "reasoning" in delta:
+                    thought = reasoning_text(delta)
+                    if thought is not None:
+                        self._part_delta("reasoning", "reasoning_text", thought, events)
                 content = delta.get("content")
                 if content:
                     self._part_delta("message", "output_text", content, events)

@@ -151,3 +151,39 @@ def test_not_json() -> None:
     with pytest.raises(InvalidRequest) as caught:
         parse_responses_request(b"{nope")
     assert caught.value.message.startswith("We could not parse the JSON body of your request.")
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"background": "x", "store": "y"}, "background"),
+        ({"background": True, "store": "y"}, "store"),
+        ({"store": "y", "metadata": 5}, "metadata"),
+        ({"store": "y", "service_tier": 1}, "service_tier"),
+        ({"store": "y", "instructions": 1}, "instructions"),
+        ({"store": "y", "stream": "x"}, "stream"),
+        ({"store": 1}, "store"),
+        (
+            {"stream": None, "store": None, "background": None, "previous_response_id": 7},
+            "previous_response_id",
+        ),
+    ],
+)
+def test_the_first_bad_setting_is_the_one_reported(body: dict[str, Any], param: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_responses_request(json.dumps({"model": "m", **body}).encode())
+    assert (caught.value.param, caught.value.code) == (param, "invalid_type")
+
+
+def test_null_settings_are_their_defaults() -> None:
+    body = {"model": "m", "stream": None, "store": None, "background": None, "previous_response_id": None}
+    parsed = parse_responses_request(json.dumps(body).encode())
+    assert (parsed.stream, parsed.store, parsed.background, parsed.previous_response_id) == (
+        False,
+        True,
+        False,
+        None,
+    )
+    with pytest.raises(InvalidRequest) as caught:
+        parse_responses_request(json.dumps({"model": "m", "background": True, "store": False}).encode())
+    assert caught.value.param == "background"
