@@ -42,6 +42,8 @@ _DECODER = msgspec.json.Decoder(dict[str, Any])
 _SEQUENCE = re.compile(r'"sequence_number"\s*:\s*(\d+)')
 _LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued"})
 _FINISHED = frozenset({"response.completed", "response.incomplete"})
+# The events the converter reads (every other one is passed on as it came).
+_READ = _LIFECYCLE | _FINISHED | {"response.output_item.done", "error", "response.failed"}
 
 
 def deployment_key(deployment: Deployment) -> str:
@@ -130,6 +132,9 @@ class NativeConverter:
                 return Emit()
             payload = payload if payload is not None else decode_object(event.data)
             kind = str(payload.get("type")) if payload is not None else ""
+        if kind not in _READ:  # the common case: passed on as it came
+            self._last_data = event.data
+            return Emit(_reframe(event))
         if kind in _LIFECYCLE or kind in _FINISHED or kind == "response.output_item.done":
             if payload is None:
                 payload = decode_object(event.data)
@@ -150,12 +155,9 @@ class NativeConverter:
                     response["output"] = self.output()
                 return Emit(final=payload)
             return Emit(encode_event(payload))
-        if kind in ("error", "response.failed"):
-            if payload is None:
-                payload = decode_object(event.data) or {}
-            raise StreamFailure(classify_stream_error(payload, provider=self._provider))
-        self._last_data = event.data
-        return Emit(_reframe(event))
+        if payload is None:
+            payload = decode_object(event.data) or {}
+        raise StreamFailure(classify_stream_error(payload, provider=self._provider))  # error, failed
 
     def output(self) -> list[dict[str, Any]]:
         return [self._items[index] for index in sorted(self._items)]
