@@ -47,15 +47,16 @@ ROUTE = "/v1/responses"
 class Answer:
     """A whole Response object, as sent to the client, and the deployment that produced it."""
 
-    __slots__ = ("deployment", "produced")
+    __slots__ = ("deployment", "json", "produced")
 
     def __init__(self, deployment: Deployment, produced: Produced) -> None:
         self.deployment = deployment
         self.produced = produced
+        self.json: bytes | None = None  # the Response's JSON, when recording it made it
 
     @property
     def body(self) -> bytes:
-        return _ENCODER.encode(self.produced.response)
+        return self.json if self.json is not None else _ENCODER.encode(self.produced.response)
 
     def usage(self) -> Usage | None:
         return usage_from_responses(self.produced.response.get("usage"))
@@ -92,20 +93,29 @@ class Responses:
 
     async def json(self, attempt: Attempt) -> Answer:
         call = await self.call(attempt)
-        response = await _input_param(
-            call_json(attempt, call.request, self.services.clock), attempt, self.turn
-        )
+        try:
+            response = await call_json(attempt, call.request, self.services.clock)
+        except AttemptFailed as failed:
+            if _names_messages(failed, attempt, self.turn):
+                raise _as_input(failed) from None
+            raise
         return Answer(attempt.deployment, call.answer(response.content))
 
     async def stream(self, attempt: Attempt) -> tuple[OpenedStream, Relay]:
         call = await self.call(attempt)
         clock = self.services.clock
-        opened = await _input_param(open_stream(attempt, call.request, call.roles, clock), attempt, self.turn)
+        try:
+            opened = await open_stream(attempt, call.request, call.roles, clock)
+        except AttemptFailed as failed:
+            if _names_messages(failed, attempt, self.turn):
+                raise _as_input(failed) from None
+            raise
         converter = call.converter()
         deployment, turn = attempt.deployment, self.turn
 
-        async def record(response: dict[str, Any]) -> None:
+        async def record(response: dict[str, Any]) -> bytes | None:
             await turn.save(deployment, response, converter.upstream_id)
+            return turn.response_json
 
         relay = ResponsesRelay(
             converter=converter,
@@ -117,14 +127,13 @@ class Responses:
         return opened, relay
 
 
-async def _input_param(call: Any, attempt: Attempt, turn: Turn) -> Any:
-    """A translated request's ``messages`` is the client's ``input``."""
-    try:
-        return await call
-    except AttemptFailed as failed:
-        if failed.classified.param == "messages" and not turn.native(attempt.deployment):
-            raise AttemptFailed(msgspec.structs.replace(failed.classified, param="input")) from None
-        raise
+def _names_messages(failed: AttemptFailed, attempt: Attempt, turn: Turn) -> bool:
+    """A refusal naming a translated request's ``messages``: the client's ``input``."""
+    return failed.classified.param == "messages" and not turn.native(attempt.deployment)
+
+
+def _as_input(failed: AttemptFailed) -> AttemptFailed:
+    return AttemptFailed(msgspec.structs.replace(failed.classified, param="input"))
 
 
 async def create(services: Services, channel: ClientChannel) -> None:
@@ -187,4 +196,5 @@ async def run(
             except RedisError:
                 log.exception("response store unavailable")
                 raise store_unavailable() from None
+            answer.json = turn.response_json
             await exchange.send_json(answer)

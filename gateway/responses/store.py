@@ -74,6 +74,7 @@ F_META = b"meta"
 F_INPUT = b"input"
 F_OUTPUT = b"output"
 F_BODY = b"body"
+_EMPTY_OUTPUT = b'"output":[]'
 
 
 class ResponseMeta(msgspec.Struct, frozen=True, kw_only=True):
@@ -144,6 +145,14 @@ def _turn_head(response_id: str) -> bytes:
     return b"[" + _ENCODER.encode(response_id) + b","
 
 
+class Saved(NamedTuple):
+    """A turn as written: its record's meta, and the Response's JSON as the client gets it
+    (None when it could not be had from what was written)."""
+
+    meta: ResponseMeta
+    response_json: bytes | None
+
+
 class ChainBroken(Exception):
     """An ancestor of the requested parent is gone (deleted or expired)."""
 
@@ -169,12 +178,24 @@ def _placed(meta: ResponseMeta, placed: tuple[str, int] | None) -> ResponseMeta:
 
 class _StoredRecord(NamedTuple):
     """A record's key, TTL, meta and fields as written (``owner``, ``input``, ``output``,
-    ``body``: encoded once, whatever place in a history its meta names)."""
+    ``body``: encoded once, whatever place in a history its meta names); ``whole``: the body
+    without its output is the Response with ``"output": []`` for the output list it had."""
 
     key: str
     ttl: int
     meta: ResponseMeta
     fields: tuple[bytes, bytes, bytes, bytes]
+    whole: bool
+
+    def response_json(self) -> bytes | None:
+        """The Response object's JSON as the client gets it: the stored body with the stored
+        output spliced back in (byte for byte what encoding the Response gives, the keys in
+        the same order). None when the body does not show where: the output must be the one
+        ``"output":[]`` in it (a JSON string cannot hold those bytes unescaped)."""
+        body, output = self.fields[3], self.fields[2]
+        if not self.whole or body.count(_EMPTY_OUTPUT) != 1:
+            return None
+        return body.replace(_EMPTY_OUTPUT, b'"output":' + output, 1)
 
     def call(self, meta: ResponseMeta) -> ScriptCall:
         owner, items_in, items_out, body = self.fields
@@ -453,22 +474,24 @@ class ResponseStore:
         parent: ResponseMeta | None,
         own: HistoryTurn,
         known: Sequence[HistoryTurn] | None = None,
-    ) -> ResponseMeta:
+    ) -> Saved:
         """Write ``record`` and add ``own``, its turn, to a history list as
         :meth:`extend_history` does, the record naming its place in the list. One round trip
         (the list's script and the record's, each on its own slot) when the chain did not
-        branch; a branch writes the child's copy and the record again. Returns the meta written."""
-        placed = await self._place(parent, own, known, record)
-        return _placed(record.meta, placed)
+        branch; a branch writes the child's copy and the record again. Returns the meta written
+        and the Response's JSON as the client gets it, from the fields written."""
+        stored = self._stored(record)
+        placed = await self._place(parent, own, known, stored)
+        return Saved(_placed(record.meta, placed), stored.response_json())
 
     async def _place(
         self,
         parent: ResponseMeta | None,
         own: HistoryTurn,
         known: Sequence[HistoryTurn] | None,
-        record: NewRecord | None,
+        stored: _StoredRecord | None,
     ) -> tuple[str, int] | None:
-        """Place ``own`` in a history list, and write ``record`` (when given) with its place.
+        """Place ``own`` in a history list, and write ``stored`` (when given) with its place.
 
         A parent with a list is appended to in the same round trip as the record is written,
         the record naming the place it expects; when the list no longer ends at the parent, the
@@ -477,7 +500,6 @@ class ResponseStore:
         must end with the turn of the record they start from.)"""
         element = _ENCODER.encode(own)
         ttl = self.extended_ttl
-        stored = self._stored(record) if record is not None else None
         first: ScriptCall | None
         result: Any = None
         if parent is None:
@@ -554,6 +576,7 @@ class ResponseStore:
 
     def _stored(self, record: NewRecord) -> _StoredRecord:
         body = record.body
+        output = body.get("output")
         if "output" in body:
             body = {**body, "output": []}
         fields = (
@@ -562,7 +585,8 @@ class ResponseStore:
             _ENCODER.encode(record.output),
             _ENCODER.encode(body),
         )
-        return _StoredRecord(self.key(record.meta.id), self.ttl, record.meta, fields)
+        whole = isinstance(output, list) and output == record.output
+        return _StoredRecord(self.key(record.meta.id), self.ttl, record.meta, fields, whole)
 
     # -- reading for the client -------------------------------------------------------------
 

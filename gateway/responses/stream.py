@@ -23,13 +23,14 @@ from gateway.dialects import Converter, Emit, failure_events
 from gateway.errors import ClassifiedError, error_object
 from gateway.policy.usage import usage_from_responses
 from gateway.pricing import Usage
-from gateway.translate import encode_event
+from gateway.translate import encode_carrier, encode_event
 from gateway.upstream.call import OpenedStream
 from gateway.upstream.committed import SendChunk, run_committed
 
 log = logging.getLogger("gateway.responses")
 
-Record = Callable[[dict[str, Any]], Awaitable[None]]
+# Records the final Response; the Response's JSON as the client gets it when that came of it.
+Record = Callable[[dict[str, Any]], Awaitable[bytes | None]]
 
 STORE_FAILED: dict[str, Any] = {
     "message": "The response could not be stored, so it can be neither retrieved nor continued. "
@@ -138,7 +139,7 @@ class ResponsesRelay:
         response = final["response"]
         self._usage = usage_from_responses(response.get("usage"))
         try:
-            await self._record(response)
+            response_json = await self._record(response)
         except Exception:
             log.exception("could not store response %s", response.get("id"))
             if final["type"] != "response.failed":
@@ -147,7 +148,7 @@ class ResponsesRelay:
                 )
                 await send(encode_event(first) + encode_event(failed))
                 return True
-        await send(encode_event(final))
+        await send(encode_carrier(final, response_json))
         return True
 
     async def _fail(self, failure: ClassifiedError, send: SendChunk) -> None:

@@ -136,10 +136,10 @@ class Turn:
     def native(self, deployment: Deployment) -> bool:
         parent = self.parent
         return (
-            dialect_for(deployment.api).stores_responses
-            and self.upstream_store
-            and parent is not None
+            parent is not None
             and parent.upstream_id is not None
+            and self.upstream_store
+            and dialect_for(deployment.api).stores_responses
             and parent.deployment == deployment_key(deployment)
         )
 
@@ -276,13 +276,28 @@ class Turn:
         history = self._history if self._history is not None or self.parent is not None else []
         answered = self._answered = Answered(self, deployment, response, upstream_id, history)
         if self.request.store:
-            await self.records.save_turn(answered.record, self.parent, answered.own, self._history)
+            saved = await self.records.save_turn(answered.record, self.parent, answered.own, self._history)
+            answered.response_json = saved.response_json
+
+    @property
+    def response_json(self) -> bytes | None:
+        """The answer's Response object as JSON, when saving it already made it."""
+        return self._answered.response_json if self._answered is not None else None
 
 
 class Answered:
     """A turn's answer, and its record and own history turn, built once when first read."""
 
-    __slots__ = ("_own", "_record", "deployment", "history", "response", "turn", "upstream_id")
+    __slots__ = (
+        "_own",
+        "_record",
+        "deployment",
+        "history",
+        "response",
+        "response_json",
+        "turn",
+        "upstream_id",
+    )
 
     def __init__(
         self,
@@ -299,6 +314,7 @@ class Answered:
         self.history = history  # the chain's turns before this one (None: not read)
         self._record: NewRecord | None = None
         self._own: HistoryTurn | None = None
+        self.response_json: bytes | None = None  # the response as the client gets it, once stored
 
     @property
     def record(self) -> NewRecord:
@@ -367,5 +383,5 @@ async def begin_turn(
         touch_due=due,
         history=history,
         response_id=response_id,
-        created_at=created_at,
+        created_at=int(now) if created_at is None else created_at,
     )

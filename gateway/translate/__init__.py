@@ -35,7 +35,12 @@ from gateway.translate.responses_chat import (
     chat_request_from_responses,
     input_items_from_input,
 )
-from gateway.translate.responses_stream import ChatToResponsesStream, encode_event, encode_events
+from gateway.translate.responses_stream import (
+    ChatToResponsesStream,
+    encode_carrier,
+    encode_event,
+    encode_events,
+)
 
 __all__ = [
     "OPENAI_COMPATIBLE",
@@ -53,6 +58,7 @@ __all__ = [
     "anthropic_request_from_responses",
     "chat_completion_from_anthropic",
     "chat_request_from_responses",
+    "encode_carrier",
     "encode_event",
     "encode_events",
     "input_items_from_input",

@@ -102,23 +102,40 @@ def encode_events(events: Iterable[Mapping[str, Any]]) -> bytes:
     out = bytearray()
     shared: tuple[object, bytes] | None = None
     for event in events:
-        kind = event["type"]
-        out += _head(kind)
         response = event.get("response")
         if response is None or tuple(event) != _CARRIER_KEYS:
+            out += _head(event["type"])
             _ENCODER.encode_into(event, out, -1)
-        else:
-            if shared is None or shared[0] is not response:
-                shared = response, _ENCODER.encode(response)
-            out += b'{"type":'
-            _ENCODER.encode_into(kind, out, -1)
-            out += b',"response":'
-            out += shared[1]
-            out += b',"sequence_number":'
-            _ENCODER.encode_into(event["sequence_number"], out, -1)
-            out += b"}"
-        out += b"\n\n"
+            out += b"\n\n"
+            continue
+        if shared is None or shared[0] is not response:
+            shared = response, _ENCODER.encode(response)
+        _carrier(out, event, shared[1])
     return bytes(out)
+
+
+def encode_carrier(event: Mapping[str, Any], response_json: bytes | None) -> bytes:
+    """The frame of an event carrying a Response object whose JSON is ``response_json``
+    (spliced in when the event holds only its type, that object and its sequence number)."""
+    if response_json is None or tuple(event) != _CARRIER_KEYS:
+        return encode_event(event)
+    out = bytearray()
+    _carrier(out, event, response_json)
+    return bytes(out)
+
+
+def _carrier(out: bytearray, event: Mapping[str, Any], response_json: bytes) -> None:
+    """Append the frame of a carrier event (:data:`_CARRIER_KEYS`), its Response's JSON given:
+    the bytes encoding the whole event gives."""
+    kind = event["type"]
+    out += _head(kind)
+    out += b'{"type":'
+    _ENCODER.encode_into(kind, out, -1)
+    out += b',"response":'
+    out += response_json
+    out += b',"sequence_number":'
+    _ENCODER.encode_into(event["sequence_number"], out, -1)
+    out += b"}\n\n"
 
 
 class _Item:

@@ -109,7 +109,7 @@ def record(name: str, parent: ResponseMeta | None) -> tuple[NewRecord, HistoryTu
 async def add(store: ResponseStore, name: str, parent: ResponseMeta | None) -> ResponseMeta:
     """What ``Turn.save`` does: write the record and place its turn in a history list."""
     new, own = record(name, parent)
-    meta = await store.save_turn(new, parent, own)
+    meta = (await store.save_turn(new, parent, own)).meta
     assert meta.history is not None
     return meta
 
@@ -305,6 +305,25 @@ async def test_a_turn_goes_over_a_shared_connection_in_one_write(shared_store: R
     assert calls.count == 2
     assert await store.read_parent("m3", OWNER) == tip
     assert ids(await store.read_history(tip)) == ["m0", "m1", "m3"]
+
+
+async def test_the_response_as_the_client_gets_it_is_made_of_what_was_written(store: ResponseStore) -> None:
+    """The stored body with the stored output spliced back: the bytes of the Response encoded
+    whole; none when the output's place is not the one ``"output":[]`` in the body, or the
+    Response's output is not the list stored."""
+    new, own = record("j0", None)
+    body = {"id": "j0", "object": "response", "status": "completed", "output": new.output, "usage": None}
+    saved = await store.save_turn(msgspec.structs.replace(new, body=body), None, own)
+    assert saved.response_json == msgspec.json.encode(body)
+    tools = [{"type": "function", "name": "f", "parameters": {"output": []}}]
+    lookalike = {**body, "id": "j1", "tools": tools}
+    new, own = record("j1", None)
+    saved = await store.save_turn(msgspec.structs.replace(new, body=lookalike), None, own)
+    assert saved.response_json is None
+    new, own = record("j2", None)
+    saved = await store.save_turn(msgspec.structs.replace(new, body={**body, "output": None}), None, own)
+    assert saved.response_json is None
+    assert await store.response_body("j0", OWNER) == body
 
 
 async def test_a_copy_of_thousands_of_turns_is_written_whole(store: ResponseStore) -> None:

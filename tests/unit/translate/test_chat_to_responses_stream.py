@@ -5,9 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
-from gateway.translate import ChatToResponsesStream, SequentialIds, encode_event, encode_events
+from gateway.translate import (
+    ChatToResponsesStream,
+    SequentialIds,
+    encode_carrier,
+    encode_event,
+    encode_events,
+)
 
 REQUEST: dict[str, Any] = {"model": "public-model", "input": "hi", "stream": True}
 
@@ -599,3 +606,10 @@ def test_encode_events_frames_each_event_as_encode_event_does() -> None:
     ]
     assert encode_events(events) == b"".join(encode_event(event) for event in events)
     assert encode_events([]) == b""
+    # The terminal event, its Response's JSON already made (by recording it), or not.
+    final = next(event for event in events if event["type"] == "response.completed")
+    made = msgspec.json.encode(final["response"])
+    assert encode_carrier(final, made) == encode_event(final)
+    assert encode_carrier(final, None) == encode_event(final)
+    reordered = {"type": "response.completed", "sequence_number": 3, "response": final["response"]}
+    assert encode_carrier(reordered, made) == encode_event(reordered)  # another layout: whole
