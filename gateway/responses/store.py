@@ -48,7 +48,12 @@ chain did not branch. When it did (the list went on past the parent), the list's
 the parent's part back and the child's own list and its record are written in a second round
 trip. A record may thus name, for a moment (or for good, when that second write failed), a place
 its turn does not hold: every reader and appender checks that the list ends with the turn of
-the record it starts from.
+the record it starts from. The Response the client then gets is the stored body with the
+stored output spliced back (:class:`Saved`): it is not encoded a second time.
+
+**Connections.** On one server the per-turn calls (a parent's read, a turn's writes) may go over
+a shared pipelined connection (``ResponseStore(shared=...)``, ``gateway/redis/multiplexed.py``):
+a turn's two scripts are then one write on it, without redis-py's pool, lock and timeouts.
 """
 
 from __future__ import annotations
