@@ -109,7 +109,8 @@ class Turn:
         answered = self._answered
         if answered is None or answered.history is None:
             return None
-        return answered.record.meta, [*answered.history, answered.own]
+        record, own = self._built(answered)
+        return record.meta, [*answered.history, own]
 
     @property
     def data(self) -> dict[str, Any]:
@@ -274,10 +275,18 @@ class Turn:
 
     async def save(self, deployment: Deployment, response: dict[str, Any], upstream_id: str | None) -> None:
         history = self._history if self._history is not None or self.parent is not None else []
-        answered = self._answered = Answered(self, deployment, response, upstream_id, history)
+        answered = self._answered = Answered(deployment, response, upstream_id, history)
         if self.request.store:
-            saved = await self.records.save_turn(answered.record, self.parent, answered.own, self._history)
+            record, own = self._built(answered)
+            saved = await self.records.save_turn(record, self.parent, own, self._history)
             answered.response_json = saved.response_json
+
+    def _built(self, answered: Answered) -> tuple[NewRecord, HistoryTurn]:
+        """The answer's record and own history turn, built the first time they are needed."""
+        if answered.record is None or answered.own is None:
+            answered.record = self.record(answered.deployment, answered.response, answered.upstream_id)
+            answered.own = self.own_turn(answered.record)
+        return answered.record, answered.own
 
     @property
     def response_json(self) -> bytes | None:
@@ -286,47 +295,25 @@ class Turn:
 
 
 class Answered:
-    """A turn's answer, and its record and own history turn, built once when first read."""
+    """A turn's answer; its record and own history turn once the turn built them (when first needed).
+    It holds nothing of the turn: no reference cycle keeps either alive after the request."""
 
-    __slots__ = (
-        "_own",
-        "_record",
-        "deployment",
-        "history",
-        "response",
-        "response_json",
-        "turn",
-        "upstream_id",
-    )
+    __slots__ = ("deployment", "history", "own", "record", "response", "response_json", "upstream_id")
 
     def __init__(
         self,
-        turn: Turn,
         deployment: Deployment,
         response: dict[str, Any],
         upstream_id: str | None,
         history: list[HistoryTurn] | None,
     ) -> None:
-        self.turn = turn
         self.deployment = deployment
         self.response = response
         self.upstream_id = upstream_id
         self.history = history  # the chain's turns before this one (None: not read)
-        self._record: NewRecord | None = None
-        self._own: HistoryTurn | None = None
+        self.record: NewRecord | None = None
+        self.own: HistoryTurn | None = None
         self.response_json: bytes | None = None  # the response as the client gets it, once stored
-
-    @property
-    def record(self) -> NewRecord:
-        if self._record is None:
-            self._record = self.turn.record(self.deployment, self.response, self.upstream_id)
-        return self._record
-
-    @property
-    def own(self) -> HistoryTurn:
-        if self._own is None:
-            self._own = self.turn.own_turn(self.record)
-        return self._own
 
 
 def _references(items: list[Item]) -> bool:
