@@ -162,9 +162,14 @@ class GuardedDecoder(SSEDecoder):
 
 
 class OpenedStream:
-    """A stream at its commit point: what was read so far, and the rest to come."""
+    """A stream at its commit point: what was read so far, and the rest to come.
 
-    __slots__ = ("buffered", "chunks", "decoder", "events", "response")
+    ``events`` are the whole events of ``buffered``, each with its role and its decoded payload
+    (None for an event past the commit point that was only checked, not decoded: a consumer that
+    needs it decodes it). ``clean``: every whole event in ``buffered`` was judged and none was
+    malformed, so a relay may forward those bytes without checking them again."""
+
+    __slots__ = ("buffered", "chunks", "clean", "decoder", "events", "response")
 
     def __init__(
         self,
@@ -173,15 +178,32 @@ class OpenedStream:
         buffered: list[bytes],
         events: list[tuple[SSEEvent, EventRole, dict[str, Any] | None]],
         decoder: SSEDecoder,
+        *,
+        clean: bool = False,
     ) -> None:
         self.response = response
         self.chunks = chunks
         self.buffered = buffered
         self.events = events
         self.decoder = decoder
+        self.clean = clean
 
     async def aclose(self) -> None:
         await self.response.aclose()
+
+
+# Event names, and strings in an event's data, that may mark an in-band failure in any dialect:
+# Chat's and the simple routes' ``"error"`` key, Anthropic's ``event: error`` and its
+# ``"type": "error"``, Responses' ``error`` and ``response.failed``.
+_FAILURE_EVENTS = frozenset({"error", "response.failed"})
+
+
+def plainly_not_failure(event: SSEEvent) -> bool:
+    """An event that no dialect's roles could call an in-band failure, unless its data is not
+    JSON: past the commit point it is checked, not decoded (a substring test is enough to
+    tell it from a failure; anything that might be one gets the dialect's full reading)."""
+    data = event.data
+    return '"error"' not in data and 'failed"' not in data and event.event not in _FAILURE_EVENTS
 
 
 def malformed_guard(attempt: Attempt) -> MalformedGuard:
@@ -364,6 +386,7 @@ async def open_stream(
         malformed = malformed_guard(attempt)
         buffered: list[bytes] = []
         seen: list[tuple[SSEEvent, EventRole, dict[str, Any] | None]] = []
+        clean = True
         while True:
             try:
                 chunk = await chunks.__anext__()
@@ -378,6 +401,18 @@ async def open_stream(
                 events = decoder.feed(chunk)
             committed = False
             for event in events:
+                if committed and plainly_not_failure(event):
+                    # Past the commit point in the same read: only whether it is JSON matters.
+                    if is_json(event.data):
+                        malformed.good()
+                        seen.append((event, EventRole.MEANINGFUL, None))
+                        continue
+                    clean = False
+                    try:
+                        malformed.bad(event.data)
+                    except StreamFailure as failure:
+                        raise AttemptFailed(failure.classified) from None
+                    continue
                 role, payload = roles.role(event)
                 if role is EventRole.ERROR:
                     if payload is not None:
@@ -386,6 +421,7 @@ async def open_stream(
                         raise AttemptFailed(classify_stream_error(payload, provider=provider))
                     if not committed:
                         raise AttemptFailed(malformed_event(provider))
+                    clean = False
                     try:  # after the first meaningful event: the post-commit rule
                         malformed.bad(event.data)
                     except StreamFailure as failure:
@@ -399,7 +435,7 @@ async def open_stream(
                 timed.guard.cancel()
                 handed_over = True
                 decoder.guard = malformed
-                return OpenedStream(response, chunks, buffered, seen, decoder)
+                return OpenedStream(response, chunks, buffered, seen, decoder, clean=clean)
             if not chunk:
                 raise AttemptFailed(closed_early(provider) if any(buffered) else empty_stream(provider))
     except asyncio.CancelledError:

@@ -61,8 +61,15 @@ class EventFramer:
         self._carry = b""
         self.guard = guard
 
-    def feed(self, chunk: bytes) -> tuple[bytes, StreamFailure | None]:
+    def feed(self, chunk: bytes, *, check: bool = True) -> tuple[bytes, StreamFailure | None]:
+        """The whole events so far; ``check=False``: bytes whose events were judged already
+        (read before the commit point), only cut after their last whole event."""
         buf = self._carry + chunk if self._carry else chunk
+        if not check:
+            lf, crlf = buf.rfind(b"\n\n"), buf.rfind(b"\n\r\n")
+            end = max(lf + 2 if lf >= 0 else 0, crlf + 3 if crlf >= 0 else 0)
+            self._carry = buf[end:]
+            return buf[:end], None
         start = 0  # of the current line
         event_start = 0  # of the current event
         data: list[bytes] = []
@@ -186,8 +193,9 @@ class PassthroughRelay(CommittedRelay):
 
         async def body(idle: Watchdog) -> None:
             nonlocal clean
+            check = not opened.clean
             for chunk in opened.buffered:
-                if await forward(framer.feed(chunk)):
+                if await forward(framer.feed(chunk, check=check)):
                     return
             framer.guard = guard
             async for chunk in opened.chunks:
