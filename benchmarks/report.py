@@ -6,7 +6,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from benchmarks.common import BUDGET_CPU_MS, BUDGET_RPS, BUDGET_RSS_MB, BUDGET_STREAMS, NOISE_CORES
+from benchmarks.common import (
+    BUDGET_CPU_MS,
+    BUDGET_RPS,
+    BUDGET_RSS_LOAD_MB,
+    BUDGET_RSS_MB,
+    BUDGET_STREAMS,
+    NOISE_CORES,
+)
 from benchmarks.load import Case, Load
 from benchmarks.oneconn import one_connection_markdown
 from benchmarks.paced import PacedCase, paced_markdown
@@ -331,7 +338,13 @@ class Run:
             checks.append(_check("req/s", plain.rps, BUDGET_RPS, "", lower=False, digits=0))
         if stream is not None:
             checks.append(_check("streams/s", stream.rps, BUDGET_STREAMS, "", lower=False, digits=0))
-        checks.append(_check("RSS", primary.rss_peak_mb, BUDGET_RSS_MB, " MB", lower=True, digits=0))
+        checks.append(_check("RSS idle", primary.rss_idle_mb, BUDGET_RSS_MB, " MB", lower=True, digits=0))
+        loaded = [c.rss_mb_after for c in (plain, stream) if c is not None and c.rss_mb_after is not None]
+        checks.append(
+            _check(
+                "RSS under load", max(loaded, default=None), BUDGET_RSS_LOAD_MB, " MB", lower=True, digits=0
+            )
+        )
         return ["Budget per worker (default variant): " + "; ".join(checks) + "."]
 
     def details(self) -> str:
