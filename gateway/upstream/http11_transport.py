@@ -32,6 +32,7 @@ import os
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any
 
 import certifi
 import httpx
@@ -68,6 +69,46 @@ class BodyPieces(httpx.SyncByteStream, httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for piece in self.pieces:
             yield bytes(piece)
+
+
+class WireRequest(httpx.Request):
+    """An ``httpx.Request`` that carries the bytes this transport writes for it (``wire``: the
+    request line, the headers and a small body) and where it goes (``origin``). Its ``headers``
+    are built only when something reads them (another transport: a test's mock); this one
+    writes ``wire`` as it is. :meth:`Upstream.request <gateway.upstream.provider.Upstream.request>`
+    builds it from a head made once per path."""
+
+    def __init__(
+        self,
+        method: str,
+        url: httpx.URL,
+        origin: Origin,
+        fields: dict[str, str],
+        wire: bytes,
+        body: bytes,
+        extensions: dict[str, Any],
+    ) -> None:
+        # Everything ``httpx.Request(method, url, content=body, headers=fields)`` sets, but the
+        # headers, which wait until they are read.
+        self.method = method
+        self.url = url
+        self.extensions = extensions
+        self.stream = httpx.ByteStream(body)
+        self._content = body
+        self._fields = fields
+        self._headers: httpx.Headers | None = None
+        self.origin = origin
+        self.wire = wire
+
+    @property
+    def headers(self) -> httpx.Headers:
+        if self._headers is None:
+            self._headers = httpx.Headers(self._fields)
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: httpx.Headers) -> None:
+        self._headers = value
 
 
 def default_ssl_context() -> ssl.SSLContext:
@@ -148,14 +189,18 @@ class Http11Transport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self._closed:
             raise httpx.ConnectError("the transport is closed", request=request)
-        url = request.url
-        scheme = url.scheme
-        if scheme not in _DEFAULT_PORTS:
-            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}", request=request)
-        origin: Origin = (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read")
-        data, rest = await _serialise(request)
+        rest: Sequence[Piece]
+        if type(request) is WireRequest:
+            origin, data, rest = request.origin, request.wire, ()
+        else:
+            found = origin_of(request.url)
+            if found is None:
+                scheme = request.url.scheme
+                raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}", request=request)
+            origin = found
+            data, rest = await _serialise(request)
         for attempt in range(2):
             # The retry goes on a new connection, never on another idle one (gone stale too, most
             # likely): a second clean close is then not "reused" and is raised, not retried.
@@ -370,6 +415,14 @@ class Http11Transport(httpx.AsyncBaseTransport):
             if timer is not None:
                 timer.cancel()
         return conn
+
+
+def origin_of(url: httpx.URL) -> Origin | None:
+    """Where a request to ``url`` goes: scheme, host, port; None for a scheme it does not speak."""
+    scheme = url.scheme
+    if scheme not in _DEFAULT_PORTS:
+        return None
+    return (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
 
 
 async def _serialise(request: httpx.Request) -> tuple[bytes, Sequence[Piece]]:

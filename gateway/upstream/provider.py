@@ -13,7 +13,14 @@ import httpx
 
 from gateway.clock import Clock
 from gateway.config import ProviderKind, ProviderSettings, Settings
-from gateway.upstream.http11_transport import BodyPieces, Http11Transport
+from gateway.upstream.http11_transport import (
+    JOIN_LIMIT,
+    BodyPieces,
+    Http11Transport,
+    Origin,
+    WireRequest,
+    origin_of,
+)
 
 # Headers that say how a request is framed or addressed (httpx adds its own otherwise).
 _FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
@@ -25,6 +32,7 @@ class Upstream:
     __slots__ = (
         "_framed",
         "_headers",
+        "_heads",
         "_timeout",
         "_transport",
         "_urls",
@@ -39,6 +47,10 @@ class Upstream:
         self.settings = settings
         self._transport = transport
         self._urls: dict[str, httpx.URL] = {}
+        # Per (method, path): the URL, where it goes, and the head's bytes up to the body's
+        # length; None where the head cannot be written ahead (a scheme or a header value that
+        # only httpx's path handles).
+        self._heads: dict[tuple[str, str], tuple[httpx.URL, Origin, bytes] | None] = {}
         timeouts = settings.timeouts
         # Read timeouts are enforced by the startup guard and the idle timer on the injected
         # clock; the socket-level read timeout is only a backstop.
@@ -79,12 +91,28 @@ class Upstream:
         """A request for this upstream. Built directly (no client defaults to merge) with the
         URL parsed once per path: this runs once per attempt on the hot path. A body in
         :class:`BodyPieces` is sent as its pieces (never joined)."""
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = httpx.URL(self.base_url + path)
+        if not headers and body and type(body) is bytes and len(body) <= JOIN_LIMIT and not self._framed:
+            # The hot path: the head written once per path, only the length and body added.
+            try:
+                head = self._heads[method, path]
+            except KeyError:
+                head = self._heads[method, path] = self._head(method, path)
+            if head is not None:
+                url, origin, start = head
+                size = str(len(body))
+                return WireRequest(
+                    method,
+                    url,
+                    origin,
+                    {"Host": origin_host(url), **self._headers, "Content-Length": size},
+                    b"".join((start, size.encode("ascii"), b"\r\n\r\n", body)),
+                    body,
+                    {"timeout": self._timeout},
+                )
+        url = self._url(path)
         merged = self._headers if not headers else {**self._headers, **headers}
         if isinstance(body, BodyPieces):
-            merged = {"host": url.netloc.decode("ascii"), **merged, "content-length": str(body.size)}
+            merged = {"host": origin_host(url), **merged, "content-length": str(body.size)}
             return httpx.Request(
                 method, url, stream=body, headers=merged, extensions={"timeout": self._timeout}
             )
@@ -96,7 +124,7 @@ class Upstream:
         # The headers ``httpx.Request(content=body)`` would send, in its order (Host first; a
         # body's length last, an empty POST's right after Host), built in one pass: httpx
         # builds them twice.
-        host = url.netloc.decode("ascii")
+        host = origin_host(url)
         if body:
             fields = {"Host": host, **merged, "Content-Length": str(len(body))}
         elif method in ("POST", "PUT", "PATCH"):
@@ -113,6 +141,29 @@ class Upstream:
         request.read()  # its content, as httpx.Request(content=...) has it
         return request
 
+    def _url(self, path: str) -> httpx.URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.base_url + path)
+        return url
+
+    def _head(self, method: str, path: str) -> tuple[httpx.URL, Origin, bytes] | None:
+        """The bytes of a request's head up to its ``Content-Length`` value, in the order and
+        case :meth:`request` gives its headers (Host first, the length last)."""
+        url = self._url(path)
+        origin = origin_of(url)
+        if origin is None:
+            return None
+        lines = [f"{method} ", "", f" HTTP/1.1\r\nHost: {origin_host(url)}\r\n"]
+        lines += [f"{name}: {value}\r\n" for name, value in self._headers.items()]
+        lines.append("Content-Length: ")
+        try:
+            encoded = [line.encode("ascii") for line in lines]
+        except UnicodeEncodeError:
+            return None
+        encoded[1] = url.raw_path
+        return url, origin, b"".join(encoded)
+
     async def send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         """Straight to the transport: no auth, redirect, cookie or event-hook layers to pay for."""
         response = await self._transport.handle_async_request(request)
@@ -126,6 +177,11 @@ class Upstream:
     async def aclose(self) -> None:
         """Close the transport and its pooled connections (at shutdown)."""
         await self._transport.aclose()
+
+
+def origin_host(url: httpx.URL) -> str:
+    """The ``Host`` header of a request to ``url``."""
+    return url.netloc.decode("ascii")
 
 
 def make_transport(settings: ProviderSettings, clock: Clock) -> httpx.AsyncBaseTransport:

@@ -1,5 +1,6 @@
 """``Upstream.request`` builds, in one pass, the request ``httpx.Request(content=...)`` builds:
-the same headers in the same order with the same values, and the same content."""
+the same headers in the same order with the same values, and the same content; a posted body's
+request also carries the bytes the gateway's transport writes for it, from a head kept per path."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import httpx
 import pytest
 
 from gateway.config import ProviderKind, ProviderSettings
+from gateway.upstream.http11_transport import JOIN_LIMIT, WireRequest, _serialise
 from gateway.upstream.provider import Upstream
 
 
@@ -53,3 +55,23 @@ def test_the_request_is_the_one_httpx_builds(
     assert built.headers.raw == expected.headers.raw
     assert built.content == expected.content
     assert built.extensions["timeout"] == up._timeout
+
+
+@pytest.mark.parametrize("configured", [{}, {"X-Org": "team-7"}])
+async def test_a_posted_body_carries_the_bytes_the_transport_would_write(configured: dict[str, str]) -> None:
+    up = upstream(configured)
+    body = b'{"model":"m","messages":[]}'
+    for _ in range(2):  # the second from the head kept for the path
+        built = up.request("POST", "/chat/completions", body)
+        assert isinstance(built, WireRequest)
+        expected = reference(up, "POST", "/chat/completions", body, {})
+        assert built.wire == (await _serialise(expected))[0]
+        assert built.origin == ("http", "127.0.0.1", 8123)
+        assert built.headers.raw == expected.headers.raw
+
+
+def test_what_the_head_cannot_be_written_ahead_for_takes_the_general_path() -> None:
+    body = b"{}"
+    assert not isinstance(upstream().request("POST", "/x", body, headers={"x-trace": "1"}), WireRequest)
+    assert not isinstance(upstream().request("POST", "/x", b"x" * (JOIN_LIMIT + 1)), WireRequest)
+    assert not isinstance(upstream().request("GET", "/x"), WireRequest)
