@@ -17,7 +17,10 @@ class SSEEvent(msgspec.Struct, frozen=True):
 
 
 class SSEDecoder:
-    """Feed bytes in any split; get whole events out. Comments (``: ping``) are dropped."""
+    """Feed bytes in any split; get whole events out. Comments (``: ping``) are dropped.
+
+    The whole lines of a feed are decoded from UTF-8 at once (a newline byte is never part of
+    a multi-byte character, so a line is never cut in the middle of one) and split as text."""
 
     __slots__ = ("_buf", "_data", "_event")
 
@@ -28,47 +31,53 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         buf = self._buf + chunk if self._buf else chunk
-        events: list[SSEEvent] = []
-        start = 0
-        n = len(buf)
-        while start < n:
-            nl = buf.find(b"\n", start)
-            if nl < 0:
-                break
-            line = buf[start:nl]
-            start = nl + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            self._line(line, events)
-        self._buf = buf[start:]
-        return events
+        end = buf.rfind(b"\n")
+        if end < 0:
+            self._buf = buf
+            return []
+        self._buf = buf[end + 1 :]
+        return self._lines(buf[:end].decode("utf-8", "replace").split("\n"))
 
     def flush(self) -> list[SSEEvent]:
         """End of stream: a final event without its blank line still counts."""
-        events: list[SSEEvent] = []
-        if self._buf:
-            self._line(self._buf.rstrip(b"\r"), events)
-            self._buf = b""
-        self._line(b"", events)
-        return events
+        rest, self._buf = self._buf, b""
+        lines = [rest.decode("utf-8", "replace")] if rest else []
+        lines.append("")
+        return self._lines(lines)
 
-    def _line(self, line: bytes, out: list[SSEEvent]) -> None:
-        if not line:
-            if self._data or self._event:
-                out.append(SSEEvent(self._event or "message", "\n".join(self._data)))
-            self._event = ""
-            self._data = []
-            return
-        if line[:1] == b":":
-            return
-        field, sep, value = line.partition(b":")
-        if sep and value[:1] == b" ":
-            value = value[1:]
-        text = value.decode("utf-8", "replace")
-        if field == b"data":
-            self._data.append(text)
-        elif field == b"event":
-            self._event = text
+    def _lines(self, lines: list[str]) -> list[SSEEvent]:
+        events: list[SSEEvent] = []
+        event = self._event
+        data = self._data
+        for line in lines:
+            if line[-1:] == "\r":
+                line = line[:-1]
+            if not line:
+                if data or event:
+                    events.append(
+                        SSEEvent(event or "message", data[0] if len(data) == 1 else "\n".join(data))
+                    )
+                    event = ""
+                    data = []
+                continue
+            if line[:6] == "data: ":
+                data.append(line[6:])
+                continue
+            if line[:7] == "event: ":
+                event = line[7:]
+                continue
+            if line[0] == ":":
+                continue
+            name, sep, value = line.partition(":")
+            if sep and value[:1] == " ":
+                value = value[1:]
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event = value
+        self._event = event
+        self._data = data
+        return events
 
 
 def data_frame(payload: bytes) -> bytes:
