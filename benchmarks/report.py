@@ -244,6 +244,14 @@ class Run:
             )
             if one is None or many is None:
                 continue
+            cores_1, cores_n = one.cores(one.server_pids), many.cores(many.server_pids)
+            rest, generator = _rest_cores(many), _generator_cores(many)
+            nproc = self.machine.get("nproc")
+            # What N workers could reach on the cores the generator, upstream and Redis leave them,
+            # if each of those cores served as many requests as the one worker's did.
+            left = None
+            if isinstance(nproc, int) and rest is not None and generator is not None:
+                left = min(float(many.workers or nproc), nproc - rest - generator)
             rows.append(
                 {
                     "mode": many.mode,
@@ -255,10 +263,15 @@ class Run:
                     "cpu_ms_n": many.server_cpu_ms,
                     "p99_1": one.latency("p99"),
                     "p99_n": many.latency("p99"),
-                    "cores_gateway_1": one.cores(one.server_pids),
-                    "cores_gateway_n": many.cores(many.server_pids),
-                    "cores_rest_n": _rest_cores(many),
-                    "generator_cores_n": _generator_cores(many),
+                    "cores_gateway_1": cores_1,
+                    "cores_gateway_n": cores_n,
+                    "cores_rest_n": rest,
+                    "generator_cores_n": generator,
+                    "cores_left_n": left,
+                    "ceiling": left / cores_1 if left is not None and cores_1 else None,
+                    "per_core": (many.rps / cores_n) / (one.rps / cores_1)
+                    if cores_1 and cores_n and one.rps
+                    else None,
                 }
             )
         return rows
@@ -275,16 +288,23 @@ class Run:
             f"The default configuration with one worker (`default`) and with {n} workers, the load "
             f"generator, the upstream and the embedded Redis all on the same {nproc} cores: what they "
             "use is not available to the workers, so the ratio is bounded by the cores left to the "
-            "gateway, not by the number of workers. Cores: CPU seconds ÷ the measured window.",
+            "gateway, not by the number of workers. Cores: CPU seconds ÷ the measured window. Ceiling: "
+            "the ratio the workers would reach on the cores left to them (the machine's, less what the "
+            "generator, upstream and Redis used) if each core served what the one worker's did; per "
+            "core: req/s per gateway core, workers against one.",
             "",
-            f"| mode | req/s, 1 worker | req/s, {n} workers | ratio | p99 ms 1 / {n} | gateway CPU ms/req 1 / {n} "
-            f"| gateway cores 1 / {n} | generator cores ({n}) | upstream + redis cores ({n}) |",
-            "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+            f"| mode | req/s, 1 worker | req/s, {n} workers | ratio | ceiling | per core | p99 ms 1 / {n} "
+            f"| gateway CPU ms/req 1 / {n} | gateway cores 1 / {n} | generator cores ({n}) "
+            f"| upstream + redis cores ({n}) |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for r in rows:
-            ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.2f}×"  # noqa: RUF001
+            ratio, ceiling, per_core = (
+                "n/a" if r[k] is None else f"{r[k]:.2f}×"  # noqa: RUF001
+                for k in ("ratio", "ceiling", "per_core")
+            )
             out.append(
-                f"| {r['mode']} | {fmt(r['rps_1'], 0)} | {fmt(r['rps_n'], 0)} | {ratio} | "
+                f"| {r['mode']} | {fmt(r['rps_1'], 0)} | {fmt(r['rps_n'], 0)} | {ratio} | {ceiling} | {per_core} | "
                 f"{fmt(r['p99_1'])} / {fmt(r['p99_n'])} | {fmt(r['cpu_ms_1'], 3)} / {fmt(r['cpu_ms_n'], 3)} | "
                 f"{fmt(r['cores_gateway_1'])} / {fmt(r['cores_gateway_n'])} | {fmt(r['generator_cores_n'])} | "
                 f"{fmt(r['cores_rest_n'])} |"

@@ -339,8 +339,29 @@ def test_the_workers_table_puts_one_worker_beside_several_with_the_cores_each_pa
     md = run.markdown()
     assert "### Workers: 1 against 2" in md
     assert (
-        "| non-streaming | 3,000 | 5,400 | 1.80× | 9.50 / 9.50 | 0.300 / 0.310 | 1.00 / 1.55 | 0.20 | 0.20 |"  # noqa: RUF001
-        in md
+        "| non-streaming | 3,000 | 5,400 | 1.80× | 1.60× | 1.16× | 9.50 / 9.50 | 0.300 / 0.310 | 1.00 / 1.55 "  # noqa: RUF001
+        "| 0.20 | 0.20 |" in md
     )
     assert "| gateway (2 workers), streaming | 43,200 |" in run.details()
     assert run.as_json()["workers"][1]["mode"] == "streaming"
+
+
+def test_the_workers_table_states_the_ceiling_the_other_processes_leave(bench: SimpleNamespace) -> None:
+    """Two workers on 2 cores with 0.45 cores taken by the generator, upstream and Redis can reach
+    at most 1.55 cores' worth: the table says so beside the ratio, and the req/s per core."""
+    run = make_run(bench, ["default"])
+    run.variants.append(bench.VariantRun(next(v for v in bench.VARIANTS if v.id == "workers"), workers=2))
+    one = run.find("gateway", False, "default")
+    one.server_pids = [10]
+    one.result.update(window_s=8.0, cpu_seconds={"10": 8.0, "20": 2.0}, rps=5000.0, generator_cpu_s=0.8)
+    many = case(bench, "workers", False, 0.19, 7000.0)
+    many.server_pids, many.workers = [11, 12], 2
+    many.result.update(window_s=8.0, cpu_seconds={"11": 6.0, "12": 6.0, "20": 2.8}, generator_cpu_s=0.8)
+    run.cases.append(many)
+    [row] = run.worker_rows()
+    assert row["ratio"] == pytest.approx(1.4)
+    assert row["cores_left_n"] == pytest.approx(2 - 0.35 - 0.1)
+    assert row["ceiling"] == pytest.approx(1.55)
+    assert row["per_core"] == pytest.approx((7000 / 1.5) / 5000)
+    table = "\n".join(run.workers_markdown())
+    assert "| non-streaming | 5,000 | 7,000 | 1.40× | 1.55× | 0.93× |" in table  # noqa: RUF001
