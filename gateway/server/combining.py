@@ -9,7 +9,8 @@ kept and written at the end of that turn of the loop (``call_soon``), in one cal
 (head and body sent back to back) becomes one write; a stream's head goes with its first event
 and its last event with the terminating chunk when they are sent without a wait in between. No
 answer waits longer than the step that wrote it: the bytes leave before the loop polls for I/O
-again, as they would have left a busy socket anyway.
+again, as they would have left a busy socket anyway; and an answer's last bytes leave as soon as
+it is complete, before its handler's closing work (settlement, metrics) in the same step.
 
 The writer is also the request's **disconnect hook** (``scope["extensions"]["gateway.disconnect"]``):
 a handler that must stop when its client goes away registers its task with :meth:`~CombiningWriter.watch`,
@@ -112,6 +113,13 @@ class CombiningHttpProtocol(GuardedHttpProtocol):
     def expire(self) -> None:
         self._flush_answer()
         super().expire()
+
+    def on_response_complete(self) -> None:
+        # The answer is whole: it leaves now, not at the end of the step that finished it, where
+        # the handler still records its settlement and metrics (with one request at a time, the
+        # client would wait for that work too).
+        self._flush_answer()
+        super().on_response_complete()
 
     def _flush_answer(self) -> None:
         cycle = self.cycle

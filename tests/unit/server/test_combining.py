@@ -1,5 +1,6 @@
 """The combining writer: what an answer writes in one turn of the loop leaves in one write, and
-nothing written waits past the end of that turn; and the same writer as the request's disconnect
+nothing written waits past the end of that turn (a whole answer not even past its last send);
+and the same writer as the request's disconnect
 hook. Bytes are fed straight to the protocol; each ``write`` the transport receives is recorded
 on its own."""
 
@@ -53,6 +54,25 @@ def test_a_json_answer_is_one_write() -> None:
         await turns()
         assert len(transport.writes) == 1
         assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+        assert transport.writes[0].endswith(b'\r\n\r\n{"a":1}')
+
+    asyncio.run(scenario())
+
+
+def test_a_whole_answer_leaves_before_its_handler_finishes_the_step() -> None:
+    """The settlement and metrics a handler records after its answer do not delay the answer."""
+
+    async def scenario() -> None:
+        seen: list[int] = []
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await _json(scope, receive, send)
+            seen.append(len(transport.writes))  # the closing work, in the same step
+
+        _, transport = serve(app)
+        await turns()
+        assert seen == [1]
+        assert len(transport.writes) == 1
         assert transport.writes[0].endswith(b'\r\n\r\n{"a":1}')
 
     asyncio.run(scenario())
@@ -253,13 +273,20 @@ def test_without_the_hook_a_watcher_task_waits_for_http_disconnect() -> None:
 
 @pytest.mark.parametrize("closing", ["shutdown", "expire"])
 def test_an_answer_written_in_the_turn_of_a_close_still_goes_out_first(closing: str) -> None:
+    async def started(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"one", "more_body": True})
+        await asyncio.Event().wait()
+
     async def scenario() -> None:
-        protocol, transport = serve(_json)
-        await asyncio.sleep(0)  # the app ran: its answer is kept for the end of the turn
+        protocol, transport = serve(started)
+        await asyncio.sleep(0)  # the app ran: its head and first chunk are kept for the end of the turn
         assert transport.writes == []
-        getattr(protocol, closing)()  # the server closes the connection in that same turn
-        assert transport.closed
+        getattr(protocol, closing)()  # the server ends the connection in that same turn
+        # (a graceful shutdown lets the unfinished answer end first: the connection stays open)
+        assert transport.closed is (closing == "expire")
         assert len(transport.writes) == 1
-        assert transport.writes[0].endswith(b'{"a":1}')
+        assert transport.writes[0].endswith(b"\r\n\r\n3\r\none\r\n")
 
     asyncio.run(scenario())
