@@ -14,7 +14,8 @@ A deployment (a provider and an upstream model) has one breaker, one Redis hash
 
 Routing never waits on Redis: it reads a per-process view, refreshed in the background every
 :data:`REFRESH_SECONDS` on the injected clock (timer ``breaker_refresh``), and updated at once by
-this process's own writes (one on each failure, fire and forget). Only the claim of a probe
+this process's own writes (one on each failure, fire and forget; a refresh read before one of
+them, or while one is on its way, leaves that breaker's view as the write made it). Only the claim of a probe
 asks Redis, once per cooldown. Times are the injected clock's epoch seconds, so replicas agree.
 
 Redis unreachable: the same state machine runs on the per-process view alone (a warning on the
@@ -160,6 +161,11 @@ class _Entry:
     view: View
     claiming: bool = False
     checked_at: float = 0.0
+    writing: int = 0  # this process's changes on their way to Redis
+    changes: int = 0  # how often this process changed the view (a refresh read before is stale)
+    # The last of this process's changes sent: the next one waits for its answer, so answers
+    # are applied in the order Redis applied the changes.
+    tail: asyncio.Future[None] | None = None
 
 
 def breaker_id(provider: str, upstream_model: str) -> str:
@@ -285,12 +291,14 @@ class Breakers:
             self._local(entry, op, cooldown=cooldown)
             return
         step(entry.view, op, self._clock.now(), entry.settings, cooldown=cooldown)
+        entry.changes += 1
         task = asyncio.get_running_loop().create_task(self._change(entry, op, cooldown=cooldown))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def _local(self, entry: _Entry, op: str, *, cooldown: float) -> str:
         event = step(entry.view, op, self._clock.now(), entry.settings, cooldown=cooldown)
+        entry.changes += 1
         self._announce(entry, event)
         return event
 
@@ -299,7 +307,12 @@ class Breakers:
             return self._local(entry, op, cooldown=cooldown)
         b = entry.settings
         args = (op, repr(self._clock.now()), b.failures, b.window_seconds, cooldown, b.cooldown_seconds)
+        entry.writing += 1
+        previous, mine = entry.tail, asyncio.get_running_loop().create_future()
+        entry.tail = mine
         try:
+            if previous is not None:
+                await asyncio.shield(previous)  # resolved when that change is answered
             try:
                 reply = await self._redis.evalsha(_SHA, 1, entry.key, *args)
             except NoScriptError:
@@ -308,8 +321,14 @@ class Breakers:
         except STORE_ERRORS as exc:
             self._store_failed(exc)
             return self._local(entry, op, cooldown=cooldown)
+        finally:
+            entry.writing -= 1
+            mine.set_result(None)
+            if entry.tail is mine:
+                entry.tail = None
         self._store_ok()
         entry.view = _parse(reply[:5])
+        entry.changes += 1
         event = _text(reply[5])
         self._announce(entry, event)
         return event
@@ -358,6 +377,7 @@ class Breakers:
         if self._redis is None:
             return
         entries = list(self._entries.values())
+        changes = [entry.changes for entry in entries]
         try:
             pipe = self._redis.pipeline(transaction=False)
             for entry in entries:
@@ -367,8 +387,10 @@ class Breakers:
             self._store_failed(exc)
             return
         self._store_ok()
-        for entry, reply in zip(entries, replies, strict=True):
-            if entry.claiming:
+        for entry, reply, seen in zip(entries, replies, changes, strict=True):
+            # A change of this process's since the read (or on its way) is newer than the read:
+            # the next refresh brings what Redis holds then.
+            if entry.claiming or entry.writing or entry.changes != seen:
                 continue
             entry.view = _parse(reply) if reply[0] is not None else View()
             self._metrics.breaker_state(entry.provider, entry.model, entry.view.state)

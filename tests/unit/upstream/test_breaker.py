@@ -146,6 +146,96 @@ async def test_the_script_on_redis_is_the_state_machine(redis_url: str) -> None:
         await client.aclose()
 
 
+class HeldReplies:
+    """The real client, but a pipeline's replies, once read, wait for ``release`` before they
+    are returned: a refresh that read Redis before a write and is answered after it."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self.read = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def pipeline(self, transaction: bool = False) -> Any:
+        pipe = self._client.pipeline(transaction=transaction)
+        execute = pipe.execute
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            replies = await execute(*args, **kwargs)
+            self.read.set()
+            await self.release.wait()
+            return replies
+
+        pipe.execute = held  # type: ignore[method-assign]
+        return pipe
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+async def test_a_refresh_read_before_a_write_does_not_undo_it(redis_url: str) -> None:
+    clock = ManualClock()
+    settings = _settings(redis_url)
+    client = aioredis.Redis.from_url(redis_url)
+    held = HeldReplies(client)
+    breakers = Breakers(settings, clock, redis=held)
+    try:
+        refresh = asyncio.create_task(breakers.refresh())
+        await held.read.wait()  # it read the breaker closed
+        breakers.failed("p", "up", OVERLOADED)
+        breakers.failed("p", "up", OVERLOADED)
+        await breakers.flush()
+        assert await client.hget(f"{settings.redis.key_prefix}breaker:{{cb:p/up}}", "state") == b"open"
+        held.release.set()
+        await refresh
+        assert breakers.verdict("p", "up") is Verdict.SKIP  # still open, as Redis holds it
+        await breakers.refresh()  # a read after the write agrees
+        assert breakers.verdict("p", "up") is Verdict.SKIP
+    finally:
+        await client.delete(f"{settings.redis.key_prefix}breaker:{{cb:p/up}}")
+        await client.aclose()
+
+
+class SlowFirstAnswer:
+    """The real client; the first script's answer comes a few loop turns late, and what is sent
+    and answered is logged."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self.log: list[str] = []
+
+    async def evalsha(self, *args: Any) -> Any:
+        n = sum(entry.startswith("sent") for entry in self.log)
+        self.log.append(f"sent {n}")
+        reply = await self._client.evalsha(*args)
+        if n == 0:
+            for _ in range(5):
+                await asyncio.sleep(0)
+        self.log.append(f"answered {n}")
+        return reply
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+async def test_a_process_sends_its_changes_one_after_the_other(redis_url: str) -> None:
+    """Two failures in quick succession: the second is sent once the first is answered, so the
+    answers are applied in the order Redis applied the changes (the second's says open)."""
+    settings = _settings(redis_url)
+    client = aioredis.Redis.from_url(redis_url)
+    slow = SlowFirstAnswer(client)
+    breakers = Breakers(settings, ManualClock(), redis=slow)
+    try:
+        breakers.failed("p", "up", OVERLOADED)
+        breakers.failed("p", "up", OVERLOADED)
+        await breakers.flush()
+        assert slow.log == ["sent 0", "answered 0", "sent 1", "answered 1"]
+        assert breakers.verdict("p", "up") is Verdict.SKIP
+        assert await client.hget(f"{settings.redis.key_prefix}breaker:{{cb:p/up}}", "state") == b"open"
+    finally:
+        await client.delete(f"{settings.redis.key_prefix}breaker:{{cb:p/up}}")
+        await client.aclose()
+
+
 @pytest.mark.parametrize("bad", [{"failures": 0}, {"cooldown_seconds": 0}, {"health_check_seconds": -1}])
 def test_breaker_settings_are_checked_with_their_key_path(bad: dict[str, Any]) -> None:
     from gateway.config import ConfigError
