@@ -24,6 +24,11 @@ from gateway.upstream.http11_transport import (
 
 # Headers that say how a request is framed or addressed (httpx adds its own otherwise).
 _FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
+# Request heads kept per upstream (method, path and the callers' extra headers); past this many,
+# requests with a new combination are built by the general path.
+HEADS_KEPT = 256
+# A kept head: the URL, where it goes, the headers (less the length) and their bytes.
+Head = tuple[httpx.URL, Origin, dict[str, str], bytes]
 
 
 class Upstream:
@@ -47,10 +52,10 @@ class Upstream:
         self.settings = settings
         self._transport = transport
         self._urls: dict[str, httpx.URL] = {}
-        # Per (method, path): the URL, where it goes, and the head's bytes up to the body's
-        # length; None where the head cannot be written ahead (a scheme or a header value that
-        # only httpx's path handles).
-        self._heads: dict[tuple[str, str], tuple[httpx.URL, Origin, bytes] | None] = {}
+        # Per (method, path, extra headers): the URL, where it goes, the headers and the head's
+        # bytes up to the body's length; None where the head cannot be written ahead (a scheme,
+        # a framing header or a value that only httpx's path handles). At most HEADS_KEPT.
+        self._heads: dict[tuple[str, str, tuple[tuple[str, str], ...]], Head | None] = {}
         timeouts = settings.timeouts
         # Read timeouts are enforced by the startup guard and the idle timer on the injected
         # clock; the socket-level read timeout is only a backstop.
@@ -91,20 +96,24 @@ class Upstream:
         """A request for this upstream. Built directly (no client defaults to merge) with the
         URL parsed once per path: this runs once per attempt on the hot path. A body in
         :class:`BodyPieces` is sent as its pieces (never joined)."""
-        if not headers and body and type(body) is bytes and len(body) <= JOIN_LIMIT and not self._framed:
-            # The hot path: the head written once per path, only the length and body added.
+        if body and type(body) is bytes and len(body) <= JOIN_LIMIT and not self._framed:
+            # The hot path: the head written once per method, path and extra headers (a Messages
+            # client's ``anthropic-version``, say), only the length and body added.
+            key = (method, path, tuple(headers.items()) if headers else ())
             try:
-                head = self._heads[method, path]
+                head = self._heads[key]
             except KeyError:
-                head = self._heads[method, path] = self._head(method, path)
+                head = self._head(method, path, headers)
+                if len(self._heads) < HEADS_KEPT:
+                    self._heads[key] = head
             if head is not None:
-                url, origin, start = head
+                url, origin, fields, start = head
                 size = str(len(body))
                 return WireRequest(
                     method,
                     url,
                     origin,
-                    {"Host": origin_host(url), **self._headers, "Content-Length": size},
+                    {**fields, "Content-Length": size},
                     b"".join((start, size.encode("ascii"), b"\r\n\r\n", body)),
                     body,
                     {"timeout": self._timeout},
@@ -147,22 +156,26 @@ class Upstream:
             url = self._urls[path] = httpx.URL(self.base_url + path)
         return url
 
-    def _head(self, method: str, path: str) -> tuple[httpx.URL, Origin, bytes] | None:
-        """The bytes of a request's head up to its ``Content-Length`` value, in the order and
-        case :meth:`request` gives its headers (Host first, the length last)."""
+    def _head(self, method: str, path: str, extra: Mapping[str, str] | None) -> Head | None:
+        """The headers of a request with a body, and the bytes of its head up to its
+        ``Content-Length`` value, in the order and case :meth:`request` gives them (Host first,
+        the length last). None when httpx must decide the framing or cannot write a value."""
+        if extra and any(name.lower() in _FRAMING for name in extra):
+            return None
         url = self._url(path)
         origin = origin_of(url)
         if origin is None:
             return None
-        lines = [f"{method} ", "", f" HTTP/1.1\r\nHost: {origin_host(url)}\r\n"]
-        lines += [f"{name}: {value}\r\n" for name, value in self._headers.items()]
+        fields = {"Host": origin_host(url), **self._headers, **(extra or {})}
+        lines = [f"{method} ", "", " HTTP/1.1\r\n"]
+        lines += [f"{name}: {value}\r\n" for name, value in fields.items()]
         lines.append("Content-Length: ")
         try:
             encoded = [line.encode("ascii") for line in lines]
         except UnicodeEncodeError:
             return None
         encoded[1] = url.raw_path
-        return url, origin, b"".join(encoded)
+        return url, origin, fields, b"".join(encoded)
 
     async def send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         """Straight to the transport: no auth, redirect, cookie or event-hook layers to pay for."""

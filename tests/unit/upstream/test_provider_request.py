@@ -57,14 +57,24 @@ def test_the_request_is_the_one_httpx_builds(
     assert built.extensions["timeout"] == up._timeout
 
 
-@pytest.mark.parametrize("configured", [{}, {"X-Org": "team-7"}])
-async def test_a_posted_body_carries_the_bytes_the_transport_would_write(configured: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("configured", "extra"),
+    [
+        ({}, {}),
+        ({"X-Org": "team-7"}, {}),
+        ({}, {"anthropic-version": "2023-06-01"}),
+        ({"A": "1"}, {"a": "2"}),
+    ],
+)
+async def test_a_posted_body_carries_the_bytes_the_transport_would_write(
+    configured: dict[str, str], extra: dict[str, str]
+) -> None:
     up = upstream(configured)
     body = b'{"model":"m","messages":[]}'
-    for _ in range(2):  # the second from the head kept for the path
-        built = up.request("POST", "/chat/completions", body)
+    for _ in range(2):  # the second from the head kept for the path and headers
+        built = up.request("POST", "/chat/completions", body, headers=extra)
         assert isinstance(built, WireRequest)
-        expected = reference(up, "POST", "/chat/completions", body, {})
+        expected = reference(up, "POST", "/chat/completions", body, extra)
         assert built.wire == (await _serialise(expected))[0]
         assert built.origin == ("http", "127.0.0.1", 8123)
         assert built.headers.raw == expected.headers.raw
@@ -72,6 +82,18 @@ async def test_a_posted_body_carries_the_bytes_the_transport_would_write(configu
 
 def test_what_the_head_cannot_be_written_ahead_for_takes_the_general_path() -> None:
     body = b"{}"
-    assert not isinstance(upstream().request("POST", "/x", body, headers={"x-trace": "1"}), WireRequest)
+    assert not isinstance(
+        upstream().request("POST", "/x", body, headers={"Content-Length": "2"}), WireRequest
+    )
     assert not isinstance(upstream().request("POST", "/x", b"x" * (JOIN_LIMIT + 1)), WireRequest)
     assert not isinstance(upstream().request("GET", "/x"), WireRequest)
+
+
+def test_heads_are_kept_for_a_bounded_number_of_header_combinations(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gateway.upstream.provider.HEADS_KEPT", 2)
+    up = upstream()
+    for n in range(4):
+        built = up.request("POST", "/x", b"{}", headers={"x-trace": str(n)})
+        assert isinstance(built, WireRequest)  # written ahead or not, the same request
+        assert built.headers["x-trace"] == str(n)
+    assert len(up._heads) == 2
