@@ -224,6 +224,24 @@ class ManualClock:
         self.advance(max(0.0, timer.deadline - self.monotonic()))
         return timer
 
+    def fire_until(self, name: str, done: Callable[[], bool], *, timeout: float = 10.0) -> int:
+        """Fire the timer called ``name`` each time it is armed, until ``done()``: for a timer that
+        re-arms itself when activity comes after the clock moved (an idle watchdog whose stream
+        still had a chunk on the way). Returns how many times it fired; raises TimeoutError when
+        ``done()`` is still false after ``timeout`` seconds of real time."""
+        deadline = time.monotonic() + timeout
+        fired = 0
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"still not done after firing {name!r} {fired} times in {timeout}s")
+            try:
+                self.fire(name, timeout=min(left, 0.05))
+            except TimeoutError:
+                continue
+            fired += 1
+        return fired
+
     def _cancel(self, timer: ManualTimer) -> None:
         with self._lock:
             if timer in self._timers:

@@ -37,7 +37,7 @@ def test_a_failure_after_commit(
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(post, gw, body())
         if fault.startswith("stall"):
-            gw.clock.fire(STREAM_IDLE, timeout=10)
+            gw.clock.fire_until(STREAM_IDLE, pending.done, timeout=10)
         answer = pending.result(timeout=10)
     assert answer.status_code == 200
     events = sse_events(answer.text)

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from gateway.clock import ManualClock
+from gateway.clock import ManualClock, Watchdog
 
 
 async def test_sleep_wakes_only_when_time_reaches_it() -> None:
@@ -59,3 +59,22 @@ async def test_advance_from_another_thread_delivers_on_the_arming_loop() -> None
 def test_wait_for_timer_blocking_times_out() -> None:
     with pytest.raises(TimeoutError, match="no timer named 'x'"):
         ManualClock().wait_for_timer_blocking("x", timeout=0.05)
+
+
+async def test_fire_until_fires_a_watchdog_again_when_activity_came_after_the_clock_moved() -> None:
+    clock = ManualClock()
+    victim = asyncio.ensure_future(asyncio.sleep(3600))
+    watchdog = Watchdog(clock, 30.0, name="idle", task=victim)  # type: ignore[arg-type]
+    first = await clock.wait_for_timer("idle")
+    clock.advance(first.deadline - clock.monotonic())
+    watchdog.touch()  # a chunk that was on its way when the clock moved
+    await asyncio.sleep(0)
+    assert not victim.done() and clock.pending("idle")  # re-armed for a new window
+    fired = await asyncio.to_thread(clock.fire_until, "idle", victim.done, timeout=5)
+    assert fired == 1 and victim.cancelled() and watchdog.fired
+    assert clock.history("idle") == ["armed", "fired", "armed", "fired"]
+
+
+def test_fire_until_times_out_when_nothing_ends() -> None:
+    with pytest.raises(TimeoutError, match="still not done after firing 'x' 0 times"):
+        ManualClock().fire_until("x", lambda: False, timeout=0.1)
