@@ -6,6 +6,8 @@ same request cycle, on a :class:`SocketTurn` channel: every event the HTTP strea
 out as one text message, and a refusal before the stream (a bad request, an unknown
 ``previous_response_id``, a limit) is one ``error`` message ``{"type": "error", "status": <HTTP
 status>, "error": {...}}``. Turns run one after the other; a message sent while one runs waits.
+At most :data:`WAITING_MESSAGES` wait: past them the gateway stops reading the socket until a
+turn ends (the client's sends then wait on TCP's flow control; nothing is refused or dropped).
 The connection keeps its last unstored response (:class:`~gateway.responses.session.LastResponse`)
 so a ``store: false`` chain continues without the store.
 
@@ -49,6 +51,8 @@ POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
 # The scope extension of the gateway's WebSocket server: its direct path for text messages.
 TEXT_SENDER = "gateway.websocket"
+# Messages read ahead while a turn runs; each holds up to a request body's limit of memory.
+WAITING_MESSAGES = 8
 _FAILURES = (b'{"type":"error"', b'{"type":"response.failed"')
 _OBJECT = msgspec.json.Decoder(dict[str, Any])
 _ENCODER = msgspec.json.Encoder()
@@ -144,6 +148,7 @@ class Socket:
             if not sender.writable.is_set():
                 await sender.writable.wait()
             if not sender.send_texts(messages):
+                self.gone = True
                 raise ClientDisconnected
             return
         try:
@@ -151,6 +156,7 @@ class Socket:
                 event: Any = {"type": "websocket.send", "text": message.decode()}
                 await self._send(event)
         except (RuntimeError, OSError):
+            self.gone = True
             raise ClientDisconnected from None
 
     async def close(self, code: int = 1000) -> None:
@@ -173,16 +179,20 @@ class Socket:
         self._watched = None
 
     async def read(self, messages: asyncio.Queue[str | None]) -> None:
-        """Queue the client's messages until it goes (then None), and end the turn running."""
+        """Queue the client's messages until it goes (then None), and end the turn running. A
+        full queue stops the reading (the server then stops reading the socket)."""
         try:
             while (text := await self.receive_text()) is not None:
-                messages.put_nowait(text)
+                await messages.put(text)
         except (RuntimeError, OSError):
             pass
         finally:
             self.gone = True
             if self._watched is not None:
                 self._watched.cancel()
+            # Nobody is left to answer the messages still waiting.
+            while not messages.empty():
+                messages.get_nowait()
             messages.put_nowait(None)
 
 
@@ -304,11 +314,12 @@ async def _serve(services: Services, scope: Scope, receive: Receive, send: Send)
         return
     socket = Socket(scope, receive, send)
     await socket.accept()
-    messages: asyncio.Queue[str | None] = asyncio.Queue()
+    messages: asyncio.Queue[str | None] = asyncio.Queue(WAITING_MESSAGES)
     reader = asyncio.create_task(socket.read(messages), name="responses-socket")
     last = LastResponse()
     try:
-        while (text := await messages.get()) is not None:
+        # A turn that found the client gone ends the connection: the messages left wait in vain.
+        while (text := await messages.get()) is not None and not socket.gone:
             await _turn(services, socket, key, text, last)
     finally:
         reader.cancel()

@@ -1,0 +1,65 @@
+"""The Responses WebSocket's reader: how many messages it reads ahead of the turn running, and
+what it leaves when the client goes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gateway.api.websocket import WAITING_MESSAGES, Socket
+
+
+class Client:
+    """An ASGI ``receive`` with ``count`` text messages, then a disconnect; it counts what was taken."""
+
+    def __init__(self, count: int) -> None:
+        self.left = count
+        self.taken = 0
+
+    async def receive(self) -> Any:
+        self.taken += 1
+        if self.left == 0:
+            return {"type": "websocket.disconnect", "code": 1000}
+        self.left -= 1
+        return {"type": "websocket.receive", "text": f"message {self.taken}"}
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def _send(message: Any) -> None:
+    raise AssertionError("the reader sends nothing")
+
+
+async def test_the_reader_stops_reading_when_its_queue_is_full_and_goes_on_as_turns_take_messages() -> None:
+    client = Client(50)
+    socket = Socket({"type": "websocket"}, client.receive, _send)
+    messages: asyncio.Queue[str | None] = asyncio.Queue(WAITING_MESSAGES)
+    reader = asyncio.create_task(socket.read(messages))
+    await _settle()
+    # The queue is full and one more message is read, waiting for room: the socket is not read on.
+    assert client.taken == WAITING_MESSAGES + 1
+    assert messages.get_nowait() == "message 1"
+    await _settle()
+    assert client.taken == WAITING_MESSAGES + 2
+    assert [messages.get_nowait() for _ in range(3)] == ["message 2", "message 3", "message 4"]
+    await _settle()
+    assert client.taken == WAITING_MESSAGES + 5
+    assert not socket.gone
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+
+
+async def test_a_client_that_goes_drops_the_messages_waiting_and_cancels_the_turn() -> None:
+    client = Client(3)
+    socket = Socket({"type": "websocket"}, client.receive, _send)
+    messages: asyncio.Queue[str | None] = asyncio.Queue(WAITING_MESSAGES)
+    turn = asyncio.create_task(asyncio.sleep(3600))
+    socket.watch(turn)
+    await socket.read(messages)
+    assert socket.gone
+    assert messages.get_nowait() is None and messages.empty()
+    await asyncio.gather(turn, return_exceptions=True)
+    assert turn.cancelled()
