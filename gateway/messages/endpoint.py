@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.config import UpstreamApi
+from gateway.config import ProviderKind, UpstreamApi
 from gateway.dialects import dialect_for
 from gateway.dialects.anthropic import messages_call
 from gateway.dialects.base import translated
@@ -39,7 +39,12 @@ from gateway.services import Services
 from gateway.telemetry.tracing import response_model
 from gateway.token_estimate import estimate_chat_tokens
 from gateway.translate.messages_answer import message_from_chat_completion
-from gateway.translate.messages_chat import MessagesContext, chat_request_from_messages, context_of
+from gateway.translate.messages_chat import (
+    MessagesContext,
+    chat_request_from_messages,
+    context_of,
+    for_compatible_server,
+)
 from gateway.translate.messages_stream import ChatToMessagesStream
 from gateway.upstream.call import OpenedStream, call_json, open_stream
 from gateway.upstream.committed import Relay
@@ -100,7 +105,7 @@ def is_native(attempt: Attempt) -> bool:
 class MessagesCalls:
     """One request's upstream calls."""
 
-    __slots__ = ("_chat", "_estimate", "context", "headers", "request", "services")
+    __slots__ = ("_chat", "_compatible", "_estimate", "context", "headers", "request", "services")
 
     def __init__(self, services: Services, request: MessagesRequest, headers: dict[str, str]) -> None:
         self.services = services
@@ -108,6 +113,7 @@ class MessagesCalls:
         self.headers = headers
         self.context: MessagesContext = context_of(request.data)
         self._chat: dict[str, Any] | None = None
+        self._compatible: dict[str, Any] | None = None
         self._estimate: int | None = None
 
     def estimate(self) -> int:
@@ -122,6 +128,17 @@ class MessagesCalls:
             self._chat = translated(lambda: chat_request_from_messages(request.data, stream=request.stream))
         return self._chat
 
+    def chat_for(self, attempt: Attempt) -> dict[str, Any]:
+        """:meth:`chat` as this attempt's upstream takes it."""
+        if (
+            attempt.deployment.api is not UpstreamApi.CHAT
+            or attempt.upstream.kind is not ProviderKind.OPENAI_COMPATIBLE
+        ):
+            return self.chat()
+        if self._compatible is None:
+            self._compatible = for_compatible_server(self.chat(), self.request.data)
+        return self._compatible
+
     def _native_body(self, attempt: Attempt) -> bytes:
         return with_model(self.request.body, self.request.raw, attempt.deployment.upstream_model)
 
@@ -133,7 +150,7 @@ class MessagesCalls:
             usage, model = usage_from_message(response.content)
             return Message(response.content, usage, model)
         chat_call = dialect_for(attempt.deployment.api).chat_call(
-            attempt, self.chat(), clock=clock, ask_usage=False
+            attempt, self.chat_for(attempt), clock=clock, ask_usage=False
         )
         response = await call_json(attempt, chat_call.request, clock)
         completion = chat_call.answer(response.content)
@@ -155,7 +172,7 @@ class MessagesCalls:
         # The usage chunk closes the message's usage; a provider that refuses stream_options has none.
         ask = attempt.upstream.name not in policy.config.no_stream_options_providers
         chat_call = dialect_for(attempt.deployment.api).chat_call(
-            attempt, self.chat(), clock=clock, ask_usage=ask
+            attempt, self.chat_for(attempt), clock=clock, ask_usage=ask
         )
         opened = await open_stream(attempt, chat_call.request, chat_call.roles, clock)
         tap = StreamUsageTap(strip=False) if policy.enabled else None

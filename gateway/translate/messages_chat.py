@@ -23,8 +23,11 @@ What changes on the way:
   ``disable_parallel_tool_use`` becomes ``parallel_tool_calls: false``. Server tools (a ``type``
   other than ``custom``) cannot run on a Chat upstream: 400.
 * ``max_tokens`` -> ``max_completion_tokens``, ``stop_sequences`` -> ``stop``,
-  ``metadata.user_id`` -> ``user``; ``temperature`` and ``top_p`` as they are; ``top_k``,
-  ``thinking``, ``service_tier`` and fields Chat has no counterpart for are not sent.
+  ``metadata.user_id`` -> ``user``; ``temperature`` and ``top_p`` as they are; ``thinking``,
+  ``service_tier`` and fields Chat has no counterpart for are not sent.
+* For ``openai-compatible`` servers (:func:`for_compatible_server`): ``top_k`` as it is (vLLM,
+  llama.cpp, Ollama, OpenRouter take it; OpenAI refuses it, so it is not sent there), and
+  ``max_tokens`` beside ``max_completion_tokens`` (many such servers read only the older name).
 """
 
 from __future__ import annotations
@@ -98,6 +101,14 @@ def chat_request_from_messages(data: Mapping[str, Any], *, stream: bool) -> dict
         out["user"] = metadata["user_id"]
     if stream:
         out["stream"] = True
+    return out
+
+
+def for_compatible_server(chat: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """``chat`` (from :func:`chat_request_from_messages`) for an ``openai-compatible`` server."""
+    out = {**chat, "max_tokens": chat["max_completion_tokens"]}
+    if data.get("top_k") is not None:
+        out["top_k"] = data["top_k"]
     return out
 
 

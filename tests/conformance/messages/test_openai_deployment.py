@@ -84,6 +84,32 @@ def test_json_text_and_the_translated_request(fake: FakeProviders, redis_url: st
     }
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_an_openai_compatible_server_gets_top_k_and_max_tokens(
+    fake: FakeProviders, redis_url: str, stream: bool
+) -> None:
+    with recorded_gateway(config(fake, redis_url)) as (gw, _, _):
+        answer = client(gw).messages.create(
+            model="llama",
+            max_tokens=64,
+            extra_body={"top_k": 40, "temperature": 0.2},  # this SDK no longer offers either
+            messages=[{"role": "user", "content": "hello"}],
+            stream=stream,
+        )
+        if stream:
+            assert [event.type for event in answer][-1] == "message_stop"  # type: ignore[union-attr]
+        else:
+            assert answer.content[0].text == "You said: hello"  # type: ignore[union-attr]
+    body = sent_chat(fake, "/vllm/v1/chat/completions")
+    assert (body["model"], body["top_k"], body["temperature"]) == (
+        "meta-llama/Llama-3.1-8B-Instruct",
+        40,
+        0.2,
+    )
+    assert body["max_tokens"] == body["max_completion_tokens"] == 64
+    assert body["messages"] == [{"role": "user", "content": "hello"}]
+
+
 def test_stream_a_tool_call_after_text_keeps_its_whole_input(fake: FakeProviders, redis_url: str) -> None:
     fake.script(
         [
