@@ -18,6 +18,12 @@ are pipelined on the connection by themselves: no pool, no lock, no timeout per 
   lost (its connect, within ``connect_timeout`` on the timer ``redis_connect_timeout:<name>``, then
   ``AUTH``, ``SELECT`` and ``CLIENT SETNAME`` as redis-py sends them). A command is never sent
   twice: one lost with its connection fails, since it may have run.
+- A connection that sent nothing for ``health_check_interval`` seconds sends a ``PING`` (the
+  timer ``redis_health_check:<name>``, on the injected clock, as redis-py's
+  ``health_check_interval``, but in the background: no request waits for it). A connection that
+  died silently while idle (a NAT or load balancer that forgot it, a host gone) then fails on the
+  ``PING``'s timeout and the next command opens a new one, instead of that command waiting out
+  the timeout and failing; the ``PING`` also keeps such middleboxes from forgetting it.
 - An error reply raises what redis-py raises for it (``NOSCRIPT`` is ``NoScriptError``, so a
   script is loaded and called again as with redis-py; others ``ResponseError`` and its kin).
 
@@ -41,10 +47,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway.clock import Clock, QuietTimer
+from gateway.clock import Clock, QuietTimer, TimerHandle
 
 COMMAND_TIMER = "redis_command_timeout"
 CONNECT_TIMER = "redis_connect_timeout"
+HEALTH_TIMER = "redis_health_check"
+_PING = b"*1\r\n$4\r\nPING\r\n"
 
 
 def timer_name(timer: str, client_name: str | None) -> str:
@@ -126,6 +134,44 @@ class _Stall(QuietTimer):
             )
 
 
+class _Heartbeat:
+    """Every ``interval`` seconds: a ``PING`` if the link sent nothing since the last look and
+    waits for nothing (a reply it waits for is already a health check, under the stall timer)."""
+
+    __slots__ = ("_handle", "_link", "_seen")
+
+    def __init__(self, link: _Link) -> None:
+        self._link = link
+        self._seen = link.sent
+        self._handle: TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        owner = self._link.owner
+        self._handle = owner.clock.call_later(
+            owner.health_check_interval, self._look, name=owner.health_timer
+        )
+
+    def _look(self) -> None:
+        link = self._link
+        if self._handle is None or link.failed:
+            return
+        if link.sent == self._seen and not link.waiting:
+            link.send(_PING).add_done_callback(_retrieved)
+        self._seen = link.sent
+        self._arm()
+
+    def stop(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.cancel()
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # a failed PING fails its link; nobody else waits for it
+
+
 class _Link(asyncio.Protocol):
     """One connection: the futures of the commands sent on it, in the order sent."""
 
@@ -136,6 +182,8 @@ class _Link(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.waiting: deque[asyncio.Future[Any]] = deque()
         self.stall: _Stall | None = None
+        self.heartbeat: _Heartbeat | None = None
+        self.sent = 0  # writes so far (the heartbeat's sign of activity)
         self.failed = False
         self._reader = hiredis.Reader(replyError=_ERROR_OF, notEnoughData=_MORE)
 
@@ -172,6 +220,7 @@ class _Link(asyncio.Protocol):
         if self.failed or self.transport is None:
             raise RedisConnectionError(f"Connection to {self.target} closed.")
         self.transport.write(packed)
+        self.sent += 1
         waiting = self.waiting
         if not waiting:  # the stall timer counts from now
             if self.stall is None:
@@ -223,6 +272,9 @@ class _Link(asyncio.Protocol):
         if self.stall is not None:
             self.stall._disarm()
             self.stall = None
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+            self.heartbeat = None
         if self.transport is not None:
             self.transport.abort()
         error: Exception = first
@@ -239,14 +291,22 @@ class MultiplexedRedis:
     closed with :meth:`aclose`."""
 
     def __init__(
-        self, target: Target, clock: Clock, *, command_timeout: float, connect_timeout: float
+        self,
+        target: Target,
+        clock: Clock,
+        *,
+        command_timeout: float,
+        connect_timeout: float,
+        health_check_interval: float = 30.0,
     ) -> None:
         self.target = target
         self.clock = clock
         self.command_timeout = command_timeout
         self.connect_timeout = min(connect_timeout, command_timeout)
+        self.health_check_interval = health_check_interval
         self.command_timer = timer_name(COMMAND_TIMER, target.name)
         self.connect_timer = timer_name(CONNECT_TIMER, target.name)
+        self.health_timer = timer_name(HEALTH_TIMER, target.name)
         self._link: _Link | None = None
         self._opening: asyncio.Task[_Link] | None = None
         self._closed = False
@@ -345,5 +405,8 @@ class MultiplexedRedis:
         if self._closed:
             link.fail(RedisConnectionError("Connection closed by the gateway."), "")
             raise RedisConnectionError("The connection was closed by the gateway.")
+        if link.failed:  # lost after its introductions were answered, before this task resumed
+            raise RedisConnectionError(f"Connection to {self.target} closed by server.")
         self._link = link
+        link.heartbeat = _Heartbeat(link)
         return link

@@ -182,6 +182,66 @@ async def test_a_stalled_server_times_out_on_the_clock_and_the_next_command_reco
         await conn.aclose()
 
 
+def last_command(r: redis.Redis, name: str) -> str:
+    [client] = [c for c in r.client_list() if c["name"] == name]
+    return str(client["cmd"])
+
+
+async def test_an_idle_connection_pings_and_a_busy_one_does_not(
+    server: EmbeddedRedis, plain: redis.Redis
+) -> None:
+    clock = ManualClock()
+    conn = shared(server.url, clock)
+    try:
+        assert await conn.execute_command("SET", "k", "v") == b"OK"
+        first = await clock.wait_for_timer(conn.health_timer)
+        assert first.deadline - first.armed_at == 30.0
+        # Commands were sent in the first interval: no PING.
+        assert conn.health_timer in clock.advance(30.0)
+        await clock.wait_for_timer(conn.health_timer)  # looked, and armed again
+        assert last_command(plain, ADMISSION_NAME) == "set" and conn.in_flight == 0
+        # A whole interval with nothing sent: a PING, answered in the background.
+        assert conn.health_timer in clock.advance(30.0)
+        while last_command(plain, ADMISSION_NAME) != "ping":
+            await asyncio.sleep(0.01)
+        while conn.in_flight:
+            await asyncio.sleep(0.01)
+        assert conn.connected and len(clock.pending(conn.health_timer)) == 1
+    finally:
+        await conn.aclose()
+    assert clock.pending(conn.health_timer) == []
+
+
+async def test_a_connection_that_died_while_idle_is_dropped_before_a_command_needs_it(
+    server: EmbeddedRedis,
+) -> None:
+    clock = ManualClock()
+    conn = shared(server.url, clock)
+    assert server._proc is not None
+    pid = server._proc.pid
+    try:
+        assert await conn.execute_command("SET", "n", 1) == b"OK"
+        await clock.wait_for_timer(conn.health_timer)
+        os.kill(pid, signal.SIGSTOP)  # the server stops answering, the socket stays open
+        try:
+            assert conn.health_timer in clock.advance(30.0)
+            await clock.wait_for_timer(conn.health_timer)  # looked: a command was sent, no PING
+            assert conn.health_timer in clock.advance(30.0)  # the PING goes out
+            while conn.in_flight == 0:
+                await asyncio.sleep(0.01)
+            await clock.wait_for_timer(conn.command_timer)
+            assert clock.advance(TIMEOUT) == [conn.command_timer]
+            while conn.connected:
+                await asyncio.sleep(0.01)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        # No command failed: the next one opens a new connection at once.
+        assert await conn.execute_command("INCR", "n") == 2
+        assert conn.connected
+    finally:
+        await conn.aclose()
+
+
 async def test_the_connection_comes_back_after_the_server_restarts(tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path, port=free_port())
     server.start()
