@@ -11,6 +11,11 @@ turn ends (the client's sends then wait on TCP's flow control; nothing is refuse
 The connection keeps its last unstored response (:class:`~gateway.responses.session.LastResponse`)
 so a ``store: false`` chain continues without the store.
 
+``response.steer`` (input queued into a running response) is answered at once, even during a
+turn, with ``response.steer.failed``: code ``steering_not_supported`` and the client's input
+returned, which OpenAI's clients carry into their next ``response.create`` (``invalid_input``
+for a steer without a ``previous_response_id`` or ``input``).
+
 The key is the gateway key, presented at the handshake as ``Authorization: Bearer <key>`` (or
 ``api-key``/``x-api-key``), or, from a browser, as the subprotocol
 ``openai-insecure-api-key.<key>`` (OpenAI SDKs' form). A handshake without a valid key is
@@ -47,6 +52,7 @@ from gateway.services import Services
 log = logging.getLogger("gateway.api")
 KEY_SUBPROTOCOL = "openai-insecure-api-key."
 CREATE = "response.create"
+STEER = "response.steer"
 POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
 # The scope extension of the gateway's WebSocket server: its direct path for text messages.
@@ -183,8 +189,11 @@ class Socket:
         full queue stops the reading (the server then stops reading the socket)."""
         try:
             while (text := await self.receive_text()) is not None:
+                if STEER in text and (refusal := steer_refusal(text)) is not None:
+                    await self.send_texts((refusal,))
+                    continue
                 await messages.put(text)
-        except (RuntimeError, OSError):
+        except (RuntimeError, OSError, ClientDisconnected):
             pass
         finally:
             self.gone = True
@@ -247,6 +256,30 @@ class SocketTurn:
 
     def cancel_on_disconnect(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self._socket.cancel_on_disconnect()
+
+
+def steer_refusal(text: str) -> bytes | None:
+    """The ``response.steer.failed`` answer to a ``response.steer`` message; None for any other."""
+    try:
+        message = _OBJECT.decode(text)
+    except (msgspec.DecodeError, RecursionError, OverflowError):
+        return None
+    if message.get("type") != STEER:
+        return None
+    target, given = message.get("previous_response_id"), message.get("input")
+    if not isinstance(target, str) or not given:
+        code, why = "invalid_input", "response.steer needs a previous_response_id and a non-empty input."
+    else:
+        code = "steering_not_supported"
+        why = "Steering is not supported by this gateway; send the input in a new response.create."
+    return _ENCODER.encode(
+        {
+            "type": "response.steer.failed",
+            "sequence_number": 0,
+            "steer": {"previous_response_id": target, "input": given},
+            "error": {"type": "invalid_request_error", "code": code, "message": why},
+        }
+    )
 
 
 def _create_body(text: str | bytes) -> tuple[bytes, str | None]:

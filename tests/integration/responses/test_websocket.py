@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from openai.types.responses import ResponseSteerFailedEvent
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -129,3 +130,36 @@ def test_a_client_that_goes_away_cancels_its_turn(gw: RunningGateway, fake: Fake
         ),
         what="the turn's end",
     )
+
+
+def test_a_steer_during_a_turn_is_refused_at_once_with_its_input_returned(
+    gw: RunningGateway, fake: FakeProviders
+) -> None:
+    fake.script([{"fault": "stall-2", "times": 1}])
+    steer_input = [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "shorter, please"}]}
+    ]
+    with connect(url(gw), additional_headers={"Authorization": f"Bearer {GATEWAY_KEY}"}) as ws:
+        ws.send(json.dumps({"type": "response.create", "model": "chat-model", "input": "long"}))
+        created = json.loads(ws.recv(timeout=10))
+        assert created["type"] == "response.created"
+        target = created["response"]["id"]
+        ws.send(json.dumps({"type": "response.steer", "previous_response_id": target, "input": steer_input}))
+        # The turn is stalled upstream: the answer comes from the reader, not after the turn.
+        event = json.loads(ws.recv(timeout=10))
+        while event["type"] != "response.steer.failed":
+            assert event["type"].startswith("response."), event
+            event = json.loads(ws.recv(timeout=10))
+    failed = ResponseSteerFailedEvent.model_validate(event)
+    assert failed.error.code == "steering_not_supported" and failed.error.type == "invalid_request_error"
+    assert event["steer"] == {"previous_response_id": target, "input": steer_input}
+
+
+def test_a_steer_without_input_is_invalid_and_the_socket_stays(gw: RunningGateway) -> None:
+    with connect(url(gw), additional_headers={"Authorization": f"Bearer {GATEWAY_KEY}"}) as ws:
+        ws.send(json.dumps({"type": "response.steer", "previous_response_id": "resp_x", "input": []}))
+        refused = json.loads(ws.recv(timeout=10))
+        assert refused["type"] == "response.steer.failed"
+        assert refused["error"]["code"] == "invalid_input"
+        ws.send(json.dumps({"type": "response.create", "model": "chat-model", "input": "still here"}))
+        assert until_end(ws)[-1]["response"]["output"][0]["content"][0]["text"] == "You said: still here"
