@@ -82,5 +82,7 @@ class GatewayApp:
             socket = self._sockets.get(scope["path"])
             if socket is not None:
                 await socket(self.litestar.state.services, scope, receive, send)
-                return
+            else:  # Litestar serves no WebSockets
+                await websocket.no_socket_here(scope, receive, send)
+            return
         await self.litestar(scope, receive, send)

@@ -42,7 +42,7 @@ import msgspec
 from litestar.types import Receive, Scope, Send
 
 from gateway.api import asgi
-from gateway.errors.client import GatewayError, InternalError, InvalidRequest, PayloadTooLarge
+from gateway.errors.client import GatewayError, InternalError, InvalidRequest, NotFound, PayloadTooLarge
 from gateway.exchange import ClientDisconnected
 from gateway.responses import endpoint
 from gateway.responses.frames import FrameSplitter
@@ -324,6 +324,12 @@ async def _deny(scope: Scope, receive: Receive, send: Send, error: GatewayError)
     with contextlib.suppress(ClientDisconnected):
         await socket.send_texts((error_event(error),))
     await socket.close(code=POLICY_VIOLATION)
+
+
+async def no_socket_here(scope: Scope, receive: Receive, send: Send) -> None:
+    """A WebSocket handshake on a path that serves none (``/v1/realtime``...): OpenAI's 404 for
+    an unknown URL, not the server's bare 403 for a socket the app did not accept."""
+    await _deny(scope, receive, send, NotFound(f"Invalid URL (GET {scope['path']})"))
 
 
 async def serve_socket(services: Services, scope: Scope, receive: Receive, send: Send) -> None:

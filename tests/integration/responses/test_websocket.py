@@ -82,6 +82,20 @@ def test_a_handshake_without_a_valid_key_is_refused(gw: RunningGateway, headers:
     assert json.loads(refused.value.response.body)["error"]["type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize("path", ["/v1/realtime", "/v1/chat/completions", "/nowhere"])
+def test_a_handshake_on_a_path_without_sockets_is_openais_404(gw: RunningGateway, path: str) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        connect(
+            gw.root_url.replace("http://", "ws://") + path,
+            additional_headers={"Authorization": f"Bearer {GATEWAY_KEY}"},
+            open_timeout=10,
+        )
+    answer = refused.value.response
+    assert answer.status_code == 404 and answer.headers["content-type"] == "application/json"
+    error = json.loads(answer.body)["error"]
+    assert error["message"] == f"Invalid URL (GET {path})" and error["type"] == "invalid_request_error"
+
+
 def test_other_messages_are_error_events_and_the_socket_stays(gw: RunningGateway) -> None:
     with connect(url(gw), additional_headers={"Authorization": f"Bearer {GATEWAY_KEY}"}) as ws:
         ws.send("not json")
