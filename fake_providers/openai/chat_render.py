@@ -5,7 +5,8 @@ per text piece, tool-call deltas keyed by `index` (the first fragment of each ca
 `type`, `function.name` and empty `arguments`; a tool-only answer puts the first call in the role
 chunk with `content: null`), argument fragments of up to 16 characters, a chunk with `delta: {}` and
 the finish reason, the usage chunk with `choices: []` when `stream_options.include_usage` is set
-(every other chunk then has `"usage": null`), and `data: [DONE]`.
+(every other chunk then has `"usage": null`), and `data: [DONE]`. With `logprobs: true` each text
+chunk carries its token's log probabilities (:mod:`fake_providers.logprobs`), as the answer does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from msgspec import UNSET
 
 from fake_providers.composer import Completion, GeneratedToolCall
 from fake_providers.ids import system_fingerprint
+from fake_providers.logprobs import ChoiceLogprobs, tokens_logprobs
 from fake_providers.openai.chat_wire import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -51,7 +53,11 @@ def usage_of(completion: Completion) -> Usage:
     )
 
 
-def completion_body(completion: Completion, identity: ChatIdentity) -> bytes:
+def _logprobs(pieces: tuple[str, ...], top: int | None) -> ChoiceLogprobs | None:
+    return None if top is None else ChoiceLogprobs(content=tokens_logprobs(pieces, top))
+
+
+def completion_body(completion: Completion, identity: ChatIdentity, top_logprobs: int | None = None) -> bytes:
     calls = [
         ToolCall(id=call.id, type="function", function=FunctionCall(name=call.name, arguments=call.arguments))
         for call in completion.tool_calls
@@ -62,7 +68,14 @@ def completion_body(completion: Completion, identity: ChatIdentity) -> bytes:
         object="chat.completion",
         created=identity.created,
         model=identity.model,
-        choices=[Choice(index=0, message=message, logprobs=None, finish_reason=completion.finish_reason)],
+        choices=[
+            Choice(
+                index=0,
+                message=message,
+                logprobs=_logprobs(completion.chunks if completion.text else (), top_logprobs),
+                finish_reason=completion.finish_reason,
+            )
+        ],
         usage=usage_of(completion),
         service_tier=SERVICE_TIER,
         system_fingerprint=system_fingerprint(identity.model),
@@ -104,7 +117,9 @@ def _deltas(completion: Completion) -> list[tuple[Delta, str | None]]:
     return deltas
 
 
-def completion_frames(completion: Completion, identity: ChatIdentity, *, include_usage: bool) -> list[bytes]:
+def completion_frames(
+    completion: Completion, identity: ChatIdentity, *, include_usage: bool, top_logprobs: int | None = None
+) -> list[bytes]:
     fingerprint = system_fingerprint(identity.model)
 
     def chunk(choices: list[ChunkChoice], usage: Usage | None) -> bytes:
@@ -121,8 +136,12 @@ def completion_frames(completion: Completion, identity: ChatIdentity, *, include
             )
         )
 
+    def logprobs(delta: Delta) -> ChoiceLogprobs | None:
+        text = delta.content
+        return _logprobs((text,), top_logprobs) if isinstance(text, str) and text else None
+
     frames = [
-        chunk([ChunkChoice(index=0, delta=delta, finish_reason=finish)], None)
+        chunk([ChunkChoice(index=0, delta=delta, logprobs=logprobs(delta), finish_reason=finish)], None)
         for delta, finish in _deltas(completion)
     ]
     if include_usage:

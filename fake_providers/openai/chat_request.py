@@ -27,6 +27,7 @@ from fake_providers.conversation import (
     ToolSpec,
     Turn,
 )
+from fake_providers.logprobs import MAX_TOP_LOGPROBS
 from fake_providers.openai.errors import (
     UNPARSEABLE_BODY_MESSAGE,
     OpenAIError,
@@ -53,6 +54,8 @@ class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
     conversation: Conversation
     stream: bool
     include_usage: bool
+    # ``logprobs: true``: how many alternatives each token carries (``top_logprobs``); else None.
+    top_logprobs: int | None = None
 
 
 def unparseable_body() -> OpenAIError:
@@ -253,6 +256,32 @@ def _max_tokens(body: dict[str, Any], keys: tuple[str, ...] = LIMITS) -> int | N
     return None
 
 
+def _top_logprobs(body: dict[str, Any]) -> int | None:
+    """``top_logprobs`` when ``logprobs`` is true (0 when it is not given); None otherwise."""
+    wanted = body.get("logprobs")
+    if wanted is not None and not isinstance(wanted, bool):
+        raise invalid_type("logprobs", "a boolean", wanted)
+    top = body.get("top_logprobs")
+    if top is not None:
+        if isinstance(top, bool) or not isinstance(top, int):
+            raise invalid_type("top_logprobs", "an integer", top)
+        if top < 0:
+            raise OpenAIError(
+                f"Invalid 'top_logprobs': integer below minimum value. Expected a value >= 0, but got {top} "
+                "instead.",
+                param="top_logprobs",
+                code="integer_below_min_value",
+            )
+        if top > MAX_TOP_LOGPROBS:
+            raise OpenAIError(
+                "Invalid 'top_logprobs': integer above maximum value. Expected a value <= "
+                f"{MAX_TOP_LOGPROBS}, but got {top} instead.",
+                param="top_logprobs",
+                code="integer_above_max_value",
+            )
+    return (top or 0) if wanted is True else None
+
+
 def check_tool_pairing(turns: list[Turn], roles: list[str]) -> None:
     """Every tool message answers a call of the assistant message before it; every call is answered."""
     open_index: int | None = None
@@ -333,6 +362,7 @@ def parse_chat_request(body: Any, *, strict_template: bool = False) -> ChatReque
         raise OpenAIError(
             "The 'stream_options' parameter is only allowed when 'stream' is enabled.", param="stream_options"
         )
+    top_logprobs = _top_logprobs(body)
     check_tool_pairing(turns, roles)
     return ChatRequest(
         model=model,
@@ -341,4 +371,5 @@ def parse_chat_request(body: Any, *, strict_template: bool = False) -> ChatReque
         ),
         stream=stream is True,
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        top_logprobs=top_logprobs,
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from fake_providers.logprobs import ChoiceLogprobs
+
 
 class FunctionCall(msgspec.Struct):
     name: str
@@ -28,7 +30,7 @@ class Message(msgspec.Struct):
 class Choice(msgspec.Struct):
     index: int
     message: Message
-    logprobs: None
+    logprobs: ChoiceLogprobs | None
     finish_reason: str
 
 
@@ -86,7 +88,7 @@ class Delta(msgspec.Struct):
 class ChunkChoice(msgspec.Struct):
     index: int
     delta: Delta
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
     finish_reason: str | None = None
 
 

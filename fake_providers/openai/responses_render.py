@@ -18,10 +18,12 @@ When the request asks for reasoning, a `reasoning` item (`rs_…`) comes first: 
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import msgspec
 
 from fake_providers.composer import Completion, split_text
+from fake_providers.logprobs import RESPONSES_INCLUDE, token_logprob, tokens_logprobs
 from fake_providers.openai.errors import ErrorDetail
 from fake_providers.openai.responses_request import ResponsesRequest
 from fake_providers.openai.responses_wire import (
@@ -144,6 +146,17 @@ def _incomplete(completion: Completion) -> IncompleteDetails | None:
     return IncompleteDetails(reason=reason) if reason is not None else None
 
 
+def _top_logprobs(request: ResponsesRequest) -> int | None:
+    """How many alternatives each token carries when the request includes the text's log
+    probabilities; None when it does not."""
+    return request.top_logprobs if RESPONSES_INCLUDE in request.include else None
+
+
+def _text_logprobs(request: ResponsesRequest, pieces: tuple[str, ...]) -> list[Any]:
+    top = _top_logprobs(request)
+    return [] if top is None else list(tokens_logprobs(pieces, top))
+
+
 def output_items(
     request: ResponsesRequest, completion: Completion, identity: ResponseIdentity
 ) -> list[OutputItem]:
@@ -152,7 +165,9 @@ def output_items(
     if identity.reasoning_id is not None:
         items.append(reasoning_item(request, identity, completion))
     if completion.text is not None:
-        part = OutputText(type="output_text", text=completion.text)
+        part = OutputText(
+            type="output_text", text=completion.text, logprobs=_text_logprobs(request, completion.chunks)
+        )
         items.append(
             MessageItem(
                 id=identity.message_id, type="message", status=status, role="assistant", content=[part]
@@ -276,7 +291,7 @@ def response_frames(
         if isinstance(item, ReasoningItem):
             _reasoning_events(events, index, item)
         elif isinstance(item, MessageItem):
-            _message_events(events, index, item, completion.chunks)
+            _message_events(events, index, item, completion.chunks, _top_logprobs(request))
         else:
             _call_events(events, index, item)
     terminal = "response.incomplete" if final.status == "incomplete" else "response.completed"
@@ -292,7 +307,9 @@ def _part_event(events: _Events, name: str, index: int, item_id: str, part: Outp
     )
 
 
-def _message_events(events: _Events, index: int, item: MessageItem, chunks: tuple[str, ...]) -> None:
+def _message_events(
+    events: _Events, index: int, item: MessageItem, chunks: tuple[str, ...], top: int | None
+) -> None:
     text = item.content[0].text
     opened = msgspec.structs.replace(item, status="in_progress", content=[])
     events.add(
@@ -311,6 +328,7 @@ def _message_events(events: _Events, index: int, item: MessageItem, chunks: tupl
                 output_index=index,
                 content_index=0,
                 delta=piece,
+                logprobs=[] if top is None or not piece else [token_logprob(piece, top)],
             )
         )
     events.add(
@@ -321,9 +339,10 @@ def _message_events(events: _Events, index: int, item: MessageItem, chunks: tupl
             output_index=index,
             content_index=0,
             text=text,
+            logprobs=item.content[0].logprobs,
         )
     )
-    full = OutputText(type="output_text", text=text)
+    full = item.content[0]
     events.add(_part_event(events, "response.content_part.done", index, item.id, full))
     events.add(
         ItemEvent(type="response.output_item.done", sequence_number=events.seq, output_index=index, item=item)

@@ -101,8 +101,10 @@ class OpenAIService:
             exchange,
             behaviour,
             stream=chat.stream,
-            render_json=lambda: completion_body(*completion()),
-            render_stream=lambda: completion_frames(*completion(), include_usage=chat.include_usage),
+            render_json=lambda: completion_body(*completion(), chat.top_logprobs),
+            render_stream=lambda: completion_frames(
+                *completion(), include_usage=chat.include_usage, top_logprobs=chat.top_logprobs
+            ),
         )
 
     def list_models(self, request: Request[Any, Any, Any]) -> PlannedReply:

@@ -89,6 +89,24 @@ def test_streaming_relays_bytes_and_ends_with_done(gateway: RunningGateway, fake
     assert first["choices"][0]["delta"]["role"] == "assistant"
 
 
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "llama"])
+def test_logprobs_reach_the_client_whole_and_streamed(gateway: RunningGateway, model: str) -> None:
+    client = gateway.openai()
+    whole = client.chat.completions.create(model=model, messages=HELLO, logprobs=True, top_logprobs=2)
+    content = whole.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert content and "".join(entry.token for entry in content) == whole.choices[0].message.content
+    assert all(len(entry.top_logprobs) == 2 for entry in content)
+    streamed = [
+        entry
+        for chunk in client.chat.completions.create(
+            model=model, messages=HELLO, logprobs=True, top_logprobs=2, stream=True
+        )
+        if chunk.choices and chunk.choices[0].logprobs is not None
+        for entry in chunk.choices[0].logprobs.content or []
+    ]
+    assert streamed == content
+
+
 def test_forced_tool_call_streams_index_keyed_deltas(gateway: RunningGateway, fake: FakeProviders) -> None:
     tools = [
         {
