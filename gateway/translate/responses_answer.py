@@ -97,8 +97,39 @@ def response_error(error: Mapping[str, Any]) -> dict[str, Any]:
     return {"code": code, "message": str(error.get("message") or "The upstream model failed.")}
 
 
-def message_text_part(text: str, annotations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": annotations or [], "logprobs": []}
+def message_text_part(
+    text: str, annotations: list[dict[str, Any]] | None = None, logprobs: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": annotations or [], "logprobs": logprobs or []}
+
+
+def _logprob(entry: Mapping[str, Any]) -> dict[str, Any]:
+    token = str(entry.get("token") or "")
+    raw = entry.get("bytes")
+    return {
+        "token": token,
+        "logprob": entry.get("logprob") if isinstance(entry.get("logprob"), int | float) else 0.0,
+        "bytes": raw if isinstance(raw, list) else list(token.encode()),
+    }
+
+
+def responses_logprobs(chat_logprobs: Any) -> list[dict[str, Any]]:
+    """A Chat choice's ``logprobs`` (``{"content": [...]}``) as the ``logprobs`` of a Responses
+    output text: the same tokens, each with its ``top_logprobs``; [] when there are none."""
+    content = chat_logprobs.get("content") if isinstance(chat_logprobs, Mapping) else None
+    if not isinstance(content, list):
+        return []
+    out: list[dict[str, Any]] = []
+    for entry in content:
+        if isinstance(entry, Mapping):
+            top = entry.get("top_logprobs")
+            ranked = (
+                [_logprob(other) for other in top if isinstance(other, Mapping)]
+                if isinstance(top, list)
+                else []
+            )
+            out.append({**_logprob(entry), "top_logprobs": ranked})
+    return out
 
 
 def reasoning_text(message: Mapping[str, Any]) -> str | None:
@@ -170,7 +201,11 @@ def response_from_chat_completion(
     if isinstance(content, list):  # a few servers answer with parts
         content = "".join(p.get("text") or "" for p in content if isinstance(p, Mapping))
     if content:
-        parts.append(message_text_part(content, _annotations(message.get("annotations"))))
+        parts.append(
+            message_text_part(
+                content, _annotations(message.get("annotations")), responses_logprobs(choice.get("logprobs"))
+            )
+        )
     if message.get("refusal"):
         parts.append({"type": "refusal", "refusal": message["refusal"]})
     if parts:

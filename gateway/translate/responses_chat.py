@@ -22,6 +22,8 @@ Decisions worth knowing:
 * ``tool_choice`` and ``parallel_tool_calls`` are sent only when there are tools (OpenAI's Chat
   endpoint rejects them otherwise).
 * Text-only content goes as one string (:mod:`.responses_content`).
+* ``include: ["message.output_text.logprobs"]`` asks for ``logprobs`` (with ``top_logprobs``);
+  the answer's token log probabilities come back in the output text's ``logprobs``.
 * ``upstream_kind`` is the provider's kind. For ``openai-compatible`` servers (vLLM, llama.cpp,
   Ollama, LM Studio...), many of which ignore ``max_completion_tokens`` and refuse the
   ``developer`` role, ``max_output_tokens`` is sent as both ``max_completion_tokens`` and
@@ -61,6 +63,7 @@ _SAME_FIELDS = (
 )
 
 OPENAI_COMPATIBLE = "openai-compatible"
+LOGPROBS_INCLUDE = "message.output_text.logprobs"
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -135,6 +138,13 @@ def chat_request_from_responses(
         value = request.get(key)
         if value is not None:
             body[key] = value
+
+    include = request.get("include")
+    if isinstance(include, list) and LOGPROBS_INCLUDE in include:
+        body["logprobs"] = True
+        top = request.get("top_logprobs")
+        if isinstance(top, int) and not isinstance(top, bool) and top > 0:
+            body["top_logprobs"] = top
 
     if request.get("stream"):
         body["stream"] = True

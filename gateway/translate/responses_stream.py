@@ -39,6 +39,7 @@ from gateway.translate.responses_answer import (
     message_text_part,
     reasoning_text,
     response_error,
+    responses_logprobs,
     terminal_status,
     usage_from_chat,
 )
@@ -141,7 +142,7 @@ def _carrier(out: bytearray, event: Mapping[str, Any], response_json: bytes) -> 
 class _Item:
     """The open output item and what has been streamed into it."""
 
-    __slots__ = ("buffer", "index", "item", "part_kind", "parts")
+    __slots__ = ("buffer", "index", "item", "logprobs", "part_kind", "parts")
 
     def __init__(self, item: dict[str, Any], index: int) -> None:
         self.item = item  # the dict that ends up in response.output
@@ -149,6 +150,7 @@ class _Item:
         self.buffer: list[str] = []  # text of the open part, or the call's arguments
         self.part_kind: str | None = None  # "output_text" | "refusal" | "reasoning_text" | None
         self.parts: list[dict[str, Any]] = []  # closed content parts
+        self.logprobs: list[dict[str, Any]] = []  # of the open output text, when the upstream sent them
 
 
 class ChatToResponsesStream:
@@ -220,7 +222,14 @@ class ChatToResponsesStream:
                         self._part_delta("reasoning", "reasoning_text", thought, events)
                 content = delta.get("content")
                 if content:
-                    self._part_delta("message", "output_text", content, events)
+                    logprobs = choice.get("logprobs")
+                    self._part_delta(
+                        "message",
+                        "output_text",
+                        content,
+                        events,
+                        responses_logprobs(logprobs) if logprobs else None,
+                    )
                 refusal = delta.get("refusal")
                 if refusal:
                     self._part_delta("message", "refusal", refusal, events)
@@ -312,11 +321,20 @@ class ChatToResponsesStream:
         )
         return opened
 
-    def _part_delta(self, item_type: str, part_kind: str, text: str, events: list[Event]) -> None:
+    def _part_delta(
+        self,
+        item_type: str,
+        part_kind: str,
+        text: str,
+        events: list[Event],
+        logprobs: list[dict[str, Any]] | None = None,
+    ) -> None:
         current = self._open
         if current is None or current.part_kind != part_kind or current.item["type"] != item_type:
             current = self._open_part(item_type, part_kind, events)
         current.buffer.append(text)
+        if logprobs:
+            current.logprobs.extend(logprobs)
         event: Event = {
             "type": _DELTA_EVENT[part_kind],
             "item_id": current.item["id"],
@@ -325,7 +343,7 @@ class ChatToResponsesStream:
             "delta": text,
         }
         if part_kind == "output_text":
-            event["logprobs"] = []
+            event["logprobs"] = logprobs or []
         event["sequence_number"] = self._seq
         self._seq += 1
         events.append(event)
@@ -383,9 +401,10 @@ class ChatToResponsesStream:
             "content_index": index,
         }
         if kind == "output_text":
-            part = message_text_part(text)
+            logprobs, current.logprobs = current.logprobs, []
+            part = message_text_part(text, logprobs=logprobs)
             done["text"] = text
-            done["logprobs"] = []
+            done["logprobs"] = logprobs
         elif kind == "refusal":
             part = {"type": "refusal", "refusal": text}
             done["refusal"] = text
