@@ -9,7 +9,8 @@
 * :mod:`.service`: the reads (retrieve, delete, cancel, input items);
 * :mod:`.compact` and :mod:`.compaction`: ``/responses/compact`` and compaction items;
 * :mod:`.input_tokens`: ``/responses/input_tokens``;
-* :mod:`.session`: a WebSocket connection's last response (the socket is ``gateway.api.websocket``);
+* :mod:`.session`: a WebSocket connection's last unstored responses (the socket is ``gateway.api.socket``);
+* :mod:`.prepared`: ``generate: false`` over a WebSocket (state prepared without model output);
 * :mod:`.frames`: events out of SSE frames;
 * :mod:`.background` and :mod:`.worker`: background runs as jobs on any replica.
 

@@ -28,6 +28,7 @@ from gateway.policy.usage import usage_from_responses
 from gateway.pricing import Usage
 from gateway.responses import background
 from gateway.responses.continuation import ResponsesContinuer
+from gateway.responses.prepared import prepare
 from gateway.responses.request import parse_responses_request
 from gateway.responses.service import response_store, store_unavailable
 from gateway.responses.session import LastResponse
@@ -141,10 +142,11 @@ async def create(services: Services, channel: ClientChannel) -> None:
 
 
 async def respond(
-    services: Services, channel: ClientChannel, *, last: LastResponse | None = None
+    services: Services, channel: ClientChannel, *, last: LastResponse | None = None, generate: bool = True
 ) -> Turn | None:
     """Answer one create request on ``channel``; the turn it became (None: refused before).
-    ``last``: a WebSocket connection's last response (see :mod:`gateway.responses.session`)."""
+    ``last``: a WebSocket connection's last response (see :mod:`gateway.responses.session`);
+    ``generate``: false for a WebSocket ``generate: false`` (:mod:`gateway.responses.prepared`)."""
     turn: Turn | None = None
     async with Exchange(services, channel, route=ROUTE, error_api="responses") as exchange:
         caller = await exchange.authenticate(admits=True)
@@ -175,6 +177,13 @@ async def respond(
             raise store_unavailable() from None
         if request.background:
             await background.enqueue(services, exchange, turn, body)
+            return turn
+        if not generate:
+            try:
+                await prepare(exchange, turn, plan)
+            except RedisError:
+                log.exception("response store unavailable")
+                raise store_unavailable() from None
             return turn
         await run(exchange, services, turn, plan, stream=request.stream)
     return turn

@@ -12,7 +12,7 @@ a turn. :class:`GatewayWebSocketProtocol`:
   pauses reading after a message only if the app has not taken it by the end of the turn
   (:class:`SocketWriter`);
 - offers itself under ``scope["extensions"]["gateway.websocket"]``
-  (:data:`gateway.api.websocket.TEXT_SENDER`): :meth:`~GatewayWebSocketProtocol.send_texts`
+  (:data:`gateway.api.socket.TEXT_SENDER`): :meth:`~GatewayWebSocketProtocol.send_texts`
   takes a batch of messages as UTF-8 ``bytes`` and frames them in one go. Without an extension
   negotiated a text frame is a two-to-ten-byte header and the payload as it is (RFC 6455 5.2; a
   server's frames are not masked), so the header is written here and the payload joined once;
@@ -38,7 +38,7 @@ from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.http11 import Request
 from websockets.protocol import State
 
-from gateway.api.websocket import TEXT_SENDER
+from gateway.api.socket import TEXT_SENDER
 from gateway.server.combining import CombiningWriter
 
 _TEXT = 0x81  # FIN and the text opcode

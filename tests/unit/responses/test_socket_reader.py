@@ -1,12 +1,14 @@
-"""The Responses WebSocket's reader: how many messages it reads ahead of the turn running, and
-what it leaves when the client goes."""
+"""The Responses WebSocket's reader: how many messages it reads ahead of the turns running, and
+what it leaves when the client goes; a create message's lane and ``generate``."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
-from gateway.api.websocket import WAITING_MESSAGES, Socket
+from gateway.api.socket import WAITING_MESSAGES, Socket, in_lane
+from gateway.api.socket_lanes import parse_create
 
 
 class Client:
@@ -63,3 +65,23 @@ async def test_a_client_that_goes_drops_the_messages_waiting_and_cancels_the_tur
     assert messages.get_nowait() is None and messages.empty()
     await asyncio.gather(turn, return_exceptions=True)
     assert turn.cancelled()
+
+
+def test_a_create_message_keeps_its_lane_and_generate_to_the_socket() -> None:
+    create = parse_create(
+        '{"type": "response.create", "model": "m", "input": "x", "stream_id": "lane-1", "generate": false}'
+    )
+    assert (create.lane, create.generate, create.refusal) == (b'"lane-1"', False, None)
+    assert json.loads(create.body) == {"model": "m", "input": "x", "stream": True}
+    plain = parse_create(
+        '{"type": "response.create", "model": "m", "input": "x", "previous_response_id": "r"}'
+    )
+    assert (plain.lane, plain.generate, plain.previous) == (None, True, "r")
+    refused = parse_create('{"type": "response.cancel", "stream_id": "lane-2"}')
+    assert refused.lane == b'"lane-2"' and refused.refusal is not None
+    assert parse_create("not json").refusal is not None
+
+
+def test_every_message_of_a_lane_names_it() -> None:
+    assert in_lane(b'{"type":"error"}', b'"a"') == b'{"type":"error","stream_id":"a"}'
+    assert in_lane(b'{"type":"error"}', None) == b'{"type":"error"}'

@@ -18,7 +18,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from gateway.api.websocket import TEXT_SENDER, Socket
+from gateway.api.socket import TEXT_SENDER, Socket
 from gateway.config import settings_from_mapping
 from gateway.exchange import ClientDisconnected
 from gateway.server.http import GatewayConfig, HttpLimits
