@@ -36,11 +36,16 @@ OPENAI_COMPATIBLE_PREFIXES = (
 
 
 def _chat(
-    service: OpenAIService, prefix: str, middleware: list[Middleware], *, strict_template: bool = False
+    service: OpenAIService,
+    prefix: str,
+    middleware: list[Middleware],
+    *,
+    strict_template: bool = False,
+    openai: bool = False,
 ) -> HTTPRouteHandler:
     @post(prefix + "/chat/completions", status_code=200, middleware=middleware)
     async def chat_completions(request: Request[Any, Any, Any]) -> ASGIApp:
-        return await service.chat_completions(request, strict_template=strict_template)
+        return await service.chat_completions(request, strict_template=strict_template, openai=openai)
 
     return chat_completions
 
@@ -180,7 +185,7 @@ def dialect_handlers(
     when registering them, which would copy the journal the middleware writes to.)"""
     journaled: list[Middleware] = [DefineMiddleware(RecordingMiddleware, journal=state.journal)]
     return [
-        _chat(service, "/openai/v1", journaled),
+        _chat(service, "/openai/v1", journaled, openai=True),
         *_responses(ResponsesService(state, service), "/openai/v1", journaled),
         *_anthropic(anthropic, "/anthropic/v1", journaled),
         *_openai_models(service, "/openai/v1", journaled),

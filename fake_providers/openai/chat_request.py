@@ -1,6 +1,7 @@
 """Reading a Chat Completions request the way OpenAI does: the same checks, the same 400 bodies.
 
-Unknown fields are accepted and ignored. Checks, in order: the body is a JSON object; `model`;
+Arguments OpenAI does not take are refused on OpenAI's own endpoint and ignored by the compatible
+servers (:func:`check_arguments`). Checks, in order: the body is a JSON object; its arguments; `model`;
 `messages` (shape, roles, contents, tool calls); `tools` (names and parameter schemas, strict mode
 when `strict: true`); `tool_choice`; `max_completion_tokens`/`max_tokens`; `stream_options`; and
 last the pairing of tool calls with tool messages.
@@ -47,6 +48,21 @@ _ROLE_MAP = {
     "tool": Role.TOOL,
     "function": Role.TOOL,
 }
+
+
+# Every argument OpenAI's Chat Completions endpoint takes (the official SDK's create parameters;
+# tests/fake_providers/test_chat_validation.py holds the two lists together).
+CHAT_ARGUMENTS = frozenset(
+    {
+        "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+        "max_completion_tokens", "max_tokens", "messages", "metadata", "modalities", "model",
+        "moderation", "n", "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key",
+        "prompt_cache_options", "prompt_cache_retention", "reasoning_effort", "response_format",
+        "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options",
+        "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity",
+        "web_search_options",
+    }
+)  # fmt: skip
 
 
 class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -324,11 +340,26 @@ def check_tool_pairing(turns: list[Turn], roles: list[str]) -> None:
         raise unanswered_error()
 
 
-def parse_chat_request(body: Any, *, strict_template: bool = False) -> ChatRequest:
+def check_arguments(body: dict[str, Any]) -> None:
+    """OpenAI's 400 for arguments its Chat Completions endpoint does not take."""
+    unknown = [name for name in body if name not in CHAT_ARGUMENTS]
+    if len(unknown) == 1:
+        raise OpenAIError(f"Unrecognized request argument supplied: {unknown[0]}")
+    if unknown:
+        raise OpenAIError(f"Unrecognized request arguments supplied: {', '.join(unknown)}")
+
+
+def parse_chat_request(
+    body: Any, *, strict_template: bool = False, known_arguments_only: bool = False
+) -> ChatRequest:
     """Raises OpenAIError with OpenAI's 400 for anything OpenAI would refuse (and, with
-    ``strict_template``, for what a string-only chat template cannot render)."""
+    ``strict_template``, for what a string-only chat template cannot render). Arguments OpenAI
+    does not take are refused with ``known_arguments_only`` (OpenAI's own endpoint), ignored
+    otherwise (the compatible servers read what they know)."""
     if not isinstance(body, dict):
         raise unparseable_body()
+    if known_arguments_only:
+        check_arguments(body)
     model = body.get("model")
     if model is None or model == "":
         raise OpenAIError("you must provide a model parameter")

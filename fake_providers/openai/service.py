@@ -58,10 +58,11 @@ class OpenAIService:
         return exchange, None
 
     async def chat_completions(
-        self, request: Request[Any, Any, Any], *, strict_template: bool = False
+        self, request: Request[Any, Any, Any], *, strict_template: bool = False, openai: bool = False
     ) -> PlannedReply:
         """``strict_template``: read the request like a server with a string-only chat template
-        (:func:`fake_providers.openai.chat_request.check_strict_template`)."""
+        (:func:`fake_providers.openai.chat_request.check_strict_template`); ``openai``: like
+        OpenAI's own endpoint, which refuses arguments it does not take."""
         exchange, refused = self.start(request)
         if refused is not None:
             return refused
@@ -70,7 +71,7 @@ class OpenAIService:
         except msgspec.DecodeError:
             return self.refuse(unparseable_body(), exchange)
         try:
-            chat = parse_chat_request(body, strict_template=strict_template)
+            chat = parse_chat_request(body, strict_template=strict_template, known_arguments_only=openai)
         except OpenAIError as error:
             return self.refuse(error, exchange)
         exchange.model = chat.model

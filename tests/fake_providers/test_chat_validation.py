@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import httpx
@@ -363,3 +364,35 @@ def test_require_auth_answers_openais_401() -> None:
             assert empty.status_code == 401
         sdk = openai.OpenAI(base_url=providers.openai_base_url, api_key="anything", max_retries=0)
         assert sdk.models.list().data[0].id == "gpt-4o-mini"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"top_k": 5}, "Unrecognized request argument supplied: top_k"),
+        ({"top_k": 5, "thinking": {}}, "Unrecognized request arguments supplied: top_k, thinking"),
+    ],
+)
+def test_openai_refuses_arguments_it_does_not_take(
+    http: httpx.Client, extra: dict[str, Any], message: str
+) -> None:
+    answer = http.post(CHAT, json={"model": "gpt-4o-mini", "messages": [USER], **extra})
+    assert answer.status_code == 400
+    assert answer.json() == error(message)
+
+
+def test_compatible_servers_ignore_arguments_they_do_not_know(http: httpx.Client) -> None:
+    answer = http.post(
+        "/vllm/v1/chat/completions",
+        json={"model": "meta-llama/Llama-3.1-8B-Instruct", "messages": [USER], "top_k": 5, "min_p": 0.1},
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_the_arguments_openai_takes_are_the_sdks() -> None:
+    from openai.types.chat import completion_create_params
+
+    from fake_providers.openai.chat_request import CHAT_ARGUMENTS
+
+    sdk = set(typing.get_type_hints(completion_create_params.CompletionCreateParamsStreaming))
+    assert set(CHAT_ARGUMENTS) == sdk
