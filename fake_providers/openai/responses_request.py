@@ -318,15 +318,26 @@ def _previous_id(body: dict[str, Any]) -> str | None:
     return previous
 
 
+# Every argument of OpenAI's ``POST /responses``: the official SDK's create parameters
+# (tests/fake_providers/test_responses.py holds the two lists together) and the two penalties,
+# which the Response object echoes though this SDK does not offer them.
+RESPONSES_ARGUMENTS = frozenset(
+    {
+        "frequency_penalty", "presence_penalty",
+        "access_programs", "background", "background_options", "context_management", "conversation",
+        "image", "include", "input", "instructions", "max_output_tokens", "max_tool_calls", "metadata",
+        "model", "moderation", "parallel_tool_calls", "previous_response_id", "prompt",
+        "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention", "reasoning",
+        "safety_identifier", "service_tier", "store", "stream", "stream_options", "temperature", "text",
+        "tool_choice", "tools", "top_logprobs", "top_p", "truncation", "user",
+    }
+)  # fmt: skip
+
+
 def parse_responses_request(body: Any) -> ResponsesRequest:
     """Raises OpenAIError with OpenAI's 400 for anything OpenAI would refuse up front."""
     if not isinstance(body, dict):
         raise invalid_type("body", "an object", body)
-    model = body.get("model")
-    if model is None or model == "":
-        raise missing_parameter("model")
-    if not isinstance(model, str):
-        raise invalid_type("model", "a string", model)
     if "response_format" in body:
         raise OpenAIError(
             "Unsupported parameter: 'response_format'. In the Responses API, this parameter has moved to "
@@ -334,6 +345,14 @@ def parse_responses_request(body: Any) -> ResponsesRequest:
             param="response_format",
             code="unsupported_parameter",
         )
+    for name in body:
+        if name not in RESPONSES_ARGUMENTS:
+            raise OpenAIError(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+    model = body.get("model")
+    if model is None or model == "":
+        raise missing_parameter("model")
+    if not isinstance(model, str):
+        raise invalid_type("model", "a string", model)
     previous = _previous_id(body)
     items = _input(body.get("input"))
     instructions = body.get("instructions")

@@ -601,3 +601,29 @@ def test_malformed_event(http: httpx.Client) -> None:
     with pytest.raises(json.JSONDecodeError):
         json.loads(events[2].data)
     assert events[-1].event == "response.completed"
+
+
+@pytest.mark.parametrize("name", ["stream_id", "generate", "top_k"])
+def test_arguments_the_responses_api_does_not_take_are_refused(http: httpx.Client, name: str) -> None:
+    answer = http.post(RESPONSES, json={"model": "gpt-4o-mini", "input": "hi", name: "x"})
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": {
+            "message": f"Unknown parameter: '{name}'.",
+            "type": "invalid_request_error",
+            "param": name,
+            "code": "unknown_parameter",
+        }
+    }
+
+
+def test_the_arguments_the_responses_api_takes_are_the_sdks() -> None:
+    import typing
+
+    from openai.types.responses import response_create_params
+
+    from fake_providers.openai.responses_request import RESPONSES_ARGUMENTS
+
+    sdk = set(typing.get_type_hints(response_create_params.ResponseCreateParamsStreaming))
+    assert set(RESPONSES_ARGUMENTS) - sdk == {"frequency_penalty", "presence_penalty"}
+    assert sdk <= RESPONSES_ARGUMENTS
