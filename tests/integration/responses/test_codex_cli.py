@@ -1,4 +1,6 @@
-"""The Codex CLI (``codex exec``) against the gateway on a Chat Completions model and on Claude.
+"""The Codex CLI (``codex exec``) against the gateway on a Chat Completions model and on Claude,
+over HTTP and in WebSocket mode (``supports_websockets``: Codex warms the socket up with a
+``generate: false`` create, then runs its turn on the response it got; the upstream sees one call).
 
 Codex sends what real agents send: ``store: false``, ``include: ["reasoning.encrypted_content"]``,
 its tool set (functions, namespaced tool groups, hosted tools) and long instructions, streamed.
@@ -38,11 +40,12 @@ def gw(gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str) -> 
     return gateway_factory(config)
 
 
+@pytest.mark.parametrize("websockets", [False, True], ids=["http", "websocket"])
 @pytest.mark.parametrize(
     ("model", "path"), [("chat-model", "/openai/v1/chat/completions"), ("claude", "/anthropic/v1/messages")]
 )
 def test_codex_exec_through_the_gateway(
-    gw: RunningGateway, fake: FakeProviders, tmp_path: Path, model: str, path: str
+    gw: RunningGateway, fake: FakeProviders, tmp_path: Path, model: str, path: str, websockets: bool
 ) -> None:
     assert CODEX is not None
     provider = {
@@ -55,6 +58,8 @@ def test_codex_exec_through_the_gateway(
         'model_provider="gateway"',
         *(f'model_providers.gateway.{k}="{v}"' for k, v in provider.items()),
     ]
+    if websockets:  # Codex's WebSocket mode: a generate: false prewarm, then the turn on the socket
+        overrides.append("model_providers.gateway.supports_websockets=true")
     command = [CODEX, "exec", "--skip-git-repo-check", "-s", "read-only", "-m", model]
     for override in overrides:
         command += ["-c", override]
