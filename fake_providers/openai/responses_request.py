@@ -319,11 +319,12 @@ def _previous_id(body: dict[str, Any]) -> str | None:
 
 
 # Every argument of OpenAI's ``POST /responses``: the official SDK's create parameters
-# (tests/fake_providers/test_responses.py holds the two lists together) and the two penalties,
-# which the Response object echoes though this SDK does not offer them.
+# (tests/fake_providers/test_responses.py holds the two lists together), the two penalties,
+# which the Response object echoes though this SDK does not offer them, and the
+# ``client_metadata`` the Codex CLI sends with every request.
 RESPONSES_ARGUMENTS = frozenset(
     {
-        "frequency_penalty", "presence_penalty",
+        "frequency_penalty", "presence_penalty", "client_metadata",
         "access_programs", "background", "background_options", "context_management", "conversation",
         "image", "include", "input", "instructions", "max_output_tokens", "max_tool_calls", "metadata",
         "model", "moderation", "parallel_tool_calls", "previous_response_id", "prompt",

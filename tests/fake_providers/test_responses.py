@@ -625,5 +625,5 @@ def test_the_arguments_the_responses_api_takes_are_the_sdks() -> None:
     from fake_providers.openai.responses_request import RESPONSES_ARGUMENTS
 
     sdk = set(typing.get_type_hints(response_create_params.ResponseCreateParamsStreaming))
-    assert set(RESPONSES_ARGUMENTS) - sdk == {"frequency_penalty", "presence_penalty"}
+    assert set(RESPONSES_ARGUMENTS) - sdk == {"frequency_penalty", "presence_penalty", "client_metadata"}
     assert sdk <= RESPONSES_ARGUMENTS

@@ -42,7 +42,12 @@ def gw(gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str) -> 
 
 @pytest.mark.parametrize("websockets", [False, True], ids=["http", "websocket"])
 @pytest.mark.parametrize(
-    ("model", "path"), [("chat-model", "/openai/v1/chat/completions"), ("claude", "/anthropic/v1/messages")]
+    ("model", "path"),
+    [
+        ("chat-model", "/openai/v1/chat/completions"),
+        ("resp-model", "/openai/v1/responses"),
+        ("claude", "/anthropic/v1/messages"),
+    ],
 )
 def test_codex_exec_through_the_gateway(
     gw: RunningGateway, fake: FakeProviders, tmp_path: Path, model: str, path: str, websockets: bool
