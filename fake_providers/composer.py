@@ -9,6 +9,7 @@ Without a script, the answer is:
 4. otherwise (no user message) `Hello!`.
 A scripted reply replaces any part of that (text, chunks, tool calls, finish reason, usage).
 The output is cut to `max_tokens` (4 characters per token, `finish_reason: "length"`).
+A structured-output request (:func:`formatted_reply`) gets JSON instead of the text of 2-4.
 """
 
 from __future__ import annotations
@@ -179,3 +180,25 @@ def compose(
             usage.output_tokens if usage and usage.output_tokens is not None else output_tokens(text, calls)
         ),
     )
+
+
+def formatted_reply(
+    response_format: Any, conversation: Conversation, scripted: ScriptedReply | None
+) -> ScriptedReply | None:
+    """The scripted reply of a structured-output request: with ``response_format`` (in the
+    Responses ``text.format`` shape) of type ``json_schema`` the answer is an example of the schema,
+    with ``json_object`` it is ``{"text": <the usual answer>}``. A scripted text or tool call, or a
+    forced tool, wins."""
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind not in ("json_schema", "json_object"):
+        return scripted
+    if scripted is not None and (scripted.text, scripted.chunks, scripted.tool_calls) != (None, None, None):
+        return scripted
+    if conversation.tool_choice.mode in (ChoiceMode.FUNCTION, ChoiceMode.REQUIRED) and conversation.tools:
+        return scripted
+    if kind == "json_schema":
+        value: Any = example_for_schema(response_format.get("schema"))
+    else:
+        value = {"text": default_text(conversation)}
+    text = _ENCODER.encode(value).decode()
+    return msgspec.structs.replace(scripted or ScriptedReply(), text=text)

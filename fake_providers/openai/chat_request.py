@@ -72,6 +72,8 @@ class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
     include_usage: bool
     # ``logprobs: true``: how many alternatives each token carries (``top_logprobs``); else None.
     top_logprobs: int | None = None
+    # ``response_format`` in the Responses ``text.format`` shape (``{"type", "schema"}``); None: text.
+    response_format: dict[str, Any] | None = None
 
 
 def unparseable_body() -> OpenAIError:
@@ -298,6 +300,19 @@ def _top_logprobs(body: dict[str, Any]) -> int | None:
     return (top or 0) if wanted is True else None
 
 
+def _response_format(body: dict[str, Any]) -> dict[str, Any] | None:
+    """``response_format`` as the composer reads it: ``json_schema`` with its ``schema``, or
+    ``json_object``; None for text or none."""
+    given = body.get("response_format")
+    if not isinstance(given, dict):
+        return None
+    kind = given.get("type")
+    if kind == "json_schema":
+        spec = given.get("json_schema")
+        return {"type": kind, "schema": spec.get("schema") if isinstance(spec, dict) else None}
+    return {"type": kind} if kind == "json_object" else None
+
+
 def check_tool_pairing(turns: list[Turn], roles: list[str]) -> None:
     """Every tool message answers a call of the assistant message before it; every call is answered."""
     open_index: int | None = None
@@ -403,4 +418,5 @@ def parse_chat_request(
         stream=stream is True,
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
         top_logprobs=top_logprobs,
+        response_format=_response_format(body),
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from fake_providers.composer import compose
+from fake_providers.composer import compose, formatted_reply
 from fake_providers.ids import IdSource
 from fake_providers.openai.chat_render import ChatIdentity, completion_body
 from fake_providers.openai.chat_request import parse_chat_request
@@ -90,7 +90,8 @@ def _answer_line(ids: IdSource, entry: dict[str, Any]) -> dict[str, Any]:
     if url == "/v1/chat/completions":
         chat = parse_chat_request(body)
         identity = ChatIdentity(id=ids.chat_completion_id(), created=ids.created(), model=chat.model)
-        answer = _DECODER.decode(completion_body(compose(chat.conversation, None, ids), identity))
+        scripted = formatted_reply(chat.response_format, chat.conversation, None)
+        answer = _DECODER.decode(completion_body(compose(chat.conversation, scripted, ids), identity))
     elif url == "/v1/embeddings":
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [

@@ -14,11 +14,10 @@ from typing import Any
 import msgspec
 from litestar import Request
 
-from fake_providers.arguments import example_for_schema
 from fake_providers.behaviour import Behaviour, resolve_behaviour
 from fake_providers.catalogue import find_model
-from fake_providers.composer import compose, default_text, input_tokens
-from fake_providers.conversation import ChoiceMode, Conversation
+from fake_providers.composer import compose, formatted_reply, input_tokens
+from fake_providers.conversation import Conversation
 from fake_providers.exchange import Exchange
 from fake_providers.fault_plans import error_plan, plan_answer
 from fake_providers.faults import ErrorKind, Fault, FaultKind, UnknownFault
@@ -43,7 +42,6 @@ from fake_providers.openai.responses_store import StoredResponse
 from fake_providers.openai.responses_wire import Deleted, ItemList
 from fake_providers.openai.service import OpenAIService
 from fake_providers.reply import PlannedReply, ReplyPlan
-from fake_providers.script import ScriptedReply
 from fake_providers.state import FakeState
 
 _DECODER = msgspec.json.Decoder()
@@ -76,26 +74,6 @@ def response_not_found(response_id: str) -> OpenAIError:
         code="response_not_found",
         status=404,
     )
-
-
-def _formatted_reply(
-    request: ResponsesRequest, conversation: Conversation, scripted: ScriptedReply | None
-) -> ScriptedReply | None:
-    """With `text.format` json_schema/json_object, the default answer is JSON (a schema example, or
-    `{"text": <the usual answer>}`); a scripted text or tool call, or a forced tool, wins."""
-    kind = request.text_format.get("type")
-    if kind not in ("json_schema", "json_object"):
-        return scripted
-    if scripted is not None and (scripted.text, scripted.chunks, scripted.tool_calls) != (None, None, None):
-        return scripted
-    if conversation.tool_choice.mode in (ChoiceMode.FUNCTION, ChoiceMode.REQUIRED) and conversation.tools:
-        return scripted
-    if kind == "json_schema":
-        value: Any = example_for_schema(request.text_format.get("schema"))
-    else:
-        value = {"text": default_text(conversation)}
-    text = _ENCODER.encode(value).decode()
-    return msgspec.structs.replace(scripted or ScriptedReply(), text=text)
 
 
 def _truncated(items: list[Any], request: ResponsesRequest, window: int) -> Conversation:
@@ -175,7 +153,7 @@ class ResponsesService:
                 behaviour = resolve_behaviour(self._state.scripts, parsed.model)
             except UnknownFault as unknown:
                 return self._openai.refuse(OpenAIError(f"fake_providers: {unknown}", param="model"), exchange)
-        scripted = _formatted_reply(parsed, conversation, behaviour.reply)
+        scripted = formatted_reply(parsed.text_format, conversation, behaviour.reply)
         completion = compose(conversation, scripted, self._state.ids)
         identity = ResponseIdentity(
             id=self._hex_id("resp_"),

@@ -9,7 +9,7 @@ from litestar import Request
 
 from fake_providers.behaviour import Behaviour, resolve_behaviour
 from fake_providers.catalogue import find_model
-from fake_providers.composer import Completion, compose, input_tokens
+from fake_providers.composer import Completion, compose, formatted_reply, input_tokens
 from fake_providers.dialect import ErrorAnswer
 from fake_providers.exchange import Exchange
 from fake_providers.fault_plans import error_plan, plan_answer
@@ -94,7 +94,8 @@ class OpenAIService:
             if not made:
                 ids = self._state.ids
                 identity = ChatIdentity(id=ids.chat_completion_id(), created=ids.created(), model=chat.model)
-                made.append((compose(chat.conversation, behaviour.reply, ids), identity))
+                scripted = formatted_reply(chat.response_format, chat.conversation, behaviour.reply)
+                made.append((compose(chat.conversation, scripted, ids), identity))
             return made[0]
 
         return plan_answer(

@@ -6,6 +6,7 @@ import json
 
 import httpx
 import openai
+import pydantic
 import pytest
 
 from fake_providers.testing import FakeProviders
@@ -105,6 +106,20 @@ def test_logprobs_reach_the_client_whole_and_streamed(gateway: RunningGateway, m
         for entry in chunk.choices[0].logprobs.content or []
     ]
     assert streamed == content
+
+
+class Forecast(pydantic.BaseModel):
+    city: str
+    days: int
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "llama"])
+def test_structured_output_parses_on_chat_and_responses(gateway: RunningGateway, model: str) -> None:
+    client = gateway.openai()
+    chat = client.chat.completions.parse(model=model, messages=HELLO, response_format=Forecast)
+    assert isinstance(chat.choices[0].message.parsed, Forecast)
+    response = client.responses.parse(model=model, input="Hello there", text_format=Forecast)
+    assert isinstance(response.output_parsed, Forecast)
 
 
 def test_forced_tool_call_streams_index_keyed_deltas(gateway: RunningGateway, fake: FakeProviders) -> None:

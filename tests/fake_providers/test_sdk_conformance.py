@@ -435,3 +435,37 @@ def test_responses_unknown_fields_are_ignored(client: openai.OpenAI, providers: 
     assert response.output_text == "You said: hi"
     sent = providers.requests(path=RESPONSES)[-1].body
     assert {key: sent[key] for key in future} == future
+
+
+def test_chat_structured_output_is_an_example_of_the_schema(client: openai.OpenAI) -> None:
+    for model in ("gpt-4o-mini", "meta-llama/Llama-3.1-8B-Instruct"):
+        sdk = (
+            client
+            if model == "gpt-4o-mini"
+            else client.with_options(base_url=client.base_url.join("/vllm/v1"))
+        )
+        answer = sdk.chat.completions.create(
+            model=model,
+            messages=HELLO,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "forecast", "schema": SCHEMA, "strict": True},
+            },
+        )
+        value = json.loads(answer.choices[0].message.content or "")
+        jsonschema.validate(value, SCHEMA)
+    json_object = client.chat.completions.create(
+        model="gpt-4o-mini", messages=HELLO, response_format={"type": "json_object"}
+    )
+    assert json.loads(json_object.choices[0].message.content or "") == {"text": "You said: hello there"}
+    streamed = "".join(
+        chunk.choices[0].delta.content or ""
+        for chunk in client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=HELLO,
+            stream=True,
+            response_format={"type": "json_schema", "json_schema": {"name": "forecast", "schema": SCHEMA}},
+        )
+        if chunk.choices
+    )
+    jsonschema.validate(json.loads(streamed), SCHEMA)
