@@ -26,6 +26,7 @@ import msgspec
 from gateway.api.socket import Socket, SocketTurn, error_event
 from gateway.errors.client import GatewayError, InternalError, InvalidRequest
 from gateway.exchange import ClientDisconnected
+from gateway.exchange.body import invalid_type, optional_bool
 from gateway.responses import endpoint
 from gateway.responses.session import LastResponse
 from gateway.services import Services
@@ -56,6 +57,8 @@ def parse_create(text: str) -> Create:
         return Create(None, refusal=refusal)
     stream_id = message.pop("stream_id", None)
     lane = _ENCODER.encode(stream_id) if isinstance(stream_id, str) else None
+    if stream_id is not None and lane is None:
+        return Create(None, refusal=invalid_type("stream_id", "a string", stream_id))
     kind = message.pop("type", None)
     if kind != CREATE:
         refusal = InvalidRequest(
@@ -71,7 +74,11 @@ def parse_create(text: str) -> Create:
             code="unsupported_parameter",
         )
         return Create(lane, refusal=refusal)
-    generate = message.pop("generate", True) is not False
+    try:
+        generate = optional_bool(message, "generate", True)
+    except InvalidRequest as refusal:
+        return Create(lane, refusal=refusal)
+    message.pop("generate", None)
     message["stream"] = True
     previous = message.get("previous_response_id")
     return Create(

@@ -80,6 +80,14 @@ def test_a_create_message_keeps_its_lane_and_generate_to_the_socket() -> None:
     refused = parse_create('{"type": "response.cancel", "stream_id": "lane-2"}')
     assert refused.lane == b'"lane-2"' and refused.refusal is not None
     assert parse_create("not json").refusal is not None
+    numbered = parse_create('{"type": "response.create", "model": "m", "stream_id": 7}')
+    assert numbered.lane is None and numbered.refusal is not None
+    assert (
+        numbered.refusal.message
+        == "Invalid type for 'stream_id': expected a string, but got an integer instead."
+    )
+    worded = parse_create('{"type": "response.create", "model": "m", "stream_id": "a", "generate": "no"}')
+    assert worded.lane == b'"a"' and worded.refusal is not None and worded.refusal.param == "generate"
 
 
 def test_every_message_of_a_lane_names_it() -> None:
