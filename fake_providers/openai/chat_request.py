@@ -15,6 +15,7 @@ ignored, as such servers do).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -63,6 +64,10 @@ CHAT_ARGUMENTS = frozenset(
         "web_search_options",
     }
 )  # fmt: skip
+
+
+# OpenAI's reasoning models, which take neither ``max_tokens`` nor a sampling temperature.
+REASONING_MODEL = re.compile(r"o\d|gpt-5")
 
 
 class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -356,12 +361,32 @@ def check_tool_pairing(turns: list[Turn], roles: list[str]) -> None:
 
 
 def check_arguments(body: dict[str, Any]) -> None:
-    """OpenAI's 400 for arguments its Chat Completions endpoint does not take."""
+    """OpenAI's 400 for arguments its Chat Completions endpoint does not take, and for those its
+    reasoning models (``o1``, ``o3``, ``o4-mini``, ``gpt-5``...) refuse: ``max_tokens`` and a
+    ``temperature`` other than 1."""
     unknown = [name for name in body if name not in CHAT_ARGUMENTS]
     if len(unknown) == 1:
         raise OpenAIError(f"Unrecognized request argument supplied: {unknown[0]}")
     if unknown:
         raise OpenAIError(f"Unrecognized request arguments supplied: {', '.join(unknown)}")
+    model = body.get("model")
+    if not (isinstance(model, str) and REASONING_MODEL.match(model)):
+        return
+    if body.get("max_tokens") is not None:
+        raise OpenAIError(
+            "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+            "'max_completion_tokens' instead.",
+            param="max_tokens",
+            code="unsupported_parameter",
+        )
+    temperature = body.get("temperature")
+    if temperature is not None and temperature != 1:
+        raise OpenAIError(
+            f"Unsupported value: 'temperature' does not support {temperature} with this model. Only the "
+            "default (1) value is supported.",
+            param="temperature",
+            code="unsupported_value",
+        )
 
 
 def parse_chat_request(

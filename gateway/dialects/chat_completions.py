@@ -73,7 +73,17 @@ ROLES = ChatEventRoles()
 
 
 def upstream_chat_body(data: dict[str, Any], attempt: Attempt, *, ask_usage: bool = False) -> bytes:
-    """The client's request for this deployment: its model, tools repaired for the provider."""
+    """The client's request for this deployment: its model, tools repaired for the provider, and
+    for OpenAI itself ``max_tokens`` sent as ``max_completion_tokens`` (OpenAI deprecated the old
+    name and its reasoning models refuse it; every model of its takes the new one)."""
+    if (
+        "max_tokens" in data
+        and attempt.upstream.kind is ProviderKind.OPENAI
+        and "max_completion_tokens" not in data
+    ):
+        data = {
+            ("max_completion_tokens" if key == "max_tokens" else key): value for key, value in data.items()
+        }
     if ask_usage:
         # Policy: ask for streaming usage; the relay hides the extra chunk from this client.
         options = data.get("stream_options")

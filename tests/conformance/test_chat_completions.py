@@ -108,6 +108,27 @@ def test_logprobs_reach_the_client_whole_and_streamed(gateway: RunningGateway, m
     assert streamed == content
 
 
+def test_max_tokens_reaches_openai_as_max_completion_tokens(
+    gateway_factory: GatewayFactory, fake: FakeProviders, redis_url: str
+) -> None:
+    config = base_config(fake, redis_url)
+    config["models"].append({"name": "thinker", "provider": "fake-openai", "upstream_model": "gpt-5-mini"})
+    gw = gateway_factory(config)
+    client = gw.openai()
+    answer = client.chat.completions.create(model="thinker", messages=HELLO, max_tokens=50)
+    assert answer.choices[0].message.content == "You said: Hello there"
+    sent = only_upstream_request(fake)
+    assert sent["max_completion_tokens"] == 50 and "max_tokens" not in sent
+    # What the gateway cannot repair is OpenAI's own refusal, relayed.
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="thinker", messages=HELLO, temperature=0.2)
+    assert "Only the default (1) value is supported" in refused.value.message
+    # An OpenAI-compatible server keeps the name the client used.
+    client.chat.completions.create(model="llama", messages=HELLO, max_tokens=50)
+    [vllm] = fake.requests(path="/vllm/v1/chat/completions")
+    assert vllm.body["max_tokens"] == 50 and "max_completion_tokens" not in vllm.body  # type: ignore[index,operator]
+
+
 class Forecast(pydantic.BaseModel):
     city: str
     days: int

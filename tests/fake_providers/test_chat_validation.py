@@ -396,3 +396,27 @@ def test_the_arguments_openai_takes_are_the_sdks() -> None:
 
     sdk = set(typing.get_type_hints(completion_create_params.CompletionCreateParamsStreaming))
     assert set(CHAT_ARGUMENTS) == sdk
+
+
+@pytest.mark.parametrize("model", ["o3", "o4-mini", "gpt-5", "gpt-5-mini"])
+def test_reasoning_models_refuse_max_tokens_and_a_temperature(http: httpx.Client, model: str) -> None:
+    def ask(**extra: Any) -> httpx.Response:
+        return http.post(CHAT, json={"model": model, "messages": [USER], **extra})
+
+    assert ask(max_tokens=50).json() == error(
+        "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' "
+        "instead.",
+        param="max_tokens",
+        code="unsupported_parameter",
+    )
+    assert ask(temperature=0.2).json() == error(
+        "Unsupported value: 'temperature' does not support 0.2 with this model. Only the default (1) value "
+        "is supported.",
+        param="temperature",
+        code="unsupported_value",
+    )
+    assert ask(max_completion_tokens=50, temperature=1).status_code == 200
+    assert (
+        http.post(CHAT, json={"model": "gpt-4o-mini", "messages": [USER], "max_tokens": 50}).status_code
+        == 200
+    )
